@@ -1,0 +1,85 @@
+"""Reading manifests: YAML (block or flow style), JSON, multi-document files, Lists.
+
+The CLI and the apiserver both go through ``parse_object`` so a manifest is
+judged by the same code on both sides; the CLI refuses bad input before it
+reaches the bus, and the apiserver refuses it again from any other client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from peapod.api.event import Event
+from peapod.api.node import Node
+from peapod.api.pod import Pod
+from peapod.api.validation import node_problems, pod_problems, pydantic_problems
+from peapod.errors import Invalid
+
+KINDS: dict[str, type[Pod] | type[Node] | type[Event]] = {"Pod": Pod, "Node": Node, "Event": Event}
+ApiObject = Pod | Node | Event
+
+
+def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
+    """Every object in the text, with ``kind: List`` flattened into its items."""
+    try:
+        if text.lstrip().startswith(("{", "[")):
+            loaded: list[Any] = [json.loads(text)]
+        else:
+            loaded = list(yaml.safe_load_all(text))
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise Invalid(f"{source}: cannot parse: {_one_line(str(exc))}") from exc
+    docs: list[dict[str, Any]] = []
+    for index, doc in enumerate(loaded):
+        if doc is None:
+            continue
+        if isinstance(doc, list):
+            doc = {"apiVersion": "v1", "kind": "List", "items": doc}
+        if not isinstance(doc, dict):
+            raise Invalid(f"{source}: document {index}: expected an object, got {type(doc).__name__}")
+        if doc.get("kind") == "List":
+            items = doc.get("items") or []
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise Invalid(f"{source}: document {index}: items: expected a list of objects")
+            docs.extend(items)
+        else:
+            docs.append(doc)
+    if not docs:
+        raise Invalid(f"{source}: no objects passed to apply")
+    return docs
+
+
+def parse_object(doc: dict[str, Any]) -> ApiObject:
+    """One validated object, or Invalid naming every problem with its path."""
+    kind = doc.get("kind")
+    api_version = doc.get("apiVersion")
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    label = f"{kind or 'object'} {name!r}" if name else f"{kind or 'object'}"
+    if not kind:
+        raise Invalid(f"{label} is invalid: kind: required value")
+    if kind not in KINDS:
+        raise Invalid(f"{label} is invalid: kind: unsupported kind {kind!r}, "
+                      f"supported kinds: {', '.join(sorted(KINDS))}")
+    if api_version != "v1":
+        raise Invalid(f"{label} is invalid: apiVersion: unsupported version {api_version!r} "
+                      f"for kind {kind}, expected 'v1'")
+    model = KINDS[kind]
+    try:
+        obj = model.model_validate(doc)
+    except ValidationError as exc:
+        raise Invalid(f"{label} is invalid: " + "; ".join(pydantic_problems(exc))) from None
+    problems: list[str] = []
+    if isinstance(obj, Pod):
+        problems = pod_problems(obj)
+    elif isinstance(obj, Node):
+        problems = node_problems(obj)
+    if problems:
+        raise Invalid(f"{label} is invalid: " + "; ".join(problems))
+    return obj
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

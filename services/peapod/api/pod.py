@@ -1,0 +1,152 @@
+"""Pod, as Kubernetes' core/v1 defines it, limited to what peapod runs.
+
+Fields peapod does not implement are absent, so a manifest using them is
+refused with the field's path instead of being silently ignored. Structural
+checks live in the types; checks across fields (unique names, mounts that
+name a volume) live in ``validation.py`` so each error names its exact path.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from peapod.api.base import Model
+from peapod.api.meta import Condition, ObjectMeta
+
+
+class EnvVar(Model):
+    name: str
+    value: str | None = None
+
+
+class ContainerPort(Model):
+    container_port: int = Field(ge=1, le=65535)
+    host_port: int | None = Field(default=None, ge=1, le=65535)
+    host_ip: str | None = Field(default=None, alias="hostIP")
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    name: str | None = None
+
+
+class ResourceRequirements(Model):
+    requests: dict[str, str | int | float] | None = None
+    limits: dict[str, str | int | float] | None = None
+
+
+class VolumeMount(Model):
+    name: str
+    mount_path: str
+    read_only: bool | None = None
+    sub_path: str | None = None
+
+
+class Container(Model):
+    name: str
+    image: str
+    command: list[str] | None = None
+    args: list[str] | None = None
+    working_dir: str | None = None
+    env: list[EnvVar] | None = None
+    ports: list[ContainerPort] | None = None
+    resources: ResourceRequirements | None = None
+    volume_mounts: list[VolumeMount] | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+
+    @model_validator(mode="after")
+    def _default_pull_policy(self) -> Container:
+        # Kubernetes' rule: ':latest' or no tag means Always, anything else IfNotPresent.
+        if self.image_pull_policy is None and self.image:
+            last = self.image.rsplit("/", 1)[-1]
+            tagged = ":" in last and not last.endswith(":latest")
+            self.image_pull_policy = "IfNotPresent" if tagged or "@" in last else "Always"
+        return self
+
+
+class EmptyDirVolumeSource(Model):
+    medium: Literal["", "Memory"] | None = None
+    size_limit: str | None = None
+
+
+class HostPathVolumeSource(Model):
+    path: str
+    type: Literal[
+        "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
+        "CharDevice", "BlockDevice",
+    ] | None = None
+
+
+class Volume(Model):
+    name: str
+    empty_dir: EmptyDirVolumeSource | None = None
+    host_path: HostPathVolumeSource | None = None
+
+
+class PodSpec(Model):
+    containers: list[Container]
+    volumes: list[Volume] | None = None
+    restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
+    node_selector: dict[str, str] | None = None
+    node_name: str | None = None
+    termination_grace_period_seconds: int = Field(default=30, ge=0)
+    hostname: str | None = None
+
+
+class ContainerStateWaiting(Model):
+    reason: str | None = None
+    message: str | None = None
+
+
+class ContainerStateRunning(Model):
+    started_at: str | None = None
+
+
+class ContainerStateTerminated(Model):
+    exit_code: int
+    signal: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    container_id: str | None = Field(default=None, alias="containerID")
+
+
+class ContainerState(Model):
+    waiting: ContainerStateWaiting | None = None
+    running: ContainerStateRunning | None = None
+    terminated: ContainerStateTerminated | None = None
+
+
+class ContainerStatus(Model):
+    name: str
+    ready: bool = False
+    restart_count: int = 0
+    state: ContainerState = Field(default_factory=ContainerState)
+    last_state: ContainerState = Field(default_factory=ContainerState)
+    image: str = ""
+    image_id: str = Field(default="", alias="imageID")
+    container_id: str | None = Field(default=None, alias="containerID")
+    started: bool | None = None
+
+
+class PodStatus(Model):
+    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] | None = None
+    conditions: list[Condition] | None = None
+    message: str | None = None
+    reason: str | None = None
+    host_ip: str | None = Field(default=None, alias="hostIP")
+    pod_ip: str | None = Field(default=None, alias="podIP")
+    start_time: str | None = None
+    container_statuses: list[ContainerStatus] | None = None
+
+
+class Pod(Model):
+    api_version: Literal["v1"] = "v1"
+    kind: Literal["Pod"] = "Pod"
+    metadata: ObjectMeta
+    spec: PodSpec
+    status: PodStatus | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace or 'default'}/{self.metadata.name}"

@@ -1,0 +1,171 @@
+"""Validation as Kubernetes does it, with one readable line per problem.
+
+Pydantic checks each field's type and refuses unknown fields; this module
+adds the checks that span fields (unique container names, mounts that name a
+declared volume, requests no larger than limits) and the name rules
+(DNS-1123). Every problem is reported as ``path: message`` so a user can find
+it in the file, e.g. ``spec.containers[1].name: duplicate name "same"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
+from peapod.api.meta import ObjectMeta
+from peapod.api.node import Node
+from peapod.api.pod import Pod
+from peapod.api.quantity import parse_quantity
+from peapod.errors import Invalid
+
+_RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
+
+
+def format_location(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "<root>"
+
+
+def pydantic_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{format_location(loc)}: unknown field")
+        elif err["type"] == "missing":
+            problems.append(f"{format_location(loc)}: required value")
+        elif err["type"] == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            problems.append(f"{format_location(loc)}: unsupported value {err['input']!r}, "
+                            f"supported values: {expected}")
+        else:
+            problems.append(f"{format_location(loc)}: {err['msg']}")
+    return problems
+
+
+def meta_problems(meta: ObjectMeta, *, namespaced: bool) -> list[str]:
+    problems: list[str] = []
+    if not meta.name:
+        problems.append("metadata.name: required value")
+    else:
+        problems.extend(_name("metadata.name", meta.name, check_dns1123_subdomain))
+    if namespaced and meta.namespace:
+        problems.extend(_name("metadata.namespace", meta.namespace, check_dns1123_label))
+    for key in meta.labels or {}:
+        if not key or len(key) > 316:
+            problems.append(f"metadata.labels: invalid label key {key!r}")
+    return problems
+
+
+def pod_problems(pod: Pod) -> list[str]:
+    problems = meta_problems(pod.metadata, namespaced=True)
+    spec = pod.spec
+    if not spec.containers:
+        problems.append("spec.containers: required value: a pod needs at least one container")
+    volume_names = set()
+    for i, vol in enumerate(spec.volumes or []):
+        where = f"spec.volumes[{i}]"
+        problems.extend(_name(f"{where}.name", vol.name, check_dns1123_label))
+        if vol.name in volume_names:
+            problems.append(f"{where}.name: duplicate name {vol.name!r}")
+        volume_names.add(vol.name)
+        sources = [s for s in (vol.empty_dir, vol.host_path) if s is not None]
+        if len(sources) != 1:
+            problems.append(f"{where}: must specify exactly one of emptyDir, hostPath")
+        if vol.host_path is not None and not vol.host_path.path.startswith("/"):
+            problems.append(f"{where}.hostPath.path: must be an absolute path")
+        if vol.empty_dir is not None and vol.empty_dir.size_limit is not None:
+            problems.extend(_quantity(f"{where}.emptyDir.sizeLimit", vol.empty_dir.size_limit))
+    seen: set[str] = set()
+    for i, container in enumerate(spec.containers):
+        where = f"spec.containers[{i}]"
+        problems.extend(_name(f"{where}.name", container.name, check_dns1123_label))
+        if container.name in seen:
+            problems.append(f"{where}.name: duplicate name {container.name!r}")
+        seen.add(container.name)
+        if not container.image.strip():
+            problems.append(f"{where}.image: required value")
+        problems.extend(_container_problems(where, container, volume_names))
+    if spec.node_name:
+        problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
+    return problems
+
+
+def _container_problems(where: str, container: Any, volume_names: set[str]) -> Iterable[str]:
+    for j, env in enumerate(container.env or []):
+        if not env.name or "=" in env.name:
+            yield f"{where}.env[{j}].name: invalid environment variable name {env.name!r}"
+    port_names: set[str] = set()
+    for j, port in enumerate(container.ports or []):
+        if port.name:
+            if port.name in port_names:
+                yield f"{where}.ports[{j}].name: duplicate port name {port.name!r}"
+            port_names.add(port.name)
+    mount_paths: set[str] = set()
+    for j, mount in enumerate(container.volume_mounts or []):
+        if mount.name not in volume_names:
+            yield f"{where}.volumeMounts[{j}].name: volume {mount.name!r} not found in spec.volumes"
+        if not mount.mount_path.startswith("/"):
+            yield f"{where}.volumeMounts[{j}].mountPath: must be an absolute path"
+        if mount.mount_path in mount_paths:
+            yield f"{where}.volumeMounts[{j}].mountPath: duplicate mount path {mount.mount_path!r}"
+        mount_paths.add(mount.mount_path)
+    res = container.resources
+    if res is None:
+        return
+    values: dict[str, dict[str, Any]] = {"requests": res.requests or {}, "limits": res.limits or {}}
+    for section, mapping in values.items():
+        for name, value in mapping.items():
+            path = f"{where}.resources.{section}.{name}"
+            if name not in _RESOURCE_NAMES:
+                yield f"{path}: unsupported resource name, supported: cpu, memory, ephemeral-storage"
+                continue
+            yield from _quantity(path, value)
+    for name, request in values["requests"].items():
+        limit = values["limits"].get(name)
+        if limit is None:
+            continue
+        try:
+            if parse_quantity(request) > parse_quantity(limit):
+                yield (f"{where}.resources.requests.{name}: must be less than or equal to "
+                       f"{name} limit of {limit}")
+        except ValueError:
+            pass  # already reported by _quantity
+
+
+def node_problems(node: Node) -> list[str]:
+    problems = meta_problems(node.metadata, namespaced=False)
+    for section in ("capacity", "allocatable"):
+        mapping = getattr(node.status, section, None) if node.status else None
+        for name, value in (mapping or {}).items():
+            problems.extend(_quantity(f"status.{section}.{name}", value))
+    return problems
+
+
+def _name(path: str, value: str, check: Any) -> list[str]:
+    try:
+        check(value)
+    except ValueError as exc:
+        return [f"{path}: {exc}"]
+    return []
+
+
+def _quantity(path: str, value: Any) -> list[str]:
+    try:
+        parse_quantity(value)
+    except ValueError as exc:
+        return [f"{path}: {exc}"]
+    return []
+
+
+def raise_if_problems(problems: list[str], *, what: str) -> None:
+    if problems:
+        raise Invalid(f"{what} is invalid: " + "; ".join(problems))
