@@ -1,0 +1,89 @@
+"""Admission: what the apiserver decides about an object before it is stored.
+
+Validation is the same code the CLI runs (``parse_object``); admission adds
+what only the server may set — uid, creationTimestamp, a clean status, the
+default namespace — and the rules for changing a stored Pod. As in
+Kubernetes, a Pod's spec is immutable once created (peapod does not yet
+support the in-place image update Kubernetes allows), while labels and
+annotations may change: ``apply`` of an identical manifest is "unchanged",
+of new labels "configured", and of a new spec a clear Invalid error.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from typing import Any
+
+from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
+from peapod.errors import Invalid
+
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _fill_generate_name(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("metadata")
+    if isinstance(meta, dict) and not meta.get("name") and meta.get("generateName"):
+        suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+        doc = {**doc, "metadata": {**meta, "name": f"{meta['generateName']}{suffix}"}}
+    return doc
+
+
+def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
+    """A Pod ready to be stored for the first time."""
+    obj = parse_object(_fill_generate_name(doc))
+    if not isinstance(obj, Pod):
+        raise Invalid(f"expected kind Pod, got {obj.kind}")
+    meta = obj.metadata
+    if namespace and meta.namespace and meta.namespace != namespace:
+        raise Invalid(f"the namespace of the provided object ({meta.namespace}) does not match "
+                      f"the namespace sent on the request ({namespace})")
+    meta.namespace = meta.namespace or namespace or "default"
+    meta.uid = str(uuid.uuid4())
+    meta.creation_timestamp = now_rfc3339()
+    meta.resource_version = None
+    meta.deletion_timestamp = None
+    meta.deletion_grace_period_seconds = None
+    meta.generation = 1
+    obj.status = PodStatus(phase="Pending")
+    return obj
+
+
+def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
+    """The result of applying ``applied`` over ``stored``, and kubectl's verb for it."""
+    incoming_spec = applied.spec.model_copy()
+    if incoming_spec.node_name is None:
+        incoming_spec.node_name = stored.spec.node_name
+    if incoming_spec.to_wire() != stored.spec.to_wire():
+        raise Invalid(
+            f'Pod "{stored.metadata.name}" is invalid: spec: Forbidden: pod updates may not '
+            "change fields of the spec; delete the pod and create it again "
+            "(peapod does not support in-place pod updates)"
+        )
+    labels = applied.metadata.labels
+    annotations = applied.metadata.annotations
+    if labels == stored.metadata.labels and annotations == stored.metadata.annotations:
+        return stored, "unchanged"
+    merged = stored.model_copy(deep=True)
+    merged.metadata.labels = labels
+    merged.metadata.annotations = annotations
+    return merged, "configured"
+
+
+def admit_node(doc: dict[str, Any], *, existing: Node | None) -> Node:
+    """A Node as its kubelet registers it; identity fields survive re-registration."""
+    obj = parse_object(doc)
+    if not isinstance(obj, Node):
+        raise Invalid(f"expected kind Node, got {obj.kind}")
+    obj.metadata.namespace = None
+    obj.metadata.resource_version = None
+    if existing is None:
+        obj.metadata.uid = str(uuid.uuid4())
+        obj.metadata.creation_timestamp = now_rfc3339()
+    else:
+        obj.metadata.uid = existing.metadata.uid
+        obj.metadata.creation_timestamp = existing.metadata.creation_timestamp
+        if obj.spec.unschedulable is None:
+            obj.spec.unschedulable = existing.spec.unschedulable
+    return obj

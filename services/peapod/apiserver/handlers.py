@@ -1,0 +1,255 @@
+"""The API the apiserver answers: one handler per ``peapod.api.v1.<kind>.<verb>``.
+
+Handlers are small: they read, decide through ``admission``, and write with
+compare-and-set through ``Store``. Requests on ``peapod.api.v1.node.<node>.…``
+come only from that node's kubelet (the NATS permissions guarantee the
+sender), and every one is checked against the pod's ``spec.nodeName`` — the
+node restriction that keeps a compromised node away from other nodes' pods.
+
+Deletion follows Kubernetes: a pod not yet on a node is removed at once; a
+bound pod gets ``deletionTimestamp`` and a grace period, its kubelet stops
+the containers and then ``finalize``s it, which removes it from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
+from peapod.api.validation import pydantic_problems
+from peapod.apiserver import admission
+from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
+from peapod.apiserver.store import Store
+from peapod.bus import subjects as s
+from peapod.errors import Conflict, Forbidden, Invalid, NotFound
+
+log = structlog.get_logger("apiserver")
+
+Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
+_STATUS_RETRIES = 5
+
+
+def _text(payload: dict[str, Any], field: str, *, required: bool = True) -> str | None:
+    value = payload.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"request field {field!r} must be a non-empty string")
+    return value
+
+
+def _pod_key(namespace: str, name: str) -> tuple[str, str]:
+    return s.kv_key("pods", namespace, name), f'pods "{name}"'
+
+
+class Api:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def routes(self) -> dict[str, Route]:
+        return {
+            s.api("pods", "create"): self.create_pod,
+            s.api("pods", "apply"): self.apply_pod,
+            s.api("pods", "get"): self.get_pod,
+            s.api("pods", "list"): self.list_pods,
+            s.api("pods", "delete"): self.delete_pod,
+            s.api("pods", "bind"): self.bind_pod,
+            s.api("nodes", "get"): self.get_node,
+            s.api("nodes", "list"): self.list_nodes,
+            s.api("nodes", "delete"): self.delete_node,
+            f"{s.API_PREFIX}.node.*.register": self.register_node,
+            f"{s.API_PREFIX}.node.*.status": self.update_pod_status,
+            f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
+        }
+
+    # -- pods -------------------------------------------------------------------------
+
+    async def create_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        pod = admission.admit_new_pod(self._object(payload), namespace=payload.get("namespace"))
+        key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
+        stored = await self.store.create(key, pod.to_wire(), what=what)
+        log.info("pod_created", pod=pod.key, uid=pod.metadata.uid, revision=stored.revision)
+        return stored.value
+
+    async def apply_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        doc = self._object(payload)
+        applied = parse_object(doc)
+        if not isinstance(applied, Pod):
+            raise Invalid(f"expected kind Pod, got {applied.kind}")
+        namespace = applied.metadata.namespace or payload.get("namespace") or "default"
+        key, what = _pod_key(namespace, applied.metadata.name or "")
+        try:
+            current = await self.store.get(key, what=what)
+        except NotFound:
+            return {"object": await self.create_pod(payload, msg), "action": "created"}
+        stored = Pod.model_validate(current.value)
+        merged, action = admission.merge_applied_pod(stored, applied)
+        if action == "unchanged":
+            return {"object": current.value, "action": action}
+        result = await self.store.update(key, merged.to_wire(), expected=current.revision,
+                                         what=what)
+        log.info("pod_configured", pod=stored.key, uid=stored.metadata.uid)
+        return {"object": result.value, "action": action}
+
+    async def get_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        return (await self.store.get(key, what=what)).value
+
+    async def list_pods(self, payload: dict[str, Any], msg: Msg) -> Any:
+        namespace = _text(payload, "namespace", required=False)
+        labels = parse_label_selector(payload.get("labelSelector"))
+        fields = parse_field_selector(payload.get("fieldSelector"))
+        prefix = f"pods.{namespace}." if namespace else "pods."
+        items = [item.value for item in await self.store.list(prefix)]
+        return [obj for obj in items
+                if labels(obj["metadata"].get("labels") or {}) and fields(obj)]
+
+    async def delete_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        grace = payload.get("gracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or grace < 0):
+            raise Invalid("gracePeriodSeconds must be a non-negative integer")
+        current = await self.store.get(key, what=what)
+        pod = Pod.model_validate(current.value)
+        if not pod.spec.node_name or grace == 0:
+            await self.store.delete(key, current.value, expected=current.revision, what=what)
+            log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid)
+            return {"object": current.value, "finished": True}
+        grace = pod.spec.termination_grace_period_seconds if grace is None else grace
+        meta = pod.metadata
+        if meta.deletion_timestamp and (meta.deletion_grace_period_seconds or 0) <= grace:
+            return {"object": current.value, "finished": False}
+        meta.deletion_timestamp = meta.deletion_timestamp or now_rfc3339()
+        meta.deletion_grace_period_seconds = grace
+        result = await self.store.update(key, pod.to_wire(), expected=current.revision, what=what)
+        log.info("pod_terminating", pod=pod.key, uid=meta.uid, grace_seconds=grace)
+        return {"object": result.value, "finished": False}
+
+    async def bind_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        node_name = _text(payload, "nodeName") or ""
+        current = await self.store.get(key, what=what)
+        pod = Pod.model_validate(current.value)
+        expected_uid = payload.get("uid")
+        if expected_uid and expected_uid != pod.metadata.uid:
+            raise Conflict(f"{what}: uid {expected_uid} does not match (the pod was recreated)")
+        if pod.spec.node_name:
+            raise Conflict(f'pod {pod.key} is already assigned to node "{pod.spec.node_name}"')
+        if pod.metadata.deletion_timestamp:
+            raise Conflict(f"pod {pod.key} is being deleted")
+        await self.store.get(s.kv_key("nodes", None, node_name), what=f'nodes "{node_name}"')
+        pod.spec.node_name = node_name
+        result = await self.store.update(key, pod.to_wire(), expected=current.revision, what=what)
+        log.info("pod_bound", pod=pod.key, uid=pod.metadata.uid, node=node_name)
+        return result.value
+
+    # -- nodes ------------------------------------------------------------------------
+
+    async def get_node(self, payload: dict[str, Any], msg: Msg) -> Any:
+        name = _text(payload, "name") or ""
+        return (await self.store.get(s.kv_key("nodes", None, name), what=f'nodes "{name}"')).value
+
+    async def list_nodes(self, payload: dict[str, Any], msg: Msg) -> Any:
+        labels = parse_label_selector(payload.get("labelSelector"))
+        items = [item.value for item in await self.store.list("nodes.")]
+        return [obj for obj in items if labels(obj["metadata"].get("labels") or {})]
+
+    async def delete_node(self, payload: dict[str, Any], msg: Msg) -> Any:
+        name = _text(payload, "name") or ""
+        key, what = s.kv_key("nodes", None, name), f'nodes "{name}"'
+        current = await self.store.get(key, what=what)
+        await self.store.delete(key, current.value, expected=current.revision, what=what)
+        return {"object": current.value, "finished": True}
+
+    # -- the kubelet's own requests -----------------------------------------------------
+
+    async def register_node(self, payload: dict[str, Any], msg: Msg) -> Any:
+        node_name = _node_of(msg.subject)
+        doc = self._object(payload)
+        if (doc.get("metadata") or {}).get("name") != node_name:
+            raise Forbidden(f'node "{node_name}" may only register itself')
+        key, what = s.kv_key("nodes", None, node_name), f'nodes "{node_name}"'
+        for _ in range(_STATUS_RETRIES):
+            try:
+                current = await self.store.get(key, what=what)
+            except NotFound:
+                node = admission.admit_node(doc, existing=None)
+                try:
+                    return (await self.store.create(key, node.to_wire(), what=what)).value
+                except Conflict:
+                    continue
+            node = admission.admit_node(doc, existing=Node.model_validate(current.value))
+            try:
+                return (await self.store.update(key, node.to_wire(), expected=current.revision,
+                                                what=what)).value
+            except Conflict:
+                continue
+        raise Conflict(f"{what}: too many concurrent updates")
+
+    async def update_pod_status(self, payload: dict[str, Any], msg: Msg) -> Any:
+        node_name = _node_of(msg.subject)
+        try:
+            status = PodStatus.model_validate(payload.get("status") or {})
+        except ValidationError as exc:
+            raise Invalid("status is invalid: " + "; ".join(pydantic_problems(exc))) from None
+        for _ in range(_STATUS_RETRIES):
+            current, pod = await self._node_pod(payload, node_name)
+            pod.status = status
+            key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
+            try:
+                result = await self.store.update(key, pod.to_wire(), expected=current, what=what)
+            except Conflict:
+                continue
+            return {"resourceVersion": str(result.revision)}
+        raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
+
+    async def finalize_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        node_name = _node_of(msg.subject)
+        for _ in range(_STATUS_RETRIES):
+            try:
+                revision, pod = await self._node_pod(payload, node_name)
+            except NotFound:
+                return {"finished": True}
+            if not pod.metadata.deletion_timestamp:
+                raise Conflict(f"pod {pod.key} is not being deleted")
+            key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
+            try:
+                await self.store.delete(key, pod.to_wire(), expected=revision, what=what)
+            except Conflict:
+                continue
+            log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid, node=node_name)
+            return {"finished": True}
+        raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
+
+    async def _node_pod(self, payload: dict[str, Any], node_name: str) -> tuple[int, Pod]:
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        current = await self.store.get(key, what=what)
+        pod = Pod.model_validate(current.value)
+        if pod.spec.node_name != node_name:
+            raise Forbidden(f'node "{node_name}" cannot modify pod {pod.key}: '
+                            "it is not bound to that node")
+        uid = payload.get("uid")
+        if uid and uid != pod.metadata.uid:
+            raise NotFound(f"{what} with uid {uid} not found")
+        return current.revision, pod
+
+    @staticmethod
+    def _object(payload: dict[str, Any]) -> dict[str, Any]:
+        obj = payload.get("object")
+        if not isinstance(obj, dict):
+            raise Invalid("request field 'object' must be a JSON object")
+        return obj
+
+
+def _node_of(subject: str) -> str:
+    # peapod.api.v1.node.<node>.<verb>
+    return subject.split(".")[4]

@@ -1,0 +1,58 @@
+"""peapod-apiserver: validates, admits and commits every write; fans changes out.
+
+Replicas are stateless: they share the request queue group and the fan-out
+cursor, so more replicas mean more throughput and no extra coordination.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import structlog
+
+from peapod.apiserver.fanout import run_fanout
+from peapod.apiserver.handlers import Api
+from peapod.apiserver.store import Store, ensure_jetstream
+from peapod.bus import subjects as s
+from peapod.bus.client import Credentials, connect, jetstream, serve
+from peapod.bus.supervise import supervise
+from peapod.logging import configure_logging
+
+log = structlog.get_logger("apiserver")
+
+
+async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> None:
+    nc = await connect(creds, name="peapod-apiserver")
+    js = jetstream(nc)
+    await ensure_jetstream(js, replicas=replicas)
+    api = Api(Store(js))
+    for subject, handler in api.routes().items():
+        await serve(nc, subject, handler, queue=s.API_QUEUE)
+    log.info("apiserver_ready", url=creds.url)
+    try:
+        await supervise({"fanout": lambda: run_fanout(js, stop=stop)}, stop=stop)
+    finally:
+        await nc.drain()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="peapod-apiserver")
+    parser.add_argument("--creds", required=True, help="credentials file (JSON: url, user, password)")
+    parser.add_argument("--replicas", type=int, default=1, help="JetStream replicas for streams")
+    args = parser.parse_args(argv)
+    configure_logging(component="apiserver")
+    asyncio.run(_main(Credentials.load(args.creds), args.replicas))
+
+
+async def _main(creds: Credentials, replicas: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(creds, stop=stop, replicas=replicas)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Objects in the JetStream KV bucket, with compare-and-set on every write.
+
+The KV revision of a key *is* the object's ``metadata.resourceVersion``. It is
+not stored inside the value (it is only known once the write is committed);
+it is put back into the object on every read. Every write states the
+revision it expects (``Nats-Expected-Last-Subject-Sequence``), so two writers
+racing on one object cannot both win: the loser gets ``Conflict`` and must
+re-read, never a lost update.
+
+Writes are published straight onto the bucket's subjects rather than through
+nats-py's ``KeyValue`` helpers because each carries a ``Peapod-Op`` header
+(ADDED/MODIFIED/DELETED) for the fan-out loop, and a deletion marker carries
+the object's last state in its body, so the fan-out can tell the node
+partition which pod went away without a second lookup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import APIError, BadRequestError, NotFoundError
+
+from peapod.bus import subjects as s
+from peapod.bus.replay import read_all
+from peapod.errors import AlreadyExists, Conflict, NotFound
+
+OP_HEADER = "Peapod-Op"
+KV_OP = "KV-Operation"
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    value: dict[str, Any]
+    revision: int
+
+
+def with_revision(value: dict[str, Any], revision: int) -> dict[str, Any]:
+    obj = dict(value)
+    obj["metadata"] = {**obj.get("metadata", {}), "resourceVersion": str(revision)}
+    return obj
+
+
+def without_revision(value: dict[str, Any]) -> dict[str, Any]:
+    obj = dict(value)
+    meta = dict(obj.get("metadata", {}))
+    meta.pop("resourceVersion", None)
+    obj["metadata"] = meta
+    return obj
+
+
+async def ensure_jetstream(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Create (or update) the bucket and streams the cluster needs; idempotent."""
+    await _ensure_stream(js, StreamConfig(
+        name=s.KV_STREAM, subjects=[f"$KV.{s.KV_BUCKET}.>"], max_msgs_per_subject=5,
+        allow_rollup_hdrs=True, deny_delete=True, allow_direct=True, num_replicas=replicas,
+        storage=StorageType.FILE, discard="new", duplicate_window=120,
+    ))
+    await _ensure_stream(js, StreamConfig(
+        name=s.NODES_STREAM, subjects=["peapod.node.>"], max_msgs_per_subject=1,
+        storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,
+    ))
+    await _ensure_stream(js, StreamConfig(
+        name=s.WATCH_STREAM, subjects=["peapod.watch.>"], max_age=3600,
+        storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,
+    ))
+    await _ensure_stream(js, StreamConfig(
+        name=s.EVENTS_STREAM, subjects=["peapod.events.>"], max_age=3600, max_msgs=100_000,
+        storage=StorageType.FILE, num_replicas=replicas,
+    ))
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+class Store:
+    """Typed access to the ``peapod`` bucket; values are wire-shaped dicts."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    @staticmethod
+    def _subject(key: str) -> str:
+        return f"$KV.{s.KV_BUCKET}.{key}"
+
+    async def get(self, key: str, *, what: str) -> Stored:
+        try:
+            msg = await self._js.get_msg(s.KV_STREAM, subject=self._subject(key), direct=True)
+        except NotFoundError:
+            raise NotFound(f"{what} not found") from None
+        if msg.headers and msg.headers.get(KV_OP) in ("DEL", "PURGE"):
+            raise NotFound(f"{what} not found")
+        return Stored(key=key, value=with_revision(json.loads(msg.data), msg.seq), revision=msg.seq)
+
+    async def list(self, prefix: str) -> list[Stored]:
+        """Every live object whose key starts with ``prefix`` (``pods.default.``)."""
+        items: list[Stored] = []
+        base = len(self._subject(""))
+        for msg in await read_all(self._js, stream=s.KV_STREAM,
+                                  subject=f"{self._subject(prefix)}>", last_per_subject=True):
+            if msg.headers and msg.headers.get(KV_OP) in ("DEL", "PURGE"):
+                continue
+            seq = msg.metadata.sequence.stream
+            items.append(Stored(key=msg.subject[base:], revision=seq,
+                                value=with_revision(json.loads(msg.data), seq)))
+        return sorted(items, key=lambda item: item.key)
+
+    async def create(self, key: str, value: dict[str, Any], *, what: str) -> Stored:
+        try:
+            revision = await self._write(key, value, expected=0, op="ADDED")
+        except Conflict:
+            # A deletion marker also counts as "last sequence"; recreate over it.
+            try:
+                await self.get(key, what=what)
+            except NotFound:
+                last = await self._last_sequence(key)
+                revision = await self._write(key, value, expected=last, op="ADDED")
+            else:
+                raise AlreadyExists(f"{what} already exists") from None
+        return Stored(key=key, value=with_revision(value, revision), revision=revision)
+
+    async def update(self, key: str, value: dict[str, Any], *, expected: int, what: str) -> Stored:
+        try:
+            revision = await self._write(key, value, expected=expected, op="MODIFIED")
+        except Conflict:
+            raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
+                           "modified; please apply your changes to the latest version and "
+                           "try again") from None
+        return Stored(key=key, value=with_revision(value, revision), revision=revision)
+
+    async def delete(self, key: str, last_value: dict[str, Any], *, expected: int,
+                     what: str) -> None:
+        try:
+            await self._write(key, last_value, expected=expected, op="DELETED",
+                              extra={KV_OP: "DEL"})
+        except Conflict:
+            raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
+                           "modified; please try again") from None
+
+    async def _write(self, key: str, value: dict[str, Any], *, expected: int, op: str,
+                     extra: dict[str, str] | None = None) -> int:
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected), OP_HEADER: op,
+                   **(extra or {})}
+        body = json.dumps(without_revision(value), separators=(",", ":")).encode()
+        try:
+            ack = await self._js.publish(self._subject(key), body, headers=headers)
+        except APIError as exc:
+            if exc.err_code in _WRONG_LAST_SEQUENCE:
+                raise Conflict(f"{key}: revision {expected} is not the latest") from None
+            raise
+        return ack.seq
+
+    async def _last_sequence(self, key: str) -> int:
+        msg = await self._js.get_msg(s.KV_STREAM, subject=self._subject(key), direct=True)
+        return int(msg.seq)

@@ -1,0 +1,139 @@
+"""Connecting to NATS and the request/reply envelope every API call uses.
+
+A request is a JSON object; a reply is ``{"result": ...}`` or ``{"error":
+{"code": ..., "message": ...}}``. ``request`` turns an error reply back into
+the same ``PeapodError`` subclass the server raised, and a missing responder
+or a timeout into ``Unavailable``, so callers handle one exception hierarchy
+whatever crossed the wire. ``serve`` is the other half: it decodes, calls the
+handler, and always answers, so a client never waits out its timeout because
+a handler crashed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats
+import structlog
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+
+from peapod.bus.subjects import inbox_prefix
+from peapod.errors import Invalid, PeapodError, Unavailable, from_wire
+
+log = structlog.get_logger("bus")
+
+Handler = Callable[[dict[str, Any], Msg], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where a component connects and as whom; stored as JSON, mode 0600."""
+
+    url: str
+    user: str
+    password: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> Credentials:
+        data = json.loads(Path(path).read_text())
+        return cls(url=data["url"], user=data["user"], password=data["password"])
+
+    def save(self, path: str | Path) -> None:
+        target = Path(path)
+        target.touch(mode=0o600, exist_ok=True)
+        target.chmod(0o600)
+        target.write_text(json.dumps({"url": self.url, "user": self.user,
+                                      "password": self.password}) + "\n")
+
+
+async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
+                  reconnect: bool = True) -> NATS:
+    """Connect as ``creds.user`` with its own reply inbox; Unavailable if unreachable."""
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats_error", error=str(exc))
+
+    try:
+        return await nats.connect(
+            creds.url,
+            user=creds.user,
+            password=creds.password,
+            name=name,
+            inbox_prefix=inbox_prefix(creds.user),
+            connect_timeout=connect_timeout,
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=1,
+            error_cb=on_error,
+        )
+    except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+        raise Unavailable(f"cannot reach the cluster at {creds.url}: {exc or 'no servers'}") from None
+
+
+def encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def decode(data: bytes) -> Any:
+    return json.loads(data) if data else None
+
+
+async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
+                  timeout: float = 10) -> Any:
+    """Send one API request and return its result, or raise the server's error."""
+    try:
+        msg = await nc.request(subject, encode(payload), timeout=timeout)
+    except NoRespondersError:
+        raise Unavailable(f"no server is answering on {subject}") from None
+    except NatsTimeout:
+        raise Unavailable(f"timed out after {timeout:g}s waiting for {subject}") from None
+    reply = decode(msg.data)
+    if not isinstance(reply, dict):
+        raise Unavailable(f"malformed reply on {subject}")
+    if "error" in reply:
+        raise from_wire(reply["error"])
+    return reply.get("result")
+
+
+async def respond(msg: Msg, *, result: Any = None, error: PeapodError | None = None) -> None:
+    if not msg.reply:
+        return
+    body = {"error": error.to_wire()} if error else {"result": result}
+    await msg.respond(encode(body))
+
+
+async def serve(nc: NATS, subject: str, handler: Handler, *,
+                queue: str = "") -> Subscription:
+    """Answer requests on ``subject`` with ``handler``; every request gets a reply."""
+
+    async def on_message(msg: Msg) -> None:
+        try:
+            payload = decode(msg.data)
+            if not isinstance(payload, dict):
+                raise Invalid("request body must be a JSON object")
+            result = await handler(payload, msg)
+        except PeapodError as exc:
+            await respond(msg, error=exc)
+        except json.JSONDecodeError as exc:
+            await respond(msg, error=Invalid(f"request body is not JSON: {exc}"))
+        except Exception as exc:  # answer, then let the operator see the traceback
+            log.exception("handler_failed", subject=msg.subject)
+            await respond(msg, error=PeapodError(f"internal error: {exc}"))
+        else:
+            await respond(msg, result=result)
+
+    return await nc.subscribe(subject, queue=queue, cb=on_message)
+
+
+def jetstream(nc: NATS, *, timeout: float = 5) -> JetStreamContext:
+    return nc.jetstream(timeout=timeout)

@@ -1,0 +1,31 @@
+"""An in-process apiserver against a real nats-server, and an admin connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from peapod.apiserver.main import run as run_apiserver
+from peapod.bus import subjects as s
+from peapod.bus.client import connect, request
+
+
+@pytest.fixture
+async def apiserver(cluster_creds: dict) -> AsyncIterator[dict]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_apiserver(cluster_creds["apiserver"], stop=stop))
+    admin = await connect(cluster_creds["admin"], name="test-admin")
+    for _ in range(100):  # wait until the apiserver answers
+        try:
+            await request(admin, s.api("nodes", "list"), {}, timeout=0.5)
+            break
+        except Exception:
+            await asyncio.sleep(0.05)
+    try:
+        yield {"admin": admin, "creds": cluster_creds}
+    finally:
+        await admin.close()
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,132 @@
+"""The apiserver against a real nats-server: store, CAS, admission, node restriction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from peapod.bus import subjects as s
+from peapod.bus.client import connect, request
+from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
+       "spec": {"containers": [{"name": "web", "image": "busybox:1"}]}}
+
+
+def node(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "status": {"capacity": {"cpu": "2", "memory": "1Gi"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+async def test_create_get_list_assigns_identity_and_resource_version(apiserver):
+    admin = apiserver["admin"]
+    created = await request(admin, s.api("pods", "create"), {"object": POD})
+    meta = created["metadata"]
+    assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"]
+    assert int(meta["resourceVersion"]) > 0
+    assert created["status"] == {"phase": "Pending"}
+    got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    assert got == created
+    listed = await request(admin, s.api("pods", "list"), {"namespace": "default"})
+    assert [p["metadata"]["name"] for p in listed] == ["web"]
+    assert await request(admin, s.api("pods", "list"), {"labelSelector": "app=db"}) == []
+
+
+async def test_create_twice_is_already_exists(apiserver):
+    admin = apiserver["admin"]
+    await request(admin, s.api("pods", "create"), {"object": POD})
+    with pytest.raises(AlreadyExists, match='pods "web" already exists'):
+        await request(admin, s.api("pods", "create"), {"object": POD})
+
+
+async def test_apply_reports_created_unchanged_configured_and_refuses_spec_change(apiserver):
+    admin = apiserver["admin"]
+    first = await request(admin, s.api("pods", "apply"), {"object": POD})
+    assert first["action"] == "created"
+    again = await request(admin, s.api("pods", "apply"), {"object": POD})
+    assert again["action"] == "unchanged"
+    relabelled = json.loads(json.dumps(POD))
+    relabelled["metadata"]["labels"]["tier"] = "front"
+    configured = await request(admin, s.api("pods", "apply"), {"object": relabelled})
+    assert configured["action"] == "configured"
+    assert configured["object"]["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    changed = json.loads(json.dumps(relabelled))
+    changed["spec"]["containers"][0]["image"] = "busybox:2"
+    with pytest.raises(Invalid, match="spec: Forbidden"):
+        await request(admin, s.api("pods", "apply"), {"object": changed})
+
+
+async def test_invalid_manifest_is_refused_and_nothing_is_stored(apiserver):
+    admin = apiserver["admin"]
+    bad = {**POD, "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]}}
+    with pytest.raises(Invalid, match=r"spec\.containers\[1\]\.name: duplicate name"):
+        await request(admin, s.api("pods", "create"), {"object": bad})
+    assert await request(admin, s.api("pods", "list"), {}) == []
+
+
+async def test_stale_write_gets_conflict_not_lost_update(apiserver):
+    admin = apiserver["admin"]
+    store_pod = await request(admin, s.api("pods", "create"), {"object": POD})
+    await request(admin, s.api("nodes", "list"), {})
+    nc = await connect(apiserver["creds"]["kubelet-node-a"], name="kubelet")
+    await request(nc, s.node_api("node-a", "register"), {"object": node("node-a")})
+    # two binds race with the same resourceVersion: exactly one wins
+    results = await asyncio.gather(*(request(admin, s.api("pods", "bind"),
+                                             {"namespace": "default", "name": "web",
+                                              "nodeName": "node-a",
+                                              "uid": store_pod["metadata"]["uid"]})
+                                     for _ in range(2)), return_exceptions=True)
+    assert sum(isinstance(r, dict) for r in results) == 1
+    assert sum(isinstance(r, Conflict) for r in results) == 1
+    await nc.close()
+
+
+async def test_node_restriction_kubelet_may_only_touch_its_own_pods(apiserver):
+    admin, creds = apiserver["admin"], apiserver["creds"]
+    a = await connect(creds["kubelet-node-a"], name="kubelet-a")
+    b = await connect(creds["kubelet-node-b"], name="kubelet-b")
+    await request(a, s.node_api("node-a", "register"), {"object": node("node-a")})
+    with pytest.raises(Forbidden, match="may only register itself"):
+        await request(b, s.node_api("node-b", "register"), {"object": node("node-a")})
+    pod = await request(admin, s.api("pods", "create"), {"object": POD})
+    await request(admin, s.api("pods", "bind"), {"namespace": "default", "name": "web",
+                                                 "nodeName": "node-a"})
+    status = {"namespace": "default", "name": "web", "uid": pod["metadata"]["uid"],
+              "status": {"phase": "Running"}}
+    await request(a, s.node_api("node-a", "status"), status)
+    await request(b, s.node_api("node-b", "register"), {"object": node("node-b")})
+    with pytest.raises(Forbidden, match="not bound to that node"):
+        await request(b, s.node_api("node-b", "status"), status)
+    # NATS itself refuses node-b publishing on node-a's subject: nobody answers it
+    with pytest.raises(Exception):
+        await request(b, s.node_api("node-a", "status"), status, timeout=1)
+    got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    assert got["status"]["phase"] == "Running"
+    await a.close()
+    await b.close()
+
+
+async def test_delete_unbound_pod_is_immediate_bound_pod_is_graceful(apiserver):
+    admin, creds = apiserver["admin"], apiserver["creds"]
+    await request(admin, s.api("pods", "create"), {"object": POD})
+    done = await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "web"})
+    assert done["finished"] is True
+    with pytest.raises(NotFound):
+        await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    # recreate over the deletion marker, bind, then delete gracefully
+    pod = await request(admin, s.api("pods", "create"), {"object": POD})
+    a = await connect(creds["kubelet-node-a"], name="kubelet-a")
+    await request(a, s.node_api("node-a", "register"), {"object": node("node-a")})
+    await request(admin, s.api("pods", "bind"), {"namespace": "default", "name": "web",
+                                                 "nodeName": "node-a"})
+    pending = await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "web"})
+    assert pending["finished"] is False
+    assert pending["object"]["metadata"]["deletionGracePeriodSeconds"] == 30
+    await request(a, s.node_api("node-a", "finalize"),
+                  {"namespace": "default", "name": "web", "uid": pod["metadata"]["uid"]})
+    with pytest.raises(NotFound):
+        await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    await a.close()

