@@ -1,0 +1,101 @@
+"""The scheduling loop: pick a node for every unbound pod and bind it.
+
+A pass runs whenever the cache changed (or every few seconds, for pods that
+fit nowhere). Binding goes through the apiserver's ``pods.bind`` with the
+pod's uid, a compare-and-set there; losing it means someone else changed the
+pod, and the next pass looks again. A pod that fits nowhere stays Pending
+with a FailedScheduling event saying why, repeated only when the reason
+changes or a minute has passed, so the event stream stays readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from nats.aio.client import Client as NATS
+
+from peapod.api import Pod
+from peapod.bus import subjects as s
+from peapod.bus.client import request
+from peapod.bus.events import EventRecorder
+from peapod.errors import PeapodError
+from peapod.scheduler.cache import ClusterCache
+from peapod.scheduler.filters import feasible_nodes
+from peapod.scheduler.scores import pick_node
+
+log = structlog.get_logger("scheduler")
+
+RETRY_PERIOD = 5.0
+REPEAT_FAILED_EVENT_AFTER = 60.0
+
+
+class Scheduler:
+    def __init__(self, *, nc: NATS, cache: ClusterCache, events: EventRecorder,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.nc = nc
+        self.cache = cache
+        self.events = events
+        self.clock = clock
+        self._last_failure: dict[str, tuple[str, float]] = {}
+
+    def pending(self) -> list[Pod]:
+        return sorted((p for p in self.cache.pods.values()
+                       if not p.spec.node_name and not p.metadata.deletion_timestamp),
+                      key=lambda p: p.metadata.creation_timestamp or "")
+
+    async def schedule_once(self) -> int:
+        """One pass over every unbound pod; returns how many were bound."""
+        bound = 0
+        nodes = sorted(self.cache.nodes.values(), key=lambda n: n.metadata.name or "")
+        for pod in self.pending():
+            pods = list(self.cache.pods.values())
+            result = feasible_nodes(pod, nodes, pods)
+            if not result.nodes:
+                await self._report_unschedulable(pod, result.message())
+                continue
+            node = pick_node(pod, result.nodes, pods)
+            if await self._bind(pod, node.metadata.name or ""):
+                bound += 1
+        return bound
+
+    async def _bind(self, pod: Pod, node_name: str) -> bool:
+        meta = pod.metadata
+        bound_log = log.bind(pod=pod.key, uid=meta.uid, node=node_name)
+        try:
+            stored = await request(self.nc, s.api("pods", "bind"), {
+                "namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
+                "nodeName": node_name})
+        except PeapodError as exc:
+            bound_log.info("bind_failed", error=exc.message)
+            return False
+        # reflect our own write at once, so the next pod in this pass sees the usage
+        self.cache.pods[s.kv_key("pods", meta.namespace, meta.name or "")] = Pod.model_validate(stored)
+        self._last_failure.pop(meta.uid or "", None)
+        bound_log.info("pod_scheduled")
+        await self.events.record(stored, reason="Scheduled",
+                                 message=f"Successfully assigned {pod.key} to {node_name}")
+        return True
+
+    async def _report_unschedulable(self, pod: Pod, message: str) -> None:
+        uid = pod.metadata.uid or ""
+        last = self._last_failure.get(uid)
+        now = self.clock()
+        if last and last[0] == message and now - last[1] < REPEAT_FAILED_EVENT_AFTER:
+            return
+        self._last_failure[uid] = (message, now)
+        log.info("pod_unschedulable", pod=pod.key, uid=uid, reason=message)
+        await self.events.record(pod.to_wire(), reason="FailedScheduling", message=message,
+                                 type="Warning")
+
+    async def run(self) -> None:
+        await self.cache.synced.wait()
+        while True:
+            self.cache.changed.clear()
+            await self.schedule_once()
+            try:
+                await asyncio.wait_for(self.cache.changed.wait(), timeout=RETRY_PERIOD)
+            except TimeoutError:
+                pass
