@@ -119,11 +119,15 @@ def cluster_users(nodes: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def write_cluster_config(state_dir: str, *, nodes: list[str], port: int, http_port: int,
-                         host: str = "127.0.0.1") -> dict[str, Any]:
+                         host: str = "127.0.0.1", store_dir: str | None = None,
+                         url: str | None = None) -> dict[str, Any]:
     """Write ``nats.conf`` and one credentials file per user into ``state_dir``.
 
     Returns ``{user: Credentials}``. Existing passwords are kept, so running it
-    again (say, to add a node) does not lock out running components.
+    again (say, to add a node) does not lock out running components. ``host``
+    is where the server listens; ``url`` is how clients reach it, when that
+    differs (a server in a container); ``store_dir`` is the JetStream store as
+    the server sees it.
     """
     from pathlib import Path
 
@@ -132,7 +136,7 @@ def write_cluster_config(state_dir: str, *, nodes: list[str], port: int, http_po
     root = Path(state_dir)
     (root / "creds").mkdir(parents=True, exist_ok=True, mode=0o700)
     (root / "jetstream").mkdir(parents=True, exist_ok=True, mode=0o700)
-    url = f"nats://{host}:{port}"
+    url = url or f"nats://{host}:{port}"
     creds: dict[str, Any] = {}
     table: dict[str, tuple[str, dict[str, Any]]] = {}
     for user, perms in cluster_users(nodes).items():
@@ -144,5 +148,5 @@ def write_cluster_config(state_dir: str, *, nodes: list[str], port: int, http_po
     conf = root / "nats.conf"
     conf.touch(mode=0o600, exist_ok=True)
     conf.write_text(server_config(users=table, port=port, http_port=http_port,
-                                  store_dir=str(root / "jetstream"), host=host))
+                                  store_dir=store_dir or str(root / "jetstream"), host=host))
     return creds

