@@ -61,6 +61,12 @@ async def ensure_jetstream(js: JetStreamContext, *, replicas: int = 1) -> None:
         allow_rollup_hdrs=True, deny_delete=True, allow_direct=True, num_replicas=replicas,
         storage=StorageType.FILE, discard="new", duplicate_window=120,
     ))
+    # Heartbeats live in memory: a Raspberry Pi's SD card never sees them.
+    await _ensure_stream(js, StreamConfig(
+        name=s.LEASE_STREAM, subjects=[f"$KV.{s.LEASE_BUCKET}.>"], max_msgs_per_subject=1,
+        allow_direct=True, storage=StorageType.MEMORY, num_replicas=replicas,
+        max_age=s.LEASE_DURATION_SECONDS * 3,
+    ))
     await _ensure_stream(js, StreamConfig(
         name=s.NODES_STREAM, subjects=["peapod.node.>"], max_msgs_per_subject=1,
         storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,

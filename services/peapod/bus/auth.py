@@ -49,15 +49,19 @@ def apiserver_permissions() -> dict[str, Any]:
     }
 
 
-def scheduler_permissions() -> dict[str, Any]:
-    kv = s.KV_STREAM
-    return {
-        "publish": {"allow": [
-            f"{JS}.INFO", f"{JS}.STREAM.INFO.{kv}", f"{JS}.CONSUMER.CREATE.{kv}",
+def _kv_reader(kv: str) -> list[str]:
+    """The JetStream calls a KV watch makes, on one bucket only."""
+    return [f"{JS}.STREAM.INFO.{kv}", f"{JS}.CONSUMER.CREATE.{kv}",
             f"{JS}.CONSUMER.CREATE.{kv}.>", f"{JS}.CONSUMER.INFO.{kv}.>",
             f"{JS}.CONSUMER.DELETE.{kv}.>", f"{JS}.DIRECT.GET.{kv}.>",
-            f"{JS}.STREAM.MSG.GET.{kv}", f"$JS.FC.{kv}.>",
-            s.api("pods", "bind"), f"{JS}.STREAM.INFO.{s.EVENTS_STREAM}", "peapod.events.>",
+            f"{JS}.STREAM.MSG.GET.{kv}", f"$JS.FC.{kv}.>"]
+
+
+def scheduler_permissions() -> dict[str, Any]:
+    return {
+        "publish": {"allow": [
+            f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
+            s.api("pods", "bind"), "peapod.events.>",
         ]},
         "subscribe": {"allow": [_inbox("scheduler")]},
     }
@@ -74,6 +78,7 @@ def kubelet_permissions(node: str) -> dict[str, Any]:
             f"{JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
             f"$JS.ACK.{stream}.{consumer}.>",
             f"{s.API_PREFIX}.node.{node}.>",
+            s.lease(node),
             "peapod.events.>",
         ]},
         "subscribe": {"allow": [_inbox(kubelet_user(node)), f"peapod.kubelet.{node}.>"]},

@@ -11,7 +11,6 @@ a handler crashed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -76,7 +75,7 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
             reconnect_time_wait=1,
             error_cb=on_error,
         )
-    except (OSError, nats.errors.NoServersError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
         raise Unavailable(f"cannot reach the cluster at {creds.url}: {exc or 'no servers'}") from None
 
 

@@ -15,6 +15,9 @@ WATCH_STREAM = "PEAPOD_WATCH"
 EVENTS_STREAM = "PEAPOD_EVENTS"
 FANOUT_DURABLE = "peapod-fanout"
 API_QUEUE = "peapod-apiserver"
+LEASE_BUCKET = "peapod-leases"
+LEASE_STREAM = f"KV_{LEASE_BUCKET}"
+LEASE_DURATION_SECONDS = 40
 
 
 def api(kind: str, verb: str) -> str:
@@ -30,6 +33,11 @@ def node_api(node: str, verb: str) -> str:
 def kv_key(kind: str, namespace: str | None, name: str) -> str:
     """Key in the ``peapod`` bucket: ``pods.<namespace>.<name>`` or ``nodes.<name>``."""
     return f"{kind}.{namespace}.{name}" if namespace is not None else f"{kind}.{name}"
+
+
+def lease(node: str) -> str:
+    """A node's heartbeat key in the memory-backed lease bucket."""
+    return f"$KV.{LEASE_BUCKET}.{node}"
 
 
 def node_partition(node: str, namespace: str, name: str) -> str:
@@ -69,6 +77,8 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      "apiserver, which checks the pod is bound to `<node>`"),
     (f"$KV.{KV_BUCKET}.<kind>.<namespace>.<name>", "apiserver only",
      "apiserver fan-out (durable cursor), scheduler, CLI watch"),
+    (f"$KV.{LEASE_BUCKET}.<node>", "the kubelet of `<node>` only (heartbeat, memory storage)",
+     "scheduler (skips nodes whose lease expired)"),
     ("peapod.node.<node>.pods.<namespace>.<name>", "apiserver fan-out",
      f"the kubelet of `<node>` only (stream `{NODES_STREAM}`, last value per subject)"),
     ("peapod.watch.<kind>.<namespace>.<name>", "apiserver fan-out",

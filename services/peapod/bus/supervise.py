@@ -8,6 +8,7 @@ is what keeps, say, a kubelet's heartbeat alive while its pod loop goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -30,10 +31,8 @@ async def _guard(name: str, factory: TaskFactory, stop: asyncio.Event) -> None:
             if stop.is_set():
                 return
             log.warning("task_returned", task=name, restart_in=delay)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
-        except TimeoutError:
-            pass
         delay = min(delay * 2, 30)
 
 

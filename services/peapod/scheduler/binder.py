@@ -11,6 +11,7 @@ changes or a minute has passed, so the event stream stays readable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -34,11 +35,13 @@ REPEAT_FAILED_EVENT_AFTER = 60.0
 
 class Scheduler:
     def __init__(self, *, nc: NATS, cache: ClusterCache, events: EventRecorder,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.nc = nc
         self.cache = cache
         self.events = events
         self.clock = clock
+        self.wall_clock = wall_clock
         self._last_failure: dict[str, tuple[str, float]] = {}
 
     def pending(self) -> list[Pod]:
@@ -50,9 +53,10 @@ class Scheduler:
         """One pass over every unbound pod; returns how many were bound."""
         bound = 0
         nodes = sorted(self.cache.nodes.values(), key=lambda n: n.metadata.name or "")
+        live = self.cache.live_nodes(self.wall_clock())
         for pod in self.pending():
             pods = list(self.cache.pods.values())
-            result = feasible_nodes(pod, nodes, pods)
+            result = feasible_nodes(pod, nodes, pods, live=live)
             if not result.nodes:
                 await self._report_unschedulable(pod, result.message())
                 continue
@@ -95,7 +99,5 @@ class Scheduler:
         while True:
             self.cache.changed.clear()
             await self.schedule_once()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.cache.changed.wait(), timeout=RETRY_PERIOD)
-            except TimeoutError:
-                pass

@@ -25,6 +25,7 @@ class ClusterCache:
     def __init__(self) -> None:
         self.pods: dict[str, Pod] = {}
         self.nodes: dict[str, Node] = {}
+        self.leases: dict[str, float] = {}  # node -> renew time (epoch seconds, server clock)
         self.changed = asyncio.Event()
         self.synced = asyncio.Event()
 
@@ -41,6 +42,31 @@ class ClusterCache:
         else:
             self.nodes[key] = Node.model_validate(json.loads(value))
         self.changed.set()
+
+    def live_nodes(self, now: float) -> set[str]:
+        """Nodes whose heartbeat lease has not expired."""
+        return {node for node, renewed in self.leases.items()
+                if now - renewed < s.LEASE_DURATION_SECONDS}
+
+    async def watch_leases(self, js: JetStreamContext) -> None:
+        self.leases.clear()
+        kv = await js.key_value(s.LEASE_BUCKET)
+        watcher = await kv.watch(">")
+        try:
+            while True:
+                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
+                if entry is None:
+                    continue
+                if entry.operation in ("DEL", "PURGE") or entry.created is None:
+                    self.leases.pop(entry.key, None)
+                    continue
+                renewed = entry.created.timestamp()
+                came_alive = entry.key not in self.live_nodes(renewed)
+                self.leases[entry.key] = renewed
+                if came_alive:
+                    self.changed.set()
+        finally:
+            await watcher.stop()
 
     async def watch(self, js: JetStreamContext) -> None:
         """Fill the cache and follow changes until cancelled."""

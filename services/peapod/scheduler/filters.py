@@ -74,6 +74,11 @@ def node_ready(pod: Pod, node: Node, used: Resources) -> str | None:
     return None if node.ready else "node(s) were not ready"
 
 
+def _lease_expired(pod: Pod, node: Node, used: Resources) -> str | None:
+    # Kubernetes reports a node whose heartbeat stopped as not ready.
+    return "node(s) were not ready"
+
+
 def node_schedulable(pod: Pod, node: Node, used: Resources) -> str | None:
     return "node(s) were unschedulable" if node.spec.unschedulable else None
 
@@ -113,12 +118,15 @@ class Feasibility:
         return f"0/{self.total} nodes are available: {detail}."
 
 
-def feasible_nodes(pod: Pod, nodes: list[Node], pods: list[Pod]) -> Feasibility:
+def feasible_nodes(pod: Pod, nodes: list[Node], pods: list[Pod], *,
+                   live: set[str] | None = None) -> Feasibility:
+    """Nodes that can run ``pod``; ``live`` names the nodes with a fresh lease (None: all)."""
     passing: list[Node] = []
     reasons: Counter[str] = Counter()
     for node in nodes:
         used = requested_on(node, pods)
-        failure = next((r for f in FILTERS if (r := f(pod, node, used)) is not None), None)
+        filters = FILTERS if live is None or node.metadata.name in live else [_lease_expired]
+        failure = next((r for f in filters if (r := f(pod, node, used)) is not None), None)
         if failure is None:
             passing.append(node)
         else:

@@ -27,7 +27,9 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
     scheduler = Scheduler(nc=nc, cache=cache, events=events)
     log.info("scheduler_ready", url=creds.url)
     try:
-        await supervise({"watch": lambda: cache.watch(js), "schedule": scheduler.run}, stop=stop)
+        await supervise({"watch": lambda: cache.watch(js),
+                         "leases": lambda: cache.watch_leases(js),
+                         "schedule": scheduler.run}, stop=stop)
     finally:
         await nc.drain()
 

@@ -53,9 +53,11 @@ async def events_for(admin, name: str) -> list[dict]:
     return [json.loads(m.data) for m in msgs]
 
 
-async def register(creds, name: str, **kwargs) -> None:
+async def register(creds, name: str, *, live: bool = True, **kwargs) -> None:
     nc = await connect(creds[f"kubelet-{name}"], name=name)
     await request(nc, s.node_api(name, "register"), {"object": node(name, **kwargs)})
+    if live:
+        await jetstream(nc).publish(s.lease(name), b'{"holderIdentity": "%s"}' % name.encode())
     await nc.close()
 
 
@@ -97,3 +99,12 @@ async def test_pods_spread_by_free_resources_and_respect_capacity(scheduler):
     assert sorted(placed) == ["node-a", "node-a", "node-b", "node-b"]
     await request(admin, s.api("pods", "create"), {"object": pod("p4", cpu="400m")})
     assert await wait_for_node_name(admin, "p4", timeout=1.5) is None
+
+
+async def test_node_without_a_heartbeat_lease_gets_no_pods(scheduler):
+    admin, creds = scheduler["admin"], scheduler["creds"]
+    await register(creds, "node-a", live=False)
+    await request(admin, s.api("pods", "create"), {"object": pod("p")})
+    assert await wait_for_node_name(admin, "p", timeout=1.5) is None
+    await register(creds, "node-b")
+    assert await wait_for_node_name(admin, "p") == "node-b"

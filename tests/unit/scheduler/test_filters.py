@@ -75,3 +75,9 @@ def test_least_allocated_node_wins_and_ties_go_to_the_first_name():
     busy = [pod("x", cpu="1", node_name="a")]
     assert pick_node(pod("p", cpu="100m"), [node("a"), node("b")], busy).metadata.name == "b"
     assert pick_node(pod("p", cpu="100m"), [node("b"), node("a")], []).metadata.name == "a"
+
+
+def test_a_node_whose_lease_expired_is_not_ready():
+    result = feasible_nodes(pod("p"), [node("a"), node("b")], [], live={"b"})
+    assert [n.metadata.name for n in result.nodes] == ["b"]
+    assert dict(result.reasons) == {"node(s) were not ready": 1}
