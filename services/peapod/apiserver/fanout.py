@@ -23,7 +23,6 @@ import json
 
 import structlog
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -79,7 +78,7 @@ async def run_fanout(js: JetStreamContext, *, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             messages = await sub.fetch(batch=1, timeout=1)
-        except NatsTimeout:
+        except TimeoutError:  # nats-py raises both its own and asyncio's
             continue
         for msg in messages:
             await fan_out(js, msg)

@@ -23,7 +23,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from peapod.bus.subjects import inbox_prefix
@@ -94,7 +93,7 @@ async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
         msg = await nc.request(subject, encode(payload), timeout=timeout)
     except NoRespondersError:
         raise Unavailable(f"no server is answering on {subject}") from None
-    except NatsTimeout:
+    except TimeoutError:  # nats-py raises both its own and asyncio's
         raise Unavailable(f"timed out after {timeout:g}s waiting for {subject}") from None
     reply = decode(msg.data)
     if not isinstance(reply, dict):

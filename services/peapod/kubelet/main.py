@@ -1,0 +1,105 @@
+"""peapod-kubelet: runs this node's pods with podman and reports their status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from peapod.bus.client import Credentials, connect, jetstream
+from peapod.bus.events import EventRecorder
+from peapod.bus.supervise import supervise
+from peapod.errors import PeapodError
+from peapod.kubelet.agent import Kubelet
+from peapod.kubelet.node import internal_ip
+from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
+from peapod.kubelet.streams import Streams
+from peapod.logging import configure_logging
+
+log = structlog.get_logger("kubelet")
+
+DEFAULT_SOCKET = "/run/podman/podman.sock"
+
+
+async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_dir: str,
+              podman_socket: str = DEFAULT_SOCKET, labels: dict[str, str] | None = None,
+              host_ip: str | None = None, relist_period: float = 1.0,
+              heartbeat: float = 10.0) -> None:
+    service = await asyncio.to_thread(ensure_podman_service, podman_socket,
+                                      containers_conf=os.environ.get("CONTAINERS_CONF"))
+    runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
+    nc = await connect(creds, name=f"peapod-kubelet-{node_name}")
+    js = jetstream(nc)
+    events = EventRecorder(js, component="kubelet", host=node_name)
+    kubelet = Kubelet(node_name=node_name, nc=nc, js=js, runtime=runtime, events=events,
+                      host_ip=host_ip or internal_ip(), labels=labels,
+                      relist_period=relist_period, heartbeat=heartbeat)
+
+    def find_uid(namespace: str, name: str) -> Any:
+        record = kubelet.pods.get(f"{namespace}/{name}")
+        if record is None or record.deleted:
+            return None
+        return record.pod.metadata.uid, [c.name for c in record.pod.spec.containers]
+
+    await Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid).start()
+    log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)
+    try:
+        await supervise({"node-status": kubelet.post_node_status,
+                         "lease": kubelet.renew_lease,
+                         "partition": kubelet.watch_partition,
+                         "relist": kubelet.relist}, stop=stop)
+        try:
+            await kubelet.register(ready=False)
+        except PeapodError as exc:
+            log.warning("not_ready_not_posted", error=exc.message)
+    finally:
+        for record in kubelet.pods.values():
+            if record.task:
+                record.task.cancel()
+        await nc.drain()
+        if service is not None:
+            service.terminate()
+
+
+def parse_labels(text: str | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if part.strip():
+            key, _, value = part.partition("=")
+            labels[key.strip()] = value.strip()
+    return labels
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="peapod-kubelet")
+    parser.add_argument("--creds", required=True, help="credentials file (JSON: url, user, password)")
+    parser.add_argument("--node-name", default=socket.gethostname().lower())
+    parser.add_argument("--state-dir", default="/var/lib/peapod/kubelet")
+    parser.add_argument("--podman-socket", default=os.environ.get("PEAPOD_PODMAN_SOCKET",
+                                                                  DEFAULT_SOCKET))
+    parser.add_argument("--node-labels", default="", help="k=v,k2=v2 added to the Node")
+    parser.add_argument("--node-ip", default=None)
+    args = parser.parse_args(argv)
+    configure_logging(component="kubelet")
+    Path(args.state_dir).mkdir(parents=True, exist_ok=True)
+    asyncio.run(_main(args))
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(Credentials.load(args.creds), node_name=args.node_name, stop=stop,
+              state_dir=args.state_dir, podman_socket=args.podman_socket,
+              labels=parse_labels(args.node_labels), host_ip=args.node_ip)
+
+
+if __name__ == "__main__":
+    main()

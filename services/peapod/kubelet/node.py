@@ -1,0 +1,85 @@
+"""What a kubelet says about its machine: the Node object it registers.
+
+Capacity comes from the machine itself (CPU count, MemTotal), the runtime
+version from podman, and the labels Kubernetes users select on
+(``kubernetes.io/hostname``, ``kubernetes.io/arch``, ``kubernetes.io/os``).
+Addresses are read locally; nothing is sent on the network to find them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+
+from peapod import __version__
+from peapod.api import Condition, Node, NodeAddress, NodeStatus, NodeSystemInfo, ObjectMeta
+from peapod.api.base import now_rfc3339
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
+         "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+def architecture() -> str:
+    machine = platform.machine()
+    return _ARCH.get(machine, machine)
+
+
+def memory_kib() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1])
+    return 0
+
+
+def os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def machine_id() -> str:
+    try:
+        return Path("/etc/machine-id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def internal_ip() -> str:
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+    return address
+
+
+def build_node(name: str, *, runtime_version: str, labels: dict[str, str] | None = None,
+               address: str | None = None, ready: bool = True,
+               reason: str = "KubeletReady", message: str = "kubelet is posting ready status") -> Node:
+    now = now_rfc3339()
+    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": "110"}
+    all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": architecture(), **(labels or {})}
+    return Node(
+        metadata=ObjectMeta(name=name, labels=all_labels),
+        status=NodeStatus(
+            capacity=capacity,
+            allocatable=dict(capacity),
+            conditions=[Condition(type="Ready", status="True" if ready else "False",
+                                  reason=reason, message=message,
+                                  last_heartbeat_time=now, last_transition_time=now)],
+            addresses=[NodeAddress(type="InternalIP", address=address or internal_ip()),
+                       NodeAddress(type="Hostname", address=socket.gethostname())],
+            node_info=NodeSystemInfo(
+                machine_id=machine_id(), kernel_version=platform.release(),
+                os_image=os_image(), container_runtime_version=f"podman://{runtime_version}",
+                kubelet_version=f"v{__version__}", operating_system="linux",
+                architecture=architecture(),
+            ),
+        ),
+    )

@@ -1,0 +1,434 @@
+"""The kubelet's container runtime: podman, through its REST API (podman-py).
+
+One podman *pod* per Pod: its infra container holds the network namespace,
+so the Pod's containers reach each other on localhost, and host ports are
+published on the pod. Everything peapod creates carries labels (the Pod's
+uid, namespace and name; the container's name and restart count), which is
+what makes the kubelet restartable: after a crash it finds its pods by label
+and adopts them instead of starting duplicates.
+
+Each restart of a container creates a *new* podman container whose
+``restartCount`` label is one higher, as Kubernetes gives each attempt a new
+containerID. The count therefore survives a kubelet restart, and the
+previous attempt stays inspectable for ``lastState`` and ``logs --previous``.
+
+Calls are synchronous (podman-py uses requests); the kubelet runs them in
+worker threads. Failures that a user must see become ``RuntimeFailure`` with
+Kubernetes' reason (``ErrImagePull``, ``CreateContainerError`` …); nothing is
+ever passed through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from podman import PodmanClient
+from podman.errors import APIError
+from podman.errors import NotFound as PodmanNotFound
+
+from peapod.api import Container, Pod
+from peapod.api.quantity import cpu_millis, memory_bytes
+from peapod.errors import NotFound, Unavailable
+
+log = structlog.get_logger("kubelet.runtime")
+
+LABEL_UID = "io.peapod.pod.uid"
+LABEL_NAMESPACE = "io.peapod.pod.namespace"
+LABEL_NAME = "io.peapod.pod.name"
+LABEL_CONTAINER = "io.peapod.container.name"
+LABEL_RESTART_COUNT = "io.peapod.container.restartCount"
+
+CPU_PERIOD = 100_000
+
+
+class RuntimeFailure(Exception):
+    """A failure to show the user as a container's Waiting reason and a Warning event."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    restart_count: int
+    state: str
+    exit_code: int | None
+    started_at: str | None
+    finished_at: str | None
+    image: str
+    image_id: str
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    uid: str
+    namespace: str
+    name: str
+    podman_id: str
+    ip: str | None
+    containers: list[ContainerInfo]
+
+
+def normalize_image(image: str) -> str:
+    """Docker's reference rules: no registry means docker.io, no path library/, no tag latest."""
+    name, digest = ([*image.split("@", 1), ""])[:2]
+    first, _, rest = name.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        name = f"docker.io/{name}" if rest else f"docker.io/library/{name}"
+    if not digest and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return f"{name}@{digest}" if digest else name
+
+
+def _timestamp(value: Any) -> str | None:
+    """podman's list gives Unix seconds; 0 or negative means never."""
+    if not value or int(value) <= 0:
+        return None
+    return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PodmanRuntime:
+    def __init__(self, *, socket_path: str, state_dir: str) -> None:
+        self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120)
+        self.api = self.client.api
+        self.state_dir = Path(state_dir)
+        self._ips: dict[str, str | None] = {}
+
+    # -- reading ------------------------------------------------------------------------
+
+    def version(self) -> str:
+        return str(self.client.version().get("Version", "unknown"))
+
+    def list_pods(self) -> list[PodInfo]:
+        response = self.api.get("/containers/json", params={
+            "all": True, "filters": f'{{"label":["{LABEL_UID}"]}}'})
+        response.raise_for_status()
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for entry in response.json():
+            groups.setdefault(entry["Labels"][LABEL_UID], []).append(entry)
+        return [self._pod_info(uid, entries) for uid, entries in groups.items()]
+
+    def get_pod(self, uid: str) -> PodInfo | None:
+        response = self.api.get("/containers/json", params={
+            "all": True, "filters": f'{{"label":["{LABEL_UID}={uid}"]}}'})
+        response.raise_for_status()
+        entries = response.json()
+        return self._pod_info(uid, entries) if entries else None
+
+    def _pod_info(self, uid: str, entries: list[dict[str, Any]]) -> PodInfo:
+        labels = entries[0]["Labels"]
+        pod_id = entries[0].get("Pod", "")
+        containers = []
+        for entry in entries:
+            if entry.get("IsInfra") or LABEL_CONTAINER not in entry["Labels"]:
+                continue
+            state = str(entry.get("State", "unknown")).lower()
+            containers.append(ContainerInfo(
+                id=entry["Id"], name=entry["Labels"][LABEL_CONTAINER],
+                restart_count=int(entry["Labels"].get(LABEL_RESTART_COUNT, 0)),
+                state=state,
+                exit_code=int(entry.get("ExitCode", 0)) if state in ("exited", "stopped") else None,
+                started_at=_timestamp(entry.get("StartedAt")),
+                finished_at=_timestamp(entry.get("ExitedAt")) if state in ("exited", "stopped")
+                else None,
+                image=entry["Labels"].get("io.peapod.container.image", entry.get("Image", "")),
+                image_id=entry.get("ImageID", ""),
+            ))
+        return PodInfo(uid=uid, namespace=labels.get(LABEL_NAMESPACE, ""),
+                       name=labels.get(LABEL_NAME, ""), podman_id=pod_id,
+                       ip=self._pod_ip(pod_id), containers=containers)
+
+    def _pod_ip(self, pod_id: str) -> str | None:
+        if not pod_id:
+            return None
+        if pod_id in self._ips:
+            return self._ips[pod_id]
+        try:
+            pod = self.api.get(f"/pods/{pod_id}/json").json()
+            infra = pod.get("InfraContainerID")
+            data = self.api.get(f"/containers/{infra}/json").json() if infra else {}
+        except (APIError, ValueError):
+            return None
+        networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+        ip = ip or (data.get("NetworkSettings") or {}).get("IPAddress") or None
+        if ip:  # the infra container gets its address only once it runs: cache only a real one
+            self._ips[pod_id] = ip
+        return ip
+
+    # -- images -------------------------------------------------------------------------
+
+    def ensure_image(self, image: str, *, policy: str) -> bool:
+        reference = normalize_image(image)
+        present = self.api.get(f"/images/{reference}/exists").status_code == 204
+        if policy == "Never":
+            if not present:
+                raise RuntimeFailure("ErrImageNeverPull", f'Container image "{image}" is not '
+                                     'present with pull policy of Never')
+            return False
+        if present and policy == "IfNotPresent":
+            return False
+        try:
+            self.client.images.pull(reference)
+        except (APIError, OSError) as exc:
+            if present:
+                # Always, but the registry is unreachable: run what we have, as offline
+                # machines must (the image was checked to exist locally).
+                log.warning("pull_failed_using_local_image", image=reference, error=str(exc))
+                return False
+            raise RuntimeFailure("ErrImagePull", f'failed to pull image "{image}": {exc}') from None
+        return True
+
+    # -- pods and containers ------------------------------------------------------------
+
+    def _labels(self, pod: Pod) -> dict[str, str]:
+        meta = pod.metadata
+        return {LABEL_UID: meta.uid or "", LABEL_NAMESPACE: meta.namespace or "default",
+                LABEL_NAME: meta.name or ""}
+
+    def _pod_dir(self, uid: str) -> Path:
+        return self.state_dir / "pods" / uid
+
+    def create_pod(self, pod: Pod) -> str:
+        uid = pod.metadata.uid or ""
+        existing = self._find_pod(uid)
+        if existing:
+            return existing
+        ports = [{"container_port": p.container_port, "host_port": p.host_port,
+                  "protocol": p.protocol.lower(), **({"host_ip": p.host_ip} if p.host_ip else {})}
+                 for c in pod.spec.containers for p in (c.ports or []) if p.host_port]
+        for volume in pod.spec.volumes or []:
+            if volume.empty_dir is not None and volume.empty_dir.medium != "Memory":
+                (self._pod_dir(uid) / "volumes" / volume.name).mkdir(parents=True, exist_ok=True)
+        body = {"name": f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}",
+                "labels": self._labels(pod),
+                "hostname": pod.spec.hostname or pod.metadata.name,
+                "portmappings": ports}
+        response = self.api.post("/pods/create", data=_json(body))
+        if response.status_code >= 400:
+            raise RuntimeFailure("CreatePodSandboxError", _explain(response))
+        pod_id = str(response.json()["Id"])
+        log.info("pod_sandbox_created", pod=pod.key, uid=uid, podman_pod=pod_id[:12])
+        return pod_id
+
+    def _find_pod(self, uid: str) -> str | None:
+        response = self.api.get("/pods/json", params={
+            "filters": f'{{"label":["{LABEL_UID}={uid}"]}}'})
+        response.raise_for_status()
+        pods = response.json() or []
+        return str(pods[0]["Id"]) if pods else None
+
+    def run_container(self, pod: Pod, container_name: str, *, restart_count: int) -> str:
+        spec = next(c for c in pod.spec.containers if c.name == container_name)
+        pod_id = self.create_pod(pod)
+        uid = pod.metadata.uid or ""
+        body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
+        response = self.api.post("/containers/create", data=_json(body))
+        if response.status_code >= 400:
+            raise RuntimeFailure("CreateContainerError", _explain(response))
+        container_id = str(response.json()["Id"])
+        started = self.api.post(f"/containers/{container_id}/start")
+        if started.status_code >= 400:
+            self.remove_container(container_id)
+            raise RuntimeFailure("RunContainerError", _explain(started))
+        log.info("container_started", pod=pod.key, uid=uid, container=container_name,
+                 restart_count=restart_count, container_id=container_id[:12])
+        return container_id
+
+    def _container_body(self, pod: Pod, spec: Container, *, pod_id: str,
+                        restart_count: int) -> dict[str, Any]:
+        uid = pod.metadata.uid or ""
+        body: dict[str, Any] = {
+            "name": f"k8s_{spec.name}_{pod.metadata.name}_{pod.metadata.namespace}_{uid[:8]}"
+                    f"_{restart_count}",
+            "image": normalize_image(spec.image),
+            "pod": pod_id,
+            "labels": {**self._labels(pod), LABEL_CONTAINER: spec.name,
+                       LABEL_RESTART_COUNT: str(restart_count),
+                       "io.peapod.container.image": spec.image},
+            "env": {e.name: e.value or "" for e in spec.env or []},
+            "mounts": self._mounts(pod, spec),
+        }
+        # Kubernetes: command replaces ENTRYPOINT, args replaces CMD; a command drops CMD.
+        if spec.command is not None:
+            body["entrypoint"] = spec.command
+            body["command"] = spec.args or []
+        elif spec.args is not None:
+            body["command"] = spec.args
+        if spec.working_dir:
+            body["work_dir"] = spec.working_dir
+        limits = (spec.resources.limits or {}) if spec.resources else {}
+        resource_limits: dict[str, Any] = {}
+        if "memory" in limits:
+            resource_limits["memory"] = {"limit": memory_bytes(limits["memory"])}
+        if "cpu" in limits:
+            resource_limits["cpu"] = {"quota": cpu_millis(limits["cpu"]) * CPU_PERIOD // 1000,
+                                      "period": CPU_PERIOD}
+        if resource_limits:
+            body["resource_limits"] = resource_limits
+        return body
+
+    def _mounts(self, pod: Pod, spec: Container) -> list[dict[str, Any]]:
+        volumes = {v.name: v for v in pod.spec.volumes or []}
+        mounts = []
+        for mount in spec.volume_mounts or []:
+            volume = volumes[mount.name]
+            options = ["ro"] if mount.read_only else ["rw"]
+            if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
+                size = volume.empty_dir.size_limit
+                tmpfs_opts = options + ([f"size={memory_bytes(size)}"] if size else [])
+                mounts.append({"type": "tmpfs", "source": "tmpfs",
+                               "destination": mount.mount_path, "options": tmpfs_opts})
+                continue
+            if volume.empty_dir is not None:
+                source = self._pod_dir(pod.metadata.uid or "") / "volumes" / volume.name
+                source.mkdir(parents=True, exist_ok=True)
+            elif volume.host_path is not None:
+                source = Path(volume.host_path.path)
+                _prepare_host_path(source, volume.host_path.type or "")
+            else:  # pragma: no cover - validation guarantees one source
+                continue
+            mounts.append({"type": "bind", "source": str(source),
+                           "destination": mount.mount_path, "options": ["rbind", *options]})
+        return mounts
+
+    def stop_container(self, container_id: str, *, timeout: int) -> None:
+        response = self.api.post(f"/containers/{container_id}/stop",
+                                 params={"timeout": max(0, int(timeout))})
+        if response.status_code not in (204, 304, 404):
+            log.warning("stop_failed", container_id=container_id[:12], error=_explain(response))
+
+    def remove_container(self, container_id: str) -> None:
+        response = self.api.delete(f"/containers/{container_id}",
+                                   params={"force": True, "v": True})
+        if response.status_code not in (200, 204, 404):
+            log.warning("remove_failed", container_id=container_id[:12], error=_explain(response))
+
+    def remove_pod(self, uid: str, *, grace_seconds: int) -> None:
+        info = self.get_pod(uid)
+        if info is not None:
+            running = [c for c in info.containers if c.state == "running"]
+            for container in running:
+                self.api.post(f"/containers/{container.id}/kill", params={"signal": "TERM"})
+            deadline = time.monotonic() + max(0, grace_seconds)
+            while running and time.monotonic() < deadline:
+                time.sleep(0.2)
+                current = self.get_pod(uid)
+                running = [c for c in (current.containers if current else [])
+                           if c.state == "running"]
+            for container in running:
+                self.stop_container(container.id, timeout=0)
+        pod_id = (info.podman_id if info else None) or self._find_pod(uid)
+        if pod_id:
+            response = self.api.delete(f"/pods/{pod_id}", params={"force": True})
+            if response.status_code not in (200, 204, 404):
+                raise RuntimeFailure("KillPodSandboxError", _explain(response))
+            self._ips.pop(pod_id, None)
+        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+        log.info("pod_removed", uid=uid, grace_seconds=grace_seconds)
+
+    # -- exec and logs ------------------------------------------------------------------
+
+    def _running(self, uid: str, container_name: str) -> str:
+        info = self.get_pod(uid)
+        tries = sorted((c for c in (info.containers if info else []) if c.name == container_name),
+                       key=lambda c: c.restart_count, reverse=True)
+        if not tries:
+            raise NotFound(f"container {container_name} not found in pod with uid {uid}")
+        if tries[0].state != "running":
+            raise NotFound(f"container {container_name} is not running")
+        return tries[0].id
+
+    def exec(self, uid: str, container_name: str, argv: list[str], *,
+             timeout: float = 30) -> tuple[int, bytes, bytes]:
+        container = self.client.containers.get(self._running(uid, container_name))
+        try:
+            code, output = container.exec_run(argv, demux=True)
+        except (APIError, PodmanNotFound) as exc:
+            raise NotFound(f"cannot exec in container {container_name}: {exc}") from None
+        out, err = output if isinstance(output, tuple) else (output, b"")
+        return int(code or 0), out or b"", err or b""
+
+    def logs(self, container_id: str, *, tail: int | None = None,
+             follow: bool = False) -> Iterator[bytes]:
+        container = self.client.containers.get(container_id)
+        params: dict[str, Any] = {"stream": True, "follow": follow, "stdout": True,
+                                  "stderr": True}
+        if tail is not None:
+            params["tail"] = tail
+        yield from container.logs(**params)
+
+
+def _prepare_host_path(path: Path, kind: str) -> None:
+    if kind == "DirectoryOrCreate":
+        path.mkdir(parents=True, exist_ok=True)
+    elif kind == "FileOrCreate":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+    elif kind == "Directory" and not path.is_dir():
+        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a directory")
+    elif kind == "File" and not path.is_file():
+        raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a file")
+
+
+def _json(body: dict[str, Any]) -> str:
+    import json
+    return json.dumps(body)
+
+
+def _explain(response: Any) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    return str(data.get("message") or data.get("cause") or data)
+
+
+def _ping(socket_path: str) -> bool:
+    try:
+        client = PodmanClient(base_url=f"unix://{socket_path}", timeout=2)
+        return bool(client.ping())
+    except Exception:  # any failure means "not answering"
+        return False
+
+
+def ensure_podman_service(socket_path: str, *, containers_conf: str | None = None,
+                          timeout: float = 15) -> subprocess.Popen[bytes] | None:
+    """Start ``podman system service`` on ``socket_path`` unless something answers there."""
+    if _ping(socket_path):
+        return None
+    podman = shutil.which("podman")
+    if podman is None:
+        raise Unavailable("podman is not installed (apt-get install podman); see `peapod doctor`")
+    Path(socket_path).parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if containers_conf:
+        env["CONTAINERS_CONF"] = containers_conf
+    proc = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket_path}"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _ping(socket_path):
+            log.info("podman_service_started", socket=socket_path, pid=proc.pid)
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    raise Unavailable(f"podman system service did not answer on {socket_path}; "
+                      "run `peapod doctor`")

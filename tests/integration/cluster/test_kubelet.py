@@ -1,0 +1,215 @@
+"""The real kubelet against real podman, with the real apiserver and scheduler over NATS.
+
+Each test runs the three components in-process (so a failure shows one
+traceback) against a nats-server configured with peapod's permissions, and
+checks podman itself where the claim is about podman.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from peapod.bus import subjects as s
+from peapod.bus.client import request
+from peapod.errors import NotFound
+from peapod.kubelet.main import run as run_kubelet
+from peapod.scheduler.main import run as run_scheduler
+
+pytestmark = pytest.mark.podman
+
+
+def podman_ids(uid: str) -> list[str]:
+    out = subprocess.run(["podman", "ps", "-a", "-q", "--filter", f"label=io.peapod.pod.uid={uid}"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+class Node:
+    """A kubelet task that can be stopped and started again, as after a crash."""
+
+    def __init__(self, creds: dict, name: str, state_dir: Path, socket: str) -> None:
+        self.creds, self.name, self.state_dir, self.socket = creds, name, state_dir, socket
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(run_kubelet(
+            self.creds[f"kubelet-{self.name}"], node_name=self.name, stop=self.stop,
+            state_dir=str(self.state_dir), podman_socket=self.socket, host_ip="127.0.0.1",
+            relist_period=0.5, heartbeat=2))
+
+    async def halt(self) -> None:
+        self.stop.set()
+        if self.task:
+            await asyncio.wait_for(self.task, 30)
+
+
+@pytest.fixture
+async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
+    creds = apiserver["creds"]
+    stop = asyncio.Event()
+    scheduler = asyncio.create_task(run_scheduler(creds["scheduler"], stop=stop))
+    node = Node(creds, "node-a", tmp_path / "kubelet", podman_socket)
+    node.start()
+    admin = apiserver["admin"]
+    for _ in range(100):
+        try:
+            if (await request(admin, s.api("nodes", "get"), {"name": "node-a"})):
+                break
+        except NotFound:
+            await asyncio.sleep(0.1)
+    created: list[str] = []
+    yield {"admin": admin, "node": node, "created": created}
+    for name in created:
+        with contextlib.suppress(NotFound):
+            await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": name,
+                                                           "gracePeriodSeconds": 1})
+    for _ in range(100):
+        if not await request(admin, s.api("pods", "list"), {}):
+            break
+        await asyncio.sleep(0.2)
+    await node.halt()
+    stop.set()
+    await asyncio.wait_for(scheduler, 10)
+
+
+async def apply(ctx: dict, manifest: dict) -> dict:
+    ctx["created"].append(manifest["metadata"]["name"])
+    return await request(ctx["admin"], s.api("pods", "create"), {"object": manifest})
+
+
+async def wait_pod(ctx: dict, name: str, predicate, timeout: float = 60) -> dict:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pod: dict = {}
+    while loop.time() < deadline:
+        pod = await request(ctx["admin"], s.api("pods", "get"), {"namespace": "default",
+                                                                  "name": name})
+        if predicate(pod):
+            return pod
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"pod {name} never matched; last: {json.dumps(pod.get('status'))}")
+
+
+def running(pod: dict) -> bool:
+    statuses = pod.get("status", {}).get("containerStatuses") or []
+    return pod.get("status", {}).get("phase") == "Running" and bool(statuses) and all(
+        c.get("ready") for c in statuses)
+
+
+async def kubelet_exec(ctx: dict, name: str, container: str, command: list[str]) -> tuple[int, str]:
+    result = await request(ctx["admin"], s.kubelet("node-a", "exec"), {
+        "namespace": "default", "name": name, "container": container, "command": command})
+    return result["exitCode"], base64.b64decode(result["stdout"]).decode()
+
+
+def pod_manifest(name: str, containers: list[dict], **spec) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": containers, **spec}}
+
+
+async def test_two_containers_share_localhost_env_and_an_empty_dir(cluster):
+    name = f"web-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "server", "image": "localhost/peapod-busybox:latest",
+         "command": ["sh", "-c", "echo hello > /www/index.html; httpd -f -p 8080 -h /www"],
+         "volumeMounts": [{"name": "www", "mountPath": "/www"}]},
+        {"name": "client", "image": "localhost/peapod-busybox:latest",
+         "command": ["sleep", "3600"], "env": [{"name": "GREETING", "value": "hi there"}],
+         "volumeMounts": [{"name": "www", "mountPath": "/shared"}]},
+    ], volumes=[{"name": "www", "emptyDir": {}}]))
+    pod = await wait_pod(cluster, name, running)
+    assert pod["status"]["podIP"] and pod["status"]["hostIP"] == "127.0.0.1"
+    code, out = await kubelet_exec(cluster, name, "client",
+                                   ["wget", "-qO-", "http://127.0.0.1:8080/index.html"])
+    assert (code, out) == (0, "hello\n")
+    assert await kubelet_exec(cluster, name, "client", ["printenv", "GREETING"]) == (0, "hi there\n")
+    assert await kubelet_exec(cluster, name, "client", ["cat", "/shared/index.html"]) == (0, "hello\n")
+
+
+async def test_exited_container_is_restarted_with_restart_count_and_back_off(cluster):
+    name = f"crash-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "c", "image": "localhost/peapod-busybox:latest",
+         "command": ["sh", "-c", "echo started; sleep 1; exit 3"]}]))
+    pod = await wait_pod(cluster, name, lambda p: any(
+        (c.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+        for c in p.get("status", {}).get("containerStatuses") or []))
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["restartCount"] >= 1
+    assert cs["lastState"]["terminated"]["exitCode"] == 3
+    assert cs["lastState"]["terminated"]["reason"] == "Error"
+    # at most the current and the previous attempt are kept in podman
+    assert len(podman_ids(pod["metadata"]["uid"])) <= 3  # two attempts + the infra container
+
+
+async def test_logs_are_served_and_a_missing_image_with_never_is_reported(cluster):
+    name = f"logs-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "c", "image": "localhost/peapod-busybox:latest",
+         "command": ["sh", "-c", "echo line one; echo line two; sleep 3600"]}]))
+    await wait_pod(cluster, name, running)
+    for _ in range(20):
+        result = await request(cluster["admin"], s.kubelet("node-a", "logs"), {
+            "namespace": "default", "name": name})
+        text = base64.b64decode(result["data"]).decode()
+        if "line two" in text:
+            break
+        await asyncio.sleep(0.2)
+    assert text.splitlines() == ["line one", "line two"]
+
+    missing = f"never-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(missing, [
+        {"name": "c", "image": "localhost/no-such-image:1", "imagePullPolicy": "Never"}]))
+    pod = await wait_pod(cluster, missing, lambda p: any(
+        (c.get("state", {}).get("waiting") or {}).get("reason") == "ErrImageNeverPull"
+        for c in p.get("status", {}).get("containerStatuses") or []))
+    assert pod["status"]["phase"] == "Pending"
+
+
+async def test_kubelet_restart_adopts_running_pods_without_duplicates(cluster):
+    name = f"adopt-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "c", "image": "docker.io/library/mongo:3.3", "command": ["mongod"]}]))
+    pod = await wait_pod(cluster, name, running)
+    uid = pod["metadata"]["uid"]
+    before = sorted(podman_ids(uid))
+    await cluster["node"].halt()
+    cluster["node"].start()
+    await asyncio.sleep(3)
+    pod = await wait_pod(cluster, name, running)
+    assert sorted(podman_ids(uid)) == before
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+async def test_delete_stops_containers_within_the_grace_period_and_leaves_nothing(cluster):
+    name = f"del-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "stubborn", "image": "localhost/peapod-busybox:latest",
+         "command": ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]}],
+        terminationGracePeriodSeconds=2))
+    pod = await wait_pod(cluster, name, running)
+    uid = pod["metadata"]["uid"]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await request(cluster["admin"], s.api("pods", "delete"), {"namespace": "default", "name": name})
+    for _ in range(150):
+        try:
+            await request(cluster["admin"], s.api("pods", "get"), {"namespace": "default",
+                                                                    "name": name})
+        except NotFound:
+            break
+        await asyncio.sleep(0.2)
+    elapsed = loop.time() - started
+    assert podman_ids(uid) == []
+    assert elapsed < 20, f"deletion took {elapsed:.1f}s for a 2s grace period"
