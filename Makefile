@@ -14,7 +14,7 @@ export PEAPOD_PODMAN_SOCKET ?= /run/podman/podman.sock
 APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-plugins \
 	iptables uidmap slirp4netns fuse-overlayfs
 
-.PHONY: up down test unit integration e2e lint images deps venv bench clean
+.PHONY: up down test unit integration e2e lint protos images deps venv bench clean
 
 up: deps venv images
 	$(VENV)/bin/peapod up
@@ -31,6 +31,9 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check services tests
 	$(PY) -m peapod.api.schema --check protos
+
+protos: venv
+	$(PY) -m peapod.api.schema --write protos
 
 bench: deps venv images
 	$(PY) bench/run.py

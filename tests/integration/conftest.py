@@ -10,7 +10,6 @@ pulled here, and the connection mode makes it reach mapped ports on
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from peapod.bus.auth import write_cluster_config
+from peapod.kubelet.runtime import ensure_podman_service
 
 PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
 os.environ.setdefault("DOCKER_HOST", f"unix://{PODMAN_SOCKET}")
@@ -30,31 +30,14 @@ os.environ.setdefault("TC_HOST", "127.0.0.1")
 NATS_IMAGE = "localhost/peapod-nats:latest"
 
 
-def _socket_answers() -> bool:
-    result = subprocess.run(["curl", "-sf", "--unix-socket", PODMAN_SOCKET,
-                             "http://d/v4.0.0/libpod/_ping"], capture_output=True)
-    return result.returncode == 0
-
-
 @pytest.fixture(scope="session")
 def podman_socket() -> Iterator[str]:
     """podman's REST socket, started for the test session if nothing serves it."""
-    if _socket_answers():
-        yield PODMAN_SOCKET
-        return
-    Path(PODMAN_SOCKET).parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["podman", "system", "service", "--time=0",
-                             f"unix://{PODMAN_SOCKET}"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while not _socket_answers():
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"podman system service did not answer on {PODMAN_SOCKET}")
-        time.sleep(0.1)
+    service = ensure_podman_service(PODMAN_SOCKET, containers_conf=os.environ.get("CONTAINERS_CONF"))
     yield PODMAN_SOCKET
-    proc.terminate()
-    proc.wait(10)
+    if service is not None:
+        service.terminate()
+        service.wait(10)
 
 
 @pytest.fixture

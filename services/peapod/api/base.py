@@ -49,8 +49,8 @@ def check_dns1123_subdomain(value: str) -> str:
     if len(value) > 253 or not DNS1123_SUBDOMAIN.match(value):
         raise ValueError(
             f"invalid name {value!r}: a lowercase RFC 1123 subdomain must consist of lower case "
-            "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
-            "character"
+            "alphanumeric characters, '-' or '.', must start and end with an alphanumeric "
+            "character, and be at most 253 characters"
         )
     return value
 

@@ -26,11 +26,8 @@ ApiObject = Pod | Node | Event
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
     """Every object in the text, with ``kind: List`` flattened into its items."""
     try:
-        if text.lstrip().startswith(("{", "[")):
-            loaded: list[Any] = [json.loads(text)]
-        else:
-            loaded = list(yaml.safe_load_all(text))
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        loaded = _parse_text(text)
+    except yaml.YAMLError as exc:
         raise Invalid(f"{source}: cannot parse: {_one_line(str(exc))}") from exc
     docs: list[dict[str, Any]] = []
     for index, doc in enumerate(loaded):
@@ -79,6 +76,17 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj
+
+
+def _parse_text(text: str) -> list[Any]:
+    # A flow-style YAML mapping starts with "{" too, so text that is not JSON gets a second
+    # chance as YAML (whose error message then names the line and column).
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError:
+            pass
+    return list(yaml.safe_load_all(text))
 
 
 def _one_line(text: str) -> str:

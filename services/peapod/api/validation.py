@@ -3,18 +3,20 @@
 Pydantic checks each field's type and refuses unknown fields; this module
 adds the checks that span fields (unique container names, mounts that name a
 declared volume, requests no larger than limits) and the name rules
-(DNS-1123). Every problem is reported as ``path: message`` so a user can find
-it in the file, e.g. ``spec.containers[1].name: duplicate name "same"``.
+(DNS-1123 names, label keys and values). Every problem is reported as
+``path: message`` so a user can find it in the file, e.g.
+``spec.containers[1].name: duplicate name "same"``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
-from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
+from peapod.api.base import DNS1123_SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
 from peapod.api.meta import ObjectMeta
 from peapod.api.node import Node
 from peapod.api.pod import Pod
@@ -22,6 +24,9 @@ from peapod.api.quantity import parse_quantity
 from peapod.errors import Invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_RULE = ("must consist of alphanumeric characters, '-', '_' or '.', start and end with an "
+               "alphanumeric character, and be at most 63 characters")
 
 
 def format_location(loc: Sequence[int | str]) -> str:
@@ -59,9 +64,23 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool) -> list[str]:
         problems.extend(_name("metadata.name", meta.name, check_dns1123_subdomain))
     if namespaced and meta.namespace:
         problems.extend(_name("metadata.namespace", meta.namespace, check_dns1123_label))
-    for key in meta.labels or {}:
-        if not key or len(key) > 316:
-            problems.append(f"metadata.labels: invalid label key {key!r}")
+    for key, value in (meta.labels or {}).items():
+        problems.extend(_label_problems(key, value))
+    return problems
+
+
+def _label_problems(key: str, value: str) -> list[str]:
+    # Label keys and values are what selectors match on; Kubernetes refuses malformed ones.
+    problems = []
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        problems.append(f"metadata.labels: invalid label key {key!r}: prefix part must be "
+                        "a lowercase RFC 1123 subdomain of at most 253 characters")
+    if len(name) > 63 or not _LABEL_VALUE.match(name):
+        problems.append(f"metadata.labels: invalid label key {key!r}: name part {_LABEL_RULE}")
+    if value and (len(value) > 63 or not _LABEL_VALUE.match(value)):
+        problems.append(f"metadata.labels.{key}: invalid label value {value!r}: "
+                        f"a label value must be empty or {_LABEL_RULE}")
     return problems
 
 

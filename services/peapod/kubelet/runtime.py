@@ -398,7 +398,8 @@ def _explain(response: Any) -> str:
     return str(data.get("message") or data.get("cause") or data)
 
 
-def _ping(socket_path: str) -> bool:
+def podman_answers(socket_path: str) -> bool:
+    """Does a podman REST service answer on ``socket_path``?"""
     try:
         client = PodmanClient(base_url=f"unix://{socket_path}", timeout=2)
         return bool(client.ping())
@@ -409,7 +410,7 @@ def _ping(socket_path: str) -> bool:
 def ensure_podman_service(socket_path: str, *, containers_conf: str | None = None,
                           timeout: float = 15) -> subprocess.Popen[bytes] | None:
     """Start ``podman system service`` on ``socket_path`` unless something answers there."""
-    if _ping(socket_path):
+    if podman_answers(socket_path):
         return None
     podman = shutil.which("podman")
     if podman is None:
@@ -423,7 +424,7 @@ def ensure_podman_service(socket_path: str, *, containers_conf: str | None = Non
                             start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _ping(socket_path):
+        if podman_answers(socket_path):
             log.info("podman_service_started", socket=socket_path, pid=proc.pid)
             return proc
         if proc.poll() is not None:

@@ -24,7 +24,7 @@ async def apiserver(cluster_creds: dict) -> AsyncIterator[dict]:
         except Exception:
             await asyncio.sleep(0.05)
     try:
-        yield {"admin": admin, "creds": cluster_creds}
+        yield {"admin": admin, "creds": cluster_creds, "stop": stop, "task": task}
     finally:
         await admin.close()
         stop.set()

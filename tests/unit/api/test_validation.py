@@ -1,0 +1,288 @@
+"""Invalid manifests are refused with Invalid, one ``path: problem`` per mistake."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from peapod.api import Pod, parse_object
+from peapod.api.validation import format_location, pydantic_problems, raise_if_problems
+from peapod.errors import Invalid
+
+Doc = dict[str, Any]
+
+SEED: Doc = {
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "db", "labels": {"type": "db"}},
+    "spec": {"containers": [{"name": "db", "image": "mongo:3.3"}]},
+}
+
+
+def refusal(change: Callable[[Doc], object]) -> str:
+    """The message Invalid carries for the seed pod after ``change``."""
+    doc = copy.deepcopy(SEED)
+    change(doc)
+    with pytest.raises(Invalid) as info:
+        parse_object(doc)
+    assert info.value.code == "Invalid"
+    return info.value.message
+
+
+def container(doc: Doc, index: int = 0) -> Doc:
+    return doc["spec"]["containers"][index]
+
+
+def with_volumes(*volumes: Doc, mounts: list[Doc] | None = None) -> Callable[[Doc], None]:
+    def change(doc: Doc) -> None:
+        doc["spec"]["volumes"] = list(volumes)
+        if mounts is not None:
+            container(doc)["volumeMounts"] = mounts
+    return change
+
+
+def with_resources(**resources: Doc) -> Callable[[Doc], None]:
+    return lambda doc: container(doc).update(resources=resources)
+
+
+def test_the_seed_pod_is_valid():
+    assert isinstance(parse_object(copy.deepcopy(SEED)), Pod)
+
+
+def test_unknown_field_is_refused_with_its_path():
+    message = refusal(lambda d: container(d).update(imagee="mongo"))
+    assert message == "Pod 'db' is invalid: spec.containers[0].imagee: unknown field"
+
+
+def test_unknown_top_level_and_metadata_fields_are_refused_too():
+    assert refusal(lambda d: d.update(specs={})).endswith("specs: unknown field")
+    assert refusal(lambda d: d["metadata"].update(lables={})).endswith("metadata.lables: unknown field")
+
+
+def test_duplicate_container_names_are_refused_with_their_path():
+    message = refusal(lambda d: d["spec"]["containers"].append({"name": "db", "image": "busybox"}))
+    assert message == "Pod 'db' is invalid: spec.containers[1].name: duplicate name 'db'"
+
+
+def test_a_pod_without_containers_is_refused():
+    assert refusal(lambda d: d["spec"].update(containers=[])) == (
+        "Pod 'db' is invalid: spec.containers: required value: a pod needs at least one container")
+    assert refusal(lambda d: d["spec"].pop("containers")) == (
+        "Pod 'db' is invalid: spec.containers: required value")
+
+
+def test_a_container_without_image_is_refused():
+    problem = "spec.containers[0].image: required value"
+    assert refusal(lambda d: container(d).update(image="")).endswith(problem)
+    assert refusal(lambda d: container(d).pop("image")).endswith(problem)
+
+
+def test_a_pod_without_name_is_refused():
+    assert refusal(lambda d: d["metadata"].pop("name")) == "Pod is invalid: metadata.name: required value"
+
+
+@pytest.mark.parametrize("name", ["DB", "my_db", "-db", "db-", "db pod", "a" * 254, ""])
+def test_pod_names_that_are_not_dns1123_subdomains_are_refused(name):
+    message = refusal(lambda d: d["metadata"].update(name=name))
+    if name:
+        assert f"metadata.name: invalid name {name!r}: a lowercase RFC 1123 subdomain" in message
+    else:
+        assert message.endswith("metadata.name: required value")
+
+
+def test_a_too_long_pod_name_is_told_the_length_limit():
+    assert "at most 253 characters" in refusal(lambda d: d["metadata"].update(name="a" * 254))
+
+
+@pytest.mark.parametrize("name", ["db", "db-1", "a.b.c", "1db", "a" * 253])
+def test_dns1123_subdomain_pod_names_are_accepted(name):
+    doc = copy.deepcopy(SEED)
+    doc["metadata"]["name"] = name
+    assert parse_object(doc).metadata.name == name
+
+
+@pytest.mark.parametrize("name", ["DB", "my_db", "a.b", "a" * 64])
+def test_container_names_that_are_not_dns1123_labels_are_refused(name):
+    message = refusal(lambda d: container(d).update(name=name))
+    assert f"spec.containers[0].name: invalid name {name!r}: a lowercase RFC 1123 label" in message
+    assert "at most 63 characters" in message
+
+
+def test_a_namespace_that_is_not_a_dns1123_label_is_refused():
+    assert "metadata.namespace: invalid name 'Prod_1'" in refusal(
+        lambda d: d["metadata"].update(namespace="Prod_1"))
+
+
+@pytest.mark.parametrize(("labels", "problem"), [
+    ({"Bad Key!": "x"}, "metadata.labels: invalid label key 'Bad Key!': name part must consist of"),
+    ({"a" * 64: "x"}, "name part must consist of"),
+    ({"": "x"}, "metadata.labels: invalid label key ''"),
+    ({"Example.com/app": "x"}, "invalid label key 'Example.com/app': prefix part must be"),
+    ({"/app": "x"}, "invalid label key '/app': prefix part must be"),
+    ({"app": "bad value!"}, "metadata.labels.app: invalid label value 'bad value!'"),
+    ({"app": "v" * 64}, "metadata.labels.app: invalid label value"),
+])
+def test_malformed_label_keys_and_values_are_refused(labels, problem):
+    assert problem in refusal(lambda d: d["metadata"].update(labels=labels))
+
+
+def test_well_formed_labels_are_accepted():
+    doc = copy.deepcopy(SEED)
+    labels = {"app.kubernetes.io/name": "db", "tier": "", "Vendor_1.x-y": "MongoLabs_3.3-a"}
+    doc["metadata"]["labels"] = labels
+    assert parse_object(doc).metadata.labels == labels
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("100x", "quantities must match the regular expression"),
+    ("-1", "quantity '-1' must not be negative"),
+])
+def test_bad_quantities_are_refused_with_their_path(value, problem):
+    message = refusal(with_resources(requests={"cpu": value}))
+    assert f"spec.containers[0].resources.requests.cpu: {problem}" in message
+
+
+def test_a_bad_limit_is_reported_once_and_not_compared_with_the_request():
+    message = refusal(with_resources(requests={"memory": "64Mi"}, limits={"memory": "lots"}))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.memory: quantities "
+                       "must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', "
+                       "got 'lots'")
+
+
+def test_requests_greater_than_limits_are_refused():
+    message = refusal(with_resources(requests={"cpu": "2"}, limits={"cpu": "1500m"}))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.requests.cpu: "
+                       "must be less than or equal to cpu limit of 1500m")
+
+
+def test_requests_equal_to_limits_in_other_units_are_accepted():
+    doc = copy.deepcopy(SEED)
+    with_resources(requests={"cpu": "0.5", "memory": "1Gi"}, limits={"cpu": "500m", "memory": "1024Mi"})(doc)
+    assert isinstance(parse_object(doc), Pod)
+
+
+def test_unsupported_resource_names_are_refused():
+    message = refusal(with_resources(limits={"nvidia.com/gpu": "1"}))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.nvidia.com/gpu: "
+                       "unsupported resource name, supported: cpu, memory, ephemeral-storage")
+
+
+def test_a_mount_naming_an_undeclared_volume_is_refused():
+    message = refusal(with_volumes(mounts=[{"name": "data", "mountPath": "/data/db"}]))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].volumeMounts[0].name: "
+                       "volume 'data' not found in spec.volumes")
+
+
+def test_a_relative_mount_path_is_refused():
+    message = refusal(with_volumes({"name": "data", "emptyDir": {}},
+                                   mounts=[{"name": "data", "mountPath": "data/db"}]))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].volumeMounts[0].mountPath: "
+                       "must be an absolute path")
+
+
+def test_two_mounts_on_the_same_path_are_refused():
+    mounts = [{"name": "a", "mountPath": "/d"}, {"name": "b", "mountPath": "/d"}]
+    message = refusal(with_volumes({"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}},
+                                   mounts=mounts))
+    assert message.endswith("spec.containers[0].volumeMounts[1].mountPath: duplicate mount path '/d'")
+
+
+@pytest.mark.parametrize("volume", [
+    {"name": "data", "emptyDir": {}, "hostPath": {"path": "/srv/data"}},
+    {"name": "data"},
+], ids=["two-sources", "no-source"])
+def test_a_volume_needs_exactly_one_source(volume):
+    assert refusal(with_volumes(volume)) == (
+        "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath")
+
+
+def test_a_relative_host_path_is_refused():
+    assert refusal(with_volumes({"name": "data", "hostPath": {"path": "srv/data"}})) == (
+        "Pod 'db' is invalid: spec.volumes[0].hostPath.path: must be an absolute path")
+
+
+def test_duplicate_volume_names_and_bad_size_limits_are_refused():
+    message = refusal(with_volumes({"name": "data", "emptyDir": {"sizeLimit": "1x"}},
+                                   {"name": "data", "emptyDir": {}}))
+    assert "spec.volumes[0].emptyDir.sizeLimit: quantities must match" in message
+    assert "spec.volumes[1].name: duplicate name 'data'" in message
+
+
+def test_a_wrong_api_version_is_refused():
+    assert refusal(lambda d: d.update(apiVersion="apps/v1")) == (
+        "Pod 'db' is invalid: apiVersion: unsupported version 'apps/v1' for kind Pod, expected 'v1'")
+    assert "apiVersion: unsupported version None" in refusal(lambda d: d.pop("apiVersion"))
+
+
+def test_an_unsupported_kind_is_refused_with_the_supported_ones():
+    assert refusal(lambda d: d.update(kind="Deployment")) == (
+        "Deployment 'db' is invalid: kind: unsupported kind 'Deployment', supported kinds: Event, Node, Pod")
+
+
+def test_a_missing_kind_is_refused():
+    assert refusal(lambda d: d.pop("kind")) == "object 'db' is invalid: kind: required value"
+
+
+def test_an_invalid_restart_policy_is_refused_with_the_allowed_values():
+    assert refusal(lambda d: d["spec"].update(restartPolicy="Sometimes")) == (
+        "Pod 'db' is invalid: spec.restartPolicy: unsupported value 'Sometimes', "
+        "supported values: 'Always', 'OnFailure' or 'Never'")
+
+
+def test_out_of_range_ports_and_wrong_types_name_their_path():
+    assert "spec.containers[0].ports[0].containerPort: Input should be greater than or equal to 1" in (
+        refusal(lambda d: container(d).update(ports=[{"containerPort": 0}])))
+    assert "spec.containers[0].command: Input should be a valid list" in (
+        refusal(lambda d: container(d).update(command="mongod --rest")))
+
+
+def test_an_environment_variable_name_with_equals_is_refused():
+    assert refusal(lambda d: container(d).update(env=[{"name": "A=B", "value": "c"}])).endswith(
+        "spec.containers[0].env[0].name: invalid environment variable name 'A=B'")
+
+
+def test_every_problem_is_reported_in_one_message():
+    def change(doc: Doc) -> None:
+        doc["metadata"]["name"] = "Bad_Name"
+        doc["spec"]["containers"].append({"name": "db", "image": "x",
+                                          "volumeMounts": [{"name": "nope", "mountPath": "/x"}]})
+    problems = refusal(change).removeprefix("Pod 'Bad_Name' is invalid: ").split("; ")
+    assert [p.split(":")[0] for p in problems] == [
+        "metadata.name", "spec.containers[1].name", "spec.containers[1].volumeMounts[0].name"]
+
+
+def test_node_capacity_quantities_are_checked():
+    with pytest.raises(Invalid, match=re.escape("Node 'node-a' is invalid: status.capacity.cpu: quantities")):
+        parse_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"},
+                      "status": {"capacity": {"cpu": "two"}}})
+
+
+def test_node_names_may_not_contain_uppercase():
+    with pytest.raises(Invalid, match=re.escape("metadata.name: invalid name 'Node-A'")):
+        parse_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "Node-A"}})
+
+
+@pytest.mark.parametrize(("loc", "path"), [
+    (("spec", "containers", 1, "name"), "spec.containers[1].name"),
+    (("metadata",), "metadata"),
+    ((0, "a"), "[0].a"),
+    ((), "<root>"),
+])
+def test_format_location_writes_paths_as_kubernetes_does(loc, path):
+    assert format_location(loc) == path
+
+
+def test_pydantic_problems_drop_validator_names_from_paths():
+    with pytest.raises(ValidationError) as info:
+        Pod.model_validate({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": 3}]}})
+    assert pydantic_problems(info.value) == ["spec.containers[0].image: Input should be a valid string"]
+
+
+def test_raise_if_problems_joins_problems_and_is_silent_without_any():
+    raise_if_problems([], what="Pod 'p'")
+    with pytest.raises(Invalid, match=r"^Pod 'p' is invalid: a: x; b: y$"):
+        raise_if_problems(["a: x", "b: y"], what="Pod 'p'")
