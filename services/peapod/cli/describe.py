@@ -1,0 +1,327 @@
+"""``peapod describe pod|node NAME``: kubectl's describe layout.
+
+The text follows kubectl's ``PodDescriber`` and ``NodeDescriber``: ``Key:``
+cells aligned in blocks by the same tabwriter rule as the tables (padding 2),
+nested sections indented by two spaces per level, ``<none>`` for what is
+absent, and the object's events last. Like the printers, every function is
+pure and takes ``now``, so the output is asserted exactly in tests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from peapod.api import Event, Node, Pod, parse_rfc3339
+from peapod.api.pod import Container, ContainerState, ContainerStatus, Volume
+from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
+from peapod.cli.printers import age, align_columns, human_duration, node_roles
+from peapod.scheduler.filters import allocatable, is_active
+
+DESCRIBE_PADDING = 2
+NONE = "<none>"
+
+
+class _Writer:
+    """kubectl's ``PrefixWriter``: each level indents by two spaces; cells are tab-separated."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, level: int, *cells: str) -> None:
+        self.lines.append("  " * level + "\t".join(cells))
+
+    def mapping(self, level: int, title: str, values: dict[str, str] | None, sep: str = "=") -> None:
+        """``Labels:  a=b`` with one line per pair, sorted, continuation lines in the same column.
+
+        Annotations use ``sep=": "``, as kubectl's ``printAnnotationsMultiline`` does.
+        """
+        items = [f"{k}{sep}{v}" for k, v in sorted((values or {}).items())] or [NONE]
+        self.line(level, f"{title}:", items[0])
+        for item in items[1:]:
+            self.line(level, "", item)
+
+    def text(self) -> str:
+        return align_columns("\n".join(self.lines), padding=DESCRIBE_PADDING)
+
+
+def _timestamp(value: str | None) -> str:
+    """kubectl's ``time.RFC1123Z``: ``Mon, 02 Jan 2006 15:04:05 +0000``."""
+    if not value:
+        return NONE
+    return parse_rfc3339(value).strftime("%a, %d %b %Y %H:%M:%S %z")
+
+
+# -- pods ------------------------------------------------------------------------------
+
+def _qos_class(pod: Pod) -> str:
+    """kubectl's ``ComputePodQOS``: only positive cpu and memory quantities count."""
+    requests, limits = [], []
+    for c in pod.spec.containers:
+        res = c.resources
+        requests.append(_qos_quantities(res.requests if res else None))
+        limits.append(_qos_quantities(res.limits if res else None))
+    if not any(requests) and not any(limits):
+        return "BestEffort"
+    guaranteed = all(
+        set(lim) == {"cpu", "memory"} and all(req.get(k, lim[k]) == lim[k] for k in lim)
+        for req, lim in zip(requests, limits, strict=True))
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _qos_quantities(values: dict[str, str | int | float] | None) -> dict[str, int]:
+    converted = {k: (cpu_millis if k == "cpu" else memory_bytes)(v)
+                 for k, v in (values or {}).items() if k in ("cpu", "memory")}
+    return {k: v for k, v in converted.items() if v > 0}
+
+
+def _state(w: _Writer, level: int, title: str, state: ContainerState) -> None:
+    if state.running:
+        w.line(level, f"{title}:", "Running")
+        w.line(level + 1, "Started:", _timestamp(state.running.started_at))
+    elif state.waiting:
+        w.line(level, f"{title}:", "Waiting")
+        if state.waiting.reason:
+            w.line(level + 1, "Reason:", state.waiting.reason)
+        if state.waiting.message:
+            w.line(level + 1, "Message:", state.waiting.message)
+    elif state.terminated:
+        t = state.terminated
+        w.line(level, f"{title}:", "Terminated")
+        if t.reason:
+            w.line(level + 1, "Reason:", t.reason)
+        if t.message:
+            w.line(level + 1, "Message:", t.message)
+        w.line(level + 1, "Exit Code:", str(t.exit_code))
+        if t.signal:
+            w.line(level + 1, "Signal:", str(t.signal))
+        w.line(level + 1, "Started:", _timestamp(t.started_at))
+        w.line(level + 1, "Finished:", _timestamp(t.finished_at))
+    else:
+        w.line(level, f"{title}:", "Waiting" if title == "State" else "")
+
+
+def _ports(container: Container) -> tuple[str, str]:
+    ports = container.ports or []
+    if not ports:
+        return NONE, NONE
+    return (", ".join(f"{p.container_port}/{p.protocol}" for p in ports),
+            ", ".join(f"{p.host_port or 0}/{p.protocol}" for p in ports))
+
+
+def _container(w: _Writer, container: Container, status: ContainerStatus | None) -> None:
+    w.line(1, f"{container.name}:")
+    if status and status.container_id:
+        w.line(2, "Container ID:", status.container_id)
+    w.line(2, "Image:", container.image)
+    if status:
+        w.line(2, "Image ID:", status.image_id)
+    port, host_port = _ports(container)
+    plural = "s" if len(container.ports or []) > 1 else ""
+    w.line(2, f"Port{plural}:", port)
+    w.line(2, f"Host Port{plural}:", host_port)
+    for title, words in (("Command", container.command), ("Args", container.args)):
+        if words:
+            w.line(2, f"{title}:")
+            for word in words:
+                w.line(3, word)
+    _state(w, 2, "State", status.state if status else ContainerState())
+    if status and (status.last_state.running or status.last_state.waiting or status.last_state.terminated):
+        _state(w, 2, "Last State", status.last_state)
+    w.line(2, "Ready:", "True" if status and status.ready else "False")
+    w.line(2, "Restart Count:", str(status.restart_count if status else 0))
+    res = container.resources
+    for title, values in (("Limits", res.limits if res else None),
+                          ("Requests", res.requests if res else None)):
+        if values:
+            w.line(2, f"{title}:")
+            for key, value in sorted(values.items()):
+                w.line(3, f"{key}:", str(value))
+    if container.env:
+        w.line(2, "Environment:")
+        for env in container.env:
+            w.line(3, f"{env.name}:", env.value or "")
+    else:
+        w.line(2, "Environment:", NONE)
+    if container.volume_mounts:
+        w.line(2, "Mounts:")
+        for m in container.volume_mounts:
+            mode = "ro" if m.read_only else "rw"
+            sub = f",path={json.dumps(m.sub_path)}" if m.sub_path else ""  # Go's %q
+            w.line(3, f"{m.mount_path} from {m.name} ({mode}{sub})")
+    else:
+        w.line(2, "Mounts:", NONE)
+
+
+def _volume(w: _Writer, volume: Volume) -> None:
+    w.line(1, f"{volume.name}:")
+    if volume.empty_dir is not None:
+        w.line(2, "Type:", "EmptyDir (a temporary directory that shares a pod's lifetime)")
+        w.line(2, "Medium:", volume.empty_dir.medium or "")
+        w.line(2, "SizeLimit:", volume.empty_dir.size_limit or "<unset>")
+    elif volume.host_path is not None:
+        w.line(2, "Type:", "HostPath (bare host directory volume)")
+        w.line(2, "Path:", volume.host_path.path)
+        w.line(2, "HostPathType:", volume.host_path.type or "")
+    else:
+        w.line(2, "Type:", "<unknown>")
+
+
+def _events(w: _Writer, events: Sequence[Event], now: datetime) -> None:
+    if not events:
+        w.line(0, "Events:", NONE)
+        return
+    w.line(0, "Events:")
+    w.line(1, "Type", "Reason", "Age", "From", "Message")
+    w.line(1, "----", "------", "----", "----", "-------")
+    for e in events:
+        last = e.last_timestamp or e.first_timestamp
+        when = age(last, now)
+        if e.count > 1 and e.first_timestamp:
+            when = f"{when} (x{e.count} over {age(e.first_timestamp, now)})"
+        source = e.source.component if e.source and e.source.component else e.reporting_component or ""
+        w.line(1, e.type, e.reason, when, source, e.message.strip())
+
+
+def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
+    meta, spec, status = pod.metadata, pod.spec, pod.status
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Namespace:", meta.namespace or "default")
+    host_ip = status.host_ip if status else None
+    node = f"{spec.node_name}/{host_ip}" if spec.node_name and host_ip else spec.node_name or NONE
+    w.line(0, "Node:", node)
+    if status and status.start_time:
+        w.line(0, "Start Time:", _timestamp(status.start_time))
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    phase = status.phase if status else None
+    if meta.deletion_timestamp and phase not in ("Succeeded", "Failed"):
+        since = human_duration(now - parse_rfc3339(meta.deletion_timestamp))
+        w.line(0, "Status:", f"Terminating (lasts {since})")
+        w.line(0, "Termination Grace Period:", f"{meta.deletion_grace_period_seconds or 0}s")
+    else:
+        w.line(0, "Status:", phase or "Pending")
+    if status and status.reason:
+        w.line(0, "Reason:", status.reason)
+    if status and status.message:
+        w.line(0, "Message:", status.message)
+    ip = status.pod_ip if status else None
+    w.line(0, "IP:", ip or "")
+    if ip:
+        w.line(0, "IPs:")
+        w.line(1, "IP:", ip)
+    else:
+        w.line(0, "IPs:", NONE)
+    statuses = {s.name: s for s in (status.container_statuses if status else None) or []}
+    w.line(0, "Containers:")
+    for container in spec.containers:
+        _container(w, container, statuses.get(container.name))
+    conditions = (status.conditions if status else None) or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type", "Status")
+        for c in conditions:
+            w.line(1, f"{c.type} ", f"{c.status} ")  # kubectl's "%v \t%v \n"
+    if spec.volumes:
+        w.line(0, "Volumes:")
+        for volume in spec.volumes:
+            _volume(w, volume)
+    else:
+        w.line(0, "Volumes:", NONE)
+    w.line(0, "QoS Class:", _qos_class(pod))
+    w.mapping(0, "Node-Selectors", spec.node_selector)
+    w.line(0, "Tolerations:", NONE)
+    _events(w, events, now)
+    return w.text()
+
+
+# -- nodes -----------------------------------------------------------------------------
+
+def _percent(used: int, total: int) -> str:
+    return f"{used * 100 // total}%" if total else "0%"
+
+
+def _pod_resources(pod: Pod) -> tuple[int, int, int, int]:
+    """CPU requests and limits in millicores, memory requests and limits in bytes."""
+    cpu_req = cpu_lim = mem_req = mem_lim = 0
+    for c in pod.spec.containers:
+        res = c.resources
+        req = dict(res.requests or {}) if res else {}
+        lim = dict(res.limits or {}) if res else {}
+        req = {**lim, **req}  # a limit without a request is the request, as in Kubernetes
+        cpu_req += cpu_millis(req["cpu"]) if "cpu" in req else 0
+        mem_req += memory_bytes(req["memory"]) if "memory" in req else 0
+        cpu_lim += cpu_millis(lim["cpu"]) if "cpu" in lim else 0
+        mem_lim += memory_bytes(lim["memory"]) if "memory" in lim else 0
+    return cpu_req, cpu_lim, mem_req, mem_lim
+
+
+def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, now: datetime) -> str:
+    meta, status = node.metadata, node.status
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Roles:", ",".join(node_roles(node)) or NONE)
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    w.line(0, "CreationTimestamp:", _timestamp(meta.creation_timestamp))
+    taints = [f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}"
+              for t in node.spec.taints or []] or [NONE]
+    w.line(0, "Taints:", taints[0])
+    for taint in taints[1:]:
+        w.line(0, "", taint)
+    w.line(0, "Unschedulable:", "true" if node.spec.unschedulable else "false")
+    conditions = (status.conditions if status else None) or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type", "Status", "LastHeartbeatTime", "LastTransitionTime", "Reason", "Message")
+        w.line(1, "----", "------", "-----------------", "------------------", "------", "-------")
+        for c in conditions:
+            w.line(1, f"{c.type} ", f"{c.status} ", f"{_timestamp(c.last_heartbeat_time)} ",
+                   f"{_timestamp(c.last_transition_time)} ", f"{c.reason or ''} ", c.message or "")
+    addresses = (status.addresses if status else None) or []
+    if addresses:
+        w.line(0, "Addresses:")
+        for a in addresses:
+            w.line(1, f"{a.type}:", a.address)
+    for title, values in (("Capacity", status.capacity if status else None),
+                          ("Allocatable", status.allocatable if status else None)):
+        if values:
+            w.line(0, f"{title}:")
+            for key, value in sorted(values.items()):
+                w.line(1, f"{key}:", value)
+    info = status.node_info if status else None
+    if info:
+        w.line(0, "System Info:")
+        for title, value in (("Machine ID", info.machine_id), ("Kernel Version", info.kernel_version),
+                             ("OS Image", info.os_image), ("Operating System", info.operating_system),
+                             ("Architecture", info.architecture),
+                             ("Container Runtime Version", info.container_runtime_version),
+                             ("Kubelet Version", info.kubelet_version)):
+            w.line(1, f"{title}:", value)
+    running = [p for p in pods if p.spec.node_name == meta.name and is_active(p)]
+    alloc = allocatable(node)
+    w.line(0, "Non-terminated Pods:", f"({len(running)} in total)")
+    w.line(1, "Namespace", "Name", "", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits", "Age")
+    w.line(1, "---------", "----", "", "------------", "----------", "---------------", "-------------", "---")
+    totals = [0, 0, 0, 0]
+    for pod in running:
+        cpu_req, cpu_lim, mem_req, mem_lim = _pod_resources(pod)
+        totals = [a + b for a, b in zip(totals, (cpu_req, cpu_lim, mem_req, mem_lim), strict=True)]
+        w.line(1, pod.metadata.namespace or "default", pod.metadata.name or "", "",
+               f"{format_cpu(cpu_req)} ({_percent(cpu_req, alloc.cpu_millis)})",
+               f"{format_cpu(cpu_lim)} ({_percent(cpu_lim, alloc.cpu_millis)})",
+               f"{format_memory(mem_req)} ({_percent(mem_req, alloc.memory)})",
+               f"{format_memory(mem_lim)} ({_percent(mem_lim, alloc.memory)})",
+               age(pod.metadata.creation_timestamp, now))
+    w.line(0, "Allocated resources:")
+    w.line(1, "(Total limits may be over 100 percent, i.e., overcommitted.)")
+    w.line(1, "Resource", "Requests", "Limits")
+    w.line(1, "--------", "--------", "------")
+    w.line(1, "cpu", f"{format_cpu(totals[0])} ({_percent(totals[0], alloc.cpu_millis)})",
+           f"{format_cpu(totals[1])} ({_percent(totals[1], alloc.cpu_millis)})")
+    w.line(1, "memory", f"{format_memory(totals[2])} ({_percent(totals[2], alloc.memory)})",
+           f"{format_memory(totals[3])} ({_percent(totals[3], alloc.memory)})")
+    _events(w, events, now)
+    return w.text()

@@ -1,0 +1,351 @@
+"""``peapod``: a kubectl-shaped CLI for a peapod cluster.
+
+Verbs, flags, tables and messages follow kubectl, so a Kubernetes user needs
+no manual: ``apply -f``, ``get pods -o wide``, ``describe pod``, ``logs -f``,
+``exec -- cmd``, ``delete``. Every error is one line on stderr and a non-zero
+exit: 1 for errors from the server or bad input, 2 for usage errors, and
+``exec`` exits with the command's own status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peapod.api import load_documents, parse_object
+from peapod.cli import printers
+from peapod.cli.client import Client
+from peapod.cli.context import load_context, peapod_home
+from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
+
+RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
+             "nodes": "nodes", "node": "nodes", "no": "nodes",
+             "events": "events", "event": "events", "ev": "events"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _resource(text: str) -> tuple[str, str | None]:
+    kind, _, name = text.partition("/")
+    resource = RESOURCES.get(kind.lower())
+    if resource is None:
+        raise Invalid(f'the server doesn\'t have a resource type "{kind}"')
+    return resource, name or None
+
+
+def _read_manifests(filename: str) -> list[dict[str, Any]]:
+    if filename == "-":
+        return load_documents(sys.stdin.read(), source="<stdin>")
+    path = Path(filename)
+    files = sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml", ".json")) \
+        if path.is_dir() else [path]
+    docs: list[dict[str, Any]] = []
+    for file in files:
+        try:
+            text = file.read_text()
+        except FileNotFoundError:
+            raise Invalid(f'the path "{file}" does not exist') from None
+        except OSError as exc:
+            raise Invalid(f"{file}: {exc.strerror}") from None
+        docs.extend(load_documents(text, source=str(file)))
+    return docs
+
+
+def _validated(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Refuse the whole file before anything is sent if any object is invalid."""
+    problems = []
+    for doc in docs:
+        try:
+            obj = parse_object(doc)
+        except Invalid as exc:
+            problems.append(exc.message)
+            continue
+        if obj.kind != "Pod":
+            problems.append(f"{obj.kind} {obj.metadata.name!r}: only Pods can be applied "
+                            "(Nodes register themselves, Events are recorded by components)")
+    if problems:
+        raise Invalid("; ".join(problems))
+    return docs
+
+
+async def cmd_apply(client: Client, args: argparse.Namespace) -> int:
+    for doc in _validated(_read_manifests(args.filename)):
+        obj, action = await client.apply(doc)
+        print(f"pod/{obj['metadata']['name']} {action}")
+    return 0
+
+
+async def cmd_create(client: Client, args: argparse.Namespace) -> int:
+    for doc in _validated(_read_manifests(args.filename)):
+        obj = await client.create(doc)
+        print(f"pod/{obj['metadata']['name']} created")
+    return 0
+
+
+async def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    resource, name = _resource(args.resource)
+    name = args.name or name
+    if resource == "pods":
+        objs: list[Any] = ([await client.get_pod(name)] if name else
+                           await client.list_pods(all_namespaces=args.all_namespaces,
+                                                  selector=args.selector))
+    elif resource == "nodes":
+        objs = [await client.get_node(name)] if name else await client.list_nodes(
+            selector=args.selector)
+    else:
+        objs = await client.list_events(all_namespaces=args.all_namespaces)
+        if name:
+            objs = [e for e in objs if e.metadata.name == name]
+            if not objs:
+                raise NotFound(f'events "{name}" not found')
+    if not objs and args.output in (None, "wide") and not args.watch:
+        print(printers.no_resources_message(None if args.all_namespaces or resource == "nodes"
+                                            else client.namespace), file=sys.stderr)
+    else:
+        out = printers.render(objs, output=args.output, kind=resource, now=_now(),
+                              all_namespaces=args.all_namespaces, single=bool(name))
+        if out:
+            print(out)
+    if args.watch and resource == "pods":
+        async for _kind, pod in client.watch_pods(all_namespaces=args.all_namespaces):
+            if name and pod.metadata.name != name:
+                continue
+            print(printers.render([pod], output=args.output, kind="pods", now=_now(),
+                                  all_namespaces=args.all_namespaces, no_headers=True,
+                                  single=True), flush=True)
+    elif args.watch and resource == "events":
+        await _follow_events(client, args.all_namespaces)
+    return 0
+
+
+async def _follow_events(client: Client, all_namespaces: bool) -> None:
+    async for event in client.follow_events(all_namespaces=all_namespaces):
+        print(printers.events_table([event], now=_now(), all_namespaces=all_namespaces,
+                                    no_headers=True), flush=True)
+
+
+async def cmd_events(client: Client, args: argparse.Namespace) -> int:
+    events = await client.list_events(all_namespaces=args.all_namespaces)
+    if events:
+        print(printers.events_table(events, now=_now(), all_namespaces=args.all_namespaces))
+    elif not args.follow:
+        print(printers.no_resources_message(None if args.all_namespaces else client.namespace),
+              file=sys.stderr)
+    if args.follow:
+        sys.stdout.flush()
+        await _follow_events(client, args.all_namespaces)
+    return 0
+
+
+async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
+    from peapod.cli import describe
+    resource, name = _resource(args.resource)
+    name = args.name or name
+    if not name:
+        raise Invalid("describe needs a name: peapod describe pod NAME")
+    if resource == "pods":
+        pod = await client.get_pod(name)
+        events = [e for e in await client.list_events(kind="Pod", name=name)
+                  if e.involved_object.uid in (None, pod.metadata.uid)]
+        print(describe.describe_pod(pod, events, now=_now()))
+    elif resource == "nodes":
+        node = await client.get_node(name)
+        pods = await client.list_pods(all_namespaces=True, field_selector=f"spec.nodeName={name}")
+        events = await client.list_events(kind="Node", name=name, namespace="default")
+        print(describe.describe_node(node, pods, events, now=_now()))
+    else:
+        raise Invalid("describe supports pods and nodes")
+    return 0
+
+
+async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
+    targets: list[tuple[str, str, str | None]] = []
+    if args.filename:
+        for doc in _read_manifests(args.filename):
+            meta = doc.get("metadata") or {}
+            targets.append(("pods", meta.get("name", ""), meta.get("namespace")))
+    elif args.resource:
+        resource, name = _resource(args.resource)
+        names = ([name] if name else []) + list(args.names)
+        if not names:
+            raise Invalid("resource(s) were provided, but no name was specified")
+        targets.extend((resource, n, None) for n in names)
+    else:
+        raise Invalid("You must provide one or more resources by argument or filename.")
+    grace = 0 if args.force else args.grace_period
+    status = 0
+    for resource, name, namespace in targets:
+        try:
+            if resource == "nodes":
+                await client.delete_node(name)
+                print(f'node "{name}" deleted')
+                continue
+            if resource != "pods":
+                raise Invalid(f"cannot delete {resource}")
+            result = await client.delete_pod(name, namespace=namespace, grace=grace)
+            print(f'pod "{name}" deleted')
+            if args.wait and not result["finished"]:
+                uid = result["object"]["metadata"]["uid"]
+                if not await client.wait_deleted(name, uid, namespace=namespace):
+                    raise Unavailable(f'timed out waiting for pod "{name}" to be deleted')
+        except NotFound as exc:
+            if not args.ignore_not_found:
+                print(f"Error from server (NotFound): {exc.message}", file=sys.stderr)
+                status = 1
+    return status
+
+
+async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    pod = await client.get_pod(args.pod)
+    async for chunk in client.logs(pod, args.container, follow=args.follow, tail=args.tail,
+                                   previous=args.previous):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
+    command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise Invalid("you must specify at least one command for the container")
+    pod = await client.get_pod(args.pod)
+    code, out, err = await client.exec(pod, args.container, command)
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(err)
+    sys.stderr.buffer.flush()
+    if code != 0:
+        print(f"command terminated with exit code {code}", file=sys.stderr)
+    return code
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from peapod.cli.up import up
+    return up(peapod_home(), detach=args.detach, node_name=args.node_name, port=args.port)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from peapod.cli.up import down
+    return down(peapod_home())
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import os
+
+    from peapod.cli import doctor
+    url = None
+    with contextlib.suppress(Unavailable):
+        url = load_context(args.context).url
+    results = doctor.run_checks(
+        nats_url=url,
+        podman_socket=os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock"),
+        containers_conf=os.environ.get("CONTAINERS_CONF"))
+    print(doctor.format_results(results))
+    return doctor.exit_code(results)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="peapod", description="Kubernetes-style Pods on "
+                                     "small fleets of machines, over NATS and podman.")
+    parser.add_argument("--context", help="context file (default $PEAPOD_HOME/context.json)")
+    parser.add_argument("-n", "--namespace", help="namespace (default from the context)")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, fn: Any, *, cluster: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(fn=fn, cluster=cluster)
+        p.add_argument("-n", "--namespace", dest="sub_namespace", default=None,
+                       help=argparse.SUPPRESS)
+        return p
+
+    p = add("up", "start a local cluster (nats-server, control plane, one kubelet)", cmd_up,
+            cluster=False)
+    p.add_argument("-d", "--detach", action="store_true", help="return once the node is Ready")
+    p.add_argument("--node-name", help="name of the local node (default: hostname)")
+    p.add_argument("--port", type=int, help="NATS client port (default 4222 if free)")
+    add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
+    add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
+        cluster=False)
+    for verb, fn in (("apply", cmd_apply), ("create", cmd_create)):
+        p = add(verb, f"{verb} pods from a file (YAML or JSON, - for stdin)", fn)
+        p.add_argument("-f", "--filename", required=True)
+    p = add("get", "list objects: pods, nodes, events", cmd_get)
+    p.add_argument("resource")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
+    p.add_argument("-w", "--watch", action="store_true")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-l", "--selector")
+    p = add("describe", "show details of a pod or node, with its events", cmd_describe)
+    p.add_argument("resource")
+    p.add_argument("name", nargs="?")
+    p = add("delete", "delete pods by name or by file", cmd_delete)
+    p.add_argument("resource", nargs="?")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-f", "--filename")
+    p.add_argument("--grace-period", type=int, default=None)
+    p.add_argument("--force", action="store_true", help="delete at once, grace period 0")
+    p.add_argument("--wait", default=True, type=lambda v: v.lower() != "false",
+                   help="wait for the pod to be gone (default true)")
+    p.add_argument("--ignore-not-found", action="store_true")
+    p = add("logs", "print a container's logs", cmd_logs)
+    p.add_argument("pod")
+    p.add_argument("-c", "--container")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int)
+    p.add_argument("-p", "--previous", action="store_true")
+    p = add("exec", "run a command in a container: exec POD [-c C] -- CMD ...", cmd_exec)
+    p.add_argument("pod")
+    p.add_argument("-c", "--container")
+    p.add_argument("-i", "--stdin", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("-t", "--tty", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p = add("events", "list events; -f follows the stream", cmd_events)
+    p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    return parser
+
+
+async def _with_client(args: argparse.Namespace,
+                       fn: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> int:
+    context = load_context(args.context)
+    client = await Client.open(context, namespace=args.sub_namespace or args.namespace)
+    try:
+        return await fn(client, args)
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.cluster:
+            code = asyncio.run(_with_client(args, args.fn))
+        else:
+            code = args.fn(args)
+    except KeyboardInterrupt:
+        code = 130
+    except PeapodError as exc:
+        print(_error_line(exc), file=sys.stderr)
+        code = exc.exit_code
+    sys.exit(code)
+
+
+def _error_line(exc: PeapodError) -> str:
+    if isinstance(exc, Unavailable):
+        return f"Unable to connect to the server: {exc.message}"
+    if isinstance(exc, Invalid):
+        return f"error: {exc.message}"
+    return f"Error from server ({exc.code}): {exc.message}"
+
+
+if __name__ == "__main__":
+    main()

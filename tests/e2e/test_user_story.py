@@ -1,0 +1,128 @@
+"""The walking skeleton's user story, exactly as a user types it.
+
+``peapod up --detach`` starts the real cluster (nats-server, apiserver,
+scheduler, kubelet) in a private PEAPOD_HOME; every step then runs the real
+``peapod`` CLI as a subprocess against it, and podman is checked directly at
+the end. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PEAPOD = [str(Path(sys.executable).parent / "peapod")]  # the script a user runs: .venv/bin/peapod
+NODE = "e2e-node"
+
+
+def peapod(env: dict[str, str], *args: str, check: bool = True,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*PEAPOD, *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"peapod {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def eventually(fn, *, timeout: float = 60, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+def podman_ps(label: str) -> list[str]:
+    out = subprocess.run(["podman", "ps", "-a", "--filter", f"label={label}", "--format",
+                          "{{.ID}}"], capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {**os.environ, "PEAPOD_HOME": str(tmp_path / "home")}
+    env.pop("PEAPOD_CONTEXT", None)
+    up = peapod(env, "up", "--detach", "--node-name", NODE, check=False, timeout=180)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield env
+    finally:
+        peapod(env, "delete", "pod", "db", "--ignore-not-found", "--grace-period", "5",
+               check=False)
+        peapod(env, "down", check=False)
+        logs = tmp_path / "home" / "logs"
+        if logs.exists():
+            for log in sorted(logs.iterdir()):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- {log.name}\n" + "\n".join(tail))
+
+
+def rows(output: str) -> list[list[str]]:
+    return [line.split() for line in output.strip().splitlines()]
+
+
+def test_seed_pod_runs_restarts_and_is_deleted(cluster):
+    env = cluster
+    applied = peapod(env, "apply", "-f", str(ROOT / "examples" / "db.yml"))
+    assert applied.stdout.strip() == "pod/db created"
+
+    def running(restarts: str) -> list[str] | None:
+        table = rows(peapod(env, "get", "pods").stdout)
+        assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        row = table[1]
+        return row if row[:4] == ["db", "1/1", "Running", restarts] else None
+
+    eventually(lambda: running("0"))
+    pod = json.loads(peapod(env, "get", "pods", "db", "-o", "json").stdout)
+    assert pod["kind"] == "Pod" and pod["spec"]["nodeName"] == NODE
+    uid = pod["metadata"]["uid"]
+    assert podman_ps(f"io.peapod.pod.uid={uid}"), "podman runs the pod's container"
+
+    killed = peapod(env, "exec", "db", "--", "pkill", "mongod")
+    assert killed.returncode == 0
+
+    row = eventually(lambda: running("1"))
+    assert row[:4] == ["db", "1/1", "Running", "1"]
+
+    events = peapod(env, "get", "events").stdout
+    for reason in ("Scheduled", "Pulled", "Created", "Started"):
+        assert reason in events, events
+
+    deleted = peapod(env, "delete", "pod", "db")
+    assert deleted.stdout.strip() == 'pod "db" deleted'
+    gone = peapod(env, "get", "pods", "db", check=False)
+    assert gone.returncode == 1
+    assert gone.stderr.strip() == 'Error from server (NotFound): pods "db" not found'
+    eventually(lambda: podman_ps(f"io.peapod.pod.uid={uid}") == [], timeout=30)
+    assert "Killing" in peapod(env, "get", "events").stdout
+
+
+def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):
+    env = cluster
+    bad = tmp_path / "bad.yml"
+    bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\n"
+                   "spec: {containers: [{name: a, image: x}, {name: a, image: y}]}\n")
+    result = peapod(env, "apply", "-f", str(bad), check=False)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "metadata.name" in result.stderr and "duplicate name" in result.stderr
+    assert peapod(env, "get", "pods", "-o", "json").stdout.count('"items": []') == 1
+    missing = peapod(env, "logs", "nope", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'
+    unreachable = peapod({**env, "PEAPOD_HOME": str(tmp_path / "nowhere")}, "get", "pods",
+                         check=False)
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("Unable to connect to the server:")
