@@ -28,15 +28,21 @@ test: deps venv images lint
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
+integration: deps venv images
+	$(VENV)/bin/pytest -q tests/integration
+
+e2e: deps venv images
+	$(VENV)/bin/pytest -q tests/e2e
+
 lint: venv
-	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff check services tests bench
 	$(PY) -m peapod.api.schema --check protos
 
 protos: venv
 	$(PY) -m peapod.api.schema --write protos
 
 bench: deps venv images
-	$(PY) bench/run.py
+	$(PY) bench/run.py --write docs/benchmarks.md
 
 deps: $(STAMP)/deps
 $(STAMP)/deps:

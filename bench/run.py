@@ -41,7 +41,9 @@ MARK = "<!-- bench:latest -->"
 def pod(name: str, *, image: str = "localhost/peapod-busybox:latest", **spec: object) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"containers": [{"name": "main", "image": image,
+            # IfNotPresent: with ":latest" the default is Always, and on these offline
+            # machines each start would first wait ~3 s for podman's pull to fail.
+            "spec": {"containers": [{"name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
                                      "command": ["sleep", "3600"],
                                      "resources": {"requests": {"cpu": "1m", "memory": "1Mi"}}}],
                      "terminationGracePeriodSeconds": 2, **spec}}
@@ -120,7 +122,7 @@ async def scheduling(client: Client, n: int) -> list[str]:
     return [f"| {n} pods created back to back | 1 | {created:.2f} s |",
             f"| ... all {n} bound by the scheduler | 1 | {bound:.2f} s ({n / bound:.0f} pods/s) |",
             f"| ... all {n} Running in podman | 1 | {running:.1f} s ({running / n:.2f} s per pod) |",
-            f"| delete all {n} (grace 0) until gone | 1 | {gone:.1f} s |"]
+            f"| delete all {n} (grace 0) until the objects are gone | 1 | {gone:.1f} s |"]
 
 
 async def apply_to_running(client: Client, n: int) -> list[str]:
@@ -141,7 +143,7 @@ async def apply_to_running(client: Client, n: int) -> list[str]:
         await client.wait_deleted(name, result["object"]["metadata"]["uid"], timeout=120)
         stop.append(time.perf_counter() - t)
     return [f"| apply to Running (one busybox pod, podman) | {n} | {ms(start)} |",
-            f"| delete to gone (grace 0) | {n} | {ms(stop)} |"]
+            f"| delete (grace 0) until the object is gone | {n} | {ms(stop)} |"]
 
 
 def memory(home: Path) -> list[str]:
@@ -155,7 +157,7 @@ def memory(home: Path) -> list[str]:
     return rows
 
 
-async def measure(home: Path, args: argparse.Namespace) -> str:
+async def measure(home: Path, args: argparse.Namespace) -> list[str]:
     client = await Client.open(load_context(str(home / "context.json")))
     try:
         api = await api_round_trips(client, args.api_pods)
@@ -163,14 +165,18 @@ async def measure(home: Path, args: argparse.Namespace) -> str:
         sched = await scheduling(client, args.sched_pods)
     finally:
         await client.close()
+    return [*api, *one, *sched]
+
+
+def report(rows: list[str], memory_rows: list[str]) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.machine())
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [f"Machine: {os.cpu_count()} x {cpu}, {mem_gib:.0f} GiB RAM, {platform.platform()}, "
              f"Python {platform.python_version()}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-             "", "| what | samples | result |", "|---|---|---|", *api, *one, *sched,
+             "", "| what | samples | result |", "|---|---|---|", *rows,
              "", "Resident memory after the run (VmRSS, peak VmHWM):", "",
-             "| component | RSS | peak |", "|---|---|---|", *memory(home)]
+             "| component | RSS | peak |", "|---|---|---|", *memory_rows]
     return "\n".join(lines)
 
 
@@ -187,14 +193,15 @@ def main() -> int:
         peapod = [sys.executable, "-m", "peapod.cli.main"]
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
-            report = asyncio.run(measure(home, args))
+            rows = asyncio.run(measure(home, args))
+            text = report(rows, memory(home))
         finally:
             subprocess.run([*peapod, "down"], env=env, check=False)
-    print(report)
+    print(text)
     if args.write:
-        text = args.write.read_text()
-        head = text.split(MARK)[0] if MARK in text else text.rstrip("\n") + "\n\n"
-        args.write.write_text(f"{head}{MARK}\n## Latest run\n\n{report}\n")
+        old = args.write.read_text() if args.write.exists() else ""
+        head = old.split(MARK)[0] if MARK in old else old.rstrip("\n") + "\n\n"
+        args.write.write_text(f"{head}{MARK}\n## Latest run\n\n{text}\n")
     return 0
 
 

@@ -118,6 +118,17 @@ async def _wait_node_ready(context: Context, node: str, timeout: float) -> None:
     raise Unavailable(f"node {node} did not become Ready within {timeout:g}s ({last_error})")
 
 
+def _default_containers_conf() -> None:
+    """Give the kubelet (and the podman service it starts) peapod's containers.conf.
+
+    podman's defaults (crun, rlimits above the host's) fail on the machines
+    ``peapod doctor`` describes; an explicit CONTAINERS_CONF is left alone.
+    """
+    from peapod.cli.doctor import SHIPPED_CONF
+    if "CONTAINERS_CONF" not in os.environ and SHIPPED_CONF.is_file():
+        os.environ["CONTAINERS_CONF"] = str(SHIPPED_CONF)
+
+
 def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
        timeout: float = 90) -> int:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -126,6 +137,7 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
               "`peapod down` stops it", file=sys.stderr)
         return 0 if detach else 1
     node = node_name or default_node_name()
+    _default_containers_conf()
     nats_port = port or _pick_port(4222)
     http_port = _pick_port(8222)
     write_cluster_config(str(home), nodes=[node], port=nats_port, http_port=http_port)

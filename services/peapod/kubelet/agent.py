@@ -234,8 +234,8 @@ class Kubelet:
     async def _execute(self, pod: Pod, plan: Plan, plog: Any) -> None:
         for action in plan.actions:
             if action.kind == "create_pod":
-                await asyncio.to_thread(self.runtime.create_pod, pod)
-                plog.info("pod_sandbox_created")
+                pod_id = await asyncio.to_thread(self.runtime.create_pod, pod)
+                plog.info("pod_sandbox_created", podman_pod=pod_id[:12])
             elif action.kind == "remove_container" and action.container_id:
                 await asyncio.to_thread(self.runtime.remove_container, action.container_id)
             elif action.kind == "start":

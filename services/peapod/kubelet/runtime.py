@@ -20,6 +20,7 @@ ever passed through a shell.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -115,7 +116,7 @@ class PodmanRuntime:
 
     def list_pods(self) -> list[PodInfo]:
         response = self.api.get("/containers/json", params={
-            "all": True, "filters": f'{{"label":["{LABEL_UID}"]}}'})
+            "all": True, "filters": _json({"label": [LABEL_UID]})})
         response.raise_for_status()
         groups: dict[str, list[dict[str, Any]]] = {}
         for entry in response.json():
@@ -124,7 +125,7 @@ class PodmanRuntime:
 
     def get_pod(self, uid: str) -> PodInfo | None:
         response = self.api.get("/containers/json", params={
-            "all": True, "filters": f'{{"label":["{LABEL_UID}={uid}"]}}'})
+            "all": True, "filters": _json({"label": [f"{LABEL_UID}={uid}"]})})
         response.raise_for_status()
         entries = response.json()
         return self._pod_info(uid, entries) if entries else None
@@ -182,16 +183,37 @@ class PodmanRuntime:
             return False
         if present and policy == "IfNotPresent":
             return False
+        error = self._pull(reference)
+        if error is None:
+            return True
+        if present:
+            # Always, but the registry is unreachable: run what we have, as offline
+            # machines must (the image was checked to exist locally).
+            log.warning("pull_failed_using_local_image", image=reference, error=error)
+            return False
+        raise RuntimeFailure("ErrImagePull", f'failed to pull image "{image}": {error}')
+
+    def _pull(self, reference: str) -> str | None:
+        """Pull through libpod's ``/images/pull``; the error podman reported, or None.
+
+        podman answers 200 and puts a failure in the body as ``{"error": ...}``
+        (podman-py's ``images.pull`` then returns an empty Image instead of
+        raising), so the body is read here.
+        """
         try:
-            self.client.images.pull(reference)
+            response = self.api.post("/images/pull", params={"reference": reference, "quiet": True})
         except (APIError, OSError) as exc:
-            if present:
-                # Always, but the registry is unreachable: run what we have, as offline
-                # machines must (the image was checked to exist locally).
-                log.warning("pull_failed_using_local_image", image=reference, error=str(exc))
-                return False
-            raise RuntimeFailure("ErrImagePull", f'failed to pull image "{image}": {exc}') from None
-        return True
+            return str(exc)
+        if response.status_code >= 400:
+            return _explain(response)
+        errors, found = [], False
+        for item in _json_stream(response.text):
+            if item.get("error"):
+                errors.append(str(item["error"]))
+            found = found or bool(item.get("id") or item.get("images"))
+        if errors or not found:
+            return "; ".join(errors) or "podman reported no image"
+        return None
 
     # -- pods and containers ------------------------------------------------------------
 
@@ -222,12 +244,11 @@ class PodmanRuntime:
         if response.status_code >= 400:
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
         pod_id = str(response.json()["Id"])
-        log.info("pod_sandbox_created", pod=pod.key, uid=uid, podman_pod=pod_id[:12])
         return pod_id
 
     def _find_pod(self, uid: str) -> str | None:
         response = self.api.get("/pods/json", params={
-            "filters": f'{{"label":["{LABEL_UID}={uid}"]}}'})
+            "filters": _json({"label": [f"{LABEL_UID}={uid}"]})})
         response.raise_for_status()
         pods = response.json() or []
         return str(pods[0]["Id"]) if pods else None
@@ -235,7 +256,6 @@ class PodmanRuntime:
     def run_container(self, pod: Pod, container_name: str, *, restart_count: int) -> str:
         spec = next(c for c in pod.spec.containers if c.name == container_name)
         pod_id = self.create_pod(pod)
-        uid = pod.metadata.uid or ""
         body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
         response = self.api.post("/containers/create", data=_json(body))
         if response.status_code >= 400:
@@ -245,8 +265,6 @@ class PodmanRuntime:
         if started.status_code >= 400:
             self.remove_container(container_id)
             raise RuntimeFailure("RunContainerError", _explain(started))
-        log.info("container_started", pod=pod.key, uid=uid, container=container_name,
-                 restart_count=restart_count, container_id=container_id[:12])
         return container_id
 
     def _container_body(self, pod: Pod, spec: Container, *, pod_id: str,
@@ -385,8 +403,23 @@ def _prepare_host_path(path: Path, kind: str) -> None:
         raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a file")
 
 
+def _json_stream(text: str) -> list[dict[str, Any]]:
+    """The JSON objects of a libpod progress stream, one after another."""
+    decoder, items, at = json.JSONDecoder(), [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return items
+        try:
+            item, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return [*items, {"error": f"unreadable reply from podman: {text[at:at + 200]!r}"}]
+        if isinstance(item, dict):
+            items.append(item)
+
+
 def _json(body: dict[str, Any]) -> str:
-    import json
     return json.dumps(body)
 
 

@@ -213,3 +213,22 @@ async def test_delete_stops_containers_within_the_grace_period_and_leaves_nothin
     elapsed = loop.time() - started
     assert podman_ids(uid) == []
     assert elapsed < 20, f"deletion took {elapsed:.1f}s for a 2s grace period"
+
+
+async def test_an_image_that_cannot_be_pulled_is_reported_not_run(cluster):
+    # No registry is reachable here, so podman's pull fails for real; podman answers
+    # 200 with the error in the body, which must not be taken for a successful pull.
+    name = f"pull-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "c", "image": "localhost/no-such-image:1", "imagePullPolicy": "IfNotPresent"}]))
+    pod = await wait_pod(cluster, name, lambda p: any(
+        (c.get("state", {}).get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff")
+        for c in p.get("status", {}).get("containerStatuses") or []))
+    assert pod["status"]["phase"] == "Pending"
+    waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert "localhost/no-such-image:1" in waiting["message"], waiting
+    uid = pod["metadata"]["uid"]
+    containers = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.peapod.pod.uid={uid}"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert all(c.endswith("-infra") for c in containers), containers
