@@ -82,7 +82,8 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
         table = rows(peapod(env, "get", "pods").stdout)
         assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
         row = table[1]
-        return row if row[:4] == ["db", "1/1", "Running", restarts] else None
+        # exactly the row: NAME READY STATUS RESTARTS AGE, five cells
+        return row if row[:4] == ["db", "1/1", "Running", restarts] and len(row) == 5 else None
 
     eventually(lambda: running("0"))
     pod = json.loads(peapod(env, "get", "pods", "db", "-o", "json").stdout)

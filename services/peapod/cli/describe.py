@@ -303,8 +303,11 @@ def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, n
     running = [p for p in pods if p.spec.node_name == meta.name and is_active(p)]
     alloc = allocatable(node)
     w.line(0, "Non-terminated Pods:", f"({len(running)} in total)")
-    w.line(1, "Namespace", "Name", "", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits", "Age")
-    w.line(1, "---------", "----", "", "------------", "----------", "---------------", "-------------", "---")
+    # kubectl's "Name\t\t" leaves an empty column after Name.
+    w.line(1, "Namespace", "Name", "", "CPU Requests", "CPU Limits", "Memory Requests", "Memory Limits",
+           "Age")
+    w.line(1, "---------", "----", "", "------------", "----------", "---------------", "-------------",
+           "---")
     totals = [0, 0, 0, 0]
     for pod in running:
         cpu_req, cpu_lim, mem_req, mem_lim = _pod_resources(pod)

@@ -158,21 +158,21 @@ def pod_status_reason(pod: Pod) -> tuple[str, int]:
     return reason, ready
 
 
-def pod_restarts(pod: Pod, now: datetime) -> str:
-    """Total restarts, with the age of the latest one as kubectl 1.22+ prints it."""
+def pod_restarts(pod: Pod) -> str:
+    """Total restarts of the pod's containers.
+
+    Printed as the bare count, the way the user story (and kubectl before
+    1.22) shows it; kubectl 1.22+ appends the age of the last restart,
+    ``1 (30s ago)``, which ``describe`` shows as each container's Last State.
+    """
     statuses = (pod.status.container_statuses if pod.status else None) or []
-    restarts = sum(cs.restart_count for cs in statuses)
-    finished = [parse_rfc3339(cs.last_state.terminated.finished_at) for cs in statuses
-                if cs.last_state.terminated and cs.last_state.terminated.finished_at]
-    if restarts == 0 or not finished:
-        return str(restarts)
-    return f"{restarts} ({human_duration(now - max(finished))} ago)"
+    return str(sum(cs.restart_count for cs in statuses))
 
 
 def _pod_row(pod: Pod, *, now: datetime, wide: bool) -> list[str]:
     reason, ready = pod_status_reason(pod)
     row = [pod.metadata.name or "", f"{ready}/{len(pod.spec.containers)}", reason,
-           pod_restarts(pod, now), age(pod.metadata.creation_timestamp, now)]
+           pod_restarts(pod), age(pod.metadata.creation_timestamp, now)]
     if wide:
         ip = pod.status.pod_ip if pod.status else None
         row += [ip or "<none>", pod.spec.node_name or "<none>", "<none>", "<none>"]

@@ -33,6 +33,12 @@ def podman_ids(uid: str) -> list[str]:
     return out.split()
 
 
+def podman_names(uid: str) -> list[str]:
+    out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
+                          f"label=io.peapod.pod.uid={uid}"], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
 class Node:
     """A kubelet task that can be stopped and started again, as after a crash."""
 
@@ -227,8 +233,5 @@ async def test_an_image_that_cannot_be_pulled_is_reported_not_run(cluster):
     assert pod["status"]["phase"] == "Pending"
     waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
     assert "localhost/no-such-image:1" in waiting["message"], waiting
-    uid = pod["metadata"]["uid"]
-    containers = subprocess.run(
-        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=io.peapod.pod.uid={uid}"],
-        capture_output=True, text=True, check=True).stdout.split()
+    containers = podman_names(pod["metadata"]["uid"])
     assert all(c.endswith("-infra") for c in containers), containers
