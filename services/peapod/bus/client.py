@@ -58,11 +58,14 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
                   reconnect: bool = True) -> NATS:
     """Connect as ``creds.user`` with its own reply inbox; Unavailable if unreachable."""
 
+    connected = False
+
     async def on_error(exc: Exception) -> None:
-        log.warning("nats_error", error=str(exc))
+        if connected:  # errors while connecting are raised to the caller below
+            log.warning("nats_error", error=str(exc))
 
     try:
-        return await nats.connect(
+        nc = await nats.connect(
             creds.url,
             user=creds.user,
             password=creds.password,
@@ -76,6 +79,11 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
         )
     except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
         raise Unavailable(f"cannot reach the cluster at {creds.url}: {exc or 'no servers'}") from None
+    except nats.errors.Error as exc:  # e.g. 'Authorization Violation': another cluster, old credentials
+        raise Unavailable(f"the server at {creds.url} refused user {creds.user!r}: "
+                          f"{str(exc).removeprefix('nats: ')}") from None
+    connected = True
+    return nc
 
 
 def encode(payload: Any) -> bytes:

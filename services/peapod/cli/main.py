@@ -244,10 +244,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     url = None
     with contextlib.suppress(Unavailable):
         url = load_context(args.context).url
+    # the file `peapod up` gives the kubelet when CONTAINERS_CONF is unset
+    conf = os.environ.get("CONTAINERS_CONF") or (
+        str(doctor.SHIPPED_CONF) if doctor.SHIPPED_CONF.is_file() else None)
     results = doctor.run_checks(
         nats_url=url,
         podman_socket=os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock"),
-        containers_conf=os.environ.get("CONTAINERS_CONF"))
+        containers_conf=conf)
     print(doctor.format_results(results))
     return doctor.exit_code(results)
 
