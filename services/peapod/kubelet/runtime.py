@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,10 @@ LABEL_NAMESPACE = "io.peapod.pod.namespace"
 LABEL_NAME = "io.peapod.pod.name"
 LABEL_CONTAINER = "io.peapod.container.name"
 LABEL_RESTART_COUNT = "io.peapod.container.restartCount"
+# Which kubelet owns a podman pod: an id kept in the kubelet's state directory, so a
+# restarted kubelet adopts its pods while another cluster's kubelet on the same host
+# (a second `peapod up`, a test run) neither sees nor removes them.
+LABEL_KUBELET = "io.peapod.kubelet.id"
 
 CPU_PERIOD = 100_000
 
@@ -107,6 +112,7 @@ class PodmanRuntime:
         self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120)
         self.api = self.client.api
         self.state_dir = Path(state_dir)
+        self.kubelet_id = _kubelet_id(self.state_dir)
         self._ips: dict[str, str | None] = {}
 
     # -- reading ------------------------------------------------------------------------
@@ -116,7 +122,7 @@ class PodmanRuntime:
 
     def list_pods(self) -> list[PodInfo]:
         response = self.api.get("/containers/json", params={
-            "all": True, "filters": _json({"label": [LABEL_UID]})})
+            "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
         response.raise_for_status()
         groups: dict[str, list[dict[str, Any]]] = {}
         for entry in response.json():
@@ -220,7 +226,7 @@ class PodmanRuntime:
     def _labels(self, pod: Pod) -> dict[str, str]:
         meta = pod.metadata
         return {LABEL_UID: meta.uid or "", LABEL_NAMESPACE: meta.namespace or "default",
-                LABEL_NAME: meta.name or ""}
+                LABEL_NAME: meta.name or "", LABEL_KUBELET: self.kubelet_id}
 
     def _pod_dir(self, uid: str) -> Path:
         return self.state_dir / "pods" / uid
@@ -401,6 +407,16 @@ def _prepare_host_path(path: Path, kind: str) -> None:
         raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a directory")
     elif kind == "File" and not path.is_file():
         raise RuntimeFailure("CreateContainerConfigError", f"hostPath {path} is not a file")
+
+
+def _kubelet_id(state_dir: Path) -> str:
+    path = state_dir / "kubelet-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(uuid.uuid4().hex + "\n")
+        return path.read_text().strip()
 
 
 def _json_stream(text: str) -> list[dict[str, Any]]:

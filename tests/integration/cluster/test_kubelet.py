@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from peapod.api import Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import request
+from peapod.bus.replay import read_all
 from peapod.errors import NotFound
 from peapod.kubelet.main import run as run_kubelet
+from peapod.kubelet.runtime import PodmanRuntime
 from peapod.scheduler.main import run as run_scheduler
 
 pytestmark = pytest.mark.podman
@@ -157,6 +160,13 @@ async def test_exited_container_is_restarted_with_restart_count_and_back_off(clu
     assert cs["lastState"]["terminated"]["reason"] == "Error"
     # at most the current and the previous attempt are kept in podman
     assert len(podman_ids(pod["metadata"]["uid"])) <= 3  # two attempts + the infra container
+    js = cluster["admin"].jetstream()
+    events = [json.loads(m.data) for m in await read_all(
+        js, stream=s.EVENTS_STREAM, subject=s.event("default", "Pod", name))]
+    backoff = [e for e in events if e["reason"] == "BackOff"]
+    assert backoff and backoff[0]["type"] == "Warning", [e["reason"] for e in events]
+    assert backoff[0]["message"] == "Back-off restarting failed container c in pod " \
+        f"{name}_default({pod['metadata']['uid']})", backoff[0]
 
 
 async def test_logs_are_served_and_a_missing_image_with_never_is_reported(cluster):
@@ -235,3 +245,22 @@ async def test_an_image_that_cannot_be_pulled_is_reported_not_run(cluster):
     assert "localhost/no-such-image:1" in waiting["message"], waiting
     containers = podman_names(pod["metadata"]["uid"])
     assert all(c.endswith("-infra") for c in containers), containers
+
+
+def test_kubelets_sharing_a_podman_host_see_only_their_own_pods(podman_socket, tmp_path):
+    # Two clusters on one machine (a second `peapod up`, a test run beside a dev
+    # cluster): each kubelet lists, adopts and removes only the pods it created.
+    mine = PodmanRuntime(socket_path=podman_socket, state_dir=str(tmp_path / "a"))
+    other = PodmanRuntime(socket_path=podman_socket, state_dir=str(tmp_path / "b"))
+    again = PodmanRuntime(socket_path=podman_socket, state_dir=str(tmp_path / "a"))  # after a restart
+    uid = str(uuid.uuid4())
+    pod = Pod.model_validate({"metadata": {"name": "iso", "namespace": "default", "uid": uid},
+                              "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    mine.create_pod(pod)
+    try:
+        assert uid in {p.uid for p in mine.list_pods()}
+        assert uid in {p.uid for p in again.list_pods()}
+        assert uid not in {p.uid for p in other.list_pods()}
+    finally:
+        mine.remove_pod(uid, grace_seconds=0)
+    assert podman_ids(uid) == []
