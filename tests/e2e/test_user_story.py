@@ -75,6 +75,9 @@ def rows(output: str) -> list[list[str]]:
 
 def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     env = cluster
+    # the second terminal of the user story: `peapod events -f` tails the stream
+    follower = subprocess.Popen([*PEAPOD, "events", "-f"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     applied = peapod(env, "apply", "-f", str(ROOT / "examples" / "db.yml"))
     assert applied.stdout.strip() == "pod/db created"
 
@@ -108,6 +111,15 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     assert gone.stderr.strip() == 'Error from server (NotFound): pods "db" not found'
     eventually(lambda: podman_ps(f"io.peapod.pod.uid={uid}") == [], timeout=30)
     assert "Killing" in peapod(env, "get", "events").stdout
+
+    time.sleep(1)
+    follower.terminate()
+    followed, errors = follower.communicate(timeout=10)
+    table = rows(followed)
+    assert table[0] == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], followed + errors
+    reasons = [row[2] for row in table[1:]]
+    assert reasons[:4] == ["Scheduled", "Pulled", "Created", "Started"], followed
+    assert reasons.count("Started") == 2 and "Killing" in reasons, followed
 
 
 def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):

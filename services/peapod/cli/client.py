@@ -112,13 +112,18 @@ class Client:
         msgs = await read_all(self.js, stream=s.EVENTS_STREAM, subject=subject)
         return [Event.model_validate(json.loads(m.data)) for m in msgs]
 
-    async def follow_events(self, *, all_namespaces: bool = False) -> AsyncIterator[Event]:
+    async def follow_events(self, *, all_namespaces: bool = False) -> AsyncIterator[tuple[Event, bool]]:
+        """Every stored event, then each new one; the flag is True once the backlog is read.
+
+        One subscription from the start of the stream, so nothing recorded
+        between reading the backlog and following is missed.
+        """
         sub = await self.js.subscribe(self._events_subject(all_namespaces=all_namespaces),
                                       stream=s.EVENTS_STREAM, ordered_consumer=True,
-                                      deliver_policy=DeliverPolicy.NEW)
+                                      deliver_policy=DeliverPolicy.ALL)
         try:
             async for msg in sub.messages:
-                yield Event.model_validate(json.loads(msg.data))
+                yield Event.model_validate(json.loads(msg.data)), msg.metadata.num_pending == 0
         finally:
             await sub.unsubscribe()
 

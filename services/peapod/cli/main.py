@@ -93,6 +93,9 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     resource, name = _resource(args.resource)
     name = args.name or name
+    if resource == "events" and args.watch and not name and args.output in (None, "wide"):
+        await _follow_events(client, args.all_namespaces)  # same as `peapod events -f`
+        return 0
     if resource == "pods":
         objs: list[Any] = ([await client.get_pod(name)] if name else
                            await client.list_pods(all_namespaces=args.all_namespaces,
@@ -121,27 +124,36 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
             print(printers.render([pod], output=args.output, kind="pods", now=_now(),
                                   all_namespaces=args.all_namespaces, no_headers=True,
                                   single=True), flush=True)
-    elif args.watch and resource == "events":
-        await _follow_events(client, args.all_namespaces)
+
     return 0
 
 
 async def _follow_events(client: Client, all_namespaces: bool) -> None:
-    async for event in client.follow_events(all_namespaces=all_namespaces):
-        print(printers.events_table([event], now=_now(), all_namespaces=all_namespaces,
-                                    no_headers=True), flush=True)
+    """Print the stored events as one table once they are read, then each new one as a row."""
+    backlog: list[Any] = []
+    caught_up = False
+    async for event, done in client.follow_events(all_namespaces=all_namespaces):
+        if caught_up:
+            print(printers.events_table([event], now=_now(), all_namespaces=all_namespaces,
+                                        no_headers=True), flush=True)
+            continue
+        backlog.append(event)
+        if done:
+            caught_up = True
+            print(printers.events_table(backlog, now=_now(), all_namespaces=all_namespaces),
+                  flush=True)
 
 
 async def cmd_events(client: Client, args: argparse.Namespace) -> int:
+    if args.follow:
+        await _follow_events(client, args.all_namespaces)
+        return 0
     events = await client.list_events(all_namespaces=args.all_namespaces)
     if events:
         print(printers.events_table(events, now=_now(), all_namespaces=args.all_namespaces))
-    elif not args.follow:
+    else:
         print(printers.no_resources_message(None if args.all_namespaces else client.namespace),
               file=sys.stderr)
-    if args.follow:
-        sys.stdout.flush()
-        await _follow_events(client, args.all_namespaces)
     return 0
 
 
