@@ -139,3 +139,46 @@ def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):
                          check=False)
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("Unable to connect to the server:")
+
+
+def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
+    env = cluster
+    manifest = tmp_path / "web.yml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\n"
+        "spec:\n  terminationGracePeriodSeconds: 2\n  containers:\n"
+        "  - name: web\n    image: localhost/peapod-busybox:latest\n    imagePullPolicy: IfNotPresent\n"
+        "    command: [sh, -c, 'echo serving; exec sleep 3600']\n")
+    watcher = subprocess.Popen([*PEAPOD, "get", "pods", "-w", "-l", "app=web"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # let the watch subscribe before the pod exists
+        assert peapod(env, "apply", "-f", str(manifest)).stdout.strip() == "pod/web created"
+        eventually(lambda: "Running" in peapod(env, "get", "pods", "web").stdout)
+        eventually(lambda: peapod(env, "logs", "web").stdout == "serving\n")
+        time.sleep(1)
+    finally:
+        watcher.terminate()
+        watched, errors = watcher.communicate(timeout=10)
+    table = rows(watched)
+    assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], watched + errors
+    statuses = [row[2] for row in table[1:] if row[0] == "web"]
+    assert statuses[0] == "Pending" and statuses[-1] == "Running", watched
+
+    described = peapod(env, "describe", "pod", "web").stdout
+    for line in ("Name:         web", "Labels:       app=web", "Status:       Running",
+                 "    Restart Count:  0", "QoS Class:          BestEffort"):
+        assert line in described.splitlines(), described
+    assert "Started container web" in described
+    node = peapod(env, "describe", "node", NODE).stdout
+    assert "Non-terminated Pods:          (1 in total)" in node.splitlines(), node
+    assert peapod(env, "get", "pods", "-o", "name").stdout.strip() == "pod/web"
+
+    bad = peapod(env, "get", "pods", "-l", "app in (web)", check=False)
+    assert bad.returncode == 1 and "set-based selectors are not supported" in bad.stderr
+    unknown = peapod(env, "get", "deployments", check=False)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == 'error: the server doesn\'t have a resource type "deployments"'
+
+    assert peapod(env, "delete", "-f", str(manifest)).stdout.strip() == 'pod "web" deleted'
+    assert peapod(env, "get", "pods", "web", check=False).returncode == 1

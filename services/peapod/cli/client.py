@@ -128,15 +128,21 @@ class Client:
             await sub.unsubscribe()
 
     async def watch_pods(self, *, all_namespaces: bool = False) -> AsyncIterator[tuple[str, Pod]]:
+        """Changes to pods from now on. Subscribed when called, not when first iterated,
+        so a caller that subscribes and then lists misses nothing in between."""
         subject = "peapod.watch.pods.>" if all_namespaces else f"peapod.watch.pods.{self.namespace}.>"
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
-        try:
-            async for msg in sub.messages:
-                kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")
-                yield kind, Pod.model_validate(json.loads(msg.data))
-        finally:
-            await sub.unsubscribe()
+
+        async def changes() -> AsyncIterator[tuple[str, Pod]]:
+            try:
+                async for msg in sub.messages:
+                    kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")
+                    yield kind, Pod.model_validate(json.loads(msg.data))
+            finally:
+                await sub.unsubscribe()
+
+        return changes()
 
     # -- exec and logs, straight to the pod's kubelet -------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from peapod.api import load_documents, parse_object
+from peapod.apiserver.selectors import parse_label_selector
 from peapod.cli import printers
 from peapod.cli.client import Client
 from peapod.cli.context import load_context, peapod_home
@@ -96,6 +97,11 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     if resource == "events" and args.watch and not name and args.output in (None, "wide"):
         await _follow_events(client, args.all_namespaces)  # same as `peapod events -f`
         return 0
+    if args.watch and resource != "pods":
+        raise Invalid(f"--watch is supported for pods and events, not {resource}")
+    matches = parse_label_selector(args.selector)  # refuses a bad selector before anything
+    changes = (await client.watch_pods(all_namespaces=args.all_namespaces)
+               if args.watch else None)  # subscribed before the list: nothing missed
     if resource == "pods":
         objs: list[Any] = ([await client.get_pod(name)] if name else
                            await client.list_pods(all_namespaces=args.all_namespaces,
@@ -117,13 +123,15 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
                               all_namespaces=args.all_namespaces, single=bool(name))
         if out:
             print(out)
-    if args.watch and resource == "pods":
-        async for _kind, pod in client.watch_pods(all_namespaces=args.all_namespaces):
-            if name and pod.metadata.name != name:
+    if changes is not None:
+        headers = not objs and args.output in (None, "wide")  # kubectl: the first row brings them
+        async for _kind, pod in changes:
+            if (name and pod.metadata.name != name) or not matches(pod.metadata.labels or {}):
                 continue
             print(printers.render([pod], output=args.output, kind="pods", now=_now(),
-                                  all_namespaces=args.all_namespaces, no_headers=True,
+                                  all_namespaces=args.all_namespaces, no_headers=not headers,
                                   single=True), flush=True)
+            headers = False
 
     return 0
 
