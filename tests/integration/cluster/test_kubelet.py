@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from peapod.errors import NotFound
 from peapod.kubelet.main import run as run_kubelet
 from peapod.kubelet.runtime import PodmanRuntime
 from peapod.scheduler.main import run as run_scheduler
+from tests.natsd import free_port
 
 pytestmark = pytest.mark.podman
 
@@ -264,3 +266,44 @@ def test_kubelets_sharing_a_podman_host_see_only_their_own_pods(podman_socket, t
     finally:
         mine.remove_pod(uid, grace_seconds=0)
     assert podman_ids(uid) == []
+
+
+async def test_host_port_and_host_path_reach_the_host(cluster, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("from the host\n")
+    port = free_port()
+    name = f"hp-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "web", "image": "localhost/peapod-busybox:latest",
+         "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
+         "ports": [{"containerPort": 8080, "hostPort": port, "hostIP": "127.0.0.1"}],
+         "volumeMounts": [{"name": "site", "mountPath": "/www", "readOnly": True}]},
+    ], volumes=[{"name": "site", "hostPath": {"path": str(site), "type": "Directory"}}]))
+    await wait_pod(cluster, name, running)
+
+    def fetch() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2) as reply:
+            return reply.read().decode()
+
+    body = ""
+    for _ in range(50):  # the port mapping is ready a moment after the container starts
+        with contextlib.suppress(OSError):
+            body = await asyncio.to_thread(fetch)
+            break
+        await asyncio.sleep(0.2)
+    assert body == "from the host\n"
+    # readOnly is honoured: the container cannot write to the host's directory
+    code, _ = await kubelet_exec(cluster, name, "web", ["touch", "/www/written"])
+    assert code != 0 and not (site / "written").exists()
+
+    # a hostPath whose type does not match is refused, and nothing runs
+    missing = f"hpbad-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(missing, [
+        {"name": "c", "image": "localhost/peapod-busybox:latest", "command": ["sleep", "3600"],
+         "volumeMounts": [{"name": "v", "mountPath": "/v"}]},
+    ], volumes=[{"name": "v", "hostPath": {"path": str(tmp_path / "absent"), "type": "Directory"}}]))
+    pod = await wait_pod(cluster, missing, lambda p: any(
+        (c.get("state", {}).get("waiting") or {}).get("reason") == "CreateContainerConfigError"
+        for c in p.get("status", {}).get("containerStatuses") or []))
+    assert "absent" in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
