@@ -132,6 +132,21 @@ def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     assert "metadata.name" in result.stderr and "duplicate name" in result.stderr
     assert peapod(env, "get", "pods", "-o", "json").stdout.count('"items": []') == 1
+    parked = tmp_path / "parked.yml"  # schedules nowhere, so nothing starts in podman
+    parked.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: parked}\n"
+                      "spec: {nodeSelector: {disk: none}, containers: [{name: a, image: x}]}\n")
+    assert peapod(env, "create", "-f", str(parked)).stdout.strip() == "pod/parked created"
+    again = peapod(env, "create", "-f", str(parked), check=False)
+    assert again.returncode == 1
+    assert again.stderr.strip() == 'Error from server (AlreadyExists): pods "parked" already exists'
+    stale = parked.read_text().replace("{name: parked}",
+                                       "{name: parked, resourceVersion: '1', labels: {v: '2'}}")
+    conflict = subprocess.run([*PEAPOD, "apply", "-f", "-"], input=stale, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert conflict.returncode == 1
+    assert conflict.stderr.startswith('Error from server (Conflict): Operation cannot be fulfilled on '
+                                      'pods "parked"'), conflict.stderr
+    assert peapod(env, "delete", "pod", "parked").returncode == 0
     missing = peapod(env, "logs", "nope", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'

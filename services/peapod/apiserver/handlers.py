@@ -88,11 +88,11 @@ class Api:
         except NotFound:
             return {"object": await self.create_pod(payload, msg), "action": "created"}
         stored = Pod.model_validate(current.value)
+        expected = _expected_revision(applied, current.revision)
         merged, action = admission.merge_applied_pod(stored, applied)
         if action == "unchanged":
             return {"object": current.value, "action": action}
-        result = await self.store.update(key, merged.to_wire(), expected=current.revision,
-                                         what=what)
+        result = await self.store.update(key, merged.to_wire(), expected=expected, what=what)
         log.info("pod_configured", pod=stored.key, uid=stored.metadata.uid)
         return {"object": result.value, "action": action}
 
@@ -253,3 +253,16 @@ class Api:
 def _node_of(subject: str) -> str:
     # peapod.api.v1.node.<node>.<verb>
     return subject.split(".")[4]
+
+
+def _expected_revision(applied: Pod, latest: int) -> int:
+    """A manifest that names a resourceVersion is applied only on top of that version."""
+    wanted = applied.metadata.resource_version
+    if not wanted:
+        return latest
+    if not wanted.isdigit():
+        raise Invalid(f"metadata.resourceVersion: invalid value {wanted!r}: must be a number")
+    if int(wanted) != latest:
+        raise Conflict(f'Operation cannot be fulfilled on pods "{applied.metadata.name}": the object '
+                       "has been modified; please apply your changes to the latest version and try again")
+    return latest

@@ -59,6 +59,23 @@ async def test_apply_reports_created_unchanged_configured_and_refuses_spec_chang
         await request(admin, s.api("pods", "apply"), {"object": changed})
 
 
+async def test_apply_with_a_stale_resource_version_is_a_conflict(apiserver):
+    admin = apiserver["admin"]
+    created = (await request(admin, s.api("pods", "apply"), {"object": POD}))["object"]
+    seen = created["metadata"]["resourceVersion"]
+    first = json.loads(json.dumps(POD))
+    first["metadata"].update(resourceVersion=seen, labels={"app": "web", "v": "1"})
+    applied = await request(admin, s.api("pods", "apply"), {"object": first})
+    assert applied["action"] == "configured"
+    second = json.loads(json.dumps(POD))  # written against the version the first one replaced
+    second["metadata"].update(resourceVersion=seen, labels={"app": "web", "v": "2"})
+    with pytest.raises(Conflict, match='on pods "web": the object has been modified'):
+        await request(admin, s.api("pods", "apply"), {"object": second})
+    got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    assert got["metadata"]["labels"] == {"app": "web", "v": "1"}
+    assert got["metadata"]["resourceVersion"] == applied["object"]["metadata"]["resourceVersion"]
+
+
 async def test_invalid_manifest_is_refused_and_nothing_is_stored(apiserver):
     admin = apiserver["admin"]
     bad = {**POD, "spec": {"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]}}
