@@ -197,3 +197,21 @@ def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
 
     assert peapod(env, "delete", "-f", str(manifest)).stdout.strip() == 'pod "web" deleted'
     assert peapod(env, "get", "pods", "web", check=False).returncode == 1
+
+
+def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
+    env = cluster
+    pids = json.loads((Path(env["PEAPOD_HOME"]) / "pids.json").read_text())
+    os.kill(pids["kubelet"], 9)  # a crashed kubelet: nothing answers on its node's subjects
+    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: orphan}\n"
+                "spec: {containers: [{name: a, image: localhost/peapod-busybox:latest}]}\n")
+    subprocess.run([*PEAPOD, "apply", "-f", "-"], input=manifest, env=env, check=True,
+                   capture_output=True, text=True, timeout=60)
+    eventually(lambda: json.loads(peapod(env, "get", "pod", "orphan", "-o", "json").stdout)
+               ["spec"].get("nodeName"))  # the node's lease has not expired yet
+    for args in (("logs", "-f", "orphan"), ("logs", "orphan"), ("exec", "orphan", "--", "true")):
+        result = peapod(env, *args, check=False, timeout=30)
+        assert result.returncode == 1, (args, result)
+        assert result.stderr.startswith("Unable to connect to the server:"), (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert peapod(env, "delete", "pod", "orphan", "--force").returncode == 0

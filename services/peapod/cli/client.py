@@ -21,7 +21,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import connect, decode, encode, jetstream, request
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
-from peapod.errors import from_wire
+from peapod.errors import Unavailable, from_wire
 
 
 class Client:
@@ -167,7 +167,15 @@ class Client:
         sub = await self.nc.subscribe(inbox)
         try:
             await self.nc.publish(subject, encode(payload), reply=inbox)
-            async for msg in sub.messages:
+            timeout: float | None = 10  # for the first reply; then the stream may idle
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=timeout)  # type: ignore[arg-type]
+                except TimeoutError:
+                    raise Unavailable(f"the kubelet of node {_node_of(pod)} did not answer") from None
+                timeout = None
+                if (msg.headers or {}).get("Status") == "503":  # no responders
+                    raise Unavailable(f"the kubelet of node {_node_of(pod)} is not running")
                 reply = decode(msg.data)
                 if "error" in reply:
                     raise from_wire(reply["error"])
