@@ -13,6 +13,7 @@ the containers and then ``finalize``s it, which removes it from the store.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +24,11 @@ from pydantic import ValidationError
 from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
+from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
+from peapod.bus.leases import Leases
 from peapod.errors import Conflict, Forbidden, Invalid, NotFound
 
 log = structlog.get_logger("apiserver")
@@ -48,8 +51,17 @@ def _pod_key(namespace: str, name: str) -> tuple[str, str]:
 
 
 class Api:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, leases: Leases | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.leases = leases  # None: serve Nodes exactly as stored
+        self.clock = clock
+
+    def _shown_node(self, node: dict[str, Any]) -> dict[str, Any]:
+        if self.leases is None:
+            return node
+        name = node["metadata"]["name"]
+        return with_heartbeat(node, self.leases.renewed.get(name), self.clock())
 
     def routes(self) -> dict[str, Route]:
         return {
@@ -155,12 +167,13 @@ class Api:
 
     async def get_node(self, payload: dict[str, Any], msg: Msg) -> Any:
         name = _text(payload, "name") or ""
-        return (await self.store.get(s.kv_key("nodes", None, name), what=f'nodes "{name}"')).value
+        stored = await self.store.get(s.kv_key("nodes", None, name), what=f'nodes "{name}"')
+        return self._shown_node(stored.value)
 
     async def list_nodes(self, payload: dict[str, Any], msg: Msg) -> Any:
         labels = parse_label_selector(payload.get("labelSelector"))
         items = [item.value for item in await self.store.list("nodes.")]
-        return [obj for obj in items if labels(obj["metadata"].get("labels") or {})]
+        return [self._shown_node(obj) for obj in items if labels(obj["metadata"].get("labels") or {})]
 
     async def delete_node(self, payload: dict[str, Any], msg: Msg) -> Any:
         name = _text(payload, "name") or ""

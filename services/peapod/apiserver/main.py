@@ -17,6 +17,7 @@ from peapod.apiserver.handlers import Api
 from peapod.apiserver.store import Store, ensure_jetstream
 from peapod.bus import subjects as s
 from peapod.bus.client import Credentials, connect, jetstream, serve
+from peapod.bus.leases import Leases
 from peapod.bus.supervise import supervise
 from peapod.logging import configure_logging
 
@@ -27,12 +28,14 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
     nc = await connect(creds, name="peapod-apiserver")
     js = jetstream(nc)
     await ensure_jetstream(js, replicas=replicas)
-    api = Api(Store(js))
+    leases = Leases()
+    api = Api(Store(js), leases=leases)
     for subject, handler in api.routes().items():
         await serve(nc, subject, handler, queue=s.API_QUEUE)
     log.info("apiserver_ready", url=creds.url)
     try:
-        await supervise({"fanout": lambda: run_fanout(js, stop=stop)}, stop=stop)
+        await supervise({"fanout": lambda: run_fanout(js, stop=stop),
+                         "leases": lambda: leases.watch(js)}, stop=stop)
     finally:
         await nc.drain()
 

@@ -78,7 +78,7 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
     (f"$KV.{KV_BUCKET}.<kind>.<namespace>.<name>", "apiserver only",
      "apiserver fan-out (durable cursor), scheduler, CLI watch"),
     (f"$KV.{LEASE_BUCKET}.<node>", "the kubelet of `<node>` only (heartbeat, memory storage)",
-     "scheduler (skips nodes whose lease expired)"),
+     "scheduler (skips nodes whose lease expired), apiserver (serves their Node as Ready=Unknown)"),
     ("peapod.node.<node>.pods.<namespace>.<name>", "apiserver fan-out",
      f"the kubelet of `<node>` only (stream `{NODES_STREAM}`, last value per subject)"),
     ("peapod.watch.<kind>.<namespace>.<name>", "apiserver fan-out",

@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 
 from peapod.api import Node, Pod
 from peapod.bus import subjects as s
+from peapod.bus.leases import Leases
 
 log = structlog.get_logger("scheduler.cache")
 
@@ -25,7 +26,7 @@ class ClusterCache:
     def __init__(self) -> None:
         self.pods: dict[str, Pod] = {}
         self.nodes: dict[str, Node] = {}
-        self.leases: dict[str, float] = {}  # node -> renew time (epoch seconds, server clock)
+        self.leases = Leases()
         self.changed = asyncio.Event()
         self.synced = asyncio.Event()
 
@@ -45,28 +46,10 @@ class ClusterCache:
 
     def live_nodes(self, now: float) -> set[str]:
         """Nodes whose heartbeat lease has not expired."""
-        return {node for node, renewed in self.leases.items()
-                if now - renewed < s.LEASE_DURATION_SECONDS}
+        return self.leases.live(now)
 
     async def watch_leases(self, js: JetStreamContext) -> None:
-        self.leases.clear()
-        kv = await js.key_value(s.LEASE_BUCKET)
-        watcher = await kv.watch(">")
-        try:
-            while True:
-                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                if entry is None:
-                    continue
-                if entry.operation in ("DEL", "PURGE") or entry.created is None:
-                    self.leases.pop(entry.key, None)
-                    continue
-                renewed = entry.created.timestamp()
-                came_alive = entry.key not in self.live_nodes(renewed)
-                self.leases[entry.key] = renewed
-                if came_alive:
-                    self.changed.set()
-        finally:
-            await watcher.stop()
+        await self.leases.watch(js, on_alive=self.changed.set)
 
     async def watch(self, js: JetStreamContext) -> None:
         """Fill the cache and follow changes until cancelled."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,11 +13,13 @@ from peapod.bus.replay import read_all
 from peapod.scheduler.main import run as run_scheduler
 
 
-def node(name: str, *, cpu: str = "2", memory: str = "2Gi", labels: dict | None = None) -> dict:
+def node(name: str, *, cpu: str = "2", memory: str = "2Gi", labels: dict | None = None,
+         heartbeat: str | None = None) -> dict:
+    ready = {"type": "Ready", "status": "True", **({"lastHeartbeatTime": heartbeat} if heartbeat else {})}
     return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels or {}},
             "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
                        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+                       "conditions": [ready]}}
 
 
 def pod(name: str, *, cpu: str = "100m", selector: dict | None = None) -> dict:
@@ -108,3 +111,17 @@ async def test_node_without_a_heartbeat_lease_gets_no_pods(scheduler):
     assert await wait_for_node_name(admin, "p", timeout=1.5) is None
     await register(creds, "node-b")
     assert await wait_for_node_name(admin, "p") == "node-b"
+
+
+async def test_a_node_whose_kubelet_stopped_heartbeating_reads_not_ready(scheduler):
+    admin, creds = scheduler["admin"], scheduler["creds"]
+    stale = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    await register(creds, "node-a", heartbeat=stale)  # lease renewed just now
+    await register(creds, "node-b", heartbeat=stale, live=False)  # silent for five minutes
+    got = {n["metadata"]["name"]: n for n in await request(admin, s.api("nodes", "list"), {})}
+    ready = {name: next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+             for name, n in got.items()}
+    assert ready["node-a"]["status"] == "True"
+    assert (ready["node-b"]["status"], ready["node-b"]["reason"]) == ("Unknown", "NodeStatusUnknown")
+    single = await request(admin, s.api("nodes", "get"), {"name": "node-b"})
+    assert next(c for c in single["status"]["conditions"] if c["type"] == "Ready")["status"] == "Unknown"
