@@ -236,6 +236,9 @@ async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
     if not command:
         raise Invalid("you must specify at least one command for the container")
+    if args.stdin or args.tty:
+        print("warning: -i/-t are not supported yet: the command runs without stdin or a terminal",
+              file=sys.stderr)
     pod = await client.get_pod(args.pod)
     code, out, err = await client.exec(pod, args.container, command)
     sys.stdout.buffer.write(out)
