@@ -146,6 +146,30 @@ async def apply_to_running(client: Client, n: int) -> list[str]:
             f"| delete (grace 0) until the object is gone | {n} | {ms(stop)} |"]
 
 
+def cli_wall_time(peapod: list[str], env: dict[str, str], n: int = 10) -> list[str]:
+    """What a user waits for: interpreter start, imports, connect, request, print."""
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run([*peapod, "get", "nodes"], env=env, check=True, capture_output=True)
+        samples.append(time.perf_counter() - t)
+    return [f"| `peapod get nodes`, whole process | {n} | {ms(samples)} |"]
+
+
+def podman_baseline(n: int) -> list[str]:
+    """The floor under apply-to-Running: podman alone creating a pod and starting the container."""
+    samples = []
+    for i in range(n):
+        name = f"peapod-bench-baseline-{i}"
+        t = time.perf_counter()
+        subprocess.run(["podman", "run", "-d", "--pod", f"new:{name}", "--name", f"{name}-c",
+                        "localhost/peapod-busybox:latest", "sleep", "3600"],
+                       check=True, capture_output=True)
+        samples.append(time.perf_counter() - t)
+        subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", name], check=True, capture_output=True)
+    return [f"| baseline: `podman run -d --pod new:…` (same image, podman CLI) | {n} | {ms(samples)} |"]
+
+
 def memory(home: Path) -> list[str]:
     pids = json.loads((home / "pids.json").read_text())
     rows = []
@@ -190,10 +214,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="peapod-bench-") as tmp:
         home = Path(tmp) / "home"
         env = {**os.environ, "PEAPOD_HOME": str(home)}
-        peapod = [sys.executable, "-m", "peapod.cli.main"]
+        peapod = [str(Path(sys.executable).parent / "peapod")]  # the script users run
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
-            rows = asyncio.run(measure(home, args))
+            rows = [*asyncio.run(measure(home, args)), *cli_wall_time(peapod, env),
+                    *podman_baseline(args.e2e_pods)]
             text = report(rows, memory(home))
         finally:
             subprocess.run([*peapod, "down"], env=env, check=False)

@@ -188,6 +188,11 @@ def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
     node = peapod(env, "describe", "node", NODE).stdout
     assert "Non-terminated Pods:          (1 in total)" in node.splitlines(), node
     assert peapod(env, "get", "pods", "-o", "name").stdout.strip() == "pod/web"
+    assert peapod(env, "exec", "web", "-c", "web", "--", "echo", "-n", "hi").stdout == "hi"
+    failed = peapod(env, "exec", "web", "--", "sh", "-c", "exit 3", check=False)
+    assert (failed.returncode, failed.stderr.strip()) == (3, "command terminated with exit code 3")
+    nope = peapod(env, "exec", "web", "-c", "nope", "--", "true", check=False)
+    assert nope.returncode == 1 and nope.stderr.startswith("Error from server (NotFound):"), nope.stderr
 
     bad = peapod(env, "get", "pods", "-l", "app in (web)", check=False)
     assert bad.returncode == 1 and "set-based selectors are not supported" in bad.stderr

@@ -62,6 +62,8 @@ def _read_manifests(filename: str) -> list[dict[str, Any]]:
 
 def _validated(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Refuse the whole file before anything is sent if any object is invalid."""
+    if not docs:
+        raise Invalid("no objects passed to apply")
     problems = []
     for doc in docs:
         try:
@@ -233,7 +235,7 @@ async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
 
 
 async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
-    command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+    command = args.command
     if not command:
         raise Invalid("you must specify at least one command for the container")
     if args.stdin or args.tty:
@@ -333,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--container")
     p.add_argument("-i", "--stdin", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("-t", "--tty", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs="*", help="the command, after --")
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
@@ -350,8 +352,23 @@ async def _with_client(args: argparse.Namespace,
         await client.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """As kubectl: everything after the first ``--`` is the command for ``exec``, untouched."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] | None = None
+    if "--" in argv:
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
+    if command is not None:
+        if args.verb != "exec":
+            build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
+        args.command = [*args.command, *command]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     try:
         if args.cluster:
             code = asyncio.run(_with_client(args, args.fn))
