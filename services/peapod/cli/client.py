@@ -127,18 +127,23 @@ class Client:
         finally:
             await sub.unsubscribe()
 
-    async def watch_pods(self, *, all_namespaces: bool = False) -> AsyncIterator[tuple[str, Pod]]:
-        """Changes to pods from now on. Subscribed when called, not when first iterated,
-        so a caller that subscribes and then lists misses nothing in between."""
-        subject = "peapod.watch.pods.>" if all_namespaces else f"peapod.watch.pods.{self.namespace}.>"
+    async def watch(self, resource: str, *, all_namespaces: bool = False
+                    ) -> AsyncIterator[tuple[str, Pod | Node]]:
+        """Changes to pods or nodes from now on. Subscribed when called, not when first
+        iterated, so a caller that subscribes and then lists misses nothing in between."""
+        if resource == "nodes":
+            subject = "peapod.watch.nodes.>"
+        else:
+            subject = "peapod.watch.pods.>" if all_namespaces else f"peapod.watch.pods.{self.namespace}.>"
+        model = Node if resource == "nodes" else Pod
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
 
-        async def changes() -> AsyncIterator[tuple[str, Pod]]:
+        async def changes() -> AsyncIterator[tuple[str, Pod | Node]]:
             try:
                 async for msg in sub.messages:
                     kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")
-                    yield kind, Pod.model_validate(json.loads(msg.data))
+                    yield kind, model.model_validate(json.loads(msg.data))
             finally:
                 await sub.unsubscribe()
 

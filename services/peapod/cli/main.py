@@ -96,13 +96,13 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     resource, name = _resource(args.resource)
     name = args.name or name
-    if resource == "events" and args.watch and not name and args.output in (None, "wide"):
+    if resource == "events" and args.watch:
+        if name or args.output not in (None, "wide"):
+            raise Invalid("watching events prints the table of all events: peapod events -f")
         await _follow_events(client, args.all_namespaces)  # same as `peapod events -f`
         return 0
-    if args.watch and resource != "pods":
-        raise Invalid(f"--watch is supported for pods and events, not {resource}")
     matches = parse_label_selector(args.selector)  # refuses a bad selector before anything
-    changes = (await client.watch_pods(all_namespaces=args.all_namespaces)
+    changes = (await client.watch(resource, all_namespaces=args.all_namespaces)
                if args.watch else None)  # subscribed before the list: nothing missed
     if resource == "pods":
         objs: list[Any] = ([await client.get_pod(name)] if name else
@@ -127,10 +127,10 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
             print(out)
     if changes is not None:
         headers = not objs and args.output in (None, "wide")  # kubectl: the first row brings them
-        async for _kind, pod in changes:
-            if (name and pod.metadata.name != name) or not matches(pod.metadata.labels or {}):
+        async for _kind, obj in changes:
+            if (name and obj.metadata.name != name) or not matches(obj.metadata.labels or {}):
                 continue
-            print(printers.render([pod], output=args.output, kind="pods", now=_now(),
+            print(printers.render([obj], output=args.output, kind=resource, now=_now(),
                                   all_namespaces=args.all_namespaces, no_headers=not headers,
                                   single=True), flush=True)
             headers = False
