@@ -206,17 +206,32 @@ def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
 
 def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
     env = cluster
-    pids = json.loads((Path(env["PEAPOD_HOME"]) / "pids.json").read_text())
-    os.kill(pids["kubelet"], 9)  # a crashed kubelet: nothing answers on its node's subjects
-    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: orphan}\n"
-                "spec: {containers: [{name: a, image: localhost/peapod-busybox:latest}]}\n")
+    # bound to the node, but never started: its image is absent and may not be pulled
+    manifest = ("apiVersion: v1\nkind: Pod\nmetadata: {name: orphan}\nspec: {containers: "
+                "[{name: a, image: localhost/absent:1, imagePullPolicy: Never}]}\n")
     subprocess.run([*PEAPOD, "apply", "-f", "-"], input=manifest, env=env, check=True,
                    capture_output=True, text=True, timeout=60)
-    eventually(lambda: json.loads(peapod(env, "get", "pod", "orphan", "-o", "json").stdout)
-               ["spec"].get("nodeName"))  # the node's lease has not expired yet
+    eventually(lambda: "ErrImageNeverPull" in peapod(env, "get", "pod", "orphan").stdout)
+    pids = json.loads((Path(env["PEAPOD_HOME"]) / "pids.json").read_text())
+    os.kill(pids["kubelet"], 9)  # a crashed kubelet: nothing answers on its node's subjects
     for args in (("logs", "-f", "orphan"), ("logs", "orphan"), ("exec", "orphan", "--", "true")):
         result = peapod(env, *args, check=False, timeout=30)
         assert result.returncode == 1, (args, result)
         assert result.stderr.startswith("Unable to connect to the server:"), (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert peapod(env, "delete", "pod", "orphan", "--force").returncode == 0
+
+    # with its kubelet gone, the node is removed by hand; a node watch sees it go
+    watcher = subprocess.Popen([*PEAPOD, "get", "nodes", "-w"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        assert peapod(env, "delete", "node", NODE).stdout.strip() == f'node "{NODE}" deleted'
+        time.sleep(1)
+    finally:
+        watcher.terminate()
+        watched, errors = watcher.communicate(timeout=10)
+    table = rows(watched)
+    assert table[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], watched + errors
+    assert [row[0] for row in table[1:]] == [NODE, NODE], watched  # the list, then the deletion
+    assert peapod(env, "get", "nodes", NODE, check=False).returncode == 1

@@ -103,18 +103,26 @@ class Kubelet:
         await request(self.nc, s.node_api(self.node_name, "register"), {"object": node.to_wire()})
 
     async def post_node_status(self) -> None:
-        """The Node object: at start, then every ``status_period`` (it rarely changes)."""
+        """The Node object: at start, then every ``status_period`` (it rarely changes).
+
+        The lease is renewed first, so a node that reads Ready can be scheduled at once.
+        """
         while True:
+            await self.publish_lease()
             await self.register()
             await asyncio.sleep(self.status_period)
 
     async def renew_lease(self) -> None:
-        """The heartbeat: a coordination.k8s.io Lease in the memory-backed bucket."""
+        """The heartbeat, every ``heartbeat`` seconds."""
         while True:
-            lease = {"holderIdentity": self.node_name, "renewTime": now_rfc3339(),
-                     "leaseDurationSeconds": s.LEASE_DURATION_SECONDS}
-            await self.js.publish(s.lease(self.node_name), json.dumps(lease).encode())
+            await self.publish_lease()
             await asyncio.sleep(self.heartbeat)
+
+    async def publish_lease(self) -> None:
+        """A coordination.k8s.io Lease in the memory-backed bucket."""
+        lease = {"holderIdentity": self.node_name, "renewTime": now_rfc3339(),
+                 "leaseDurationSeconds": s.LEASE_DURATION_SECONDS}
+        await self.js.publish(s.lease(self.node_name), json.dumps(lease).encode())
 
     # -- partition ----------------------------------------------------------------------
 
