@@ -112,6 +112,20 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     eventually(lambda: podman_ps(f"io.peapod.pod.uid={uid}") == [], timeout=30)
     assert "Killing" in peapod(env, "get", "events").stdout
 
+    # operators' side: every log line is JSON with its component, pod lines carry
+    # namespace/name and uid, and no password from the credentials is ever logged
+    home = Path(env["PEAPOD_HOME"])
+    secrets = [json.loads(f.read_text())["password"] for f in (home / "creds").glob("*.json")]
+    for component in ("apiserver", "scheduler", "kubelet"):
+        text = (home / "logs" / f"{component}.log").read_text()
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert lines and all(line["component"] == component for line in lines)
+        assert not [secret for secret in secrets if secret in text]
+    kubelet_log = [json.loads(line) for line in (home / "logs" / "kubelet.log").read_text().splitlines()]
+    started = [line for line in kubelet_log if line["event"] == "container_started"]
+    assert [(line["pod"], line["uid"], line["restart_count"]) for line in started] == [
+        ("default/db", uid, 0), ("default/db", uid, 1)]
+
     time.sleep(1)
     follower.terminate()
     followed, errors = follower.communicate(timeout=10)
@@ -235,3 +249,26 @@ def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
     assert table[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], watched + errors
     assert [row[0] for row in table[1:]] == [NODE, NODE], watched  # the list, then the deletion
     assert peapod(env, "get", "nodes", NODE, check=False).returncode == 1
+
+
+def test_up_in_the_foreground_runs_until_ctrl_c(tmp_path):
+    # what `make up` runs: the cluster in the foreground, stopped by Ctrl-C (SIGINT)
+    env = {**os.environ, "PEAPOD_HOME": str(tmp_path / "home")}
+    up = subprocess.Popen([*PEAPOD, "up", "--node-name", NODE], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()  # printed once the node is Ready
+        assert first.startswith("peapod is up: nats://127.0.0.1:") and f"node {NODE} Ready" in first
+        nodes = rows(peapod(env, "get", "nodes").stdout)
+        assert nodes[1][:2] == [NODE, "Ready"]
+        pids = json.loads((tmp_path / "home" / "pids.json").read_text())
+    finally:
+        up.send_signal(2)
+        out, err = up.communicate(timeout=60)
+    assert up.returncode == 0, out + err
+    assert out.rstrip().endswith("peapod stopped")
+    for pid in pids.values():  # every component stopped with it
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (tmp_path / "home" / "pids.json").exists()
