@@ -62,6 +62,15 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
         peapod(env, "delete", "pod", "db", "--ignore-not-found", "--grace-period", "5",
                check=False)
         peapod(env, "down", check=False)
+        # a test that kills the kubelet leaves its podman pods behind: remove them
+        kubelet_id = tmp_path / "home" / "kubelet" / "kubelet-id"
+        if kubelet_id.exists():
+            label = f"label=io.peapod.kubelet.id={kubelet_id.read_text().strip()}"
+            left = subprocess.run(["podman", "pod", "ps", "-q", "--filter", label],
+                                  capture_output=True, text=True, check=False).stdout.split()
+            if left:
+                subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *left], check=False,
+                               capture_output=True)
         logs = tmp_path / "home" / "logs"
         if logs.exists():
             for log in sorted(logs.iterdir()):
