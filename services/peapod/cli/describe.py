@@ -126,11 +126,13 @@ def _container(w: _Writer, container: Container, status: ContainerStatus | None)
             w.line(2, f"{title}:")
             for word in words:
                 w.line(3, word)
-    _state(w, 2, "State", status.state if status else ContainerState())
-    if status and (status.last_state.running or status.last_state.waiting or status.last_state.terminated):
-        _state(w, 2, "Last State", status.last_state)
-    w.line(2, "Ready:", "True" if status and status.ready else "False")
-    w.line(2, "Restart Count:", str(status.restart_count if status else 0))
+    if status:  # as kubectl: no State, Ready or Restart Count before the kubelet reports
+        _state(w, 2, "State", status.state)
+        last = status.last_state
+        if last.running or last.waiting or last.terminated:
+            _state(w, 2, "Last State", last)
+        w.line(2, "Ready:", "True" if status.ready else "False")
+        w.line(2, "Restart Count:", str(status.restart_count))
     res = container.resources
     for title, values in (("Limits", res.limits if res else None),
                           ("Requests", res.requests if res else None)):

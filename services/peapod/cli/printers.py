@@ -273,16 +273,17 @@ def _document(objs: Sequence[Pod | Node | Event], *, single: bool) -> dict[str, 
     if single and len(objs) == 1:
         return objs[0].to_wire()
     wire = ObjectList(items=[o.to_wire() for o in objs], metadata=ListMeta(resource_version="")).to_wire()
-    return {key: wire[key] for key in ("apiVersion", "items", "kind", "metadata")}  # kubectl's order
+    return {key: wire[key] for key in ("apiVersion", "items", "kind", "metadata")}
 
 
 def render(objs: Sequence[Pod | Node | Event], *, output: str | None, kind: str, now: datetime,
            all_namespaces: bool = False, single: bool = False, no_headers: bool = False) -> str:
     """``objs`` printed as ``peapod get -o OUTPUT`` prints them, without a trailing newline."""
     if output == "json":
-        return json.dumps(_document(objs, single=single), indent=4)
+        # kubectl prints a map, so keys come sorted at every level
+        return json.dumps(_document(objs, single=single), indent=4, sort_keys=True)
     if output == "yaml":
-        return yaml.safe_dump(_document(objs, single=single), sort_keys=False,
+        return yaml.safe_dump(_document(objs, single=single), sort_keys=True,
                               default_flow_style=False, allow_unicode=True).rstrip("\n")
     if output == "name":
         return "\n".join(f"{o.kind.lower()}/{o.metadata.name}" for o in objs)

@@ -61,19 +61,16 @@ IP:
 IPs:          <none>
 Containers:
   c0:
-    Image:          nginx:1.25
-    Port:           <none>
-    Host Port:      <none>
-    State:          Waiting
-    Ready:          False
-    Restart Count:  0
-    Environment:    <none>
-    Mounts:         <none>
-Volumes:            <none>
-QoS Class:          BestEffort
-Node-Selectors:     <none>
-Tolerations:        <none>
-Events:             <none>"""
+    Image:        nginx:1.25
+    Port:         <none>
+    Host Port:    <none>
+    Environment:  <none>
+    Mounts:       <none>
+Volumes:          <none>
+QoS Class:        BestEffort
+Node-Selectors:   <none>
+Tolerations:      <none>
+Events:           <none>"""  # no State/Ready/Restart Count until the kubelet reports, as kubectl
 
 
 RUNNING = {
@@ -177,8 +174,8 @@ def test_several_ports_use_kubectls_plural_titles() -> None:
     pod = make_pod(container={"ports": [{"containerPort": 80}, {"containerPort": 53, "hostPort": 5353,
                                                                   "protocol": "UDP"}]})
     lines = stripped(describe_pod(pod, [], now=NOW))
-    assert "Ports:          80/TCP, 53/UDP" in lines
-    assert "Host Ports:     0/TCP, 5353/UDP" in lines
+    assert "Ports:        80/TCP, 53/UDP" in lines
+    assert "Host Ports:   0/TCP, 5353/UDP" in lines
 
 
 def test_events_table_with_repeated_event() -> None:
