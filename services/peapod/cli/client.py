@@ -19,6 +19,7 @@ from nats.js.api import DeliverPolicy
 from peapod.api import Event, Node, Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, decode, encode, jetstream, request
+from peapod.bus.events import latest_events
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
 from peapod.errors import Unavailable, from_wire
@@ -110,7 +111,7 @@ class Client:
         else:
             subject = self._events_subject(all_namespaces=all_namespaces, kind=kind, name=name)
         msgs = await read_all(self.js, stream=s.EVENTS_STREAM, subject=subject)
-        return [Event.model_validate(json.loads(m.data)) for m in msgs]
+        return latest_events(Event.model_validate(json.loads(m.data)) for m in msgs)
 
     async def follow_events(self, *, all_namespaces: bool = False) -> AsyncIterator[tuple[Event, bool]]:
         """Every stored event, then each new one; the flag is True once the backlog is read.

@@ -20,6 +20,7 @@ from typing import Any
 
 from peapod.api import load_documents, parse_object
 from peapod.apiserver.selectors import parse_label_selector
+from peapod.bus.events import latest_events
 from peapod.cli import printers
 from peapod.cli.client import Client
 from peapod.cli.context import load_context, peapod_home
@@ -150,8 +151,8 @@ async def _follow_events(client: Client, all_namespaces: bool) -> None:
         backlog.append(event)
         if done:
             caught_up = True
-            print(printers.events_table(backlog, now=_now(), all_namespaces=all_namespaces),
-                  flush=True)
+            print(printers.events_table(latest_events(backlog), now=_now(),
+                                        all_namespaces=all_namespaces), flush=True)
 
 
 async def cmd_events(client: Client, args: argparse.Namespace) -> int:
