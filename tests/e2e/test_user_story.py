@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,20 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
             for log in sorted(logs.iterdir()):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
                 print(f"--- {log.name}\n" + "\n".join(tail))
+
+
+def output_while(env: dict[str, str], args: list[str], action: Callable[[], None]) -> tuple[str, str]:
+    """What a long-running ``peapod ARGS`` (a watch) prints while ``action`` runs."""
+    watcher = subprocess.Popen([*PEAPOD, *args], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # let the watch subscribe first
+        action()
+        time.sleep(1)  # and print what the action caused
+    finally:
+        watcher.terminate()
+        out, err = watcher.communicate(timeout=10)
+    return out, err
 
 
 def rows(output: str) -> list[list[str]]:
@@ -187,17 +201,12 @@ def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
         "spec:\n  terminationGracePeriodSeconds: 2\n  containers:\n"
         "  - name: web\n    image: localhost/peapod-busybox:latest\n    imagePullPolicy: IfNotPresent\n"
         "    command: [sh, -c, 'echo serving; exec sleep 3600']\n")
-    watcher = subprocess.Popen([*PEAPOD, "get", "pods", "-w", "-l", "app=web"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.5)  # let the watch subscribe before the pod exists
+    def start_web() -> None:
         assert peapod(env, "apply", "-f", str(manifest)).stdout.strip() == "pod/web created"
         eventually(lambda: "Running" in peapod(env, "get", "pods", "web").stdout)
         eventually(lambda: peapod(env, "logs", "web").stdout == "serving\n")
-        time.sleep(1)
-    finally:
-        watcher.terminate()
-        watched, errors = watcher.communicate(timeout=10)
+
+    watched, errors = output_while(env, ["get", "pods", "-w", "-l", "app=web"], start_web)
     table = rows(watched)
     assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], watched + errors
     statuses = [row[2] for row in table[1:] if row[0] == "web"]
@@ -245,15 +254,10 @@ def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
     assert peapod(env, "delete", "pod", "orphan", "--force").returncode == 0
 
     # with its kubelet gone, the node is removed by hand; a node watch sees it go
-    watcher = subprocess.Popen([*PEAPOD, "get", "nodes", "-w"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.5)
+    def delete_node() -> None:
         assert peapod(env, "delete", "node", NODE).stdout.strip() == f'node "{NODE}" deleted'
-        time.sleep(1)
-    finally:
-        watcher.terminate()
-        watched, errors = watcher.communicate(timeout=10)
+
+    watched, errors = output_while(env, ["get", "nodes", "-w"], delete_node)
     table = rows(watched)
     assert table[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], watched + errors
     assert [row[0] for row in table[1:]] == [NODE, NODE], watched  # the list, then the deletion

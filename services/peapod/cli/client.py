@@ -22,7 +22,7 @@ from peapod.bus.client import connect, decode, encode, jetstream, request
 from peapod.bus.events import latest_events
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
-from peapod.errors import Unavailable, from_wire
+from peapod.errors import Invalid, NotFound, Unavailable, from_wire
 
 
 class Client:
@@ -70,7 +70,6 @@ class Client:
 
     async def wait_deleted(self, name: str, uid: str, *, namespace: str | None = None,
                            timeout: float = 120) -> bool:
-        from peapod.errors import NotFound
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
@@ -194,7 +193,6 @@ class Client:
 
 
 def _node_of(pod: Pod) -> str:
-    from peapod.errors import Invalid
     if not pod.spec.node_name:
         raise Invalid(f"pod {pod.metadata.name} is not yet scheduled to a node")
     return pod.spec.node_name

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -264,9 +265,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    import os
-
-    from peapod.cli import doctor
+    from peapod.cli import doctor  # imported here, like describe and up: quicker start-up
     url = None
     with contextlib.suppress(Unavailable):
         url = load_context(args.context).url

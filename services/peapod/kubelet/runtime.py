@@ -249,8 +249,7 @@ class PodmanRuntime:
         response = self.api.post("/pods/create", data=_json(body))
         if response.status_code >= 400:
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
-        pod_id = str(response.json()["Id"])
-        return pod_id
+        return str(response.json()["Id"])
 
     def _find_pod(self, uid: str) -> str | None:
         response = self.api.get("/pods/json", params={
@@ -415,24 +414,17 @@ def _kubelet_id(state_dir: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         state_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(uuid.uuid4().hex + "\n")
-        return path.read_text().strip()
+        kubelet_id = uuid.uuid4().hex
+        path.write_text(kubelet_id + "\n")
+        return kubelet_id
 
 
 def _json_stream(text: str) -> list[dict[str, Any]]:
-    """The JSON objects of a libpod progress stream, one after another."""
-    decoder, items, at = json.JSONDecoder(), [], 0
-    while True:
-        while at < len(text) and text[at].isspace():
-            at += 1
-        if at >= len(text):
-            return items
-        try:
-            item, at = decoder.raw_decode(text, at)
-        except json.JSONDecodeError:
-            return [*items, {"error": f"unreadable reply from podman: {text[at:at + 200]!r}"}]
-        if isinstance(item, dict):
-            items.append(item)
+    """The objects of a libpod progress stream: one JSON object per line."""
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError:
+        return [{"error": f"unreadable reply from podman: {text[:200]!r}"}]
 
 
 def _json(body: dict[str, Any]) -> str:
