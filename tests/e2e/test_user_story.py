@@ -138,7 +138,7 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     # operators' side: every log line is JSON with its component, pod lines carry
     # namespace/name and uid, and no password from the credentials is ever logged
     home = Path(env["PEAPOD_HOME"])
-    secrets = [json.loads(f.read_text())["password"] for f in (home / "creds").glob("*.json")]
+    secrets = [json.loads(f.read_text())["seed"] for f in (home / "creds").glob("*.json")]
     for component in ("apiserver", "scheduler", "kubelet"):
         text = (home / "logs" / f"{component}.log").read_text()
         lines = [json.loads(line) for line in text.splitlines()]

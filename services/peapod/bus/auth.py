@@ -13,17 +13,26 @@ design's subject table exactly:
 * the admin (CLI) may do everything.
 
 Each user has its own reply inbox prefix (``_INBOX_<user>``), so no component
-can subscribe to another's replies. Passwords are random per cluster and only
-ever written to files readable by their owner.
+can subscribe to another's replies. Users authenticate with NKEYs
+(``peapod.bus.identity``): the configuration lists public keys only.
+
+``python -m peapod.bus.auth server-config SPEC.json`` renders the same
+configuration for the Ansible ``nats`` role from a spec of public keys, TLS
+files and cluster routes, so a fleet and ``peapod up`` share one source of
+permissions.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import secrets
+import re
+import sys
+from pathlib import Path
 from typing import Any
 
 from peapod.bus import subjects as s
+from peapod.bus.identity import Credentials, ensure
 
 JS = "$JS.API"
 
@@ -91,67 +100,121 @@ def admin_permissions() -> dict[str, Any]:
     return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
 
 
-def new_password() -> str:
-    return secrets.token_urlsafe(24)
+def permissions_for(user: str) -> dict[str, Any]:
+    """The permissions of a user, from its name: admin, apiserver, scheduler, kubelet-<node>."""
+    fixed = {"admin": admin_permissions, "apiserver": apiserver_permissions,
+             "scheduler": scheduler_permissions}
+    if user in fixed:
+        return fixed[user]()
+    if user.startswith("kubelet-") and NODE_NAME.fullmatch(user.removeprefix("kubelet-")):
+        return kubelet_permissions(user.removeprefix("kubelet-"))
+    raise ValueError(f"unknown NATS user {user!r}: expected admin, apiserver, scheduler "
+                     "or kubelet-<node name>")
 
 
-def server_config(*, users: dict[str, tuple[str, dict[str, Any]]], port: int, http_port: int,
-                  store_dir: str, server_name: str = "peapod", host: str = "127.0.0.1") -> str:
-    """A nats-server configuration file. ``users`` maps user → (password, permissions).
+# a node name is one subject token: DNS-label characters only, so no node's
+# subject filter (peapod.node.<node>.>) can match another node's subjects
+NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
-    Values are written as JSON strings, which nats-server's parser accepts, so no
-    user-controlled text can break out of its field.
+
+def _q(value: Any) -> str:
+    # JSON strings and lists are valid nats-server configuration values, so no
+    # text from an inventory can break out of its field
+    return json.dumps(value)
+
+
+def server_config(*, users: dict[str, str], port: int, http_port: int, store_dir: str,
+                  server_name: str = "peapod", host: str = "127.0.0.1",
+                  http_host: str | None = None, tls: dict[str, str] | None = None,
+                  cluster: dict[str, Any] | None = None) -> str:
+    """A nats-server configuration. ``users`` maps user name → NKEY public key.
+
+    The monitoring endpoint listens on ``http_host`` (default: ``host``).
+    ``tls`` (``cert_file``, ``key_file``, ``ca_file``) makes TLS mandatory for
+    clients. ``cluster`` (``name``, ``port``, ``routes``) joins the server to a
+    cluster whose routes use the same certificates, verified both ways.
     """
-    user_blocks = ",\n".join(
-        f"    {{user: {json.dumps(user)}, password: {json.dumps(password)}, "
-        f"permissions: {json.dumps(perms)}}}"
-        for user, (password, perms) in sorted(users.items())
-    )
-    return (
-        f"server_name: {json.dumps(server_name)}\n"
-        f"host: {json.dumps(host)}\nport: {port}\nhttp_port: {http_port}\n"
-        f"jetstream {{\n  store_dir: {json.dumps(store_dir)}\n}}\n"
-        f"authorization {{\n  users: [\n{user_blocks}\n  ]\n}}\n"
-    )
+    entries = []
+    for user, key in sorted(users.items()):
+        if not re.fullmatch(r"U[A-Z2-7]{55}", key):
+            raise ValueError(f"user {user!r}: {key!r} is not an NKEY user public key")
+        entries.append(f"    {{nkey: {_q(key)}, permissions: {_q(permissions_for(user))}}}"
+                       f"  # {user}")
+    lines = [f"server_name: {_q(server_name)}", f"host: {_q(host)}", f"port: {port}",
+             f"http: {_q(f'{http_host or host}:{http_port}')}",
+             f"jetstream {{\n  store_dir: {_q(store_dir)}\n}}"]
+    if tls:
+        lines.append("tls {\n" + "".join(f"  {k}: {_q(tls[k])}\n" for k in
+                                          ("cert_file", "key_file", "ca_file") if tls.get(k))
+                     + "  timeout: 5\n}")
+    if cluster:
+        routes = [f"nats-route://{r}" for r in cluster.get("routes", [])]
+        listen = f"{host}:{cluster.get('port', 6222)}"
+        block = [f"  name: {_q(cluster.get('name', 'peapod'))}", f"  listen: {_q(listen)}",
+                 f"  routes: {_q(routes)}"]
+        if tls:
+            block.append("  tls {\n" + "".join(f"    {k}: {_q(tls[k])}\n" for k in
+                                               ("cert_file", "key_file", "ca_file") if tls.get(k))
+                         + "    verify: true\n    timeout: 5\n  }")
+        lines.append("cluster {\n" + "\n".join(block) + "\n}")
+    lines.append("authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}")
+    return "\n".join(lines) + "\n"
 
 
-def cluster_users(nodes: list[str]) -> dict[str, dict[str, Any]]:
-    """Every user of a cluster with its permissions."""
-    users = {"admin": admin_permissions(), "apiserver": apiserver_permissions(),
-             "scheduler": scheduler_permissions()}
-    users.update({kubelet_user(node): kubelet_permissions(node) for node in nodes})
-    return users
+def cluster_users(nodes: list[str]) -> list[str]:
+    """Every user of a cluster."""
+    return ["admin", "apiserver", "scheduler", *(kubelet_user(node) for node in nodes)]
 
 
 def write_cluster_config(state_dir: str, *, nodes: list[str], port: int, http_port: int,
                          host: str = "127.0.0.1", store_dir: str | None = None,
-                         url: str | None = None) -> dict[str, Any]:
+                         url: str | None = None) -> dict[str, Credentials]:
     """Write ``nats.conf`` and one credentials file per user into ``state_dir``.
 
-    Returns ``{user: Credentials}``. Existing passwords are kept, so running it
+    Returns ``{user: Credentials}``. Existing seeds are kept, so running it
     again (say, to add a node) does not lock out running components. ``host``
     is where the server listens; ``url`` is how clients reach it, when that
     differs (a server in a container); ``store_dir`` is the JetStream store as
     the server sees it.
     """
-    from pathlib import Path
-
-    from peapod.bus.client import Credentials
-
     root = Path(state_dir)
     (root / "creds").mkdir(parents=True, exist_ok=True, mode=0o700)
     (root / "jetstream").mkdir(parents=True, exist_ok=True, mode=0o700)
     url = url or f"nats://{host}:{port}"
-    creds: dict[str, Any] = {}
-    table: dict[str, tuple[str, dict[str, Any]]] = {}
-    for user, perms in cluster_users(nodes).items():
-        path = root / "creds" / f"{user}.json"
-        password = Credentials.load(path).password if path.exists() else new_password()
-        creds[user] = Credentials(url=url, user=user, password=password)
-        creds[user].save(path)
-        table[user] = (password, perms)
+    creds = {user: ensure(root / "creds" / f"{user}.json", user=user, url=url)[0]
+             for user in cluster_users(nodes)}
     conf = root / "nats.conf"
     conf.touch(mode=0o600, exist_ok=True)
-    conf.write_text(server_config(users=table, port=port, http_port=http_port,
-                                  store_dir=store_dir or str(root / "jetstream"), host=host))
+    conf.write_text(server_config(users={u: c.public_key for u, c in creds.items()}, port=port,
+                                  http_port=http_port, host=host,
+                                  store_dir=store_dir or str(root / "jetstream")))
     return creds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``server-config SPEC.json``: print a nats-server configuration for a fleet.
+
+    SPEC is JSON: ``{"users": {name: public key}, "port", "http_port",
+    "store_dir", "server_name", "host", "tls": {...}, "cluster": {...}}``.
+    """
+    parser = argparse.ArgumentParser(prog="python -m peapod.bus.auth")
+    sub = parser.add_subparsers(dest="verb", required=True)
+    sub.add_parser("server-config", help="render nats.conf from a JSON spec "
+                   "('-' reads standard input)").add_argument("spec")
+    args = parser.parse_args(argv)
+    try:
+        spec = json.loads(sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text())
+        sys.stdout.write(server_config(
+            users=spec["users"], port=int(spec.get("port", 4222)),
+            http_port=int(spec.get("http_port", 8222)), store_dir=spec["store_dir"],
+            server_name=spec.get("server_name", "peapod"), host=spec.get("host", "0.0.0.0"),
+            http_host=spec.get("http_host", "127.0.0.1"),
+            tls=spec.get("tls"), cluster=spec.get("cluster")))
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -25,6 +23,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 
+from peapod.bus.identity import Credentials
 from peapod.bus.subjects import inbox_prefix
 from peapod.errors import Invalid, PeapodError, Unavailable, from_wire
 
@@ -33,30 +32,14 @@ log = structlog.get_logger("bus")
 Handler = Callable[[dict[str, Any], Msg], Awaitable[Any]]
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """Where a component connects and as whom; stored as JSON, mode 0600."""
-
-    url: str
-    user: str
-    password: str
-
-    @classmethod
-    def load(cls, path: str | Path) -> Credentials:
-        data = json.loads(Path(path).read_text())
-        return cls(url=data["url"], user=data["user"], password=data["password"])
-
-    def save(self, path: str | Path) -> None:
-        target = Path(path)
-        target.touch(mode=0o600, exist_ok=True)
-        target.chmod(0o600)
-        target.write_text(json.dumps({"url": self.url, "user": self.user,
-                                      "password": self.password}) + "\n")
-
-
 async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
                   reconnect: bool = True) -> NATS:
-    """Connect as ``creds.user`` with its own reply inbox; Unavailable if unreachable."""
+    """Connect as ``creds.user`` (its NKEY) with its own reply inbox.
+
+    With a cluster CA the link is TLS and the server's certificate is verified
+    (``tls://`` is forced, so a server that offers plaintext is refused). An
+    unreachable or refusing server raises Unavailable naming the URL.
+    """
 
     connected = False
 
@@ -64,11 +47,15 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
         if connected:  # errors while connecting are raised to the caller below
             log.warning("nats_error", error=str(exc))
 
+    tls = creds.tls_context()
+    servers = creds.servers
+    if tls is not None:
+        servers = ["tls://" + u.split("://", 1)[-1] for u in servers]
+    options: dict[str, Any] = {"tls": tls} if tls is not None else {}
     try:
         nc = await nats.connect(
-            creds.url,
-            user=creds.user,
-            password=creds.password,
+            servers,
+            nkeys_seed_str=creds.seed,
             name=name,
             inbox_prefix=inbox_prefix(creds.user),
             connect_timeout=connect_timeout,
@@ -76,6 +63,7 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
             max_reconnect_attempts=-1 if reconnect else 0,
             reconnect_time_wait=1,
             error_cb=on_error,
+            **options,
         )
     except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
         raise Unavailable(f"cannot reach the cluster at {creds.url}: {exc or 'no servers'}") from None

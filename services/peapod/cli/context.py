@@ -35,7 +35,7 @@ class Context:
 
     def credentials(self) -> Credentials:
         creds = Credentials.load(self.creds_file)
-        return Credentials(url=self.url, user=creds.user, password=creds.password)
+        return Credentials(url=self.url, user=creds.user, seed=creds.seed, ca_file=creds.ca_file)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ import pytest
 
 from peapod.bus import subjects as s
 from peapod.bus.client import Credentials, connect, request
+from peapod.bus.identity import new_seed
 from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Unavailable
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "labels": {"app": "web"}},
@@ -151,9 +152,9 @@ async def test_delete_unbound_pod_is_immediate_bound_pod_is_graceful(apiserver):
 
 async def test_wrong_credentials_are_refused_with_a_clear_error(cluster_creds):
     admin = cluster_creds["admin"]
-    wrong = Credentials(url=admin.url, user="admin", password="not-the-password")
+    wrong = Credentials(url=admin.url, user="admin", seed=new_seed())
     with pytest.raises(Unavailable, match="refused user 'admin': 'Authorization Violation'"):
         await connect(wrong, name="wrong", reconnect=False)
-    nobody = Credentials(url=admin.url, user="mallory", password="x")
+    nobody = Credentials(url=admin.url, user="mallory", seed=new_seed())
     with pytest.raises(Unavailable, match="refused user 'mallory'"):
         await connect(nobody, name="mallory", reconnect=False)
