@@ -42,7 +42,8 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="peapod-apiserver")
-    parser.add_argument("--creds", required=True, help="credentials file (JSON: url, user, NKEY seed, ca_file)")
+    parser.add_argument("--creds", required=True,
+                        help="NKEY credentials file (JSON: url, user, seed, ca_file)")
     parser.add_argument("--replicas", type=int, default=1, help="JetStream replicas for streams")
     args = parser.parse_args(argv)
     configure_logging(component="apiserver")

@@ -12,6 +12,7 @@ a handler crashed.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +31,18 @@ from peapod.errors import Invalid, PeapodError, Unavailable, from_wire
 log = structlog.get_logger("bus")
 
 Handler = Callable[[dict[str, Any], Msg], Awaitable[Any]]
+
+
+class _QuietTlsEof(logging.Filter):
+    """asyncio warns "returning true from eof_received() has no effect when using
+    ssl" each time a TLS connection of nats-py's closes: harmless, and it would
+    end up on the CLI's stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eof_received()" not in record.getMessage()
+
+
+logging.getLogger("asyncio").addFilter(_QuietTlsEof())
 
 
 async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,

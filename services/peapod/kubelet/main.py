@@ -78,7 +78,8 @@ def parse_labels(text: str | None) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="peapod-kubelet")
-    parser.add_argument("--creds", required=True, help="credentials file (JSON: url, user, NKEY seed, ca_file)")
+    parser.add_argument("--creds", required=True,
+                        help="NKEY credentials file (JSON: url, user, seed, ca_file)")
     parser.add_argument("--node-name", default=socket.gethostname().lower())
     parser.add_argument("--state-dir", default="/var/lib/peapod/kubelet")
     parser.add_argument("--podman-socket", default=os.environ.get("PEAPOD_PODMAN_SOCKET",

@@ -36,7 +36,8 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="peapod-scheduler")
-    parser.add_argument("--creds", required=True, help="credentials file (JSON: url, user, NKEY seed, ca_file)")
+    parser.add_argument("--creds", required=True,
+                        help="NKEY credentials file (JSON: url, user, seed, ca_file)")
     args = parser.parse_args(argv)
     configure_logging(component="scheduler")
     asyncio.run(_main(Credentials.load(args.creds)))
