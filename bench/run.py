@@ -186,7 +186,7 @@ def memory(home: Path) -> list[str]:
 
 
 async def measure(home: Path, args: argparse.Namespace) -> list[str]:
-    client = await Client.open(load_context(str(home / "context.json")))
+    client = await Client.open(load_context("local", path=home / "config"))  # what `up` wrote
     try:
         api = await api_round_trips(client, args.api_pods)
         one = await apply_to_running(client, args.e2e_pods)
@@ -218,6 +218,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="peapod-bench-") as tmp:
         home = Path(tmp) / "home"
         env = {**os.environ, "PEAPOD_HOME": str(home)}
+        for name in ("PEAPOD_CONFIG", "PEAPOD_CONTEXT"):  # the private cluster, not the user's
+            env.pop(name, None)
         peapod = [str(Path(sys.executable).parent / "peapod")]  # the script users run
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:

@@ -33,9 +33,19 @@ class NATSD:
         self.http_port = http_port
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 10) -> None:
+    def start(self, timeout: float = 10, *, wait: bool = True) -> None:
+        """Start the server; unless ``wait`` is false, until it is healthy.
+
+        Servers of a JetStream cluster are healthy only once their routes are
+        up: start them all with ``wait=False``, then ``wait_healthy`` each.
+        """
         self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.config)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if wait:
+            self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 10) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

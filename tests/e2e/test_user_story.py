@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -50,10 +51,17 @@ def podman_ps(label: str) -> list[str]:
     return out.split()
 
 
+def private_env(home: Path) -> dict[str, str]:
+    """The environment of a user whose only cluster is the one in ``home``."""
+    env = {**os.environ, "PEAPOD_HOME": str(home)}
+    for name in ("PEAPOD_CONFIG", "PEAPOD_CONTEXT"):
+        env.pop(name, None)
+    return env
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {**os.environ, "PEAPOD_HOME": str(tmp_path / "home")}
-    env.pop("PEAPOD_CONTEXT", None)
+    env = private_env(tmp_path / "home")
     up = peapod(env, "up", "--detach", "--node-name", NODE, check=False, timeout=180)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -112,6 +120,10 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
         return row if row[:4] == ["db", "1/1", "Running", restarts] and len(row) == 5 else None
 
     eventually(lambda: running("0"))
+    wide = rows(peapod(env, "get", "pods", "-o", "wide").stdout)
+    assert wide[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED", "NODE",
+                       "READINESS", "GATES"]
+    assert wide[1][6:] == [NODE, "<none>", "<none>"]  # after the pod's IP
     pod = json.loads(peapod(env, "get", "pods", "db", "-o", "json").stdout)
     assert pod["kind"] == "Pod" and pod["spec"]["nodeName"] == NODE
     uid = pod["metadata"]["uid"]
@@ -187,10 +199,23 @@ def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):
     missing = peapod(env, "logs", "nope", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == 'Error from server (NotFound): pods "nope" not found'
-    unreachable = peapod({**env, "PEAPOD_HOME": str(tmp_path / "nowhere")}, "get", "pods",
-                         check=False)
-    assert unreachable.returncode == 1
-    assert unreachable.stderr.startswith("Unable to connect to the server:")
+    nowhere = private_env(tmp_path / "nowhere")
+    unconfigured = peapod(nowhere, "get", "pods", check=False)
+    assert unconfigured.returncode == 1
+    assert unconfigured.stderr == (f"error: no context is set in {tmp_path / 'nowhere' / 'config'}: "
+                                   'run "peapod up" or select one with "peapod config use-context NAME"\n')
+    # the local context of a cluster that is gone: one line naming the server, at once
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    minified = json.loads(peapod(env, "config", "view", "--minify", "-o", "json").stdout)
+    creds = minified["users"][0]["user"]["credentials"]
+    peapod(nowhere, "config", "set-cluster", "gone", "--server", f"nats://127.0.0.1:{port}")
+    peapod(nowhere, "config", "set-credentials", "admin", "--credentials", creds)
+    peapod(nowhere, "config", "set-context", "gone", "--cluster", "gone", "--user", "admin")
+    gone = peapod(nowhere, "--context", "gone", "get", "pods", check=False, timeout=10)
+    assert (gone.returncode, gone.stderr) == (
+        1, f"Unable to connect to the server at nats://127.0.0.1:{port}: connection refused\n")
 
 
 def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
@@ -266,13 +291,19 @@ def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
 
 def test_up_in_the_foreground_runs_until_ctrl_c(tmp_path):
     # what `make up` runs: the cluster in the foreground, stopped by Ctrl-C (SIGINT)
-    env = {**os.environ, "PEAPOD_HOME": str(tmp_path / "home")}
+    env = private_env(tmp_path / "home")
     up = subprocess.Popen([*PEAPOD, "up", "--node-name", NODE], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     try:
         assert up.stdout is not None
         first = up.stdout.readline()  # printed once the node is Ready
         assert first.startswith("peapod is up: nats://127.0.0.1:") and f"node {NODE} Ready" in first
+        config = tmp_path / "home" / "config"
+        assert up.stdout.readline().startswith(f'  context: "local" (current, in {config})   logs: ')
+        assert peapod(env, "config", "get-contexts").stdout == (
+            "CURRENT   NAME    CLUSTER   AUTHINFO      NAMESPACE\n"
+            "*         local   local     local-admin   default\n")
+        assert peapod(env, "config", "current-context").stdout == "local\n"
         nodes = rows(peapod(env, "get", "nodes").stdout)
         assert nodes[1][:2] == [NODE, "Ready"]
         pids = json.loads((tmp_path / "home" / "pids.json").read_text())
@@ -281,6 +312,8 @@ def test_up_in_the_foreground_runs_until_ctrl_c(tmp_path):
         out, err = up.communicate(timeout=60)
     assert up.returncode == 0, out + err
     assert out.rstrip().endswith("peapod stopped")
+    assert peapod(env, "config", "current-context").stdout == "local\n"  # down leaves it alone
+    assert not (tmp_path / "home" / "context.json").exists()
     for pid in pids.values():  # every component stopped with it
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

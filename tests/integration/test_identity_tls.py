@@ -6,6 +6,7 @@ The server gets the configuration the Ansible ``nats`` role renders
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -81,6 +82,14 @@ async def test_plaintext_is_refused(tls_cluster):
     assert b"PONG" not in answer
 
 
+async def test_a_plaintext_server_is_refused_before_the_key_signs_anything(cluster_creds, tmp_path):
+    # a server in the middle that does not ask for TLS must not get a signed nonce to relay
+    ca = TestCA(tmp_path / "pki")
+    creds = replace(cluster_creds["kubelet-node-a"], ca_file=str(ca.cert_path))
+    with pytest.raises(Unavailable, match="does not require TLS"):
+        await connect(creds, name="downgraded", reconnect=False, connect_timeout=2)
+
+
 async def test_a_server_certificate_from_another_ca_is_refused(tls_cluster, tmp_path):
     other = TestCA(tmp_path / "other", name="someone else")
     wrong = replace(tls_cluster["admin"], ca_file=str(other.cert_path))
@@ -128,3 +137,44 @@ def test_users_outside_the_table_are_refused(user):
 def test_a_bad_public_key_is_refused():
     with pytest.raises(ValueError, match="not an NKEY user public key"):
         server_config(users={"admin": 'U" }, {user: evil'}, port=1, http_port=2, store_dir="/x")
+
+
+async def test_three_servers_form_a_tls_cluster_with_r3_streams(tmp_path):
+    """The cluster block the nats role renders for three hosts: routes over TLS, R3 streams."""
+    ca = TestCA(tmp_path / "pki")
+    cert = ca.issue("nats", dns=("localhost",), ips=("127.0.0.1",))
+    admin, _ = ensure(tmp_path / "admin.json", user="admin", url="", ca_file=str(ca.cert_path))
+    ports = [(free_port(), free_port(), free_port()) for _ in range(3)]
+    servers = []
+    try:
+        for i, (port, http_port, route_port) in enumerate(ports):
+            routes = [f"127.0.0.1:{r}" for j, (_, _, r) in enumerate(ports) if j != i]
+            conf = tmp_path / f"nats{i}.conf"
+            conf.write_text(server_config(
+                users={"admin": admin.public_key}, port=port, http_port=http_port,
+                store_dir=str(tmp_path / f"js{i}"), server_name=f"nats{i}", host="127.0.0.1",
+                tls={"cert_file": str(cert.cert), "key_file": str(cert.key), "ca_file": str(ca.cert_path)},
+                cluster={"name": "peapod", "port": route_port, "routes": routes}))
+            servers.append(NATSD(conf, http_port))
+        for server in servers:
+            server.start(wait=False)
+        for server in servers:
+            server.wait_healthy(30)
+        creds = replace(admin, url=",".join(f"tls://127.0.0.1:{p}" for p, _, _ in ports))
+        nc = await connect(creds, name="admin", reconnect=False)
+        js = nc.jetstream(timeout=5)
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # the meta leader is elected once the routes are up
+            try:
+                info = await js.add_stream(name="R3", subjects=["r3.>"], num_replicas=3)
+                break
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+        assert info.config.num_replicas == 3
+        assert len(info.cluster.replicas or []) == 2  # a leader and two followers
+        await nc.close()
+    finally:
+        for server in servers:
+            server.stop()

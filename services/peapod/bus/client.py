@@ -45,13 +45,31 @@ class _QuietTlsEof(logging.Filter):
 logging.getLogger("asyncio").addFilter(_QuietTlsEof())
 
 
+class TLSOnlyClient(NATS):
+    """A client that refuses a server which does not switch to TLS, before CONNECT is sent.
+
+    nats-py upgrades to TLS only when the server's INFO says ``tls_required``: a
+    ``tls://`` URL alone does not stop it from signing the server's nonce with
+    the user's NKEY in the clear (which a server in the middle could relay).
+    INFO is the last moment to refuse. (This overrides a private method of
+    nats-py's; a test fails if nats-py renames it.)
+    """
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if initial_connection and not info.get("tls_required"):  # each (re)connection's first INFO
+            raise nats.errors.Error("nats: the server does not require TLS, but the cluster has a "
+                                    "certificate-authority")
+        await super()._process_info(info, initial_connection)
+
+
 async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
                   reconnect: bool = True) -> NATS:
     """Connect as ``creds.user`` (its NKEY) with its own reply inbox.
 
-    With a cluster CA the link is TLS and the server's certificate is verified
-    (``tls://`` is forced, so a server that offers plaintext is refused). An
-    unreachable or refusing server raises Unavailable naming the URL.
+    With a cluster CA the link is TLS and the server's certificate is verified;
+    a server that does not require TLS is refused. An unreachable or refusing
+    server raises Unavailable naming the URL. Components reconnect for ever;
+    with ``reconnect=False`` each server is tried once.
     """
 
     connected = False
@@ -65,15 +83,17 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
     if tls is not None:
         servers = ["tls://" + u.split("://", 1)[-1] for u in servers]
     options: dict[str, Any] = {"tls": tls} if tls is not None else {}
+    nc = NATS() if tls is None else TLSOnlyClient()
     try:
-        nc = await nats.connect(
+        await nc.connect(
             servers,
             nkeys_seed_str=creds.seed,
             name=name,
             inbox_prefix=inbox_prefix(creds.user),
             connect_timeout=connect_timeout,
             allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
+            # nats-py drops a server once it failed more than this many times: 0 is never
+            max_reconnect_attempts=-1 if reconnect else 1,
             reconnect_time_wait=1,
             error_cb=on_error,
             **options,

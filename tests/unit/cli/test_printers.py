@@ -264,3 +264,14 @@ def test_name_output_and_unknown_formats() -> None:
         render(objs, output="table", kind="pods", now=NOW)
     with pytest.raises(Invalid, match='resource type "services"'):
         render(objs, output=None, kind="services", now=NOW)
+
+
+def test_show_labels_adds_kubectls_labels_column() -> None:
+    node = make_node("node-1")
+    node.metadata.labels = {"kubernetes.io/arch": "arm64", "disk": "ssd"}
+    bare = make_node("node-2")
+    bare.metadata.labels = {}
+    assert render([node, bare], output=None, kind="nodes", now=NOW, show_labels=True) == (
+        "NAME     STATUS   ROLES    AGE    VERSION        LABELS\n"
+        "node-1   Ready    <none>   2d1h   peapod/0.1.0   disk=ssd,kubernetes.io/arch=arm64\n"
+        "node-2   Ready    <none>   2d1h   peapod/0.1.0   <none>")
