@@ -29,8 +29,19 @@ class Resources:
                          self.pods + other.pods)
 
 
-def pod_requests(pod: Pod) -> Resources:
-    """What the pod asks for; a limit without a request counts as the request."""
+# What scoring counts for a container that requests nothing, as Kubernetes'
+# scheduler does (DefaultMilliCPURequest, DefaultMemoryRequest): otherwise
+# pods without requests all weigh zero and pile onto the first node.
+NON_ZERO_CPU_MILLIS = 100
+NON_ZERO_MEMORY = 200 * 1024 * 1024
+
+
+def pod_requests(pod: Pod, *, non_zero: bool = False) -> Resources:
+    """What the pod asks for; a limit without a request counts as the request.
+
+    With ``non_zero`` (for scoring only, never for fitting), a container that
+    requests no CPU or memory counts as 100m and 200Mi.
+    """
     cpu = mem = 0
     for container in pod.spec.containers:
         res = container.resources
@@ -38,8 +49,12 @@ def pod_requests(pod: Pod) -> Resources:
         requests.update((res.requests or {}) if res else {})
         if "cpu" in requests:
             cpu += cpu_millis(requests["cpu"])
+        elif non_zero:
+            cpu += NON_ZERO_CPU_MILLIS
         if "memory" in requests:
             mem += memory_bytes(requests["memory"])
+        elif non_zero:
+            mem += NON_ZERO_MEMORY
     return Resources(cpu, mem, 1)
 
 
@@ -59,11 +74,11 @@ def is_active(pod: Pod) -> bool:
     return phase not in ("Succeeded", "Failed")
 
 
-def requested_on(node: Node, pods: Iterable[Pod]) -> Resources:
+def requested_on(node: Node, pods: Iterable[Pod], *, non_zero: bool = False) -> Resources:
     total = Resources()
     for pod in pods:
         if pod.spec.node_name == node.metadata.name and is_active(pod):
-            total = total + pod_requests(pod)
+            total = total + pod_requests(pod, non_zero=non_zero)
     return total
 
 

@@ -81,3 +81,15 @@ def test_a_node_whose_lease_expired_is_not_ready():
     result = feasible_nodes(pod("p"), [node("a"), node("b")], [], live={"b"})
     assert [n.metadata.name for n in result.nodes] == ["b"]
     assert dict(result.reasons) == {"node(s) were not ready": 1}
+
+
+def test_pods_without_requests_spread_as_kubernetes_counts_them_non_zero():
+    nodes = [node("a"), node("b"), node("c")]
+    placed: list = []
+    for i in range(6):
+        p = pod(f"p{i}")
+        p.spec.node_name = pick_node(p, nodes, placed).metadata.name
+        placed.append(p)
+    assert [p.spec.node_name for p in placed] == ["a", "b", "c", "a", "b", "c"]
+    # fitting still counts what is asked for: nothing
+    assert pod_requests(pod("p")).cpu_millis == 0
