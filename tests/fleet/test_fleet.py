@@ -1,0 +1,371 @@
+"""The fleet test: Ansible provisions a control host and three nodes over SSH,
+then the operator's CLI drives the fleet from this machine through TLS.
+
+Slow by nature (the playbook runs three times, a node is stopped past its
+lease), so it runs once per CI run (``make fleet-test``), not in ``make
+test``. The tests share one fleet and run in file order: each step is the
+operator's next action, as in docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import pytest
+import yaml
+from cryptography import x509
+
+from peapod.bus import subjects as s
+from peapod.bus.client import connect, request
+from peapod.bus.identity import Credentials
+from peapod.errors import Forbidden, Unavailable
+from peapod.kubelet.runtime import ensure_podman_service
+from tests.fleet.hosts import PODMAN_SOCKET
+from tests.fleet.provision import CONTROL, REPO, ProvisionedFleet, build_prerequisites
+
+pytestmark = pytest.mark.timeout(1800)
+T = TypeVar("T")
+NODES = ["n1", "n2", "n3"]
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 60, every: float = 1) -> T:
+    """``check()``'s first truthy result, retried until ``timeout``; the last error otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            error: Exception = AssertionError(f"still {result!r}")
+        except AssertionError as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            raise error
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFleet]:
+    # the nodes' kubelets drive this machine's podman through its socket: serve it for the module
+    service = ensure_podman_service(PODMAN_SOCKET, containers_conf=os.environ.get("CONTAINERS_CONF"))
+    build_prerequisites()
+    home = tmp_path_factory.mktemp("operator")
+    name = f"ft{uuid.uuid4().hex[:6]}"
+    provisioned = ProvisionedFleet(name, peapod_home=home, nodes=NODES,
+                                   state_dir=tmp_path_factory.mktemp("fleet"))
+    try:
+        provisioned.start()
+        provisioned.playbook("site.yml")
+        yield provisioned
+    finally:
+        provisioned.nodes = sorted(h for h in provisioned.hosts.hosts() if h != CONTROL)
+        provisioned.remove()
+        if service is not None:
+            service.terminate()
+            service.wait(10)
+
+
+def pods(fleet: ProvisionedFleet) -> dict[str, dict[str, Any]]:
+    items = json.loads(fleet.peapod("get", "pods", "-o", "json").stdout)["items"]
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def running(fleet: ProvisionedFleet, name: str, restarts: int = 0) -> dict[str, Any] | None:
+    pod = pods(fleet).get(name)
+    if not pod or pod.get("status", {}).get("phase") != "Running":
+        return None
+    statuses = pod["status"].get("containerStatuses") or []
+    ok = all(c.get("ready") and c.get("restartCount", 0) == restarts for c in statuses)
+    return pod if statuses and ok else None
+
+
+def node_table(fleet: ProvisionedFleet) -> dict[str, list[str]]:
+    lines = fleet.peapod("get", "nodes").stdout.splitlines()[1:]
+    return {line.split()[0]: line.split() for line in lines}
+
+
+def kubelet_credentials(fleet: ProvisionedFleet, node: str, ca_file: Path) -> Credentials:
+    """The node's own credentials, read from the node, with the CA's local path."""
+    code, text = fleet.hosts.exec_in(node, "cat", "/etc/peapod/creds/kubelet.json")
+    assert code == 0, text
+    data = json.loads(text)
+    return Credentials(url=data["url"], user=data["user"], seed=data["seed"], ca_file=str(ca_file))
+
+
+def ca_file(fleet: ProvisionedFleet) -> Path:
+    return fleet.peapod_home / "clusters" / "fleet" / "ca.crt"
+
+
+def busybox_pod(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {**spec, "containers": [{"name": "c", "image": "localhost/peapod-busybox:latest",
+                                             "imagePullPolicy": "IfNotPresent", "command": command}]}}
+
+
+def test_nodes_are_ready_with_their_labels(fleet: ProvisionedFleet) -> None:
+    table = eventually(lambda: (t := node_table(fleet)) and all(
+        t.get(n, ["", ""])[1] == "Ready" for n in NODES) and t)
+    assert sorted(table) == NODES
+    nodes = {n["metadata"]["name"]: n for n in
+             json.loads(fleet.peapod("get", "nodes", "-o", "json").stdout)["items"]}
+    for name in NODES:
+        labels = nodes[name]["metadata"]["labels"]
+        assert labels["kubernetes.io/hostname"] == name
+        assert labels["kubernetes.io/os"] == "linux"
+        assert labels["kubernetes.io/arch"] in ("amd64", "arm64", "arm")
+    assert nodes["n1"]["metadata"]["labels"]["disk"] == "ssd"
+    assert nodes["n2"]["metadata"]["labels"]["topology.kubernetes.io/zone"] == "garage"
+    wide = fleet.peapod("get", "nodes", "-o", "wide").stdout
+    assert fleet.hosts.ip("n1") in wide
+    shown = {line.split()[0]: line.split()[-1] for line in
+             fleet.peapod("get", "nodes", "--show-labels").stdout.splitlines()[1:]}
+    assert "disk=ssd" in shown["n1"].split(",") and "kubernetes.io/hostname=n1" in shown["n1"].split(",")
+    # the context the operator role wrote is TLS, verified against the fleet's CA
+    config = yaml.safe_load((fleet.peapod_home / "config").read_text())
+    assert config["current-context"] == "fleet"
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == "fleet")
+    assert cluster["server"] == f"tls://{fleet.hosts.ip(CONTROL)}:4222"
+    assert Path(cluster["certificate-authority"]) == ca_file(fleet)
+
+
+def test_the_seed_db_pod_restarts_as_on_one_machine(fleet: ProvisionedFleet) -> None:
+    assert fleet.peapod("apply", "-f", str(REPO / "examples" / "db.yml")).stdout.strip() == "pod/db created"
+    eventually(lambda: running(fleet, "db"), timeout=90)
+    fleet.peapod("exec", "db", "--", "pkill", "mongod")
+    eventually(lambda: running(fleet, "db", restarts=1), timeout=60)
+    line = fleet.peapod("get", "pods", "db").stdout.splitlines()[1].split()
+    assert line[:4] == ["db", "1/1", "Running", "1"]
+    described = fleet.peapod("describe", "pod", "db").stdout
+    node = pods(fleet)["db"]["spec"]["nodeName"]
+    assert re.search(rf"^Node:\s+{node}/{re.escape(fleet.hosts.ip(node))}$", described, re.M), described
+    assert re.search(r"^\s+Restart Count:\s+1$", described, re.M), described
+
+
+def test_pods_spread_and_a_node_selector_is_honoured(fleet: ProvisionedFleet) -> None:
+    manifests = [busybox_pod(f"spread-{i}", ["sleep", "3600"]) for i in range(6)]
+    manifests.append(busybox_pod("on-ssd", ["sleep", "3600"], nodeSelector={"disk": "ssd"}))
+    fleet.peapod("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    names = [m["metadata"]["name"] for m in manifests]
+    eventually(lambda: all(running(fleet, n) for n in names), timeout=120)
+    placed = {n: p["spec"]["nodeName"] for n, p in pods(fleet).items() if n in names}
+    assert len({placed[f"spread-{i}"] for i in range(6)}) >= 2, placed
+    assert placed["on-ssd"] == "n1"
+    wide = fleet.peapod("get", "pods", "-o", "wide").stdout.splitlines()
+    row = next(line.split() for line in wide if line.startswith("on-ssd "))
+    assert row[6] == "n1" and row[5].count(".") == 3  # NODE and IP columns
+
+
+def test_logs_exec_and_events_cross_the_network(fleet: ProvisionedFleet) -> None:
+    node = pods(fleet)["spread-0"]["spec"]["nodeName"]
+    hello = fleet.peapod("exec", "spread-0", "--", "echo", f"hello from {node}")
+    assert hello.stdout.strip() == f"hello from {node}"
+    script = "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"
+    ticker = busybox_pod("ticker", ["sh", "-c", script])
+    events = subprocess.Popen([fleet.cli, "events", "-f"], env=fleet.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    follower = None
+    try:
+        fleet.peapod("apply", "-f", "-", input=json.dumps(ticker))
+        eventually(lambda: running(fleet, "ticker"), timeout=60)
+        assert events.stdout is not None
+        deadline = time.monotonic() + 60
+        lines = [events.stdout.readline()]
+        assert lines[0].split()[:2] == ["LAST", "SEEN"], lines
+        while not any("Started" in line and "pod/ticker" in line for line in lines):
+            assert time.monotonic() < deadline, lines
+            lines.append(events.stdout.readline())
+        # logs -f streams lines as the container writes them, across the network
+        follower = subprocess.Popen([fleet.cli, "logs", "-f", "ticker"], env=fleet.env(),
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert follower.stdout is not None
+        ticks = [follower.stdout.readline() for _ in range(4)]
+        numbers = [int(line.split()[1]) for line in ticks]
+        assert numbers == list(range(numbers[0], numbers[0] + 4)), ticks
+    finally:
+        for proc in (events, follower):
+            if proc:
+                proc.terminate()
+                proc.wait(10)
+
+
+def test_a_node_cannot_touch_another_nodes_pods(fleet: ProvisionedFleet) -> None:
+    victim = pods(fleet)["on-ssd"]  # on n1
+    n2 = kubelet_credentials(fleet, "n2", ca_file(fleet))
+    admin = Credentials.load(fleet.peapod_home / "clusters" / "fleet" / "admin.json")
+    outcome = asyncio.run(_probe_as_node(n2, admin, victim, fleet))
+    assert outcome["node_saw"] == [], outcome
+    assert outcome["admin_saw"], outcome  # the traffic was there: the server kept it from n2
+    assert len(outcome["violations"]) >= 3, outcome
+    assert outcome["status_elsewhere"] == "Unavailable"
+    assert outcome["status_own_subject"] == "Forbidden"
+
+
+async def _probe_as_node(node: Credentials, admin: Credentials, victim: dict[str, Any],
+                         fleet: ProvisionedFleet) -> dict[str, Any]:
+    violations: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        violations.append(str(exc))
+
+    watched = ["peapod.node.n1.>", "peapod.kubelet.n1.>", f"$KV.{s.KV_BUCKET}.>"]
+    node_nc = await nats.connect(node.servers, nkeys_seed_str=node.seed, tls=node.tls_context(),
+                                 inbox_prefix=s.inbox_prefix(node.user), error_cb=on_error,
+                                 allow_reconnect=False)
+    admin_nc = await connect(admin, name="probe-admin")
+    node_saw: list[str] = []
+    admin_saw: list[str] = []
+    async def node_got(msg: Any) -> None:
+        node_saw.append(msg.subject)
+
+    async def admin_got(msg: Any) -> None:
+        admin_saw.append(msg.subject)
+
+    for subject in watched:
+        await node_nc.subscribe(subject, cb=node_got)
+        await admin_nc.subscribe(subject, cb=admin_got)
+    await node_nc.flush()
+    await admin_nc.flush()
+    # traffic on n1's subjects: a pod bound to n1 (fan-out to its partition, a KV
+    # write) and an exec request to n1's kubelet
+    manifest = busybox_pod("probe", ["sleep", "60"], nodeSelector={"kubernetes.io/hostname": "n1"})
+    await asyncio.to_thread(fleet.peapod, "apply", "-f", "-", input=json.dumps(manifest))
+    await asyncio.to_thread(fleet.peapod, "exec", "on-ssd", "--", "true")
+    await asyncio.sleep(3)
+    status = {"namespace": "default", "name": victim["metadata"]["name"],
+              "uid": victim["metadata"]["uid"], "status": {"phase": "Failed"}}
+    outcome: dict[str, Any] = {"node_saw": node_saw, "admin_saw": admin_saw, "violations": violations}
+    for key, subject in (("status_elsewhere", s.node_api("n1", "status")),
+                         ("status_own_subject", s.node_api("n2", "status"))):
+        try:
+            await request(node_nc, subject, status, timeout=2)
+            outcome[key] = "accepted"
+        except (Unavailable, Forbidden) as exc:
+            outcome[key] = type(exc).__name__
+    await node_nc.close()
+    await admin_nc.close()
+    await asyncio.to_thread(fleet.peapod, "delete", "pod", "probe", "--force")
+    return outcome
+
+
+def restart_counts(pod: dict[str, Any]) -> int:
+    return sum(c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or [])
+
+
+def test_a_stopped_node_goes_not_ready_and_comes_back(fleet: ProvisionedFleet) -> None:
+    on_n3 = {n: restart_counts(p) for n, p in pods(fleet).items() if p["spec"].get("nodeName") == "n3"}
+    assert on_n3, "no pod landed on n3"
+    # a clean shutdown: the kubelet says NotReady itself as it stops
+    fleet.hosts.stop_host("n3")
+    eventually(lambda: node_table(fleet)["n3"][1] == "NotReady", timeout=30)
+    fleet.hosts.start_host("n3")
+    eventually(lambda: node_table(fleet)["n3"][1] == "Ready", timeout=90)
+    # a power cut: nothing is said, the lease runs out
+    fleet.hosts.kill_host("n3")
+    killed = time.monotonic()
+    eventually(lambda: node_table(fleet)["n3"][1] == "NotReady", timeout=s.LEASE_DURATION_SECONDS + 30)
+    print(f"n3 NotReady {time.monotonic() - killed:.0f}s after its power was cut "
+          f"(lease {s.LEASE_DURATION_SECONDS}s)")
+    fleet.hosts.start_host("n3")
+    eventually(lambda: node_table(fleet)["n3"][1] == "Ready", timeout=90)
+    for name, restarts in on_n3.items():
+        assert eventually(lambda name=name, restarts=restarts: running(fleet, name, restarts))
+
+
+def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
+    recap = fleet.playbook("site.yml")
+    assert {host: r["changed"] for host, r in recap.items()} == {host: 0 for host in recap}, recap
+    check = fleet.playbook("site.yml", "--check")
+    assert all(r["failed"] == 0 and r["changed"] == 0 for r in check.values()), check
+
+
+def _main_pids(fleet: ProvisionedFleet) -> dict[str, str]:
+    units = {CONTROL: ["peapod-nats", "peapod-apiserver", "peapod-scheduler"],
+             **{n: ["peapod-kubelet"] for n in NODES}}
+    pids = {}
+    for host, names in units.items():
+        for unit in names:
+            code, out = fleet.hosts.exec_in(host, "systemctl", "show", "-p", "MainPID", "--value", unit)
+            assert code == 0 and out.strip() not in ("", "0"), (host, unit, out)
+            pids[f"{host}/{unit}"] = out.strip()
+    return pids
+
+
+def _server_certificate(fleet: ProvisionedFleet) -> tuple[int, str]:
+    code, out = fleet.hosts.exec_in(CONTROL, "cat", "/etc/peapod/nats/server.crt")
+    assert code == 0, out
+    cert = x509.load_pem_x509_certificate(out.encode())
+    return cert.serial_number, cert.not_valid_after_utc.isoformat()
+
+
+def test_certificates_rotate_without_downtime(fleet: ProvisionedFleet) -> None:
+    doctor = fleet.peapod("doctor", check=False).stdout.splitlines()
+    assert any(line.startswith("[ok]   server certificate: ") for line in doctor), doctor
+    assert any(line.startswith("[ok]   cluster CA: ") for line in doctor), doctor
+    before, pids = _server_certificate(fleet), _main_pids(fleet)
+    events = subprocess.Popen([fleet.cli, "events", "-f"], env=fleet.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert events.stdout is not None
+        assert events.stdout.readline().split()[:2] == ["LAST", "SEEN"]
+        # a certificate valid 365 days "expires within 400": re-issued, and nats reloads it
+        recap = fleet.playbook("site.yml", "-e", "peapod_cert_renew_days=400")
+        assert recap[CONTROL]["changed"] >= 2, recap  # the certificate and the reload
+        assert _server_certificate(fleet) != before
+        assert _main_pids(fleet) == pids  # nothing restarted
+        # the watch opened before the rotation still streams; new TLS connections verify
+        fleet.peapod("apply", "-f", "-", input=json.dumps(busybox_pod("after-rotation", ["sleep", "60"])))
+        deadline = time.monotonic() + 60
+        lines: list[str] = []
+        while not any("pod/after-rotation" in line for line in lines):
+            assert time.monotonic() < deadline and events.poll() is None, lines
+            lines.append(events.stdout.readline())
+    finally:
+        events.terminate()
+        events.wait(10)
+    fleet.peapod("delete", "pod", "after-rotation", "--force")
+
+
+def test_a_fourth_node_joins_and_nothing_else_restarts(fleet: ProvisionedFleet) -> None:
+    before = _main_pids(fleet)
+    fleet.hosts.start(["n4"])
+    # n4 poses as a Raspberry Pi: its kernel command line gets the memory cgroup (no reboot here)
+    fleet.hosts.exec_in("n4", "sh", "-c", "mkdir -p /boot/firmware && "
+                        "echo 'console=tty1 root=PARTUUID=1234-02 rootwait' > /boot/firmware/cmdline.txt")
+    fleet.extra_host_vars["n4"] = {"peapod_node_reboot": False}
+    fleet.start(["n4"])
+    fleet.playbook("site.yml")
+    eventually(lambda: node_table(fleet).get("n4", ["", ""])[1] == "Ready", timeout=60)
+    assert _main_pids(fleet) == before
+    cmdline = fleet.hosts.exec_in("n4", "cat", "/boot/firmware/cmdline.txt")[1]
+    assert cmdline.strip() == ("console=tty1 root=PARTUUID=1234-02 rootwait "
+                               "cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory")
+
+
+def test_remove_node_revokes_its_credentials(fleet: ProvisionedFleet) -> None:
+    creds = kubelet_credentials(fleet, "n4", ca_file(fleet))
+
+    async def connects() -> bool:
+        try:
+            nc = await connect(creds, name="n4", reconnect=False)
+        except Unavailable as exc:
+            assert "Authorization Violation" in str(exc)
+            return False
+        await nc.close()
+        return True
+
+    assert asyncio.run(connects())
+    fleet.playbook("remove-node.yml", "-e", "peapod_remove_node=n4")
+    assert "n4" not in node_table(fleet)
+    assert not asyncio.run(connects())
+    # the node's own copy is gone too
+    assert fleet.hosts.exec_in("n4", "test", "-e", "/etc/peapod/creds/kubelet.json")[0] != 0
