@@ -45,15 +45,19 @@ async def fan_out(js: JetStreamContext, msg: Msg) -> None:
     """Republish one committed change; idempotent by message id."""
     prefix = f"$KV.{s.KV_BUCKET}."
     key = msg.subject[len(prefix):]
-    parts = key.split(".")
     seq = msg.metadata.sequence.stream
-    kind = parts[0]
+    try:
+        kind, namespace, name = s.parse_kv_key(key)  # names are single tokens: dots survive
+    except ValueError:
+        # a key written before names were encoded (``pods.default.web.v1``): Store.rekey_legacy
+        # moves such objects to their encoded key, whose change is fanned out instead
+        log.warning("change_with_legacy_key", key=key, revision=seq)
+        return
     event_type = change_type(msg)
     if not msg.data:
         log.warning("change_without_body", key=key, revision=seq)
         return
     obj = with_revision(json.loads(msg.data), seq)
-    namespace, name = (parts[1], parts[2]) if len(parts) == 3 else (None, parts[-1])
     body = json.dumps(obj, separators=(",", ":")).encode()
     headers = {EVENT_TYPE_HEADER: event_type}
     await js.publish(s.watch(kind, namespace, name), body,

@@ -117,8 +117,7 @@ class Api:
         namespace = _text(payload, "namespace", required=False)
         labels = parse_label_selector(payload.get("labelSelector"))
         fields = parse_field_selector(payload.get("fieldSelector"))
-        prefix = f"pods.{namespace}." if namespace else "pods."
-        items = [item.value for item in await self.store.list(prefix)]
+        items = [item.value for item in await self.store.list(s.kv_prefix("pods", namespace))]
         return [obj for obj in items
                 if labels(obj["metadata"].get("labels") or {}) and fields(obj)]
 
@@ -264,8 +263,7 @@ class Api:
 
 
 def _node_of(subject: str) -> str:
-    # peapod.api.v1.node.<node>.<verb>
-    return subject.split(".")[4]
+    return s.node_of_api(subject)
 
 
 def _expected_revision(applied: Pod, latest: int) -> int:

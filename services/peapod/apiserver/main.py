@@ -28,8 +28,11 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
     nc = await connect(creds, name="peapod-apiserver")
     js = jetstream(nc)
     await ensure_jetstream(js, replicas=replicas)
+    store = Store(js)
+    for key in await store.rekey_legacy():
+        log.info("legacy_key_moved", key=key)
     leases = Leases()
-    api = Api(Store(js), leases=leases)
+    api = Api(store, leases=leases)
     for subject, handler in api.routes().items():
         await serve(nc, subject, handler, queue=s.API_QUEUE)
     log.info("apiserver_ready", url=creds.url)

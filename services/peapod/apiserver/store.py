@@ -152,6 +152,34 @@ class Store:
             raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
                            "modified; please try again") from None
 
+    async def rekey_legacy(self) -> list[str]:
+        """Move objects stored under a key from before names were encoded to their encoded key.
+
+        Before, ``web.v1`` was written into the key as it is (``pods.default.web.v1``),
+        which nothing could parse back. Such an object is re-created under its encoded
+        key from its own metadata, then its old key is deleted; the keys moved are
+        returned. Safe to run from several replicas at once: each write is a CAS.
+        """
+        moved = []
+        for item in await self.list(""):
+            try:
+                s.parse_kv_key(item.key)
+                continue
+            except ValueError:
+                pass
+            kind, meta = item.key.split(".", 1)[0], item.value.get("metadata") or {}
+            name, namespace = meta.get("name"), meta.get("namespace")
+            if not name:
+                continue
+            new_key = s.kv_key(kind, namespace or None, name)  # only namespaced kinds have one
+            try:
+                await self.create(new_key, item.value, what=new_key)
+                await self.delete(item.key, item.value, expected=item.revision, what=item.key)
+            except (AlreadyExists, Conflict):
+                continue  # another replica moved it, or the object changed: next start
+            moved.append(item.key)
+        return moved
+
     async def _write(self, key: str, value: dict[str, Any], *, expected: int, op: str,
                      extra: dict[str, str] | None = None) -> int:
         headers = {"Nats-Expected-Last-Subject-Sequence": str(expected), OP_HEADER: op,

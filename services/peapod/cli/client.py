@@ -212,7 +212,7 @@ class Client:
                         name: str | None = None) -> str:
         if kind and name:
             return s.event(self.namespace, kind, name)
-        return "peapod.events.>" if all_namespaces else f"peapod.events.{self.namespace}.>"
+        return s.events_all(None if all_namespaces else self.namespace)
 
     async def list_events(self, *, all_namespaces: bool = False, kind: str | None = None,
                           name: str | None = None, namespace: str | None = None) -> list[Event]:
@@ -243,9 +243,9 @@ class Client:
         """Changes to pods or nodes from now on. Subscribed when called, not when first
         iterated, so a caller that subscribes and then lists misses nothing in between."""
         if resource == "nodes":
-            subject = "peapod.watch.nodes.>"
+            subject = s.watch_all("nodes")
         else:
-            subject = "peapod.watch.pods.>" if all_namespaces else f"peapod.watch.pods.{self.namespace}.>"
+            subject = s.watch_all("pods", None if all_namespaces else self.namespace)
         model = Node if resource == "nodes" else Pod
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
