@@ -7,6 +7,7 @@ from peapod.api.base import Model, now_rfc3339, parse_rfc3339
 from peapod.api.event import Event, EventSource
 from peapod.api.manifest import ApiObject, load_documents, parse_object
 from peapod.api.meta import Condition, ObjectList, ObjectMeta, ObjectReference, OwnerReference
+from peapod.api.namespace import Namespace, NamespaceSpec, NamespaceStatus
 from peapod.api.node import Node, NodeAddress, NodeSpec, NodeStatus, NodeSystemInfo
 from peapod.api.pod import (
     Container,
@@ -27,7 +28,8 @@ from peapod.api.pod import (
 __all__ = [
     "ApiObject", "Condition", "Container", "ContainerPort", "ContainerState",
     "ContainerStateRunning", "ContainerStateTerminated", "ContainerStateWaiting",
-    "ContainerStatus", "EnvVar", "Event", "EventSource", "Model", "Node", "NodeAddress",
+    "ContainerStatus", "EnvVar", "Event", "EventSource", "Model", "Namespace", "NamespaceSpec",
+    "NamespaceStatus", "Node", "NodeAddress",
     "NodeSpec", "NodeStatus", "NodeSystemInfo", "ObjectList", "ObjectMeta", "ObjectReference",
     "OwnerReference", "Pod", "PodSpec", "PodStatus", "Volume", "VolumeMount",
     "load_documents", "now_rfc3339", "parse_object", "parse_rfc3339",

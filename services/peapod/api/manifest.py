@@ -14,13 +14,15 @@ import yaml
 from pydantic import ValidationError
 
 from peapod.api.event import Event
+from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
-from peapod.api.validation import node_problems, pod_problems, pydantic_problems
+from peapod.api.validation import namespace_problems, node_problems, pod_problems, pydantic_problems
 from peapod.errors import Invalid
 
-KINDS: dict[str, type[Pod] | type[Node] | type[Event]] = {"Pod": Pod, "Node": Node, "Event": Event}
-ApiObject = Pod | Node | Event
+KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace]] = {
+    "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace}
+ApiObject = Pod | Node | Event | Namespace
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
@@ -73,9 +75,23 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = pod_problems(obj)
     elif isinstance(obj, Node):
         problems = node_problems(obj)
+    elif isinstance(obj, Namespace):
+        problems = namespace_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj
+
+
+def needs_generated_name(doc: dict[str, Any]) -> bool:
+    """True when the object has no name but a ``generateName`` for the server to make one."""
+    meta = doc.get("metadata")
+    return isinstance(meta, dict) and not meta.get("name") and bool(meta.get("generateName"))
+
+
+def refuse_generate_name_for_apply(doc: dict[str, Any]) -> None:
+    """apply finds its object by name, so a name still to be generated cannot be applied."""
+    if needs_generated_name(doc):
+        raise Invalid(f"from {doc['metadata']['generateName']}: cannot use generate name with apply")
 
 
 def _parse_text(text: str) -> list[Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from peapod.api.base import Model
 from peapod.api.event import Event
+from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
 
@@ -31,6 +32,7 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "pod.schema.json": Pod,
     "node.schema.json": Node,
     "event.schema.json": Event,
+    "namespace.schema.json": Namespace,
 }
 SUBJECTS_FILE = "subjects.md"
 

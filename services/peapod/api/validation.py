@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from peapod.api.base import DNS1123_SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
 from peapod.api.meta import ObjectMeta
+from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
 from peapod.api.quantity import parse_quantity
@@ -56,17 +57,31 @@ def pydantic_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def meta_problems(meta: ObjectMeta, *, namespaced: bool) -> list[str]:
+def meta_problems(meta: ObjectMeta, *, namespaced: bool,
+                  check_name: Any = check_dns1123_subdomain) -> list[str]:
+    """Name rules as Kubernetes' ValidateObjectMeta: a name, or a generateName to make one from.
+
+    ``generateName`` is checked as a prefix (a trailing '-' is allowed, since
+    random characters follow); the apiserver fills in the name before storing.
+    """
     problems: list[str] = []
-    if not meta.name:
-        problems.append("metadata.name: required value")
-    else:
-        problems.extend(_name("metadata.name", meta.name, check_dns1123_subdomain))
+    prefix = meta.generate_name
+    if prefix and _name("metadata.generateName", _mask_trailing_dash(prefix), check_name):
+        problems.extend(_name("metadata.generateName", prefix, check_name))
+    if meta.name:
+        problems.extend(_name("metadata.name", meta.name, check_name))
+    elif not meta.generate_name:
+        problems.append("metadata.name: required value: name or generateName is required")
     if namespaced and meta.namespace:
         problems.extend(_name("metadata.namespace", meta.namespace, check_dns1123_label))
     for key, value in (meta.labels or {}).items():
         problems.extend(_label_problems(key, value))
     return problems
+
+
+def _mask_trailing_dash(prefix: str) -> str:
+    # Kubernetes' maskTrailingDash: "web-" is a valid prefix because a suffix follows it
+    return prefix[:-1] + "a" if len(prefix) > 1 and prefix.endswith("-") else prefix
 
 
 def _label_problems(key: str, value: str) -> list[str]:
@@ -158,6 +173,17 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
                        f"{name} limit of {limit}")
         except ValueError:
             pass  # already reported by _quantity
+
+
+def namespace_problems(namespace: Namespace) -> list[str]:
+    """A Namespace's name is a DNS label (Kubernetes' ValidateNamespaceName)."""
+    problems = meta_problems(namespace.metadata, namespaced=False, check_name=check_dns1123_label)
+    for i, finalizer in enumerate(namespace.spec.finalizers or []):
+        if finalizer != FINALIZER_KUBERNETES:
+            problems.append(f"spec.finalizers[{i}]: unsupported value {finalizer!r}: peapod has no "
+                            f"finalize subresource to remove it, the only finalizer is "
+                            f"{FINALIZER_KUBERNETES!r}")
+    return problems
 
 
 def node_problems(node: Node) -> list[str]:

@@ -82,7 +82,8 @@ def test_a_container_without_image_is_refused():
 
 
 def test_a_pod_without_name_is_refused():
-    assert refusal(lambda d: d["metadata"].pop("name")) == "Pod is invalid: metadata.name: required value"
+    assert refusal(lambda d: d["metadata"].pop("name")) == (
+        "Pod is invalid: metadata.name: required value: name or generateName is required")
 
 
 @pytest.mark.parametrize("name", ["DB", "my_db", "-db", "db-", "db pod", "a" * 254, ""])
@@ -91,7 +92,7 @@ def test_pod_names_that_are_not_dns1123_subdomains_are_refused(name):
     if name:
         assert f"metadata.name: invalid name {name!r}: a lowercase RFC 1123 subdomain" in message
     else:
-        assert message.endswith("metadata.name: required value")
+        assert message.endswith("metadata.name: required value: name or generateName is required")
 
 
 def test_a_too_long_pod_name_is_told_the_length_limit():
@@ -220,7 +221,7 @@ def test_a_wrong_api_version_is_refused():
 
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="Deployment")) == (
-        "Deployment 'db' is invalid: kind: unsupported kind 'Deployment', supported kinds: Event, Node, Pod")
+        "Deployment 'db' is invalid: kind: unsupported kind 'Deployment', supported kinds: Event, Namespace, Node, Pod")
 
 
 def test_a_missing_kind_is_refused():
