@@ -12,27 +12,40 @@ of new labels "configured", and of a new spec a clear Invalid error.
 from __future__ import annotations
 
 import secrets
-import string
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
+from peapod.api.manifest import needs_generated_name
 from peapod.errors import Invalid
 
-_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+# Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
+# SimpleNameGenerator's lengths: five random characters after at most 58 of the prefix.
+SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+SUFFIX_LENGTH = 5
+MAX_GENERATED_PREFIX = 63 - SUFFIX_LENGTH
+# Kubernetes' RetryGenerateName: a generated name that is taken is drawn again, up to 8 times
+GENERATE_NAME_ATTEMPTS = 8
 
 
-def _fill_generate_name(doc: dict[str, Any]) -> dict[str, Any]:
-    meta = doc.get("metadata")
-    if isinstance(meta, dict) and not meta.get("name") and meta.get("generateName"):
-        suffix = "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
-        doc = {**doc, "metadata": {**meta, "name": f"{meta['generateName']}{suffix}"}}
-    return doc
+def generate_name(prefix: str, *, choice: Callable[[str], str] = secrets.choice) -> str:
+    """``prefix`` (cut to 58 characters) and five random characters, as Kubernetes names it."""
+    return prefix[:MAX_GENERATED_PREFIX] + "".join(choice(SUFFIX_ALPHABET)
+                                                    for _ in range(SUFFIX_LENGTH))
+
+
+def with_generated_name(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with ``metadata.name`` made from ``generateName`` when it has no name."""
+    if not needs_generated_name(doc):
+        return doc
+    meta = doc["metadata"]
+    return {**doc, "metadata": {**meta, "name": generate_name(str(meta["generateName"]))}}
 
 
 def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
-    """A Pod ready to be stored for the first time."""
-    obj = parse_object(_fill_generate_name(doc))
+    """A Pod ready to be stored for the first time (its name generated if it has none)."""
+    obj = parse_object(with_generated_name(doc))
     if not isinstance(obj, Pod):
         raise Invalid(f"expected kind Pod, got {obj.kind}")
     meta = obj.metadata

@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
+from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.heartbeat import with_heartbeat
@@ -29,7 +30,7 @@ from peapod.apiserver.selectors import parse_field_selector, parse_label_selecto
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
 from peapod.bus.leases import Leases
-from peapod.errors import Conflict, Forbidden, Invalid, NotFound
+from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
 
 log = structlog.get_logger("apiserver")
 
@@ -82,7 +83,23 @@ class Api:
     # -- pods -------------------------------------------------------------------------
 
     async def create_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
-        pod = admission.admit_new_pod(self._object(payload), namespace=payload.get("namespace"))
+        doc = self._object(payload)
+        generated = needs_generated_name(doc)
+        for _ in range(admission.GENERATE_NAME_ATTEMPTS - 1 if generated else 0):
+            try:
+                return await self._create_pod(doc, payload.get("namespace"))
+            except AlreadyExists:
+                continue  # a generated name that is taken: draw another
+        try:
+            return await self._create_pod(doc, payload.get("namespace"))
+        except AlreadyExists as exc:
+            if not generated:
+                raise
+            raise AlreadyExists(f"{exc.message}, the server was not able to generate a unique "
+                                "name for the object") from None
+
+    async def _create_pod(self, doc: dict[str, Any], namespace: str | None) -> Any:
+        pod = admission.admit_new_pod(doc, namespace=namespace)
         key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
         stored = await self.store.create(key, pod.to_wire(), what=what)
         log.info("pod_created", pod=pod.key, uid=pod.metadata.uid, revision=stored.revision)
@@ -90,6 +107,7 @@ class Api:
 
     async def apply_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
         doc = self._object(payload)
+        refuse_generate_name_for_apply(doc)
         applied = parse_object(doc)
         if not isinstance(applied, Pod):
             raise Invalid(f"expected kind Pod, got {applied.kind}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from peapod.api import load_documents, parse_object
+from peapod.api.manifest import refuse_generate_name_for_apply
 from peapod.apiserver.selectors import parse_label_selector
 from peapod.bus.events import latest_events
 from peapod.cli import printers
@@ -62,13 +63,15 @@ def _read_manifests(filename: str) -> list[dict[str, Any]]:
     return docs
 
 
-def _validated(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _validated(docs: list[dict[str, Any]], *, verb: str) -> list[dict[str, Any]]:
     """Refuse the whole file before anything is sent if any object is invalid."""
     if not docs:
         raise Invalid("no objects passed to apply")
     problems = []
     for doc in docs:
         try:
+            if verb == "apply":
+                refuse_generate_name_for_apply(doc)
             obj = parse_object(doc)
         except Invalid as exc:
             problems.append(exc.message)
@@ -82,14 +85,14 @@ def _validated(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def cmd_apply(client: Client, args: argparse.Namespace) -> int:
-    for doc in _validated(_read_manifests(args.filename)):
+    for doc in _validated(_read_manifests(args.filename), verb="apply"):
         obj, action = await client.apply(doc)
         print(f"pod/{obj['metadata']['name']} {action}")
     return 0
 
 
 async def cmd_create(client: Client, args: argparse.Namespace) -> int:
-    for doc in _validated(_read_manifests(args.filename)):
+    for doc in _validated(_read_manifests(args.filename), verb="create"):
         obj = await client.create(doc)
         print(f"pod/{obj['metadata']['name']} created")
     return 0
@@ -196,7 +199,9 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
     if args.filename:
         for doc in _read_manifests(args.filename):
             meta = doc.get("metadata") or {}
-            targets.append(("pods", meta.get("name", ""), meta.get("namespace")))
+            if not meta.get("name"):
+                raise Invalid("resource name may not be empty")  # kubectl's (client-go's) words
+            targets.append(("pods", meta["name"], meta.get("namespace")))
     elif args.resource:
         resource, name = _resource(args.resource)
         names = ([name] if name else []) + list(args.names)

@@ -30,12 +30,12 @@ def test_a_file_is_refused_whole_when_one_object_is_bad() -> None:
     bad = {**POD, "metadata": {"name": "Bad_Name"}}
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
     with pytest.raises(Invalid) as caught:
-        _validated([POD, bad, node])
+        _validated([POD, bad, node], verb="apply")
     assert "metadata.name" in caught.value.message
     assert "Node 'n1': only Pods can be applied" in caught.value.message
-    assert _validated([POD]) == [POD]
+    assert _validated([POD], verb="apply") == [POD]
     with pytest.raises(Invalid, match="no objects passed to apply"):
-        _validated([])
+        _validated([], verb="apply")
 
 
 def test_exec_keeps_the_command_after_the_double_dash() -> None:
