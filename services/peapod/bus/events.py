@@ -11,10 +11,19 @@ first one: it publishes it again under the same name with ``count`` raised
 and ``lastTimestamp`` moved on. Readers keep the last copy of each name
 (``latest_events``), so a crash loop is one ``BackOff`` event counted, not a
 screenful.
+
+Readers never trust the stream: ``parse_event`` turns one message into an
+Event or an ``Invalid`` that says, in one line, why it is not one (not JSON,
+not an object, a field of the wrong type, a timestamp that does not parse),
+so a reader can skip it with a warning instead of failing for everyone until
+the stream's retention drops it. ``event_problems`` holds the rules beyond
+types; readers and the apiserver's event handler share them.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -23,22 +32,105 @@ from typing import Any
 
 import structlog
 from nats.js import JetStreamContext
+from pydantic import ValidationError
 
 from peapod.api import Event, EventSource, ObjectMeta, ObjectReference, now_rfc3339, parse_rfc3339
+from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
+from peapod.api.validation import pydantic_problems
 from peapod.bus import subjects as s
 from peapod.bus.client import encode
+from peapod.errors import Invalid
 
 log = structlog.get_logger("events")
 
 AGGREGATION_WINDOW = timedelta(minutes=10)
 REMEMBERED = 4096  # distinct events a recorder can still fold repeats into
+REASON_LIMIT = 128  # Kubernetes' limit on an event's reason
+MESSAGE_LIMIT = 1024  # Kubernetes' limit on an event's note; recorders truncate to it
+_KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+def _name_problems(field: str, value: str | None, check: Any) -> list[str]:
+    if not value:
+        return [f"{field}: required value"]
+    try:
+        check(value)
+    except ValueError as exc:
+        return [f"{field}: {exc}"]
+    return []
+
+
+def _timestamp_problems(event: Event) -> list[str]:
+    problems, parsed = [], {}
+    for field, value in (("firstTimestamp", event.first_timestamp),
+                         ("lastTimestamp", event.last_timestamp)):
+        if not value:
+            problems.append(f"{field}: required value")
+            continue
+        try:
+            when = parse_rfc3339(value)
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            problems.append(f"{field}: invalid value {value!r}: not an RFC 3339 time")
+        else:
+            parsed[field] = when
+    if len(parsed) == 2 and parsed["lastTimestamp"] < parsed["firstTimestamp"]:
+        problems.append("lastTimestamp: must not be before firstTimestamp")
+    return problems
+
+
+def event_problems(event: Event) -> list[str]:
+    """What makes an Event unusable beyond its field types, one ``path: message`` each."""
+    ref = event.involved_object
+    problems = [*_name_problems("metadata.name", event.metadata.name, check_dns1123_subdomain),
+                *_name_problems("metadata.namespace", event.metadata.namespace,
+                                check_dns1123_label),
+                *_name_problems("involvedObject.name", ref.name, check_dns1123_subdomain)]
+    if not ref.kind or not _KIND.fullmatch(ref.kind):
+        problems.append(f"involvedObject.kind: invalid value {ref.kind!r}: a kind is a word "
+                        "of letters and digits (Pod, Node)")
+    if ref.namespace and ref.namespace != event.metadata.namespace:
+        problems.append(f"involvedObject.namespace: invalid value {ref.namespace!r}: does not "
+                        "match the event's namespace")
+    if not event.reason.strip() or len(event.reason) > REASON_LIMIT:
+        problems.append(f"reason: must be 1 to {REASON_LIMIT} characters")
+    if len(event.message) > MESSAGE_LIMIT:
+        problems.append(f"message: must be at most {MESSAGE_LIMIT} characters")
+    if event.count < 1:
+        problems.append(f"count: invalid value {event.count}: must be at least 1")
+    return problems + _timestamp_problems(event)
+
+
+def parse_event(data: bytes) -> Event:
+    """One message of the events stream as an Event; ``Invalid`` says why it is not one."""
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise Invalid(f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise Invalid(f"not an Event: a JSON {type(doc).__name__}, not an object")
+    try:
+        event = Event.model_validate(doc)
+    except ValidationError as exc:
+        raise Invalid("not an Event: " + "; ".join(pydantic_problems(exc))) from None
+    if problems := event_problems(event):
+        raise Invalid("not an Event: " + "; ".join(problems))
+    return event
 
 
 def latest_events(events: Iterable[Event]) -> list[Event]:
-    """The last copy of each event name, in the order the names first appeared."""
-    latest: dict[str, Event] = {}
+    """The last copy of each event, in the order the events first appeared.
+
+    A copy replaces an earlier one only if it is about the same object: a
+    writer may fold repeats of its own events, never overwrite another
+    object's.
+    """
+    latest: dict[tuple[str | None, ...], Event] = {}
     for event in events:
-        latest[event.metadata.name or ""] = event  # a re-set key keeps its first position
+        ref = event.involved_object
+        key = (event.metadata.namespace, ref.kind, ref.name, event.metadata.name)
+        latest[key] = event  # a re-set key keeps its first position
     return list(latest.values())
 
 

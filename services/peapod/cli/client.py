@@ -22,17 +22,19 @@ import base64
 import contextlib
 import json
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from peapod.api import Event, Node, Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
-from peapod.bus.events import latest_events
+from peapod.bus.events import latest_events, parse_event
 from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
@@ -41,6 +43,31 @@ from peapod.errors import Invalid, NotFound, Unavailable, from_wire
 # seconds for the whole connection, every server included: with the interpreter's start-up
 # (slow on a Raspberry Pi) a command still fails within five seconds
 CONNECT_DEADLINE = 2.5
+WARNING_LIMIT = 300  # characters of a skipped message's reason on the warning line
+
+
+def _printable(text: str) -> str:
+    """Text from the bus made safe for one terminal line: no control characters."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def event_or_warning(msg: Msg) -> Event | None:
+    """The Event in ``msg``, or None after one warning line on stderr.
+
+    Anything may sit on the events stream (an old writer, an admin's typo): a
+    reader skips what is not an Event and carries on, instead of failing for
+    everyone until the stream's retention drops it.
+    """
+    try:
+        return parse_event(msg.data)
+    except Invalid as exc:
+        seq = msg.metadata.sequence.stream if msg.metadata else "?"
+        reason = _printable(exc.message)
+        if len(reason) > WARNING_LIMIT:
+            reason = reason[:WARNING_LIMIT] + "…"
+        print(f"warning: skipped message {seq} on {_printable(msg.subject)}: {reason}",
+              file=sys.stderr, flush=True)
+        return None
 
 
 class ServerUnreachable(Unavailable):
@@ -221,7 +248,7 @@ class Client:
         else:
             subject = self._events_subject(all_namespaces=all_namespaces, kind=kind, name=name)
         msgs = await read_all(self.js, stream=s.EVENTS_STREAM, subject=subject)
-        return latest_events(Event.model_validate(json.loads(m.data)) for m in msgs)
+        return latest_events(e for e in map(event_or_warning, msgs) if e is not None)
 
     async def follow_events(self, *, all_namespaces: bool = False) -> AsyncIterator[tuple[Event, bool]]:
         """Every stored event, then each new one; the flag is True once the backlog is read.
@@ -232,9 +259,19 @@ class Client:
         sub = await self.js.subscribe(self._events_subject(all_namespaces=all_namespaces),
                                       stream=s.EVENTS_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.ALL)
+        caught_up, last = False, None
         try:
             async for msg in sub.messages:
-                yield Event.model_validate(json.loads(msg.data)), msg.metadata.num_pending == 0
+                done = msg.metadata.num_pending == 0
+                event = event_or_warning(msg)
+                if event is not None:
+                    last, caught_up = event, caught_up or done
+                    yield event, done
+                elif done and not caught_up and last is not None:
+                    # the backlog ended on a skipped message: say so with the last good
+                    # event again (readers keep one copy of each event)
+                    caught_up = True
+                    yield last, True
         finally:
             await sub.unsubscribe()
 
