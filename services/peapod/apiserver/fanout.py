@@ -79,11 +79,16 @@ async def run_fanout(js: JetStreamContext, *, stop: asyncio.Event) -> None:
     await js.add_consumer(s.KV_STREAM, config=config)
     sub = await js.pull_subscribe_bind(s.FANOUT_DURABLE, stream=s.KV_STREAM)
     log.info("fanout_started")
-    while not stop.is_set():
-        try:
-            messages = await sub.fetch(batch=1, timeout=1)
-        except TimeoutError:  # nats-py raises both its own and asyncio's
-            continue
-        for msg in messages:
-            await fan_out(js, msg)
-            await msg.ack()
+    try:
+        while not stop.is_set():
+            try:
+                messages = await sub.fetch(batch=1, timeout=1)
+            except TimeoutError:  # nats-py raises both its own and asyncio's
+                continue
+            for msg in messages:
+                await fan_out(js, msg)
+                await msg.ack()
+    finally:
+        # a fetch cancelled mid-flight leaves a message in the subscription's queue, and
+        # draining the connection would wait on it for ever
+        await sub.unsubscribe()
