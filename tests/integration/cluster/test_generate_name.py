@@ -58,13 +58,13 @@ async def test_when_every_draw_is_taken_the_error_is_kubernetes_one(apiserver, m
 
 async def test_apply_with_only_generate_name_is_refused_and_stores_nothing(apiserver):
     admin = apiserver["admin"]
-    with pytest.raises(Invalid, match="^from web-: cannot use generate name with apply$"):
+    with pytest.raises(Invalid, match=r"^from web-: cannot use generate name with apply$"):
         await request(admin, s.api("pods", "apply"), {"object": pod(generateName="web-")})
     assert await names(admin) == []
 
 
 async def test_an_invalid_generate_name_is_refused(apiserver):
-    with pytest.raises(Invalid, match="metadata.generateName: invalid name 'Web-'"):
+    with pytest.raises(Invalid, match=r"metadata.generateName: invalid name 'Web-'"):
         await request(apiserver["admin"], s.api("pods", "create"),
                       {"object": pod(generateName="Web-")})
 

@@ -25,20 +25,20 @@ def test_a_namespace_manifest_parses_with_kubernetes_field_names():
 @pytest.mark.parametrize("name", ["a.b", "Prod", "prod_1", "a" * 64])
 def test_a_namespace_name_must_be_a_dns_label(name):
     with pytest.raises(Invalid, match=f"metadata.name: invalid name {name!r}: a lowercase RFC 1123 "
-                                      "label"):
+                                      r"label"):
         parse_object(namespace(metadata={"name": name}))
 
 
 def test_a_finalizer_peapod_cannot_remove_is_refused_with_the_reason():
-    with pytest.raises(Invalid, match="spec.finalizers\\[1\\]: unsupported value 'example.com/x': "
-                                      "peapod has no finalize subresource"):
+    with pytest.raises(Invalid, match=r"spec.finalizers\[1\]: unsupported value 'example.com/x': "
+                                      r"peapod has no finalize subresource"):
         parse_object(namespace(spec={"finalizers": ["kubernetes", "example.com/x"]}))
 
 
 def test_unknown_fields_and_phases_are_refused():
-    with pytest.raises(Invalid, match="spec.finalizer: unknown field"):
+    with pytest.raises(Invalid, match=r"spec.finalizer: unknown field"):
         parse_object(namespace(spec={"finalizer": []}))
-    with pytest.raises(Invalid, match="status.phase: unsupported value 'Gone'"):
+    with pytest.raises(Invalid, match=r"status.phase: unsupported value 'Gone'"):
         parse_object(namespace(status={"phase": "Gone"}))
 
 

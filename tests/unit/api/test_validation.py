@@ -221,7 +221,8 @@ def test_a_wrong_api_version_is_refused():
 
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="Deployment")) == (
-        "Deployment 'db' is invalid: kind: unsupported kind 'Deployment', supported kinds: Event, Namespace, Node, Pod")
+        "Deployment 'db' is invalid: kind: unsupported kind 'Deployment', "
+        "supported kinds: Event, Namespace, Node, Pod")
 
 
 def test_a_missing_kind_is_refused():

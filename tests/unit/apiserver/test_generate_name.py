@@ -52,12 +52,12 @@ def test_a_prefix_no_valid_name_can_start_with_is_refused(prefix):
 
 
 def test_neither_name_nor_generate_name_is_refused_in_kubernetes_words():
-    with pytest.raises(Invalid, match="metadata.name: required value: name or generateName is "
-                                      "required"):
+    with pytest.raises(Invalid, match=r"metadata.name: required value: name or generateName is "
+                                      r"required"):
         parse_object(pod())
 
 
 def test_apply_refuses_an_object_whose_name_is_still_to_be_generated():
-    with pytest.raises(Invalid, match="^from web-: cannot use generate name with apply$"):
+    with pytest.raises(Invalid, match=r"^from web-: cannot use generate name with apply$"):
         refuse_generate_name_for_apply(pod(generateName="web-"))
     refuse_generate_name_for_apply(pod(name="web", generateName="web-"))
