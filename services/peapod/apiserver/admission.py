@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
+from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.manifest import needs_generated_name
+from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.errors import Invalid
 
 # Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
@@ -100,3 +101,40 @@ def admit_node(doc: dict[str, Any], *, existing: Node | None) -> Node:
         if obj.spec.unschedulable is None:
             obj.spec.unschedulable = existing.spec.unschedulable
     return obj
+
+
+def admit_new_namespace(doc: dict[str, Any]) -> Namespace:
+    """A Namespace as Kubernetes' namespace strategy prepares it for its first write.
+
+    Status is ``Active`` whatever the manifest said, ``spec.finalizers`` holds
+    ``kubernetes``, and the label ``kubernetes.io/metadata.name`` is its name.
+    As for any cluster-scoped object, a ``metadata.namespace`` is cleared, as
+    Kubernetes' BeforeCreate does.
+    """
+    obj = parse_object(with_generated_name(doc))
+    if not isinstance(obj, Namespace):
+        raise Invalid(f"expected kind Namespace, got {obj.kind}")
+    meta = obj.metadata
+    meta.namespace = None
+    meta.uid = str(uuid.uuid4())
+    meta.creation_timestamp = now_rfc3339()
+    meta.resource_version = None
+    meta.deletion_timestamp = None
+    meta.deletion_grace_period_seconds = None
+    meta.labels = {**(meta.labels or {}), METADATA_NAME_LABEL: meta.name or ""}
+    obj.spec.finalizers = [FINALIZER_KUBERNETES]
+    obj.status = NamespaceStatus(phase="Active")
+    return obj
+
+
+def merge_applied_namespace(stored: Namespace, applied: Namespace) -> tuple[Namespace, str]:
+    """``applied`` over ``stored``: labels and annotations change; spec and status are the
+    server's (Kubernetes keeps ``spec.finalizers`` and ``status`` on update)."""
+    labels = {**(applied.metadata.labels or {}), METADATA_NAME_LABEL: stored.metadata.name or ""}
+    annotations = applied.metadata.annotations
+    if labels == stored.metadata.labels and annotations == stored.metadata.annotations:
+        return stored, "unchanged"
+    merged = stored.model_copy(deep=True)
+    merged.metadata.labels = labels
+    merged.metadata.annotations = annotations
+    return merged, "configured"

@@ -13,6 +13,7 @@ the containers and then ``finalize``s it, which removes it from the store.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_a
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.heartbeat import with_heartbeat
+from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
@@ -57,6 +59,7 @@ class Api:
         self.store = store
         self.leases = leases  # None: serve Nodes exactly as stored
         self.clock = clock
+        self.namespaces = Namespaces(store, remove_pod=self.remove_pod)
 
     def _shown_node(self, node: dict[str, Any]) -> dict[str, Any]:
         if self.leases is None:
@@ -78,6 +81,7 @@ class Api:
             f"{s.API_PREFIX}.node.*.register": self.register_node,
             f"{s.API_PREFIX}.node.*.status": self.update_pod_status,
             f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
+            **self.namespaces.routes(),
         }
 
     # -- pods -------------------------------------------------------------------------
@@ -100,8 +104,16 @@ class Api:
 
     async def _create_pod(self, doc: dict[str, Any], namespace: str | None) -> Any:
         pod = admission.admit_new_pod(doc, namespace=namespace)
-        key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
+        namespace = pod.metadata.namespace or "default"
+        key, what = _pod_key(namespace, pod.metadata.name or "")
+        await self.namespaces.admit_into(namespace, what)
         stored = await self.store.create(key, pod.to_wire(), what=what)
+        try:
+            await self.namespaces.admit_into(namespace, what)  # a deletion may have raced us
+        except (NotFound, Forbidden):
+            with contextlib.suppress(NotFound, Conflict):
+                await self.store.delete(key, stored.value, expected=stored.revision, what=what)
+            raise
         log.info("pod_created", pod=pod.key, uid=pod.metadata.uid, revision=stored.revision)
         return stored.value
 
@@ -141,15 +153,22 @@ class Api:
 
     async def delete_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
         namespace = _text(payload, "namespace") or "default"
-        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        name = _text(payload, "name") or ""
         grace = payload.get("gracePeriodSeconds")
         if grace is not None and (not isinstance(grace, int) or grace < 0):
             raise Invalid("gracePeriodSeconds must be a non-negative integer")
+        return await self.remove_pod(namespace, name, grace=grace)
+
+    async def remove_pod(self, namespace: str, name: str, *, grace: int | None = None
+                         ) -> dict[str, Any]:
+        """Delete a pod as Kubernetes does: at once if unbound (or grace 0), else gracefully."""
+        key, what = _pod_key(namespace, name)
         current = await self.store.get(key, what=what)
         pod = Pod.model_validate(current.value)
         if not pod.spec.node_name or grace == 0:
             await self.store.delete(key, current.value, expected=current.revision, what=what)
             log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid)
+            self.namespaces.poke(namespace)
             return {"object": current.value, "finished": True}
         grace = pod.spec.termination_grace_period_seconds if grace is None else grace
         meta = pod.metadata
@@ -256,6 +275,7 @@ class Api:
             except Conflict:
                 continue
             log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid, node=node_name)
+            self.namespaces.poke(pod.metadata.namespace or "default")
             return {"finished": True}
         raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
 

@@ -33,12 +33,14 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
         log.info("legacy_key_moved", key=key)
     leases = Leases()
     api = Api(store, leases=leases)
+    await api.namespaces.ensure_initial()
     for subject, handler in api.routes().items():
         await serve(nc, subject, handler, queue=s.API_QUEUE)
     log.info("apiserver_ready", url=creds.url)
     try:
         await supervise({"fanout": lambda: run_fanout(js, stop=stop),
-                         "leases": lambda: leases.watch(js)}, stop=stop)
+                         "leases": lambda: leases.watch(js),
+                         "namespaces": api.namespaces.run}, stop=stop)
     finally:
         await nc.drain()
 

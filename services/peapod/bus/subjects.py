@@ -167,7 +167,7 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      "apiserver, which checks the pod is bound to `<node>`"),
     (f"$KV.{KV_BUCKET}.<kind>.<namespace>.<name>", "apiserver only",
      "apiserver fan-out (durable cursor), scheduler, CLI watch"),
-    (f"$KV.{KV_BUCKET}.<kind>.<name>", "apiserver only (cluster-scoped kinds: `nodes`)",
+    (f"$KV.{KV_BUCKET}.<kind>.<name>", "apiserver only (cluster-scoped kinds: `nodes`, `namespaces`)",
      "apiserver fan-out (durable cursor), scheduler"),
     (f"$KV.{LEASE_BUCKET}.<node>", "the kubelet of `<node>` only (heartbeat, memory storage)",
      "scheduler (skips nodes whose lease expired), apiserver (serves their Node as Ready=Unknown)"),

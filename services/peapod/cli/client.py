@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from peapod.api import Event, Node, Pod
+from peapod.api import Event, Namespace, Node, Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
 from peapod.bus.events import latest_events, parse_event
@@ -180,14 +180,22 @@ class Client:
 
     # -- pods ---------------------------------------------------------------------------
 
+    def _write_request(self, obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The resource and request of a manifest: its own namespace wins over the context's."""
+        if obj.get("kind") == "Namespace":
+            return "namespaces", {"object": obj}
+        namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
+        return "pods", {"object": obj, "namespace": namespace}
+
     async def apply(self, obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        result = await request(self.nc, s.api("pods", "apply"),
-                               {"object": obj, "namespace": self.namespace})
+        resource, payload = self._write_request(obj)
+        result = await request(self.nc, s.api(resource, "apply"), payload)
         return result["object"], result["action"]
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
-        return await request(self.nc, s.api("pods", "create"),  # type: ignore[no-any-return]
-                             {"object": obj, "namespace": self.namespace})
+        resource, payload = self._write_request(obj)
+        return await request(self.nc, s.api(resource, "create"),  # type: ignore[no-any-return]
+                             payload)
 
     async def get_pod(self, name: str, namespace: str | None = None) -> Pod:
         return Pod.model_validate(await request(self.nc, s.api("pods", "get"), {
@@ -216,6 +224,34 @@ class Client:
             except NotFound:
                 return True
             if pod.metadata.uid != uid:
+                return True
+            await asyncio.sleep(0.25)
+        return False
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    async def get_namespace(self, name: str) -> Namespace:
+        return Namespace.model_validate(await request(self.nc, s.api("namespaces", "get"),
+                                                      {"name": name}))
+
+    async def list_namespaces(self, *, selector: str | None = None) -> list[Namespace]:
+        items = await request(self.nc, s.api("namespaces", "list"), {"labelSelector": selector})
+        return [Namespace.model_validate(item) for item in items]
+
+    async def delete_namespace(self, name: str) -> dict[str, Any]:
+        return await request(self.nc, s.api("namespaces", "delete"),  # type: ignore[no-any-return]
+                             {"name": name})
+
+    async def wait_namespace_deleted(self, name: str, uid: str, *, timeout: float = 300) -> bool:
+        """Until the namespace is gone: its pods stop within their grace periods first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            try:
+                namespace = await self.get_namespace(name)
+            except NotFound:
+                return True
+            if namespace.metadata.uid != uid:
                 return True
             await asyncio.sleep(0.25)
         return False
@@ -276,18 +312,19 @@ class Client:
             await sub.unsubscribe()
 
     async def watch(self, resource: str, *, all_namespaces: bool = False
-                    ) -> AsyncIterator[tuple[str, Pod | Node]]:
-        """Changes to pods or nodes from now on. Subscribed when called, not when first
-        iterated, so a caller that subscribes and then lists misses nothing in between."""
-        if resource == "nodes":
-            subject = s.watch_all("nodes")
+                    ) -> AsyncIterator[tuple[str, Pod | Node | Namespace]]:
+        """Changes to pods, nodes or namespaces from now on. Subscribed when called, not when
+        first iterated, so a caller that subscribes and then lists misses nothing in between."""
+        if resource in ("nodes", "namespaces"):
+            subject = s.watch_all(resource)
         else:
             subject = s.watch_all("pods", None if all_namespaces else self.namespace)
-        model = Node if resource == "nodes" else Pod
+        model: type[Pod | Node | Namespace] = {"nodes": Node, "namespaces": Namespace}.get(
+            resource, Pod)
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
 
-        async def changes() -> AsyncIterator[tuple[str, Pod | Node]]:
+        async def changes() -> AsyncIterator[tuple[str, Pod | Node | Namespace]]:
             try:
                 async for msg in sub.messages:
                     kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")

@@ -1,6 +1,7 @@
-"""``peapod describe pod|node NAME``: kubectl's describe layout.
+"""``peapod describe pod|node|namespace NAME``: kubectl's describe layout.
 
-The text follows kubectl's ``PodDescriber`` and ``NodeDescriber``: ``Key:``
+The text follows kubectl's ``PodDescriber``, ``NodeDescriber`` and
+``NamespaceDescriber``: ``Key:``
 cells aligned in blocks by the same tabwriter rule as the tables (padding 2),
 nested sections indented by two spaces per level, ``<none>`` for what is
 absent, and the object's events last. Like the printers, every function is
@@ -13,7 +14,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from peapod.api import Event, Node, Pod, parse_rfc3339
+from peapod.api import Event, Namespace, Node, Pod, parse_rfc3339
 from peapod.api.pod import Container, ContainerState, ContainerStatus, Volume
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
@@ -329,4 +330,23 @@ def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, n
     w.line(1, "memory", f"{format_memory(totals[2])} ({_percent(totals[2], alloc.memory)})",
            f"{format_memory(totals[3])} ({_percent(totals[3], alloc.memory)})")
     _events(w, events, now)
+    return w.text()
+
+
+# -- namespaces ------------------------------------------------------------------------
+
+def describe_namespace(namespace: Namespace) -> str:
+    """kubectl's ``describeNamespace``. peapod has no ResourceQuota or LimitRange, so it
+    says there is none, as kubectl does for a namespace without them. peapod never sets
+    status conditions (Kubernetes' namespace controller reports deletion problems there)."""
+    meta, status = namespace.metadata, namespace.status
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    w.line(0, "Status:", (status.phase if status else None) or "")
+    w.line(0, "")
+    w.line(0, "No resource quota.")
+    w.line(0, "")
+    w.line(0, "No LimitRange resource.")
     return w.text()

@@ -30,7 +30,9 @@ from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 
 RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "nodes": "nodes", "node": "nodes", "no": "nodes",
+             "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
              "events": "events", "event": "events", "ev": "events"}
+WRITABLE_KINDS = ("Pod", "Namespace")  # what create, apply and delete -f take from a file
 
 
 def _now() -> datetime:
@@ -63,8 +65,14 @@ def _read_manifests(filename: str) -> list[dict[str, Any]]:
     return docs
 
 
-def _validated(docs: list[dict[str, Any]], *, verb: str) -> list[dict[str, Any]]:
-    """Refuse the whole file before anything is sent if any object is invalid."""
+def _validated(docs: list[dict[str, Any]], *, verb: str,
+               namespace: str | None = None) -> list[dict[str, Any]]:
+    """Refuse the whole file before anything is sent if any object is invalid.
+
+    ``namespace`` is the one given with ``-n``, if any: as kubectl, an object
+    whose own namespace differs is refused; without ``-n``, the object's own
+    namespace wins over the context's.
+    """
     if not docs:
         raise Invalid("no objects passed to apply")
     problems = []
@@ -76,26 +84,64 @@ def _validated(docs: list[dict[str, Any]], *, verb: str) -> list[dict[str, Any]]
         except Invalid as exc:
             problems.append(exc.message)
             continue
-        if obj.kind != "Pod":
-            problems.append(f"{obj.kind} {obj.metadata.name!r}: only Pods can be applied "
-                            "(Nodes register themselves, Events are recorded by components)")
+        if obj.kind not in WRITABLE_KINDS:
+            problems.append(f"{obj.kind} {obj.metadata.name!r}: only Pods and Namespaces can be "
+                            "applied (Nodes register themselves, Events are recorded by "
+                            "components)")
+        elif obj.kind == "Pod":
+            _require_namespace(obj.metadata.namespace, namespace)
     if problems:
         raise Invalid("; ".join(problems))
     return docs
 
 
+def _require_namespace(own: str | None, flag: str | None) -> None:
+    """kubectl's RequireNamespace: ``-n`` that contradicts the object is the only conflict."""
+    if own and flag and own != flag:
+        raise Invalid(f'the namespace from the provided object "{own}" does not match the '
+                      f'namespace "{flag}". You must pass \'--namespace={own}\' to perform this '
+                      "operation.")
+
+
+def _flag_namespace(args: argparse.Namespace) -> str | None:
+    """The namespace given with -n on this command line, if any (not the context's)."""
+    return getattr(args, "sub_namespace", None) or args.namespace
+
+
 async def cmd_apply(client: Client, args: argparse.Namespace) -> int:
-    for doc in _validated(_read_manifests(args.filename), verb="apply"):
+    docs = _validated(_read_manifests(args.filename), verb="apply", namespace=_flag_namespace(args))
+    for doc in docs:
         obj, action = await client.apply(doc)
-        print(f"pod/{obj['metadata']['name']} {action}")
+        print(f"{obj['kind'].lower()}/{obj['metadata']['name']} {action}")
     return 0
 
 
 async def cmd_create(client: Client, args: argparse.Namespace) -> int:
-    for doc in _validated(_read_manifests(args.filename), verb="create"):
+    if args.filename and args.what:
+        raise Invalid("give either -f FILE or a resource and its name, not both")
+    if args.filename:
+        docs = _validated(_read_manifests(args.filename), verb="create",
+                          namespace=_flag_namespace(args))
+    elif args.what:
+        docs = [_named_object(args.what)]
+    else:
+        raise Invalid("must specify one of -f or a resource: peapod create namespace NAME")
+    for doc in docs:
         obj = await client.create(doc)
-        print(f"pod/{obj['metadata']['name']} created")
+        print(f"{obj['kind'].lower()}/{obj['metadata']['name']} created")
     return 0
+
+
+def _named_object(what: list[str]) -> dict[str, Any]:
+    """``create namespace NAME``, kubectl's one generator peapod has."""
+    kind, names = what[0], what[1:]
+    if RESOURCES.get(kind.lower()) != "namespaces":
+        raise Invalid(f'unknown command "{kind}" for "peapod create": peapod creates a '
+                      "namespace by name (create namespace NAME), anything else from a file (-f)")
+    if len(names) != 1:
+        raise Invalid(f"exactly one NAME is required, got {len(names)}")
+    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names[0]}}
+    return _validated([doc], verb="create")[0]
 
 
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
@@ -113,6 +159,9 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
         objs: list[Any] = ([await client.get_pod(name)] if name else
                            await client.list_pods(all_namespaces=args.all_namespaces,
                                                   selector=args.selector))
+    elif resource == "namespaces":
+        objs = [await client.get_namespace(name)] if name else await client.list_namespaces(
+            selector=args.selector)
     elif resource == "nodes":
         objs = [await client.get_node(name)] if name else await client.list_nodes(
             selector=args.selector)
@@ -123,8 +172,9 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
             if not objs:
                 raise NotFound(f'events "{name}" not found')
     if not objs and args.output in (None, "wide") and not args.watch:
-        print(printers.no_resources_message(None if args.all_namespaces or resource == "nodes"
-                                            else client.namespace), file=sys.stderr)
+        cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces")
+        print(printers.no_resources_message(None if cluster_wide else client.namespace),
+              file=sys.stderr)
     else:
         out = printers.render(objs, output=args.output, kind=resource, now=_now(),
                               all_namespaces=args.all_namespaces, single=bool(name),
@@ -189,8 +239,10 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         pods = await client.list_pods(all_namespaces=True, field_selector=f"spec.nodeName={name}")
         events = await client.list_events(kind="Node", name=name, namespace="default")
         print(describe.describe_node(node, pods, events, now=_now()))
+    elif resource == "namespaces":
+        print(describe.describe_namespace(await client.get_namespace(name)))
     else:
-        raise Invalid("describe supports pods and nodes")
+        raise Invalid("describe supports pods, nodes and namespaces")
     return 0
 
 
@@ -201,6 +253,10 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             meta = doc.get("metadata") or {}
             if not meta.get("name"):
                 raise Invalid("resource name may not be empty")  # kubectl's (client-go's) words
+            if doc.get("kind") == "Namespace":
+                targets.append(("namespaces", meta["name"], None))
+                continue
+            _require_namespace(meta.get("namespace"), _flag_namespace(args))
             targets.append(("pods", meta["name"], meta.get("namespace")))
     elif args.resource:
         resource, name = _resource(args.resource)
@@ -218,6 +274,9 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 await client.delete_node(name)
                 print(f'node "{name}" deleted')
                 continue
+            if resource == "namespaces":
+                await _delete_namespace(client, name, wait=args.wait)
+                continue
             if resource != "pods":
                 raise Invalid(f"cannot delete {resource}")
             result = await client.delete_pod(name, namespace=namespace, grace=grace)
@@ -231,6 +290,16 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 print(f"Error from server (NotFound): {exc.message}", file=sys.stderr)
                 status = 1
     return status
+
+
+async def _delete_namespace(client: Client, name: str, *, wait: bool) -> None:
+    """As kubectl: say it is deleted, then wait while its pods stop and it goes away."""
+    result = await client.delete_namespace(name)
+    print(f'namespace "{name}" deleted', flush=True)
+    if wait and not result["finished"]:
+        uid = result["object"]["metadata"]["uid"]
+        if not await client.wait_namespace_deleted(name, uid):
+            raise Unavailable(f'timed out waiting for namespace "{name}" to be deleted')
 
 
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
@@ -311,10 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)
-    for verb, fn in (("apply", cmd_apply), ("create", cmd_create)):
-        p = add(verb, f"{verb} pods from a file (YAML or JSON, - for stdin)", fn)
-        p.add_argument("-f", "--filename", required=True)
-    p = add("get", "list objects: pods, nodes, events", cmd_get)
+    p = add("apply", "apply pods and namespaces from a file (YAML or JSON, - for stdin)", cmd_apply)
+    p.add_argument("-f", "--filename", required=True)
+    p = add("create", "create pods and namespaces from a file (YAML or JSON, - for stdin), "
+            "or a namespace: create namespace NAME", cmd_create)
+    p.add_argument("-f", "--filename")
+    p.add_argument("what", nargs="*", metavar="namespace NAME")
+    p = add("get", "list objects: pods, nodes, namespaces, events", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -322,10 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
-    p = add("describe", "show details of a pod or node, with its events", cmd_describe)
+    p = add("describe", "show details of a pod, node or namespace", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p = add("delete", "delete pods by name or by file", cmd_delete)
+    p = add("delete", "delete pods or namespaces by name or by file", cmd_delete)
     p.add_argument("resource", nargs="?")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename")

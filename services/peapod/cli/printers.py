@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from peapod.api import Event, Node, Pod, PodStatus, parse_rfc3339
+from peapod.api import Event, Namespace, Node, Pod, PodStatus, parse_rfc3339
 from peapod.api.meta import ListMeta, ObjectList
 from peapod.errors import Invalid
 
@@ -36,6 +36,7 @@ POD_COLUMNS = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
 POD_WIDE_COLUMNS = ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
 NODE_COLUMNS = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
 NODE_WIDE_COLUMNS = ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+NAMESPACE_COLUMNS = ["NAME", "STATUS", "AGE"]
 EVENT_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 EVENT_WIDE_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE",
                       "FIRST SEEN", "COUNT", "NAME"]
@@ -245,6 +246,21 @@ def nodes_table(nodes: Sequence[Node], *, now: datetime, wide: bool = False,
     return _table(header, rows, no_headers=no_headers)
 
 
+# -- namespaces ------------------------------------------------------------------------
+
+def namespaces_table(namespaces: Sequence[Namespace], *, now: datetime, no_headers: bool = False,
+                     show_labels: bool = False) -> str:
+    """kubectl's ``printNamespace``: name, phase, age (``-o wide`` adds nothing)."""
+    header = list(NAMESPACE_COLUMNS)
+    rows = [[ns.metadata.name or "", (ns.status.phase if ns.status else None) or "",
+             age(ns.metadata.creation_timestamp, now)] for ns in namespaces]
+    if show_labels:
+        header = [*header, "LABELS"]
+        rows = [[*row, format_labels(ns.metadata.labels)]
+                for ns, row in zip(namespaces, rows, strict=True)]
+    return _table(header, rows, no_headers=no_headers)
+
+
 # -- events ----------------------------------------------------------------------------
 
 def event_object(event: Event) -> str:
@@ -281,7 +297,7 @@ def events_table(events: Sequence[Event], *, now: datetime, all_namespaces: bool
 
 # -- everything together ---------------------------------------------------------------
 
-def _document(objs: Sequence[Pod | Node | Event], *, single: bool) -> dict[str, Any]:
+def _document(objs: Sequence[Pod | Node | Event | Namespace], *, single: bool) -> dict[str, Any]:
     """One object as it is, or several (or none) wrapped in kubectl's ``kind: List``."""
     if single and len(objs) == 1:
         return objs[0].to_wire()
@@ -289,12 +305,14 @@ def _document(objs: Sequence[Pod | Node | Event], *, single: bool) -> dict[str, 
     return {key: wire[key] for key in ("apiVersion", "items", "kind", "metadata")}
 
 
-def render(objs: Sequence[Pod | Node | Event], *, output: str | None, kind: str, now: datetime,
+def render(objs: Sequence[Pod | Node | Event | Namespace], *, output: str | None, kind: str,
+           now: datetime,
            all_namespaces: bool = False, single: bool = False, no_headers: bool = False,
            show_labels: bool = False) -> str:
     """``objs`` printed as ``peapod get -o OUTPUT`` prints them, without a trailing newline.
 
-    ``show_labels`` (``--show-labels``) adds kubectl's LABELS column to pod and node tables.
+    ``show_labels`` (``--show-labels``) adds kubectl's LABELS column to pod, node and
+    namespace tables.
     """
     if output == "json":
         # kubectl prints a map, so keys come sorted at every level
@@ -315,6 +333,9 @@ def render(objs: Sequence[Pod | Node | Event], *, output: str | None, kind: str,
     if kind == "nodes":
         return nodes_table([o for o in objs if isinstance(o, Node)], now=now, wide=wide,
                            no_headers=no_headers, show_labels=show_labels)
+    if kind == "namespaces":
+        return namespaces_table([o for o in objs if isinstance(o, Namespace)], now=now,
+                                no_headers=no_headers, show_labels=show_labels)
     if kind == "events":
         return events_table([o for o in objs if isinstance(o, Event)], now=now, wide=wide,
                             all_namespaces=all_namespaces, no_headers=no_headers)
