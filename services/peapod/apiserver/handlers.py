@@ -26,6 +26,7 @@ from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
+from peapod.apiserver.events import EventsApi
 from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
@@ -81,6 +82,7 @@ class Api:
             f"{s.API_PREFIX}.node.*.register": self.register_node,
             f"{s.API_PREFIX}.node.*.status": self.update_pod_status,
             f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
+            **EventsApi(self.store).routes(),
             **self.namespaces.routes(),
         }
 

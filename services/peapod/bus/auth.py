@@ -5,7 +5,10 @@ configuration with a user per component. What each may touch follows the
 design's subject table exactly:
 
 * the apiserver owns the JetStream objects and is the only writer of the KV;
-* the scheduler may read the KV and ask for ``pods.bind`` — nothing else;
+* the scheduler may read the KV and ask for ``pods.bind`` and ``events.create``
+  — nothing else;
+* only the apiserver publishes on ``peapod.events.>``: the others record events
+  by request, so the apiserver checks who writes about what;
 * a kubelet may use only ``peapod.api.v1.node.<its node>.…``, may create one
   named consumer whose filter is its own partition ``peapod.node.<node>.>``
   (the server checks the filter in the subject against the consumer's), and
@@ -70,7 +73,7 @@ def scheduler_permissions() -> dict[str, Any]:
     return {
         "publish": {"allow": [
             f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
-            s.api("pods", "bind"), "peapod.events.>",
+            s.api("pods", "bind"), s.api("events", "create"),
         ]},
         "subscribe": {"allow": [_inbox("scheduler")]},
     }
@@ -88,7 +91,6 @@ def kubelet_permissions(node: str) -> dict[str, Any]:
             f"$JS.ACK.{stream}.{consumer}.>",
             f"{s.API_PREFIX}.node.{node}.>",
             s.lease(node),
-            "peapod.events.>",
         ]},
         "subscribe": {"allow": [_inbox(kubelet_user(node)), f"peapod.kubelet.{node}.>"]},
         # logs -f streams many chunks to one request's reply subject, for at most a day.

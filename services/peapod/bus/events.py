@@ -1,9 +1,14 @@
-"""Recording Events: sentences for people, published onto the events stream.
+"""Recording Events: sentences for people, stored on the events stream by the apiserver.
 
 Events are hints, not state: a failure to record one is logged and
 swallowed, so it can never stop a reconcile or a bind. Each event is one
 message on ``peapod.events.<namespace>.<kind>.<name>``, which is what lets
-``peapod describe`` read one object's events with a subject filter.
+``peapod describe`` read one object's events with a subject filter. Only the
+apiserver publishes there: a recorder sends each event as a request, on
+``peapod.api.v1.events.create`` for a cluster component or on its node's
+``peapod.api.v1.node.<node>.events`` for a kubelet, and the apiserver
+validates it and checks that a kubelet writes only about its own Node and
+pods (``peapod.apiserver.events``).
 
 Like Kubernetes' event correlator, a recorder folds a repeat of the same
 event (same object, type, reason and message) within ten minutes into the
@@ -30,16 +35,17 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+import nats.errors
 import structlog
-from nats.js import JetStreamContext
+from nats.aio.client import Client as NATS
 from pydantic import ValidationError
 
 from peapod.api import Event, EventSource, ObjectMeta, ObjectReference, now_rfc3339, parse_rfc3339
 from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
 from peapod.api.validation import pydantic_problems
 from peapod.bus import subjects as s
-from peapod.bus.client import encode
-from peapod.errors import Invalid
+from peapod.bus.client import request
+from peapod.errors import Invalid, PeapodError
 
 log = structlog.get_logger("events")
 
@@ -135,12 +141,27 @@ def latest_events(events: Iterable[Event]) -> list[Event]:
 
 
 class EventRecorder:
-    def __init__(self, js: JetStreamContext, *, component: str, host: str | None = None) -> None:
-        self._js = js
+    """Records events about objects, folding repeats, through one API subject.
+
+    ``EventRecorder(nc, component=...)`` asks on ``peapod.api.v1.events.create``
+    (cluster components); ``EventRecorder.for_node(nc, node)`` on the node's own
+    subject, where the apiserver lets it write about that node and its pods only.
+    """
+
+    def __init__(self, nc: NATS, *, component: str, host: str | None = None,
+                 subject: str | None = None, timeout: float = 5) -> None:
+        self._nc = nc
+        self._subject = subject or s.api("events", "create")
+        self._timeout = timeout
         self._source = EventSource(component=component, host=host)
         self._component = component
         self._host = host
         self._seen: OrderedDict[tuple[Any, ...], Event] = OrderedDict()
+
+    @classmethod
+    def for_node(cls, nc: NATS, node: str) -> EventRecorder:
+        """A kubelet's recorder: its events name the node as their source."""
+        return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"))
 
     async def record(self, obj: dict[str, Any], *, reason: str, message: str,
                      type: str = "Normal") -> None:
@@ -149,6 +170,8 @@ class EventRecorder:
         kind = obj.get("kind", "Pod")
         namespace = meta.get("namespace") or "default"
         name = meta.get("name", "")
+        if len(message) > MESSAGE_LIMIT:
+            message = message[:MESSAGE_LIMIT - 1] + "…"
         now = now_rfc3339()
         key = (kind, namespace, name, meta.get("uid"), type, reason, message)
         seen = self._seen.pop(key, None)
@@ -158,20 +181,25 @@ class EventRecorder:
         else:
             event = self._new_event(kind, namespace, name, meta, reason=reason, message=message,
                                     type=type, now=now)
-        self._seen[key] = event
+        try:
+            await request(self._nc, self._subject, {"object": event.to_wire()},
+                          timeout=self._timeout)
+        except (PeapodError, nats.errors.Error, OSError) as exc:
+            # events are hints; the caller's work must go on
+            error = exc.message if isinstance(exc, PeapodError) else str(exc)
+            log.warning("event_not_recorded", kind=kind, namespace=namespace, name=name,
+                        uid=meta.get("uid"), reason=reason, error=error)
+            return
+        self._seen[key] = event  # only what was recorded can be folded into
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
-        try:
-            await self._js.publish(s.event(namespace, kind, name), encode(event.to_wire()))
-        except Exception as exc:  # events are hints; the caller's work must go on
-            log.warning("event_not_recorded", reason=reason, error=str(exc))
 
     def _new_event(self, kind: str, namespace: str, name: str, meta: dict[str, Any], *,
                    reason: str, message: str, type: str, now: str) -> Event:
         return Event(
             metadata=ObjectMeta(name=f"{name}.{time.time_ns():x}", namespace=namespace,
                                 creation_timestamp=now),
-            involved_object=ObjectReference(kind=kind, namespace=namespace, name=name,
+            involved_object=ObjectReference(kind=kind, namespace=meta.get("namespace"), name=name,
                                             uid=meta.get("uid"), api_version="v1",
                                             resource_version=meta.get("resourceVersion")),
             reason=reason, message=message, type=type,  # type: ignore[arg-type]

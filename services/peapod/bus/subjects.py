@@ -176,7 +176,9 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
     ("peapod.watch.<kind>.<namespace>.<name>", "apiserver fan-out",
      f"CLI `get -w` (stream `{WATCH_STREAM}`); `<namespace>` is `{CLUSTER_SCOPED}` for "
      "cluster-scoped kinds"),
-    ("peapod.events.<namespace>.<kind>.<name>", "all components",
+    ("peapod.events.<namespace>.<kind>.<name>",
+     f"apiserver only: components record events by request, on `{API_PREFIX}.events.create` "
+     f"or, a kubelet, on `{API_PREFIX}.node.<node>.events` (its own Node and pods only)",
      f"CLI `events`, `describe` (stream `{EVENTS_STREAM}`)"),
     ("peapod.kubelet.<node>.logs / .exec", "CLI (admin)", "the kubelet of `<node>`"),
 ]

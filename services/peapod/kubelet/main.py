@@ -36,7 +36,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
     nc = await connect(creds, name=f"peapod-kubelet-{node_name}")
     js = jetstream(nc)
-    events = EventRecorder(js, component="kubelet", host=node_name)
+    events = EventRecorder.for_node(nc, node_name)
     kubelet = Kubelet(node_name=node_name, nc=nc, js=js, runtime=runtime, events=events,
                       host_ip=host_ip or internal_ip(), labels=labels,
                       relist_period=relist_period, heartbeat=heartbeat)

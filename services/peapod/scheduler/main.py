@@ -23,7 +23,7 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
     nc = await connect(creds, name="peapod-scheduler")
     js = jetstream(nc)
     cache = ClusterCache()
-    events = EventRecorder(js, component="default-scheduler", host=socket.gethostname())
+    events = EventRecorder(nc, component="default-scheduler", host=socket.gethostname())
     scheduler = Scheduler(nc=nc, cache=cache, events=events)
     log.info("scheduler_ready", url=creds.url)
     try:

@@ -14,7 +14,7 @@ POD = {"kind": "Pod", "metadata": {"name": "db", "namespace": "default", "uid": 
 
 async def test_a_repeated_event_is_one_event_with_a_count(apiserver):
     js = apiserver["admin"].jetstream()
-    recorder = EventRecorder(js, component="kubelet", host="node-a")
+    recorder = EventRecorder(apiserver["admin"], component="kubelet", host="node-a")
     for _ in range(3):
         await recorder.record(POD, reason="BackOff", type="Warning",
                               message="Back-off restarting failed container db")
