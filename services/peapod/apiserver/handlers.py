@@ -32,6 +32,7 @@ from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
+from peapod.bus.auth import node_name_problem
 from peapod.bus.leases import Leases
 from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
 
@@ -106,6 +107,8 @@ class Api:
 
     async def _create_pod(self, doc: dict[str, Any], namespace: str | None) -> Any:
         pod = admission.admit_new_pod(doc, namespace=namespace)
+        if pod.spec.node_name and (problem := node_name_problem(pod.spec.node_name)):
+            raise Invalid(f'Pod "{pod.metadata.name}" is invalid: spec.nodeName: {problem}')
         namespace = pod.metadata.namespace or "default"
         key, what = _pod_key(namespace, pod.metadata.name or "")
         await self.namespaces.admit_into(namespace, what)
@@ -186,6 +189,8 @@ class Api:
         namespace = _text(payload, "namespace") or "default"
         key, what = _pod_key(namespace, _text(payload, "name") or "")
         node_name = _text(payload, "nodeName") or ""
+        if problem := node_name_problem(node_name):
+            raise Invalid(f'Binding "{payload.get("name")}" is invalid: target.name: {problem}')
         current = await self.store.get(key, what=what)
         pod = Pod.model_validate(current.value)
         expected_uid = payload.get("uid")
@@ -224,6 +229,8 @@ class Api:
 
     async def register_node(self, payload: dict[str, Any], msg: Msg) -> Any:
         node_name = _node_of(msg.subject)
+        if problem := node_name_problem(node_name):
+            raise Invalid(f'Node "{node_name}" is invalid: metadata.name: {problem}')
         doc = self._object(payload)
         if (doc.get("metadata") or {}).get("name") != node_name:
             raise Forbidden(f'node "{node_name}" may only register itself')

@@ -121,6 +121,21 @@ def permissions_for(user: str) -> dict[str, Any]:
 # a node name is one subject token: DNS-label characters only, so no node's
 # subject filter (peapod.node.<node>.>) can match another node's subjects
 NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+DNS_LABEL_RULE = ("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
+                  "or '-', and must start and end with an alphanumeric character (e.g. 'my-name', "
+                  "or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?'), "
+                  "and be at most 63 characters")
+
+
+def node_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a node, in Kubernetes' words (``Invalid value: …``), or None.
+
+    Kubernetes allows a DNS subdomain; peapod a DNS label only, because the
+    name is also its kubelet's NATS user (``kubelet-<node>``) and subjects.
+    """
+    if NODE_NAME.fullmatch(name):
+        return None
+    return f'Invalid value: "{name}": {DNS_LABEL_RULE} (a node name is a DNS label in peapod)'
 
 
 def _q(value: Any) -> str:

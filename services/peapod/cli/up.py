@@ -30,9 +30,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from peapod.bus.auth import kubelet_user, write_cluster_config
+from peapod.bus.auth import kubelet_user, node_name_problem, write_cluster_config
 from peapod.cli.context import LOCAL_CONTEXT, LOCAL_USER, Config, Context, save_local_context
-from peapod.errors import PeapodError, Unavailable
+from peapod.errors import Invalid, PeapodError, Unavailable
 
 COMPONENTS = ("nats", "apiserver", "scheduler", "kubelet")
 
@@ -140,6 +140,8 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
               "`peapod down` stops it", file=sys.stderr)
         return 0 if detach else 1
     node = node_name or default_node_name()
+    if problem := node_name_problem(node):
+        raise Invalid(f"--node-name: {problem}")
     config = Config.load()  # a malformed config file stops us before anything starts
     _default_containers_conf()
     nats_port = port or _pick_port(4222)

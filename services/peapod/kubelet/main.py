@@ -12,10 +12,11 @@ from typing import Any
 
 import structlog
 
+from peapod.bus.auth import node_name_problem
 from peapod.bus.client import Credentials, connect, jetstream
 from peapod.bus.events import EventRecorder
 from peapod.bus.supervise import supervise
-from peapod.errors import PeapodError
+from peapod.errors import Invalid, PeapodError
 from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.node import internal_ip
 from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
@@ -31,6 +32,8 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
               podman_socket: str = DEFAULT_SOCKET, labels: dict[str, str] | None = None,
               host_ip: str | None = None, relist_period: float = 1.0,
               heartbeat: float = 10.0) -> None:
+    if problem := node_name_problem(node_name):
+        raise Invalid(f"node name: {problem}")
     service = await asyncio.to_thread(ensure_podman_service, podman_socket,
                                       containers_conf=os.environ.get("CONTAINERS_CONF"))
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
@@ -76,11 +79,20 @@ def parse_labels(text: str | None) -> dict[str, str]:
     return labels
 
 
+def node_name_arg(text: str) -> str:
+    """``--node-name``, refused at start unless it is a DNS label."""
+    if problem := node_name_problem(text):
+        raise argparse.ArgumentTypeError(
+            f"{problem}; the default is this machine's host name, lower-cased")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="peapod-kubelet")
     parser.add_argument("--creds", required=True,
                         help="NKEY credentials file (JSON: url, user, seed, ca_file)")
-    parser.add_argument("--node-name", default=socket.gethostname().lower())
+    parser.add_argument("--node-name", type=node_name_arg, default=socket.gethostname().lower(),
+                        help="this node's name, a DNS label (default: the host name)")
     parser.add_argument("--state-dir", default="/var/lib/peapod/kubelet")
     parser.add_argument("--podman-socket", default=os.environ.get("PEAPOD_PODMAN_SOCKET",
                                                                   DEFAULT_SOCKET))
