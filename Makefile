@@ -81,8 +81,9 @@ $(STAMP)/host-image: $(STAMP)/deps $(shell find images/host -type f)
 	images/host/build.sh
 	@touch $@
 
+# FLEET_ARGS="--ha" runs three NATS servers (R3) instead of one
 fleet-up: deps venv images host-image wheel
-	$(PY) -m tests.fleet.provision up
+	$(PY) -m tests.fleet.provision up $(FLEET_ARGS)
 
 fleet-down: venv
 	$(PY) -m tests.fleet.provision down

@@ -54,8 +54,9 @@ class ProvisionedFleet:
     """A simulated fleet, its inventory, and the playbooks run against it."""
 
     def __init__(self, name: str, *, peapod_home: Path, nodes: Sequence[str],
-                 state_dir: Path | None = None) -> None:
+                 nats: Sequence[str] = (CONTROL,), state_dir: Path | None = None) -> None:
         self.name = name
+        self.nats = list(nats)
         self.peapod_home = peapod_home
         self.nodes = list(nodes)
         self.hosts = SimulatedFleet(name, state_dir=state_dir)
@@ -91,7 +92,7 @@ class ProvisionedFleet:
             if host in NODE_LABELS:
                 host_vars[host]["peapod_node_labels"] = NODE_LABELS[host]
             host_vars[host].update(self.extra_host_vars.get(host, {}))
-        groups = {"nats": [CONTROL], "control_plane": [CONTROL], "nodes": self.nodes}
+        groups = {"nats": self.nats, "control_plane": [CONTROL], "nodes": self.nodes}
         return self.hosts.write_inventory(self.inventory, groups, host_vars)
 
     def playbook(self, playbook: str, *args: str, check: bool = True) -> dict[str, dict[str, int]]:
@@ -157,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for command in (up, down):
         command.add_argument("--name", default="fleet")
     up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--ha", action="store_true",
+                    help="three NATS servers (cp1, n1, n2) with R3 streams instead of one on cp1")
     args = parser.parse_args(argv)
     from peapod.kubelet.runtime import ensure_podman_service
 
@@ -166,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_podman_service(PODMAN_SOCKET, containers_conf=os.environ["CONTAINERS_CONF"])
     home = default_peapod_home()
     nodes = [f"n{i}" for i in range(1, getattr(args, "nodes", 0) + 1)]
-    fleet = ProvisionedFleet(args.name, peapod_home=home, nodes=nodes)
+    fleet = ProvisionedFleet(args.name, peapod_home=home, nodes=nodes,
+                             nats=[CONTROL, *nodes[:2]] if getattr(args, "ha", False) else [CONTROL])
     if args.command == "down":
         fleet.nodes = sorted(h for h in fleet.hosts.hosts() if h != CONTROL)
         for line in fleet.remove():

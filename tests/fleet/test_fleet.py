@@ -1,6 +1,10 @@
 """The fleet test: Ansible provisions a control host and three nodes over SSH,
 then the operator's CLI drives the fleet from this machine through TLS.
 
+NATS runs as a cluster of three servers (on cp1, n1 and n2, as on three
+Raspberry Pis that are each everything), so the roles' cluster path (routes
+over TLS, R3 streams) is what runs here.
+
 Slow by nature (the playbook runs three times, a node is stopped past its
 lease), so it runs once per CI run (``make fleet-test``), not in ``make
 test``. The tests share one fleet and run in file order: each step is the
@@ -36,6 +40,7 @@ from tests.fleet.provision import CONTROL, REPO, ProvisionedFleet, build_prerequ
 pytestmark = pytest.mark.timeout(1800)
 T = TypeVar("T")
 NODES = ["n1", "n2", "n3"]
+NATS = [CONTROL, "n1", "n2"]
 
 
 def eventually(check: Callable[[], T], *, timeout: float = 60, every: float = 1) -> T:
@@ -61,7 +66,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFleet
     build_prerequisites()
     home = tmp_path_factory.mktemp("operator")
     name = f"ft{uuid.uuid4().hex[:6]}"
-    provisioned = ProvisionedFleet(name, peapod_home=home, nodes=NODES,
+    provisioned = ProvisionedFleet(name, peapod_home=home, nodes=NODES, nats=NATS,
                                    state_dir=tmp_path_factory.mktemp("fleet"))
     try:
         provisioned.start()
@@ -134,7 +139,7 @@ def test_nodes_are_ready_with_their_labels(fleet: ProvisionedFleet) -> None:
     config = yaml.safe_load((fleet.peapod_home / "config").read_text())
     assert config["current-context"] == "fleet"
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == "fleet")
-    assert cluster["server"] == f"tls://{fleet.hosts.ip(CONTROL)}:4222"
+    assert cluster["server"] == ",".join(f"tls://{fleet.hosts.ip(h)}:4222" for h in NATS)
     assert Path(cluster["certificate-authority"]) == ca_file(fleet)
 
 
@@ -281,6 +286,40 @@ def test_a_stopped_node_goes_not_ready_and_comes_back(fleet: ProvisionedFleet) -
         assert eventually(lambda name=name, restarts=restarts: running(fleet, name, restarts))
 
 
+def test_streams_are_replicated_and_a_nats_server_can_fail(fleet: ProvisionedFleet) -> None:
+    admin = Credentials.load(fleet.peapod_home / "clusters" / "fleet" / "admin.json")
+    replicas = asyncio.run(_stream_replicas(admin))
+    assert replicas and all(r == 3 for r in replicas.values()), replicas
+    # n2's server crashes: every write the cluster acknowledges meanwhile is kept, once
+    assert fleet.hosts.exec_in("n2", "systemctl", "kill", "-s", "KILL", "peapod-nats")[0] == 0
+    assert fleet.hosts.exec_in("n2", "systemctl", "stop", "peapod-nats")[0] == 0
+    try:
+        names = [f"while-down-{i}" for i in range(5)]
+        for name in names:
+            fleet.peapod("apply", "-f", "-", input=json.dumps(busybox_pod(name, ["sleep", "3600"])),
+                         timeout=90)
+        eventually(lambda: all(running(fleet, n) for n in names), timeout=120)
+    finally:
+        assert fleet.hosts.exec_in("n2", "systemctl", "start", "peapod-nats")[0] == 0
+    uids = {n: p["metadata"]["uid"] for n, p in pods(fleet).items() if n in names}
+    assert sorted(uids) == names
+    for name, uid in uids.items():  # one sandbox per pod, on this machine's podman
+        found = subprocess.run(["podman", "pod", "ps", "-q", "--filter", f"label=io.peapod.pod.uid={uid}"],
+                               capture_output=True, text=True, check=True).stdout.split()
+        assert len(found) == 1, (name, found)
+    for name in names:
+        fleet.peapod("delete", "pod", name)
+
+
+async def _stream_replicas(admin: Credentials) -> dict[str, int]:
+    nc = await connect(admin, name="probe-streams", reconnect=False)
+    try:
+        return {info.config.name or "": info.config.num_replicas or 1
+                for info in await nc.jetstream().streams_info()}
+    finally:
+        await nc.close()
+
+
 def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
     recap = fleet.playbook("site.yml")
     assert {host: r["changed"] for host, r in recap.items()} == {host: 0 for host in recap}, recap
@@ -290,7 +329,7 @@ def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
 
 def _main_pids(fleet: ProvisionedFleet) -> dict[str, str]:
     units = {CONTROL: ["peapod-nats", "peapod-apiserver", "peapod-scheduler"],
-             **{n: ["peapod-kubelet"] for n in NODES}}
+             **{n: ["peapod-kubelet"] + (["peapod-nats"] if n in NATS else []) for n in NODES}}
     pids = {}
     for host, names in units.items():
         for unit in names:
