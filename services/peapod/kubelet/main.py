@@ -1,9 +1,18 @@
-"""peapod-kubelet: runs this node's pods with podman and reports their status."""
+"""peapod-kubelet: runs this node's pods with podman and reports their status.
+
+A kubelet starts before its control plane as often as after it (a Pi that
+boots faster than the server, a wrong credentials file copied by hand), so
+its first connection to NATS is its own loop: each failed attempt is one log
+line naming the server, the user and why (``nats_connect_failed``), and the
+next waits longer (1 s doubling to 30 s). Once connected, nats-py reconnects
+by itself for ever, as every component does.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -11,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from nats.aio.client import Client as NATS
 
 from peapod.bus.auth import node_name_problem
 from peapod.bus.client import Credentials, connect, jetstream
 from peapod.bus.events import EventRecorder
-from peapod.bus.supervise import supervise
-from peapod.errors import Invalid, PeapodError
+from peapod.bus.supervise import RestartBackoff, supervise
+from peapod.errors import Invalid, PeapodError, Unavailable
 from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.node import internal_ip
 from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
@@ -28,6 +38,31 @@ log = structlog.get_logger("kubelet")
 DEFAULT_SOCKET = "/run/podman/podman.sock"
 
 
+async def connect_until_up(creds: Credentials, *, name: str, stop: asyncio.Event,
+                           backoff: RestartBackoff | None = None) -> NATS | None:
+    """The first connection to NATS, tried until it works; None if ``stop`` came first."""
+    backoff = backoff or RestartBackoff(initial=1, cap=30)
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            nc = await connect(creds, name=name, reconnect=False)  # one try of each server
+        except Unavailable as exc:
+            delay = backoff.after_run(0)
+            log.warning("nats_connect_failed", url=creds.url, user=creds.user, attempt=attempt,
+                        error=exc.message, retry_in=delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            continue
+        # from now on nats-py reconnects by itself, for ever (its options are read at each loss)
+        nc.options["allow_reconnect"] = True
+        nc.options["max_reconnect_attempts"] = -1
+        if attempt > 1:
+            log.info("nats_connected", url=creds.url, user=creds.user, attempts=attempt)
+        return nc
+    return None
+
+
 async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_dir: str,
               podman_socket: str = DEFAULT_SOCKET, labels: dict[str, str] | None = None,
               host_ip: str | None = None, relist_period: float = 1.0,
@@ -37,7 +72,11 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     service = await asyncio.to_thread(ensure_podman_service, podman_socket,
                                       containers_conf=os.environ.get("CONTAINERS_CONF"))
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
-    nc = await connect(creds, name=f"peapod-kubelet-{node_name}")
+    nc = await connect_until_up(creds, name=f"peapod-kubelet-{node_name}", stop=stop)
+    if nc is None:  # stopped before the cluster was ever reached
+        if service is not None:
+            service.terminate()
+        return
     js = jetstream(nc)
     events = EventRecorder.for_node(nc, node_name)
     kubelet = Kubelet(node_name=node_name, nc=nc, js=js, runtime=runtime, events=events,
