@@ -24,6 +24,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from peapod.cli.context import Config
 from tests.fleet.hosts import PODMAN_SOCKET, REPO, SimulatedFleet, remove_fleet
 
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
@@ -175,12 +177,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         fleet.nodes = sorted(h for h in fleet.hosts.hosts() if h != CONTROL)
         for line in fleet.remove():
             print(f"removed {line}")
-        for kind, entry in (("context", args.name), ("cluster", args.name), ("user", f"{args.name}-admin")):
-            if fleet.peapod("config", f"delete-{kind}", entry, check=False).returncode == 0:
-                print(f"removed {kind} {entry} from {home / 'config'}")
-        if (home / "clusters" / args.name).exists():
-            shutil.rmtree(home / "clusters" / args.name)
-            print(f"removed {home / 'clusters' / args.name} (the fleet's CA and admin identity)")
+        config = Config.load(home / "config")
+        for section, entry in (("contexts", args.name), ("clusters", args.name),
+                               ("users", f"{args.name}-admin")):
+            if config.delete_entry(section, entry):
+                print(f"removed {section[:-1]} {entry} from {config.path}")
+        if config.current_context == args.name:  # back to the local cluster, if there is one
+            config.doc["current-context"] = "local" if config.entry("contexts", "local") else None
+        if config.path.exists():
+            config.save()
+        for directory in (home / "clusters" / args.name, fleet.hosts.state_dir):
+            if directory.exists():
+                shutil.rmtree(directory)
+                print(f"removed {directory}")
+        for parent in (home / "clusters", home / "fleet"):
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if empty
         return 0
     started = time.monotonic()
     build_prerequisites()
