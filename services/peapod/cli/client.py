@@ -202,9 +202,10 @@ class Client:
             "namespace": namespace or self.namespace, "name": name}))
 
     async def list_pods(self, *, all_namespaces: bool = False, selector: str | None = None,
-                        field_selector: str | None = None) -> list[Pod]:
+                        field_selector: str | None = None,
+                        namespace: str | None = None) -> list[Pod]:
         items = await request(self.nc, s.api("pods", "list"), {
-            "namespace": None if all_namespaces else self.namespace,
+            "namespace": None if all_namespaces else namespace or self.namespace,
             "labelSelector": selector, "fieldSelector": field_selector})
         return [Pod.model_validate(item) for item in items]
 

@@ -268,6 +268,8 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
         raise Invalid("You must provide one or more resources by argument or filename.")
     grace = 0 if args.force else args.grace_period
     status = 0
+    pending: list[tuple[str, str, str, str | None]] = []  # as kubectl: delete all, then wait
+    went_with_namespace: set[tuple[str, str]] = set()  # pods a namespace deletion took along
     for resource, name, namespace in targets:
         try:
             if resource == "nodes":
@@ -275,31 +277,28 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 print(f'node "{name}" deleted')
                 continue
             if resource == "namespaces":
-                await _delete_namespace(client, name, wait=args.wait)
-                continue
-            if resource != "pods":
+                inside = await client.list_pods(namespace=name)
+                result = await client.delete_namespace(name)
+                went_with_namespace.update((name, pod.metadata.name or "") for pod in inside)
+            elif resource == "pods":
+                result = await client.delete_pod(name, namespace=namespace, grace=grace)
+            else:
                 raise Invalid(f"cannot delete {resource}")
-            result = await client.delete_pod(name, namespace=namespace, grace=grace)
-            print(f'pod "{name}" deleted')
+            print(f'{resource[:-1]} "{name}" deleted', flush=True)
             if args.wait and not result["finished"]:
-                uid = result["object"]["metadata"]["uid"]
-                if not await client.wait_deleted(name, uid, namespace=namespace):
-                    raise Unavailable(f'timed out waiting for pod "{name}" to be deleted')
+                pending.append((resource, name, result["object"]["metadata"]["uid"], namespace))
         except NotFound as exc:
-            if not args.ignore_not_found:
+            if resource == "pods" and (namespace or client.namespace, name) in went_with_namespace:
+                print(f'pod "{name}" deleted', flush=True)  # its namespace's deletion took it
+            elif not args.ignore_not_found:
                 print(f"Error from server (NotFound): {exc.message}", file=sys.stderr)
                 status = 1
+    for resource, name, uid, namespace in pending:
+        gone = (await client.wait_namespace_deleted(name, uid) if resource == "namespaces"
+                else await client.wait_deleted(name, uid, namespace=namespace))
+        if not gone:
+            raise Unavailable(f'timed out waiting for {resource[:-1]} "{name}" to be deleted')
     return status
-
-
-async def _delete_namespace(client: Client, name: str, *, wait: bool) -> None:
-    """As kubectl: say it is deleted, then wait while its pods stop and it goes away."""
-    result = await client.delete_namespace(name)
-    print(f'namespace "{name}" deleted', flush=True)
-    if wait and not result["finished"]:
-        uid = result["object"]["metadata"]["uid"]
-        if not await client.wait_namespace_deleted(name, uid):
-            raise Unavailable(f'timed out waiting for namespace "{name}" to be deleted')
 
 
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:

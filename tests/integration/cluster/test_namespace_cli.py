@@ -11,8 +11,10 @@ import asyncio
 
 import pytest
 
+from peapod.api import Namespace
 from peapod.bus import subjects as s
 from peapod.bus.client import request
+from peapod.cli.client import Client
 from peapod.errors import NotFound
 from tests.integration.cluster.cli import cli_for
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
@@ -107,9 +109,34 @@ async def test_a_file_with_its_namespace_creates_both_in_order_and_delete_remove
     with pytest.raises(NotFound):
         await request(apiserver["admin"], s.api("pods", "get"),
                       {"namespace": "qos-example", "name": "qos-demo"})
+    # the same file again, deleted as a file: the pod goes with its namespace, both reported
+    assert (await peapod("create", "-f", "-", stdin=WITH_ITS_NAMESPACE)).code == 0
+    by_file = await peapod("delete", "-f", "-", stdin=WITH_ITS_NAMESPACE)
+    assert (by_file.code, by_file.err) == (0, "")
+    assert by_file.out == 'namespace "qos-example" deleted\npod "qos-demo" deleted\n'
+    again = await peapod("delete", "-f", "-", stdin=WITH_ITS_NAMESPACE)
+    assert again.code == 1
+    assert again.err == ('Error from server (NotFound): namespaces "qos-example" not found\n'
+                         'Error from server (NotFound): pods "qos-demo" not found\n')
     default = await peapod("delete", "namespace", "default")
     assert default.err == ('Error from server (Forbidden): namespaces "default" is forbidden: '
                            "this namespace may not be deleted\n")
+
+
+async def test_get_ns_watch_sees_a_namespace_come_and_go(apiserver):
+    client = Client(apiserver["admin"], namespace="default")
+    changes = await client.watch("namespaces")
+    await request(apiserver["admin"], s.api("namespaces", "create"), {"object": {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "watched"}}})
+    await request(apiserver["admin"], s.api("namespaces", "delete"), {"name": "watched"})
+    seen = []
+    async for kind, obj in changes:
+        assert isinstance(obj, Namespace)
+        seen.append((kind, obj.metadata.name, obj.status.phase if obj.status else None))
+        if kind == "DELETED":
+            break
+    assert seen == [("ADDED", "watched", "Active"), ("MODIFIED", "watched", "Terminating"),
+                    ("DELETED", "watched", "Terminating")]
 
 
 async def pod_in(admin, namespace: str, name: str, predicate, timeout: float = 60) -> dict:
