@@ -1,0 +1,186 @@
+"""List+watch of the KV bucket: a local cache and typed change events (client-go's informer).
+
+Why one consumer does both the list and the watch: the KV bucket is a
+JetStream stream whose sequence is every object's ``resourceVersion``. A
+consumer that delivers the last message per key and then every later
+message is a list *at* a revision followed by a watch *from exactly* that
+revision: the server hands both out in stream order, so there is no window
+between them in which a write could be missed or seen twice.
+
+Why we watch sequences ourselves rather than trust the consumer: a push
+consumer keeps pushing while our connection is down and those messages are
+lost; after a server restart the (in-memory) consumer is gone. So the
+informer checks that consumer sequences follow one another, asks the server
+about its consumer whenever nothing arrived for ``check_every`` seconds, and
+on any gap, missing consumer or NATS error starts a new consumer at the last
+revision it saw plus one. A message at or below that revision is dropped, so
+a resume never delivers a change twice; the bucket keeps the latest value of
+every key, so whatever changed meanwhile arrives as its latest state.
+
+The cache maps each key to its object and revision. Handlers get ADDED (a
+key new to the cache), MODIFIED or DELETED (with the last object the cache
+held), after the cache was updated; they must be quick (put the key on a
+``WorkQueue``) and must not raise: an exception is a bug and stops the
+informer, whose supervisor restarts it from where it was. A value that is
+not JSON or not a valid object is skipped with one log line and the cache
+keeps what it had: no writer can crash a reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from peapod.bus.clock import SYSTEM_CLOCK, Clock
+from peapod.bus.supervise import RestartBackoff
+
+log = structlog.get_logger("informer")
+
+T = TypeVar("T")
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+KV_OPERATION = "KV-Operation"
+
+
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    obj: T
+    revision: int
+
+
+@dataclass(frozen=True)
+class WatchEvent(Generic[T]):
+    type: EventType
+    key: str
+    obj: T
+    revision: int  # of this change (a DELETED's deletion marker)
+    written_at: float  # the server's stamp on the change, epoch seconds
+
+
+Decoder = Callable[[str, bytes], T]
+Handler = Callable[[WatchEvent[T]], None]
+
+
+class WatchInterrupted(Exception):
+    """The consumer lost messages or vanished: resume from the last revision."""
+
+
+class Informer(Generic[T]):
+    def __init__(self, js: JetStreamContext, *, bucket: str, decode: Decoder[T],
+                 keys: str = ">", check_every: float = 5.0, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.js = js
+        self.bucket = bucket
+        self.prefix = f"$KV.{bucket}."
+        self.keys = keys
+        self.cache: dict[str, Stored[T]] = {}
+        self.revision = 0  # the last revision seen: the next consumer starts after it
+        self.synced = asyncio.Event()
+        self._decode = decode
+        self._handlers: list[Handler[T]] = []
+        self._check_every = check_every
+        self._clock = clock
+        self._listed = False
+        self._consumer_seq = 0
+        self._log = log.bind(bucket=bucket, keys=keys)
+
+    def add_handler(self, handler: Handler[T]) -> None:
+        self._handlers.append(handler)
+
+    def objects(self) -> list[T]:
+        return [stored.obj for stored in self.cache.values()]
+
+    async def run(self) -> None:
+        """List, then watch until cancelled, resuming after every interruption."""
+        backoff = RestartBackoff(initial=0.2, cap=5.0, healthy=30.0)
+        while True:
+            started = self._clock.monotonic()
+            try:
+                await self._follow()
+            except (nats.errors.Error, TimeoutError, WatchInterrupted) as exc:
+                delay = backoff.after_run(self._clock.monotonic() - started)
+                self._log.warning("watch_interrupted", resume_from=self.revision + 1,
+                                  error=str(exc) or type(exc).__name__, retry_in=delay)
+                await self._clock.sleep(delay)
+
+    async def _follow(self) -> None:
+        sub = await self._subscribe()
+        try:
+            info = await sub.consumer_info()
+            if info.num_pending + info.delivered.consumer_seq == 0:
+                self._mark_synced()
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=self._check_every)
+                except nats.errors.TimeoutError:
+                    await self._check(sub)
+                    continue
+                self._receive(msg)
+        finally:
+            with contextlib.suppress(nats.errors.Error, TimeoutError):
+                await sub.unsubscribe()
+
+    async def _subscribe(self) -> JetStreamContext.PushSubscription:
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, num_replicas=1,
+                                inactive_threshold=60.0)
+        if self._listed:
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = self.revision + 1
+        else:
+            config.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
+        self._consumer_seq = 0
+        return await self.js.subscribe(self.prefix + self.keys, stream=f"KV_{self.bucket}",
+                                       config=config)
+
+    async def _check(self, sub: JetStreamContext.PushSubscription) -> None:
+        """Nothing arrived for a while: is our consumer still there, and did we miss nothing?"""
+        info = await sub.consumer_info()  # NotFoundError once the server lost it
+        if info.delivered.consumer_seq > self._consumer_seq and sub.pending_msgs == 0:
+            raise WatchInterrupted(f"delivered {info.delivered.consumer_seq}, "
+                                   f"received {self._consumer_seq}")
+
+    def _receive(self, msg: Msg) -> None:
+        meta = msg.metadata
+        if meta.sequence.consumer != self._consumer_seq + 1:
+            raise WatchInterrupted(f"consumer sequence {meta.sequence.consumer} after "
+                                   f"{self._consumer_seq}")
+        self._consumer_seq = meta.sequence.consumer
+        if meta.sequence.stream > self.revision:
+            self.revision = meta.sequence.stream
+            self._apply(msg.subject.removeprefix(self.prefix), msg, meta.timestamp.timestamp())
+        if not self._listed and meta.num_pending == 0:
+            self._mark_synced()
+
+    def _apply(self, key: str, msg: Msg, written_at: float) -> None:
+        revision = self.revision
+        if msg.headers and msg.headers.get(KV_OPERATION) in ("DEL", "PURGE"):
+            old = self.cache.pop(key, None)
+            if old is not None:
+                self._emit(WatchEvent("DELETED", key, old.obj, revision, written_at))
+            return
+        try:
+            obj = self._decode(key, msg.data)
+        except (ValueError, TypeError) as exc:  # JSON, UTF-8 and pydantic errors are ValueErrors
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._log.warning("watch_value_skipped", key=key, revision=revision, reason=reason)
+            return
+        kind: EventType = "MODIFIED" if key in self.cache else "ADDED"
+        self.cache[key] = Stored(obj, revision)
+        self._emit(WatchEvent(kind, key, obj, revision, written_at))
+
+    def _emit(self, event: WatchEvent[T]) -> None:
+        for handler in self._handlers:
+            handler(event)
+
+    def _mark_synced(self) -> None:
+        self._listed = True
+        if not self.synced.is_set():
+            self._log.info("watch_synced", objects=len(self.cache), revision=self.revision)
+            self.synced.set()

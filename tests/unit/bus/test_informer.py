@@ -1,0 +1,235 @@
+"""The informer against the real nats-server: no gap, no duplicate, resume, junk skipped.
+
+The informer connects as the scheduler, with the scheduler's production
+permissions, so these tests also show that a read-only KV user can list and
+watch. Writes go through plain KV puts and deletes, as the apiserver's
+store makes them (deletion markers carry ``KV-Operation: DEL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NATS
+from structlog.testing import capture_logs
+
+from peapod.api import Pod
+from peapod.bus.auth import write_cluster_config
+from peapod.bus.client import connect, jetstream
+from peapod.bus.informer import Informer, WatchEvent
+from tests.natsd import NATSD, free_port
+
+BUCKET = "peapod"
+
+
+def as_dict(key: str, data: bytes) -> dict[str, Any]:
+    value = json.loads(data)
+    if not isinstance(value, dict):
+        raise TypeError(f"not an object: {type(value).__name__}")
+    return value
+
+
+def as_pod(key: str, data: bytes) -> Pod:
+    return Pod.model_validate(json.loads(data))
+
+
+def pod(name: str, **labels: str) -> bytes:
+    return json.dumps({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": name, "namespace": "default", "labels": labels},
+                       "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}).encode()
+
+
+class Server:
+    def __init__(self, tmp_path: Path) -> None:
+        port, http_port = free_port(), free_port()
+        self.creds = write_cluster_config(str(tmp_path / "state"), nodes=["node-a"], port=port,
+                                          http_port=http_port)
+        self.natsd = NATSD(tmp_path / "state" / "nats.conf", http_port)
+
+    def restart(self) -> None:
+        self.natsd.stop()
+        self.natsd.start()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    srv = Server(tmp_path)
+    srv.natsd.start()
+    admin = await connect(srv.creds["admin"], name="test-admin")
+    await jetstream(admin).create_key_value(bucket=BUCKET, history=64)
+    await admin.close()
+    try:
+        yield srv
+    finally:
+        srv.natsd.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(informer: Informer[Any]) -> AsyncIterator[list[WatchEvent[Any]]]:
+    events: list[WatchEvent[Any]] = []
+    informer.add_handler(events.append)
+    task = asyncio.create_task(informer.run())
+    try:
+        yield events
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def reader(server: Server, decode: Callable[[str, bytes], Any],
+                 **kwargs: Any) -> tuple[NATS, Informer[Any]]:
+    nc = await connect(server.creds["scheduler"], name="test-informer")
+    return nc, Informer(jetstream(nc), bucket=BUCKET, decode=decode, **kwargs)
+
+
+async def test_list_then_watch_under_concurrent_writes_has_no_gap_and_no_duplicate(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    keys = [f"pods.default.p{i}" for i in range(8)]
+    written = dict.fromkeys(keys, 0)
+    for key in keys[:4]:  # some objects exist before the list
+        written[key] += 1
+        await kv.put(key, json.dumps({"n": written[key]}).encode())
+
+    async def write(rounds: int) -> None:
+        for r in range(rounds):
+            key = keys[r % len(keys)]
+            written[key] += 1
+            await kv.put(key, json.dumps({"n": written[key]}).encode())
+            if r % 7 == 0:
+                await asyncio.sleep(0)
+
+    nc, informer = await reader(server, as_dict)
+    writer = asyncio.create_task(write(400))  # writes race the list
+    async with running(informer) as events:
+        await writer
+        await eventually(lambda: {k: v.obj["n"] for k, v in informer.cache.items()} == written)
+        assert informer.synced.is_set()
+    revisions = [e.revision for e in events]
+    assert revisions == sorted(set(revisions))  # in order, none twice
+    for key in keys:
+        seen = [e.obj["n"] for e in events if e.key == key]
+        # each key: its state at the list, then every later write, none missed or repeated
+        assert seen == list(range(seen[0], written[key] + 1)), key
+        assert [e.type for e in events if e.key == key] == ["ADDED"] + ["MODIFIED"] * (len(seen) - 1)
+    await nc.close()
+    await admin.close()
+
+
+async def test_deletions_are_typed_and_carry_the_last_object(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    await kv.put("pods.default.gone-before", pod("gone-before"))
+    await kv.delete("pods.default.gone-before")  # a marker at list time: not an object
+    await kv.put("pods.default.a", pod("a"))
+    nc, informer = await reader(server, as_pod)
+    async with running(informer) as events:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        await kv.put("pods.default.a", pod("a", tier="web"))
+        await kv.delete("pods.default.a")
+        await eventually(lambda: len(events) == 3)
+    assert [(e.type, e.key) for e in events] == [
+        ("ADDED", "pods.default.a"), ("MODIFIED", "pods.default.a"), ("DELETED", "pods.default.a")]
+    assert events[2].obj.metadata.labels == {"tier": "web"}
+    assert informer.cache == {}
+    await nc.close()
+    await admin.close()
+
+
+async def test_an_empty_bucket_is_synced_at_once(server):
+    nc, informer = await reader(server, as_pod)
+    async with running(informer) as events:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        assert events == [] and informer.revision == 0
+    await nc.close()
+
+
+async def test_junk_values_are_skipped_with_one_line_each(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    await kv.put("pods.default.a", pod("a"))
+    await kv.put("pods.default.junk1", b"\xff not json")
+    nc, informer = await reader(server, as_pod)
+    with capture_logs() as logs:
+        async with running(informer) as events:
+            await asyncio.wait_for(informer.synced.wait(), 5)
+            await kv.put("pods.default.junk2", b"[1, 2]")
+            await kv.put("pods.default.a", b'{"kind": "Pod", "metadata": {"name": "a"}, "spec": 3}')
+            await kv.put("pods.default.b", pod("b"))
+            await eventually(lambda: "pods.default.b" in informer.cache)
+    skipped = [e for e in logs if e["event"] == "watch_value_skipped"]
+    assert [e["key"] for e in skipped] == ["pods.default.junk1", "pods.default.junk2",
+                                           "pods.default.a"]
+    assert all(e["log_level"] == "warning" and e["reason"] for e in skipped)
+    # the invalid update left the last valid object in the cache
+    assert [(e.type, e.key) for e in events] == [("ADDED", "pods.default.a"),
+                                                 ("ADDED", "pods.default.b")]
+    assert informer.cache["pods.default.a"].obj.metadata.name == "a"
+    await nc.close()
+    await admin.close()
+
+
+async def test_a_server_restart_resumes_from_the_last_revision(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    for name in ("a", "c"):
+        await kv.put(f"pods.default.{name}", pod(name))
+    nc, informer = await reader(server, as_pod, check_every=0.2)
+    with capture_logs() as logs:
+        async with running(informer) as events:
+            await asyncio.wait_for(informer.synced.wait(), 5)
+            await asyncio.to_thread(server.restart)
+            await admin.close()
+            admin = await connect(server.creds["admin"], name="writer-after")
+            kv = await jetstream(admin).key_value(BUCKET)
+            await kv.put("pods.default.b", pod("b"))
+            await kv.put("pods.default.a", pod("a", v="2"))
+            await kv.delete("pods.default.c")
+            await eventually(lambda: len(events) >= 5)
+            await asyncio.sleep(0.5)  # anything else would be a duplicate
+    assert [(e.type, e.key) for e in events] == [
+        ("ADDED", "pods.default.a"), ("ADDED", "pods.default.c"),
+        ("ADDED", "pods.default.b"), ("MODIFIED", "pods.default.a"),
+        ("DELETED", "pods.default.c")]
+    assert sorted(informer.cache) == ["pods.default.a", "pods.default.b"]
+    assert next(e["resume_from"] for e in logs if e["event"] == "watch_interrupted") == 3
+    await nc.close()
+    await admin.close()
+
+
+async def test_a_lost_consumer_resumes_without_gap_or_duplicate(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    js = jetstream(admin)
+    kv = await js.key_value(BUCKET)
+    await kv.put("pods.default.a", pod("a"))
+    nc, informer = await reader(server, as_pod, check_every=0.2)
+    with capture_logs() as logs:
+        async with running(informer) as events:
+            await asyncio.wait_for(informer.synced.wait(), 5)
+            for name in (await js.consumers_info(f"KV_{BUCKET}")):
+                await js.delete_consumer(f"KV_{BUCKET}", name.name)
+            await kv.put("pods.default.b", pod("b"))  # written while no consumer exists
+            await eventually(lambda: any(e["event"] == "watch_interrupted" for e in logs))
+            await kv.put("pods.default.c", pod("c"))
+            await eventually(lambda: len(events) >= 3)
+            await asyncio.sleep(0.5)
+    assert [(e.type, e.key) for e in events] == [
+        ("ADDED", "pods.default.a"), ("ADDED", "pods.default.b"), ("ADDED", "pods.default.c")]
+    interrupted = [e for e in logs if e["event"] == "watch_interrupted"]
+    assert interrupted[0]["resume_from"] == 2
+    await nc.close()
+    await admin.close()
