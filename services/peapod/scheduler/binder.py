@@ -1,19 +1,23 @@
 """The scheduling loop: pick a node for every unbound pod and bind it.
 
 A pass runs whenever the cache changed (or every few seconds, for pods that
-fit nowhere). Binding goes through the apiserver's ``pods.bind`` with the
-pod's uid, a compare-and-set there; losing it means someone else changed the
-pod, and the next pass looks again. A pod that fits nowhere stays Pending
-with a FailedScheduling event saying why, repeated only when the reason
-changes or a minute has passed, so the event stream stays readable.
+fit nowhere). Passes run on a ``WorkQueue`` under one key, not one key per
+pod: each decision uses capacity the next must see, so scheduling is
+sequential by nature, as Kubernetes' scheduler binds one pod at a time. The
+queue gives the pass what every reconciler gets: changes folded into one
+more pass, ``RetryAfter`` while pods are left pending, a crash logged and
+retried with back-off, and the worker awaited on shutdown.
+
+Binding goes through the apiserver's ``pods.bind`` with the pod's uid, a
+compare-and-set there; losing it means someone else changed the pod, and
+the next pass looks again. A pod that fits nowhere stays Pending with a
+FailedScheduling event saying why, repeated only when the reason changes or
+a minute has passed, so the event stream stays readable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-from collections.abc import Callable
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -21,7 +25,9 @@ from nats.aio.client import Client as NATS
 from peapod.api import Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import request
+from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.events import EventRecorder
+from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
 from peapod.errors import PeapodError
 from peapod.scheduler.cache import ClusterCache
 from peapod.scheduler.filters import feasible_nodes
@@ -31,18 +37,19 @@ log = structlog.get_logger("scheduler")
 
 RETRY_PERIOD = 5.0
 REPEAT_FAILED_EVENT_AFTER = 60.0
+PASS_KEY = "pending-pods"  # the one key of the scheduler's work queue
 
 
 class Scheduler:
     def __init__(self, *, nc: NATS, cache: ClusterCache, events: EventRecorder,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.nc = nc
         self.cache = cache
         self.events = events
         self.clock = clock
-        self.wall_clock = wall_clock
+        self.queue: WorkQueue | None = None  # while ``run`` runs
         self._last_failure: dict[str, tuple[str, float]] = {}
+        cache.on_change(self._wake)
 
     def pending(self) -> list[Pod]:
         return sorted((p for p in self.cache.pods.values()
@@ -53,7 +60,7 @@ class Scheduler:
         """One pass over every unbound pod; returns how many were bound."""
         bound = 0
         nodes = sorted(self.cache.nodes.values(), key=lambda n: n.metadata.name or "")
-        live = self.cache.live_nodes(self.wall_clock())
+        live = self.cache.live_nodes(self.clock.now())
         for pod in self.pending():
             pods = list(self.cache.pods.values())
             result = feasible_nodes(pod, nodes, pods, live=live)
@@ -86,7 +93,7 @@ class Scheduler:
     async def _report_unschedulable(self, pod: Pod, message: str) -> None:
         uid = pod.metadata.uid or ""
         last = self._last_failure.get(uid)
-        now = self.clock()
+        now = self.clock.monotonic()
         if last and last[0] == message and now - last[1] < REPEAT_FAILED_EVENT_AFTER:
             return
         self._last_failure[uid] = (message, now)
@@ -94,10 +101,22 @@ class Scheduler:
         await self.events.record(pod.to_wire(), reason="FailedScheduling", message=message,
                                  type="Warning")
 
+    async def reconcile(self, key: str) -> Outcome:
+        """One pass; look again after ``RETRY_PERIOD`` while pods are left pending."""
+        await self.schedule_once()
+        return RetryAfter(RETRY_PERIOD) if self.pending() else Done()
+
     async def run(self) -> None:
-        await self.cache.synced.wait()
-        while True:
-            self.cache.changed.clear()
-            await self.schedule_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.cache.changed.wait(), timeout=RETRY_PERIOD)
+        """Schedule on every change once the cache is synced, until cancelled."""
+        await self.cache.wait_synced()
+        self.queue = WorkQueue(self.reconcile, name="scheduler", clock=self.clock)
+        self._wake()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            queue, self.queue = self.queue, None
+            await queue.close()
+
+    def _wake(self) -> None:
+        if self.queue is not None:
+            self.queue.add(PASS_KEY)

@@ -22,14 +22,13 @@ log = structlog.get_logger("scheduler")
 async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
     nc = await connect(creds, name="peapod-scheduler")
     js = jetstream(nc)
-    cache = ClusterCache()
+    cache = ClusterCache(js)
     events = EventRecorder(nc, component="default-scheduler", host=socket.gethostname())
     scheduler = Scheduler(nc=nc, cache=cache, events=events)
     log.info("scheduler_ready", url=creds.url)
     try:
-        await supervise({"watch": lambda: cache.watch(js),
-                         "leases": lambda: cache.watch_leases(js),
-                         "schedule": scheduler.run}, stop=stop)
+        await supervise({"pods": cache.pod_informer.run, "nodes": cache.node_informer.run,
+                         "leases": cache.watch_leases, "schedule": scheduler.run}, stop=stop)
     finally:
         await nc.drain()
 

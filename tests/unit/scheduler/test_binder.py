@@ -1,0 +1,47 @@
+"""The scheduling pass as a reconciler: typed outcomes and event repeats on a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peapod.bus.clock import FakeClock
+from peapod.bus.workqueue import Done, RetryAfter
+from peapod.scheduler.binder import RETRY_PERIOD, Scheduler
+from peapod.scheduler.cache import ClusterCache
+from tests.unit.scheduler.test_filters import node, pod
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str]] = []
+
+    async def record(self, obj: dict[str, Any], *, reason: str, message: str, **_: Any) -> None:
+        self.recorded.append((reason, message))
+
+
+def scheduler(clock: FakeClock) -> tuple[Scheduler, ClusterCache, Recorder]:
+    cache = ClusterCache(js=None, clock=clock)  # type: ignore[arg-type]  # never listed here
+    events = Recorder()
+    return Scheduler(nc=None, cache=cache, events=events, clock=clock), cache, events  # type: ignore[arg-type]
+
+
+async def test_nothing_pending_is_done() -> None:
+    sched, _, _ = scheduler(FakeClock())
+    assert await sched.reconcile("pending-pods") == Done()
+
+
+async def test_a_pod_that_fits_nowhere_is_retried_and_its_event_repeated_after_a_minute() -> None:
+    clock = FakeClock()
+    sched, cache, events = scheduler(clock)
+    cache.nodes["nodes.a"] = node("a", cpu="1")
+    cache.leases.renewed["a"] = clock.now()
+    cache.pods["pods.default.big"] = pod("big", cpu="2", phase="Pending")
+    assert await sched.reconcile("pending-pods") == RetryAfter(RETRY_PERIOD)
+    clock.advance(30)
+    cache.leases.renewed["a"] = clock.now()
+    assert await sched.reconcile("pending-pods") == RetryAfter(RETRY_PERIOD)
+    clock.advance(30)
+    cache.leases.renewed["a"] = clock.now()
+    await sched.reconcile("pending-pods")
+    message = "0/1 nodes are available: 1 Insufficient cpu."
+    assert events.recorded == [("FailedScheduling", message)] * 2
