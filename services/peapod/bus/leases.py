@@ -4,7 +4,9 @@ Each kubelet renews ``peapod-leases/<node>`` every 10 s; a node whose lease is
 older than ``LEASE_DURATION_SECONDS`` has stopped heartbeating. The scheduler
 uses this to skip such nodes, and the apiserver to report them as Kubernetes'
 node lifecycle controller does (``Ready=Unknown``, ``NodeStatusUnknown``).
-Renewal times are the server's stamp on each entry.
+Renewal times are the server's stamp on each entry. The bucket is followed
+by an ``Informer`` (list, then watch, resuming after a reconnect); a lease's
+value is not read, so no junk in it can stop the watch.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from collections.abc import Callable
 from nats.js import JetStreamContext
 
 from peapod.bus import subjects as s
+from peapod.bus.informer import Informer, WatchEvent
+
+
+def _unread(key: str, data: bytes) -> bytes:
+    return data
 
 
 class Leases:
@@ -27,20 +34,15 @@ class Leases:
     async def watch(self, js: JetStreamContext, *, on_alive: Callable[[], None] | None = None) -> None:
         """Follow the bucket until cancelled; ``on_alive`` runs when a node comes (back) to life."""
         self.renewed.clear()
-        kv = await js.key_value(s.LEASE_BUCKET)
-        watcher = await kv.watch(">")
-        try:
-            while True:
-                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                if entry is None:
-                    continue
-                if entry.operation in ("DEL", "PURGE") or entry.created is None:
-                    self.renewed.pop(entry.key, None)
-                    continue
-                at = entry.created.timestamp()
-                came_alive = entry.key not in self.live(at)
-                self.renewed[entry.key] = at
-                if came_alive and on_alive is not None:
-                    on_alive()
-        finally:
-            await watcher.stop()
+        informer = Informer(js, bucket=s.LEASE_BUCKET, decode=_unread)
+        informer.add_handler(lambda event: self._observe(event, on_alive))
+        await informer.run()
+
+    def _observe(self, event: WatchEvent[bytes], on_alive: Callable[[], None] | None) -> None:
+        if event.type == "DELETED":
+            self.renewed.pop(event.key, None)
+            return
+        came_alive = event.key not in self.live(event.written_at)
+        self.renewed[event.key] = event.written_at
+        if came_alive and on_alive is not None:
+            on_alive()

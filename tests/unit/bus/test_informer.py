@@ -12,20 +12,15 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import pytest
 from nats.aio.client import Client as NATS
 from structlog.testing import capture_logs
 
 from peapod.api import Pod
-from peapod.bus.auth import write_cluster_config
 from peapod.bus.client import connect, jetstream
 from peapod.bus.informer import Informer, WatchEvent
-from tests.natsd import NATSD, free_port
-
-BUCKET = "peapod"
+from tests.unit.bus.conftest import BUCKET, Server
 
 
 def as_dict(key: str, data: bytes) -> dict[str, Any]:
@@ -43,31 +38,6 @@ def pod(name: str, **labels: str) -> bytes:
     return json.dumps({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": name, "namespace": "default", "labels": labels},
                        "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}).encode()
-
-
-class Server:
-    def __init__(self, tmp_path: Path) -> None:
-        port, http_port = free_port(), free_port()
-        self.creds = write_cluster_config(str(tmp_path / "state"), nodes=["node-a"], port=port,
-                                          http_port=http_port)
-        self.natsd = NATSD(tmp_path / "state" / "nats.conf", http_port)
-
-    def restart(self) -> None:
-        self.natsd.stop()
-        self.natsd.start()
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    srv = Server(tmp_path)
-    srv.natsd.start()
-    admin = await connect(srv.creds["admin"], name="test-admin")
-    await jetstream(admin).create_key_value(bucket=BUCKET, history=64)
-    await admin.close()
-    try:
-        yield srv
-    finally:
-        srv.natsd.stop()
 
 
 @contextlib.asynccontextmanager
