@@ -14,12 +14,14 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from structlog.testing import capture_logs
 
 from peapod.api import Pod
 from peapod.bus.client import connect, jetstream
-from peapod.bus.informer import Informer, WatchEvent
+from peapod.bus.informer import Informer, WatchEvent, WatchInterrupted
 from tests.unit.bus.conftest import BUCKET, Server
 
 
@@ -203,3 +205,55 @@ async def test_a_lost_consumer_resumes_without_gap_or_duplicate(server):
     assert interrupted[0]["resume_from"] == 2
     await nc.close()
     await admin.close()
+
+
+async def test_a_forced_reconnect_resumes_without_gap_or_duplicate(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    await kv.put("pods.default.a", pod("a"))
+    nc, informer = await reader(server, as_pod, check_every=0.2)
+    reconnected = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        reconnected.set()
+
+    nc._reconnected_cb = on_reconnect
+    async with running(informer) as events:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        nc._transport._io_writer.transport.abort()  # the socket drops under the client
+        for i in range(20):  # writes while the informer is away, and as it comes back
+            await kv.put(f"pods.default.w{i % 4}", pod(f"w{i % 4}", n=str(i)))
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(reconnected.wait(), 10)
+        await kv.put("pods.default.z", pod("z"))
+        await eventually(lambda: "pods.default.z" in informer.cache)
+        await asyncio.sleep(0.5)
+    revisions = [e.revision for e in events]
+    assert revisions == sorted(set(revisions))
+    for k in range(4):
+        seen = [int(e.obj.metadata.labels["n"]) for e in events if e.key == f"pods.default.w{k}"]
+        assert seen == list(range(k, 20, 4))  # every write, in order, none twice
+    assert {k: v.obj.metadata.labels for k, v in informer.cache.items()}["pods.default.w3"] == {"n": "19"}
+    await nc.close()
+    await admin.close()
+
+
+def delivered(key: str, data: bytes, *, stream_seq: int, consumer_seq: int, pending: int = 0) -> Msg:
+    reply = f"$JS.ACK.KV_{BUCKET}.c.1.{stream_seq}.{consumer_seq}.1700000000000000000.{pending}"
+    return Msg(_client=None, subject=f"$KV.{BUCKET}.{key}", reply=reply, data=data)  # type: ignore[arg-type]
+
+
+def test_a_skipped_consumer_sequence_interrupts_the_watch_and_an_old_revision_is_dropped():
+    informer: Informer[Pod] = Informer(None, bucket=BUCKET, decode=as_pod)  # type: ignore[arg-type]
+    events: list[WatchEvent[Pod]] = []
+    informer.add_handler(events.append)
+    informer._receive(delivered("pods.default.a", pod("a"), stream_seq=5, consumer_seq=1))
+    with pytest.raises(WatchInterrupted, match="consumer sequence 3 after 1"):
+        informer._receive(delivered("pods.default.b", pod("b"), stream_seq=9, consumer_seq=3))
+    assert informer.revision == 5  # the next consumer starts at 6: b arrives again, once
+    informer._consumer_seq = 0  # a new consumer
+    informer._receive(delivered("pods.default.a", pod("a"), stream_seq=5, consumer_seq=1))
+    informer._receive(delivered("pods.default.b", pod("b"), stream_seq=9, consumer_seq=2))
+    assert [(e.type, e.key, e.revision) for e in events] == [
+        ("ADDED", "pods.default.a", 5), ("ADDED", "pods.default.b", 9)]
+    assert informer.synced.is_set()
