@@ -13,7 +13,8 @@ lost; after a server restart the (in-memory) consumer is gone. So the
 informer checks that consumer sequences follow one another, asks the server
 about its consumer whenever nothing arrived for ``check_every`` seconds, and
 on any gap, missing consumer or NATS error starts a new consumer at the last
-revision it saw plus one. A message at or below that revision is dropped, so
+revision it saw plus one (or lists again, if the first list was cut short:
+keys that list no longer holds are then DELETED). A message at or below that revision is dropped, so
 a resume never delivers a change twice; the bucket keeps the latest value of
 every key, so whatever changed meanwhile arrives as its latest state.
 
@@ -88,6 +89,7 @@ class Informer(Generic[T]):
         self._check_every = check_every
         self._clock = clock
         self._listed = False
+        self._relisted: set[str] | None = None  # keys a relist delivered, while it runs
         self._consumer_seq = 0
         self._log = log.bind(bucket=bucket, keys=keys)
 
@@ -135,6 +137,7 @@ class Informer(Generic[T]):
             config.opt_start_seq = self.revision + 1
         else:
             config.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
+            self._relisted = set() if self.cache else None
         self._consumer_seq = 0
         return await self.js.subscribe(self.prefix + self.keys, stream=f"KV_{self.bucket}",
                                        config=config)
@@ -152,6 +155,8 @@ class Informer(Generic[T]):
             raise WatchInterrupted(f"consumer sequence {meta.sequence.consumer} after "
                                    f"{self._consumer_seq}")
         self._consumer_seq = meta.sequence.consumer
+        if self._relisted is not None:
+            self._relisted.add(msg.subject.removeprefix(self.prefix))
         if meta.sequence.stream > self.revision:
             self.revision = meta.sequence.stream
             self._apply(msg.subject.removeprefix(self.prefix), msg, meta.timestamp.timestamp())
@@ -181,6 +186,12 @@ class Informer(Generic[T]):
 
     def _mark_synced(self) -> None:
         self._listed = True
+        if self._relisted is not None:  # a list cut short, then done again: drop what is gone
+            gone = [key for key in self.cache if key not in self._relisted]
+            self._relisted = None
+            for key in gone:
+                self._emit(WatchEvent("DELETED", key, self.cache.pop(key).obj, self.revision,
+                                      self._clock.now()))
         if not self.synced.is_set():
             self._log.info("watch_synced", objects=len(self.cache), revision=self.revision)
             self.synced.set()

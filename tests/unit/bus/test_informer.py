@@ -257,3 +257,20 @@ def test_a_skipped_consumer_sequence_interrupts_the_watch_and_an_old_revision_is
     assert [(e.type, e.key, e.revision) for e in events] == [
         ("ADDED", "pods.default.a", 5), ("ADDED", "pods.default.b", 9)]
     assert informer.synced.is_set()
+
+
+def test_a_list_cut_short_is_listed_again_and_keys_it_no_longer_holds_are_deleted():
+    informer: Informer[Pod] = Informer(None, bucket=BUCKET, decode=as_pod)  # type: ignore[arg-type]
+    events: list[WatchEvent[Pod]] = []
+    informer.add_handler(events.append)
+    informer._receive(delivered("pods.default.a", pod("a"), stream_seq=1, consumer_seq=1, pending=2))
+    informer._receive(delivered("pods.default.b", pod("b"), stream_seq=2, consumer_seq=2, pending=1))
+    assert not informer.synced.is_set()  # the connection drops here; b is purged meanwhile
+    informer._relisted, informer._consumer_seq = set(), 0  # what _subscribe does for a relist
+    informer._receive(delivered("pods.default.a", pod("a"), stream_seq=1, consumer_seq=1, pending=1))
+    informer._receive(delivered("pods.default.c", pod("c"), stream_seq=4, consumer_seq=2))
+    assert informer.synced.is_set()
+    assert [(e.type, e.key) for e in events] == [
+        ("ADDED", "pods.default.a"), ("ADDED", "pods.default.b"), ("ADDED", "pods.default.c"),
+        ("DELETED", "pods.default.b")]
+    assert sorted(informer.cache) == ["pods.default.a", "pods.default.c"]
