@@ -270,6 +270,7 @@ def test_logs_and_exec_say_so_when_the_kubelet_is_down(cluster):
                    capture_output=True, text=True, timeout=60)
     eventually(lambda: "ErrImageNeverPull" in peapod(env, "get", "pod", "orphan").stdout)
     pids = json.loads((Path(env["PEAPOD_HOME"]) / "pids.json").read_text())
+    os.kill(pids["supervisor"], 9)  # or peapod up restarts the kubelet within a second or two
     os.kill(pids["kubelet"], 9)  # a crashed kubelet: nothing answers on its node's subjects
     for args in (("logs", "-f", "orphan"), ("logs", "orphan"), ("exec", "orphan", "--", "true")):
         result = peapod(env, *args, check=False, timeout=30)

@@ -14,6 +14,11 @@ the first server, reads its ``INFO`` line, performs the TLS handshake against
 that CA and reads the server certificate's expiry: a warning 30 days ahead,
 a failure once expired or when the certificate does not verify.
 
+Where ``peapod up`` runs the cluster, the doctor also reads ``pids.json`` and
+checks that each process it names still runs as peapod started it: a
+component that is down, or a supervisor that is gone, is a failure even when
+the NATS server answers.
+
 Checks read files and run ``podman`` with an argument list; they never change
 the machine. A failure means a node cannot work; a warning means something
 will not behave as asked (limits not applied, no cluster configured yet) or
@@ -351,9 +356,37 @@ def check_server_certificate(url: str, ca_file: str, *, now: datetime,
     return judge_expiry(name, where, str(cert.get("notAfter", "")), now)
 
 
+def check_components(home: Path) -> list[CheckResult]:
+    """What ``peapod up`` started here, from ``pids.json`` and each process's liveness.
+
+    Nothing to say where ``peapod up`` never ran (a fleet's node, say).
+    """
+    from peapod.cli.supervisor import COMPONENTS, SUPERVISOR, read_pids, running
+
+    if not read_pids(home):
+        return []
+    alive = running(home)
+    down = [name for name in COMPONENTS if name not in alive]
+    logs = home / "logs"
+    if SUPERVISOR in alive and not down:
+        return [CheckResult("components", "ok", f"{', '.join(COMPONENTS)} running, supervised by "
+                            f"peapod up (pid {alive[SUPERVISOR]})")]
+    if SUPERVISOR in alive:
+        return [CheckResult("components", "fail", f"{', '.join(down)} down: peapod up "
+                            f"(pid {alive[SUPERVISOR]}) restarts it with back-off (1 s to 30 s)",
+                            f"if it stays down, see {logs}/{down[0]}.log")]
+    if any(name in alive for name in COMPONENTS):
+        return [CheckResult("components", "fail", "peapod up's supervisor is not running, so "
+                            "nothing restarts a component that stops"
+                            + (f"; {', '.join(down)} down" if down else ""),
+                            f"peapod down, then peapod up (see {logs}/supervisor.log)")]
+    return [CheckResult("components", "fail", f"peapod up is not running: {', '.join(COMPONENTS)} "
+                        f"are down ({home / 'pids.json'} is from an earlier run)", "peapod up")]
+
+
 def run_checks(*, nats_url: str | None, podman_socket: str, containers_conf: str | None,
                ca_file: str | None = None, no_cluster: str | None = None,
-               now: datetime | None = None) -> list[CheckResult]:
+               now: datetime | None = None, peapod_home: Path | None = None) -> list[CheckResult]:
     try:
         conf, _ = read_containers_conf(containers_conf)
     except Invalid:
@@ -369,6 +402,7 @@ def run_checks(*, nats_url: str | None, podman_socket: str, containers_conf: str
         check_podman_socket(podman_socket),
         check_nats(nats_url, no_cluster=no_cluster),
         *_tls_checks(nats_url, ca_file, now or datetime.now(UTC)),
+        *(check_components(peapod_home) if peapod_home is not None else []),
     ]
 
 

@@ -352,7 +352,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     results = doctor.run_checks(
         nats_url=url, ca_file=ca_file, no_cluster=problem,
         podman_socket=os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock"),
-        containers_conf=conf)
+        containers_conf=conf, peapod_home=peapod_home())
     print(doctor.format_results(results))
     return doctor.exit_code(results)
 

