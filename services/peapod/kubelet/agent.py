@@ -5,13 +5,22 @@
   list+watch: it first receives every pod bound here, then every change. The
   kubelet cannot see other nodes' pods (the NATS permissions forbid it).
 * **One worker per pod** (kopf's design): updates for one pod are handled in
-  order by its own task, while different pods proceed in parallel; a slow
-  graceful stop of one pod never delays another.
-* **Relist**: every second one ``list_pods`` call snapshots podman, wakes every
-  worker (the loop is level-triggered: a missed event delays, never breaks)
-  and, once the partition is synced, removes podman pods no desired pod owns
-  (pods deleted while the kubelet was down). Pods already running when the
-  kubelet starts are adopted by their uid label, never duplicated.
+  order by its own task, while different pods proceed in parallel. Podman
+  calls run in the kubelet's own threads (``threads.py``) and grace periods
+  are waited out on the event loop (``termination.py``), so a slow stop, a
+  slow pull or a burst of starts never holds back another pod's status.
+* **Relist**: every second one ``list_pods`` call (in a thread of its own)
+  snapshots podman and wakes every worker: the loop is level-triggered, a
+  missed event delays, never breaks. Once the partition is synced, podman
+  pods that no pod object owns (deleted while the kubelet was down) are
+  stopped as orphans, each in its own task, with Kubernetes' one-second
+  orphan grace. Pods already running when the kubelet starts are adopted by
+  their uid label, never duplicated.
+* **Failures wait**: a sandbox podman cannot create, a container that cannot
+  be created or started, an image that cannot be pulled are retried after
+  Kubernetes' pod-worker back-off (10 s), and pulls and crash loops after
+  their own back-off (10 s doubling to 5 min); meanwhile the status shows why
+  (the *reason cache*) and an event says it once per attempt.
 * **Heartbeat**: a Lease renewed every ``heartbeat`` seconds in a memory-backed
   KV bucket (no disk writes); the Node object itself is re-posted only every
   five minutes. On a clean stop the node reports NotReady.
@@ -44,14 +53,19 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.errors import PeapodError
 from peapod.kubelet.backoff import Backoff
+from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.node import build_node
-from peapod.kubelet.reconcile import Action, Plan, backoff_key, plan_pod, pod_status
+from peapod.kubelet.reconcile import Action, Plan, attempts, backoff_key, plan_pod, pod_status
 from peapod.kubelet.runtime import PodInfo, PodmanRuntime, RuntimeFailure
+from peapod.kubelet.termination import grace_seconds, terminate_pod
+from peapod.kubelet.threads import PodmanThreads
 
 log = structlog.get_logger("kubelet")
 
 EVENT_TYPE_HEADER = "Peapod-Event-Type"
-ORPHAN_GRACE_SECONDS = 10
+# Kubernetes' pod worker retries a failed sync after backOffPeriod (10 s), not at once.
+SYNC_RETRY_SECONDS = 10.0
+SANDBOX = ""  # the key of the pod's sandbox in PodRecord.retry_at (container names are never empty)
 
 
 @dataclass
@@ -65,7 +79,18 @@ class PodRecord:
     reported: dict[str, Any] | None = None
     last_status: PodStatus | None = None
     start_time: str | None = None
-    sent_events: set[str] = field(default_factory=set)
+    # why a container is not running: (reason, message), until it runs (Kubernetes' ReasonCache)
+    reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # earliest next attempt (clock time) of a container, or of the sandbox (key SANDBOX)
+    retry_at: dict[str, float] = field(default_factory=dict)
+    # container -> the exited attempt whose BackOff event was sent
+    backoff_events: dict[str, str] = field(default_factory=dict)
+    acted: float = float("-inf")  # loop time of the last podman change made for this pod
+
+    def forget_incarnation(self) -> None:
+        """A new pod (new uid) under the same name starts with a clean slate."""
+        self.reported = self.last_status = self.start_time = None
+        self.reasons, self.retry_at, self.backoff_events = {}, {}, {}
 
 
 class Kubelet:
@@ -73,7 +98,8 @@ class Kubelet:
                  runtime: PodmanRuntime, events: EventRecorder, host_ip: str,
                  labels: dict[str, str] | None = None, relist_period: float = 1.0,
                  heartbeat: float = 10.0, status_period: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time,
+                 threads: PodmanThreads | None = None) -> None:
         self.node_name = node_name
         self.nc = nc
         self.js = js
@@ -84,17 +110,25 @@ class Kubelet:
         self.relist_period = relist_period
         self.heartbeat = heartbeat
         self.status_period = status_period
-        self.clock = clock
+        self.clock = clock  # wall clock: back-off is counted from podman's finish times
+        self.threads = threads or PodmanThreads()
         self.backoff = Backoff()
+        self.images = ImagePuller(runtime=runtime, threads=self.threads, events=events,
+                                  clock=clock)
         self.pods: dict[str, PodRecord] = {}
         self.observed: dict[str, PodInfo] = {}
+        self.observed_since = float("-inf")  # loop time the last relist's list call began
+        self.orphans: dict[str, asyncio.Task[None]] = {}
         self.synced = asyncio.Event()
         self.log = log.bind(node=node_name)
+
+    def close(self) -> None:
+        self.threads.shutdown()
 
     # -- node ---------------------------------------------------------------------------
 
     async def register(self, *, ready: bool = True) -> None:
-        version = await asyncio.to_thread(self.runtime.version)
+        version = await self.threads.call(self.runtime.version)
         node = build_node(self.node_name, runtime_version=version, labels=self.labels,
                           address=self.host_ip, ready=ready,
                           reason="KubeletReady" if ready else "KubeletStopped",
@@ -138,18 +172,22 @@ class Kubelet:
         if info.num_pending == 0:
             self._mark_synced()
         sub = await self.js.pull_subscribe_bind(consumer, stream=stream)
-        while True:
-            try:
-                messages = await sub.fetch(batch=64, timeout=5)
-            except TimeoutError:  # nats-py raises both its own and asyncio's
-                self._mark_synced()
-                continue
-            for msg in messages:
-                deleted = (msg.headers or {}).get(EVENT_TYPE_HEADER) == "DELETED"
-                self.receive(Pod.model_validate(json.loads(msg.data)), deleted=deleted)
-                await msg.ack()
-                if msg.metadata.num_pending == 0:
+        try:
+            while True:
+                try:
+                    messages = await sub.fetch(batch=64, timeout=5)
+                except TimeoutError:  # nats-py raises both its own and asyncio's
                     self._mark_synced()
+                    continue
+                for msg in messages:
+                    deleted = (msg.headers or {}).get(EVENT_TYPE_HEADER) == "DELETED"
+                    self.receive(Pod.model_validate(json.loads(msg.data)), deleted=deleted)
+                    await msg.ack()
+                    if msg.metadata.num_pending == 0:
+                        self._mark_synced()
+        finally:  # a pull subscription left behind makes the connection's drain wait 30 s
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     def _mark_synced(self) -> None:
         if not self.synced.is_set():
@@ -165,34 +203,47 @@ class Kubelet:
                                                 if pod.status else None)
         else:
             if record.pod.metadata.uid != pod.metadata.uid:
-                record.reported = None
-                record.start_time = None
+                record.forget_incarnation()
             record.pod, record.deleted = pod, deleted
         record.wake.set()
         if record.task is None or record.task.done():
             record.task = asyncio.create_task(self._worker(key), name=f"pod:{key}")
 
-    # -- relist -------------------------------------------------------------------------
+    # -- relist and orphans -------------------------------------------------------------
 
     async def relist(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            pods = await asyncio.to_thread(self.runtime.list_pods)
+            began = loop.time()
+            pods = await self.threads.relist(self.runtime.list_pods)
             self.observed = {p.uid: p for p in pods}
+            self.observed_since = began
             for record in self.pods.values():
                 record.wake.set()
             if self.synced.is_set():
-                await self._remove_orphans()
+                self._remove_orphans()
             await asyncio.sleep(self.relist_period)
 
-    async def _remove_orphans(self) -> None:
-        wanted = {r.pod.metadata.uid for r in self.pods.values() if not r.deleted}
-        for uid, info in list(self.observed.items()):
-            if uid in wanted or any(r.pod.metadata.uid == uid for r in self.pods.values()):
-                continue
-            self.log.info("orphan_removed", pod=f"{info.namespace}/{info.name}", uid=uid)
-            await asyncio.to_thread(self.runtime.remove_pod, uid,
-                                    grace_seconds=ORPHAN_GRACE_SECONDS)
-            self.observed.pop(uid, None)
+    def _remove_orphans(self) -> None:
+        """Stop, each in its own task, the podman pods no pod object owns."""
+        owned = {r.pod.metadata.uid for r in self.pods.values()}
+        for uid, info in self.observed.items():
+            if uid not in owned and uid not in self.orphans:
+                self.orphans[uid] = asyncio.create_task(self._remove_orphan(info),
+                                                        name=f"orphan:{uid}")
+
+    async def _remove_orphan(self, info: PodInfo) -> None:
+        olog = self.log.bind(namespace=info.namespace, name=info.name, uid=info.uid)
+        try:
+            found = await terminate_pod(
+                uid=info.uid, runtime=self.runtime, threads=self.threads,
+                grace=lambda: grace_seconds(None, object_gone=True), log=olog)
+            if found:
+                olog.info("orphan_removed")
+        except Exception:  # tried again on the next relist
+            olog.exception("orphan_not_removed")
+        finally:
+            self.orphans.pop(info.uid, None)
 
     # -- per-pod worker -----------------------------------------------------------------
 
@@ -217,85 +268,146 @@ class Kubelet:
         """One reconcile of one pod; True when the kubelet is done with it."""
         pod = record.pod
         uid = pod.metadata.uid or ""
-        plog = self.log.bind(pod=pod.key, uid=uid)
-        observed = self.observed.get(uid)
+        plog = self.log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name, uid=uid)
         if record.deleted or pod.metadata.deletion_timestamp:
-            await self._kill_pod(pod, observed, plog)
-            if not record.deleted:
+            await self._kill_pod(record, plog)
+            if not record.deleted and record.pod.metadata.uid == uid:
                 await self._finalize(pod, plog)
             return record.deleted
-        plan = plan_pod(pod, observed, backoff=self.backoff, now=self.clock())
-        if plan.actions:
-            await self._execute(pod, plan, plog)
-            observed = await asyncio.to_thread(self.runtime.get_pod, uid)
-            if observed:
-                self.observed[uid] = observed
-        for name, (reason, _message) in plan.waiting.items():
-            if reason == "CrashLoopBackOff":
-                await self._event_once(record, name, reason="BackOff", type="Warning",
-                                       message=f"Back-off restarting failed container {name} in "
-                                               f"pod {pod.metadata.name}_{pod.metadata.namespace}"
-                                               f"({uid})")
+        observed = await self._observe(record, uid)
+        now = self.clock()
+        plan = plan_pod(pod, observed, backoff=self.backoff, now=now)
+        if plan.actions and await self._execute(record, plan, observed, plog, now=now):
+            record.acted = asyncio.get_running_loop().time()
+            observed = await self._observe(record, uid)
+        await self._crash_loop_events(record, observed, plan)
         await self._report(record, observed, plan, plog)
         return False
 
-    async def _execute(self, pod: Pod, plan: Plan, plog: Any) -> None:
+    async def _observe(self, record: PodRecord, uid: str) -> PodInfo | None:
+        """The pod as podman shows it, never from a relist older than our last change."""
+        if record.acted < self.observed_since:
+            return self.observed.get(uid)
+        observed = await self.threads.call(self.runtime.get_pod, uid)
+        if observed is not None:
+            self.observed[uid] = observed
+        return observed
+
+    async def _execute(self, record: PodRecord, plan: Plan, observed: PodInfo | None,
+                       plog: Any, *, now: float) -> bool:
+        """Carry out the plan's steps whose retry time has come; True if podman changed."""
+        pod_id = observed.podman_id if observed else None
+        acted = False
         for action in plan.actions:
             if action.kind == "create_pod":
-                pod_id = await asyncio.to_thread(self.runtime.create_pod, pod)
-                plog.info("pod_sandbox_created", podman_pod=pod_id[:12])
+                if now < record.retry_at.get(SANDBOX, 0.0):
+                    return acted  # nothing can start without the sandbox
+                acted = True
+                pod_id = await self._create_sandbox(record, plog)
+                if pod_id is None:
+                    return acted
             elif action.kind == "remove_container" and action.container_id:
-                await asyncio.to_thread(self.runtime.remove_container, action.container_id)
-            elif action.kind == "start":
-                await self._start(pod, action, plan, plog)
+                await self.threads.call(self.runtime.remove_container, action.container_id)
+                acted = True
+            elif action.kind == "start" and now >= record.retry_at.get(action.container or "", 0):
+                await self._start(record, action, plog, pod_id=pod_id)
+                acted = True
+        return acted
 
-    async def _start(self, pod: Pod, action: Action, plan: Plan, plog: Any) -> None:
+    async def _create_sandbox(self, record: PodRecord, plog: Any) -> str | None:
+        pod = record.pod
+        try:
+            pod_id = await self.threads.call(self.runtime.create_pod, pod)
+        except RuntimeFailure as exc:
+            message = f"Failed to create pod sandbox: {exc.message}"
+            record.retry_at[SANDBOX] = self.clock() + SYNC_RETRY_SECONDS
+            for container in pod.spec.containers:
+                record.reasons[container.name] = ("CreatePodSandboxError", message)
+            plog.warning("pod_sandbox_failed", error=exc.message, retry_in=SYNC_RETRY_SECONDS)
+            await self.events.record(pod.to_wire(), reason="FailedCreatePodSandBox",
+                                     type="Warning", message=message)
+            return None
+        record.retry_at.pop(SANDBOX, None)
+        record.reasons = {name: why for name, why in record.reasons.items()
+                          if why[0] != "CreatePodSandboxError"}
+        plog.info("pod_sandbox_created", podman_pod=pod_id[:12])
+        return pod_id
+
+    async def _start(self, record: PodRecord, action: Action, plog: Any, *,
+                     pod_id: str | None) -> None:
+        pod = record.pod
         name = action.container or ""
         spec = next(c for c in pod.spec.containers if c.name == name)
         obj = pod.to_wire()
-        path = f"spec.containers{{{name}}}"
         try:
-            pulled = await asyncio.to_thread(self.runtime.ensure_image, spec.image,
-                                             policy=spec.image_pull_policy or "IfNotPresent")
-            await self.events.record(obj, reason="Pulled", message=(
-                f'Successfully pulled image "{spec.image}"' if pulled else
-                f'Container image "{spec.image}" already present on machine'))
-            if action.restart_count > 0:
-                self.backoff.started(backoff_key(pod, name), self.clock())
-            container_id = await asyncio.to_thread(self.runtime.run_container, pod, name,
-                                                   restart_count=action.restart_count)
+            await self.images.ensure(pod, spec)
+            entry = None
+            if action.restart_count > 0:  # Kubernetes' doBackOff: counted from the last exit
+                now = self.clock()
+                entry = self.backoff.next(backoff_key(pod, name), action.finished_at or now,
+                                          now=now)
+            container_id = await self.threads.call(
+                self.runtime.run_container, pod, name, restart_count=action.restart_count,
+                pod_id=pod_id, backoff=entry)
         except RuntimeFailure as exc:
-            self.backoff.started(backoff_key(pod, name), self.clock())
-            plan.waiting[name] = (exc.reason, exc.message)
+            failed_at = self.clock()
+            retry = (exc.retry_at if isinstance(exc, ImageFailure) else None) or \
+                failed_at + SYNC_RETRY_SECONDS
+            record.reasons[name] = (exc.reason, exc.message)
+            record.retry_at[name] = retry
             plog.warning("container_failed", container=name, reason=exc.reason,
-                         error=exc.message)
-            await self.events.record(obj, reason="Failed", type="Warning",
-                                     message=f"Error: {exc.reason}: {exc.message}")
+                         error=exc.message, retry_in=round(retry - failed_at, 1))
+            detail = exc.reason if exc.reason in IMAGE_REASONS else exc.message
+            await self.events.record(obj, reason="Failed", type="Warning", message=f"Error: {detail}")
             return
+        record.reasons.pop(name, None)
+        record.retry_at.pop(name, None)
         plog.info("container_started", container=name, restart_count=action.restart_count,
-                  container_id=container_id[:12], field_path=path)
+                  container_id=container_id[:12], field_path=f"spec.containers{{{name}}}")
         await self.events.record(obj, reason="Created", message=f"Created container {name}")
         await self.events.record(obj, reason="Started", message=f"Started container {name}")
 
-    async def _kill_pod(self, pod: Pod, observed: PodInfo | None, plog: Any) -> None:
-        if observed is None:
-            observed = await asyncio.to_thread(self.runtime.get_pod, pod.metadata.uid or "")
-        if observed is None:
-            return
-        grace = pod.metadata.deletion_grace_period_seconds
-        if grace is None:
-            grace = pod.spec.termination_grace_period_seconds
+    async def _crash_loop_events(self, record: PodRecord, observed: PodInfo | None,
+                                 plan: Plan) -> None:
+        """One BackOff event per exited attempt, not one per relist tick."""
+        pod = record.pod
+        for name, (reason, _message) in plan.waiting.items():
+            tries = attempts(observed, name)
+            if reason != "CrashLoopBackOff" or not tries:
+                continue
+            if record.backoff_events.get(name) == tries[0].id:
+                continue
+            record.backoff_events[name] = tries[0].id
+            await self.events.record(
+                pod.to_wire(), reason="BackOff", type="Warning",
+                message=f"Back-off restarting failed container {name} in pod "
+                        f"{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})")
+
+    async def _kill_pod(self, record: PodRecord, plog: Any) -> None:
+        pod = record.pod
+        uid = pod.metadata.uid or ""
         obj = pod.to_wire()
-        for info in observed.containers:
-            if info.state == "running":
-                await self.events.record(obj, reason="Killing",
-                                         message=f"Stopping container {info.name}")
-        plog.info("pod_killing", grace_seconds=grace)
-        await asyncio.to_thread(self.runtime.remove_pod, pod.metadata.uid or "",
-                                grace_seconds=grace)
-        self.observed.pop(pod.metadata.uid or "", None)
-        self.backoff.forget(f"{pod.metadata.uid}/")
-        plog.info("pod_killed")
+
+        def grace() -> int:  # asked again while waiting: a force delete cuts it short
+            current = record.pod.metadata.uid == uid
+            return grace_seconds(record.pod if current else None,
+                                 object_gone=record.deleted or not current)
+
+        async def stopping(info: PodInfo) -> None:
+            for container in info.containers:
+                if container.state == "running":
+                    await self.events.record(obj, reason="Killing",
+                                             message=f"Stopping container {container.name}")
+
+        found = await terminate_pod(uid=uid, runtime=self.runtime, threads=self.threads,
+                                    grace=grace, wake=record.wake, on_stopping=stopping, log=plog)
+        self.observed.pop(uid, None)
+        self.backoff.forget(f"{uid}/")
+        self.images.backoff.forget(f"{uid}_")
+        if found:
+            plog.info("pod_killed")
+        if record.pod.metadata.uid != uid:  # a new pod of that name is waiting its turn
+            record.wake.set()
 
     async def _finalize(self, pod: Pod, plog: Any) -> None:
         try:
@@ -310,9 +422,9 @@ class Kubelet:
         pod = record.pod
         if record.start_time is None:
             record.start_time = now_rfc3339()
-        status = pod_status(pod, observed, waiting=plan.waiting, host_ip=self.host_ip,
-                            start_time=record.start_time, previous=record.last_status,
-                            now=now_rfc3339())
+        status = pod_status(pod, observed, waiting={**record.reasons, **plan.waiting},
+                            host_ip=self.host_ip, start_time=record.start_time,
+                            previous=record.last_status, now=now_rfc3339())
         wire = status.to_wire()
         if wire == record.reported:
             return
@@ -325,12 +437,3 @@ class Kubelet:
             return
         record.reported, record.last_status = wire, status
         plog.debug("status_reported", phase=status.phase)
-
-    async def _event_once(self, record: PodRecord, container: str, *, reason: str,
-                          message: str, type: str) -> None:
-        """One event per back-off period, not one per relist tick."""
-        marker = f"{reason}/{container}/{self.backoff.delay(backoff_key(record.pod, container))}"
-        if marker in record.sent_events:
-            return
-        record.sent_events.add(marker)
-        await self.events.record(record.pod.to_wire(), reason=reason, message=message, type=type)

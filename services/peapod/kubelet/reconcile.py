@@ -9,7 +9,15 @@ performs the steps runs against the real thing.
 
 Each restart creates a new container (``restartCount`` + 1 in its labels) and
 keeps the previous attempt for ``lastState``, as Kubernetes does; older
-attempts are removed.
+attempts are removed. Crash-loop back-off is counted from the exited
+container's finish time (Kubernetes' ``doBackOff``), and taken back from the
+labels of that container when the kubelet has just restarted and remembers
+nothing.
+
+Why a container is not running — its start failed, its image cannot be
+pulled, its sandbox cannot be created, it is backing off — is the caller's
+*reason cache* (Kubernetes' ``ReasonCache``), passed to ``pod_status`` as
+``waiting``: the status shows it until the container runs.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from peapod.api import (
     Pod,
     PodStatus,
 )
-from peapod.kubelet.backoff import Backoff
+from peapod.kubelet.backoff import Backoff, go_duration
 from peapod.kubelet.runtime import ContainerInfo, PodInfo
 
 ActionKind = Literal["create_pod", "start", "remove_container"]
@@ -39,6 +47,7 @@ class Action:
     container: str | None = None
     restart_count: int = 0
     container_id: str | None = None
+    finished_at: float | None = None  # the previous attempt's exit (Unix s), for back-off
 
 
 @dataclass
@@ -88,17 +97,20 @@ def plan_pod(pod: Pod, observed: PodInfo | None, *, backoff: Backoff, now: float
         if not should_restart(pod, latest.exit_code):
             continue
         key = backoff_key(pod, container.name)
-        wait = backoff.remaining(key, now)
-        if wait > 0:
-            delay = backoff.delay(key)
+        if latest.backoff is not None:  # what the kubelet recorded when it started this attempt
+            backoff.restore(key, latest.backoff)
+        finished = latest.finished_ts if latest.finished_ts is not None else now
+        if backoff.in_backoff_since(key, finished, now=now):
             plan.waiting[container.name] = (
                 "CrashLoopBackOff",
-                f"back-off {delay:g}s restarting failed container={container.name} "
+                f"back-off {go_duration(backoff.delay(key))} restarting failed "
+                f"container={container.name} "
                 f"pod={pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})",
             )
             continue
         plan.actions.append(Action("start", container.name,
-                                   restart_count=latest.restart_count + 1))
+                                   restart_count=latest.restart_count + 1,
+                                   finished_at=finished))
     return plan
 
 

@@ -12,16 +12,24 @@ Each restart of a container creates a *new* podman container whose
 containerID. The count therefore survives a kubelet restart, and the
 previous attempt stays inspectable for ``lastState`` and ``logs --previous``.
 
-Calls are synchronous (podman-py uses requests); the kubelet runs them in
-worker threads. Failures that a user must see become ``RuntimeFailure`` with
-Kubernetes' reason (``ErrImagePull``, ``CreateContainerError`` …); nothing is
-ever passed through a shell.
+A Pod's *sandbox* is the podman pod with its infra container running: the
+infra container holds the network namespace and the host ports, so a port
+already taken fails here, as ``CreatePodSandboxError``, before any container
+of the Pod is created.
+
+Every call is short and synchronous (podman-py uses requests): nothing here
+sleeps or waits out a grace period. The kubelet runs the calls in its own
+worker threads and does the waiting itself, asynchronously, so one pod's slow
+stop never holds back another pod. Failures that a user must see become
+``RuntimeFailure`` with Kubernetes' reason (``ErrImagePull``,
+``CreateContainerError`` …); nothing is ever passed through a shell.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -40,6 +48,8 @@ from podman.errors import NotFound as PodmanNotFound
 from peapod.api import Container, Pod
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.errors import NotFound, Unavailable
+from peapod.kubelet.backoff import Entry
+from peapod.kubelet.oom import KernelOomLog
 
 log = structlog.get_logger("kubelet.runtime")
 
@@ -52,8 +62,13 @@ LABEL_RESTART_COUNT = "io.peapod.container.restartCount"
 # restarted kubelet adopts its pods while another cluster's kubelet on the same host
 # (a second `peapod up`, a test run) neither sees nor removes them.
 LABEL_KUBELET = "io.peapod.kubelet.id"
+# The crash-loop back-off in force when this attempt was started (delay, and when it was
+# raised, in Unix seconds): a restarted kubelet reads it back instead of forgetting it.
+LABEL_BACKOFF_DELAY = "io.peapod.container.backoffSeconds"
+LABEL_BACKOFF_SINCE = "io.peapod.container.backoffSince"
 
 CPU_PERIOD = 100_000
+_INFRA_PREFIX = re.compile(r"^starting container [0-9a-f]{64}: ")
 
 
 class RuntimeFailure(Exception):
@@ -77,6 +92,8 @@ class ContainerInfo:
     image: str
     image_id: str
     oom_killed: bool = False
+    finished_ts: float | None = None  # Unix seconds, for back-off arithmetic
+    backoff: Entry | None = None  # the back-off recorded when this attempt started
 
 
 @dataclass(frozen=True)
@@ -102,18 +119,51 @@ def normalize_image(image: str) -> str:
 
 def _timestamp(value: Any) -> str | None:
     """podman's list gives Unix seconds; 0 or negative means never."""
-    if not value or int(value) <= 0:
+    if not value or float(value) <= 0:
         return None
     return datetime.fromtimestamp(int(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_go_time(value: str | None) -> float | None:
+    """Unix seconds of a Go RFC 3339 time with nanoseconds; None for Go's zero time."""
+    if not value or value.startswith("0001-"):
+        return None
+    head, dot, rest = value.partition(".")
+    if dot:  # Python parses microseconds at most: cut the fraction to six digits
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _backoff_entry(labels: dict[str, str]) -> Entry | None:
+    try:
+        return Entry(delay=float(labels[LABEL_BACKOFF_DELAY]),
+                     last_update=float(labels[LABEL_BACKOFF_SINCE]))
+    except (KeyError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Exit:
+    oom_killed: bool
+    finished_ts: float | None
+
+
 class PodmanRuntime:
-    def __init__(self, *, socket_path: str, state_dir: str) -> None:
-        self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120)
+    def __init__(self, *, socket_path: str, state_dir: str, connections: int = 32,
+                 oom_log: KernelOomLog | None = None) -> None:
+        # one kept-alive connection per worker thread of the kubelet, none re-opened per call
+        self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120,
+                                   max_pool_size=connections)
         self.api = self.client.api
         self.state_dir = Path(state_dir)
         self.kubelet_id = _kubelet_id(self.state_dir)
+        self.oom_log = oom_log if oom_log is not None else KernelOomLog()
         self._ips: dict[str, str | None] = {}
+        self._exits: dict[str, _Exit] = {}  # an exited container never changes: inspect it once
 
     # -- reading ------------------------------------------------------------------------
 
@@ -125,8 +175,12 @@ class PodmanRuntime:
             "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
         response.raise_for_status()
         groups: dict[str, list[dict[str, Any]]] = {}
-        for entry in response.json():
+        entries = response.json()
+        for entry in entries:
             groups.setdefault(entry["Labels"][LABEL_UID], []).append(entry)
+        listed = {entry["Id"] for entry in entries}
+        for gone in [cid for cid in self._exits if cid not in listed]:
+            self._exits.pop(gone, None)
         return [self._pod_info(uid, entries) for uid, entries in groups.items()]
 
     def get_pod(self, uid: str) -> PodInfo | None:
@@ -144,20 +198,43 @@ class PodmanRuntime:
             if entry.get("IsInfra") or LABEL_CONTAINER not in entry["Labels"]:
                 continue
             state = str(entry.get("State", "unknown")).lower()
+            exited = state in ("exited", "stopped")
+            details = self._exit(entry) if exited else None
             containers.append(ContainerInfo(
                 id=entry["Id"], name=entry["Labels"][LABEL_CONTAINER],
                 restart_count=int(entry["Labels"].get(LABEL_RESTART_COUNT, 0)),
                 state=state,
-                exit_code=int(entry.get("ExitCode", 0)) if state in ("exited", "stopped") else None,
+                exit_code=int(entry.get("ExitCode", 0)) if exited else None,
                 started_at=_timestamp(entry.get("StartedAt")),
-                finished_at=_timestamp(entry.get("ExitedAt")) if state in ("exited", "stopped")
-                else None,
+                finished_at=_timestamp(details.finished_ts) if details else None,
                 image=entry["Labels"].get("io.peapod.container.image", entry.get("Image", "")),
                 image_id=entry.get("ImageID", ""),
+                oom_killed=bool(details and details.oom_killed),
+                finished_ts=details.finished_ts if details else None,
+                backoff=_backoff_entry(entry["Labels"]),
             ))
         return PodInfo(uid=uid, namespace=labels.get(LABEL_NAMESPACE, ""),
                        name=labels.get(LABEL_NAME, ""), podman_id=pod_id,
                        ip=self._pod_ip(pod_id), containers=containers)
+
+    def _exit(self, entry: dict[str, Any]) -> _Exit:
+        """How an exited container ended: its exact finish time, and whether OOM killed it."""
+        container_id = entry["Id"]
+        known = self._exits.get(container_id)
+        if known is not None:
+            return known
+        listed = float(entry.get("ExitedAt") or 0) or None
+        try:
+            response = self.api.get(f"/containers/{container_id}/json")
+            state = response.json().get("State", {}) if response.status_code == 200 else {}
+        except (APIError, ValueError):
+            state = {}
+        finished = parse_go_time(state.get("FinishedAt")) or listed
+        oom = bool(state.get("OOMKilled")) or self.oom_log.killed(container_id)
+        details = _Exit(oom_killed=oom, finished_ts=finished)
+        if state:  # cache only a real answer
+            self._exits[container_id] = details
+        return details
 
     def _pod_ip(self, pod_id: str) -> str | None:
         if not pod_id:
@@ -179,25 +256,12 @@ class PodmanRuntime:
 
     # -- images -------------------------------------------------------------------------
 
-    def ensure_image(self, image: str, *, policy: str) -> bool:
-        reference = normalize_image(image)
-        present = self.api.get(f"/images/{reference}/exists").status_code == 204
-        if policy == "Never":
-            if not present:
-                raise RuntimeFailure("ErrImageNeverPull", f'Container image "{image}" is not '
-                                     'present with pull policy of Never')
-            return False
-        if present and policy == "IfNotPresent":
-            return False
-        error = self._pull(reference)
-        if error is None:
-            return True
-        if present:
-            # Always, but the registry is unreachable: run what we have, as offline
-            # machines must (the image was checked to exist locally).
-            log.warning("pull_failed_using_local_image", image=reference, error=error)
-            return False
-        raise RuntimeFailure("ErrImagePull", f'failed to pull image "{image}": {error}')
+    def image_present(self, image: str) -> bool:
+        return bool(self.api.get(f"/images/{normalize_image(image)}/exists").status_code == 204)
+
+    def pull_image(self, image: str) -> str | None:
+        """Pull ``image``; the error podman reported, or None when it is now present."""
+        return self._pull(normalize_image(image))
 
     def _pull(self, reference: str) -> str | None:
         """Pull through libpod's ``/images/pull``; the error podman reported, or None.
@@ -232,6 +296,10 @@ class PodmanRuntime:
         return self.state_dir / "pods" / uid
 
     def create_pod(self, pod: Pod) -> str:
+        """The Pod's sandbox: a podman pod whose infra container runs (network, host ports).
+
+        A sandbox that cannot start is removed again, so the next attempt starts clean.
+        """
         uid = pod.metadata.uid or ""
         existing = self._find_pod(uid)
         if existing:
@@ -249,7 +317,14 @@ class PodmanRuntime:
         response = self.api.post("/pods/create", data=_json(body))
         if response.status_code >= 400:
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
-        return str(response.json()["Id"])
+        pod_id = str(response.json()["Id"])
+        started = self.api.post(f"/pods/{pod_id}/start")  # only the infra container exists yet
+        if started.status_code >= 400:
+            self.api.delete(f"/pods/{pod_id}", params={"force": True, "timeout": 0})
+            # the infra container's id changes with every attempt and is gone: keep the cause
+            why = _INFRA_PREFIX.sub("", _explain(started))
+            raise RuntimeFailure("CreatePodSandboxError", why)
+        return pod_id
 
     def _find_pod(self, uid: str) -> str | None:
         response = self.api.get("/pods/json", params={
@@ -258,10 +333,14 @@ class PodmanRuntime:
         pods = response.json() or []
         return str(pods[0]["Id"]) if pods else None
 
-    def run_container(self, pod: Pod, container_name: str, *, restart_count: int) -> str:
+    def run_container(self, pod: Pod, container_name: str, *, restart_count: int,
+                      pod_id: str | None = None, backoff: Entry | None = None) -> str:
         spec = next(c for c in pod.spec.containers if c.name == container_name)
-        pod_id = self.create_pod(pod)
+        pod_id = pod_id or self.create_pod(pod)
         body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
+        if backoff is not None:
+            body["labels"][LABEL_BACKOFF_DELAY] = f"{backoff.delay:g}"
+            body["labels"][LABEL_BACKOFF_SINCE] = f"{backoff.last_update:.3f}"
         response = self.api.post("/containers/create", data=_json(body))
         if response.status_code >= 400:
             raise RuntimeFailure("CreateContainerError", _explain(response))
@@ -329,11 +408,12 @@ class PodmanRuntime:
                            "destination": mount.mount_path, "options": ["rbind", *options]})
         return mounts
 
-    def stop_container(self, container_id: str, *, timeout: int) -> None:
-        response = self.api.post(f"/containers/{container_id}/stop",
-                                 params={"timeout": max(0, int(timeout))})
-        if response.status_code not in (204, 304, 404):
-            log.warning("stop_failed", container_id=container_id[:12], error=_explain(response))
+    def signal_container(self, container_id: str, signal: str) -> None:
+        """Send ``signal`` to a container's main process; one that already exited is fine."""
+        response = self.api.post(f"/containers/{container_id}/kill", params={"signal": signal})
+        if response.status_code not in (204, 404, 409):  # 409: it is not running any more
+            log.warning("signal_failed", container_id=container_id[:12], signal=signal,
+                        error=_explain(response))
 
     def remove_container(self, container_id: str) -> None:
         response = self.api.delete(f"/containers/{container_id}",
@@ -341,28 +421,20 @@ class PodmanRuntime:
         if response.status_code not in (200, 204, 404):
             log.warning("remove_failed", container_id=container_id[:12], error=_explain(response))
 
-    def remove_pod(self, uid: str, *, grace_seconds: int) -> None:
-        info = self.get_pod(uid)
-        if info is not None:
-            running = [c for c in info.containers if c.state == "running"]
-            for container in running:
-                self.api.post(f"/containers/{container.id}/kill", params={"signal": "TERM"})
-            deadline = time.monotonic() + max(0, grace_seconds)
-            while running and time.monotonic() < deadline:
-                time.sleep(0.2)
-                current = self.get_pod(uid)
-                running = [c for c in (current.containers if current else [])
-                           if c.state == "running"]
-            for container in running:
-                self.stop_container(container.id, timeout=0)
-        pod_id = (info.podman_id if info else None) or self._find_pod(uid)
+    def remove_pod(self, uid: str) -> None:
+        """Remove the Pod's podman pod now: whatever still runs is killed (SIGKILL).
+
+        The grace period is the caller's to wait out (signal_container TERM first).
+        """
+        pod_id = self._find_pod(uid)
         if pod_id:
-            response = self.api.delete(f"/pods/{pod_id}", params={"force": True})
+            # timeout=0: without it podman waits each container's own stop timeout (10 s)
+            response = self.api.delete(f"/pods/{pod_id}", params={"force": True, "timeout": 0})
             if response.status_code not in (200, 204, 404):
                 raise RuntimeFailure("KillPodSandboxError", _explain(response))
             self._ips.pop(pod_id, None)
+            log.info("pod_removed", uid=uid)
         shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
-        log.info("pod_removed", uid=uid, grace_seconds=grace_seconds)
 
     # -- exec and logs ------------------------------------------------------------------
 
@@ -436,6 +508,8 @@ def _explain(response: Any) -> str:
         data = response.json()
     except ValueError:
         return f"HTTP {response.status_code}"
+    if data.get("Errs"):  # pod verbs answer with one error per container
+        return "; ".join(str(e) for e in data["Errs"])
     return str(data.get("message") or data.get("cause") or data)
 
 
@@ -460,9 +534,11 @@ def ensure_podman_service(socket_path: str, *, containers_conf: str | None = Non
     env = dict(os.environ)
     if containers_conf:
         env["CONTAINERS_CONF"] = containers_conf
+    # conmon inherits the service's working directory and drops files there (an "oom"
+    # marker per OOM kill): keep them beside the socket, not in whoever's checkout.
     proc = subprocess.Popen([podman, "system", "service", "--time=0", f"unix://{socket_path}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            cwd=Path(socket_path).parent, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if podman_answers(socket_path):

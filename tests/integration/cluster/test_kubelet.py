@@ -264,7 +264,7 @@ def test_kubelets_sharing_a_podman_host_see_only_their_own_pods(podman_socket, t
         assert uid in {p.uid for p in again.list_pods()}
         assert uid not in {p.uid for p in other.list_pods()}
     finally:
-        mine.remove_pod(uid, grace_seconds=0)
+        mine.remove_pod(uid)
     assert podman_ids(uid) == []
 
 

@@ -7,7 +7,7 @@ the end-to-end test; here every branch is reached quickly and exactly.
 from __future__ import annotations
 
 from peapod.api import Pod, parse_object
-from peapod.kubelet.backoff import Backoff
+from peapod.kubelet.backoff import Backoff, Entry
 from peapod.kubelet.reconcile import Action, plan_pod, pod_phase, pod_status
 from peapod.kubelet.runtime import ContainerInfo, PodInfo
 
@@ -24,13 +24,19 @@ def make_pod(policy: str = "Always", containers: tuple[str, ...] = ("db",)) -> P
     return pod
 
 
+FINISHED = 1_795_000_060.0  # 2026-11-24T20:01:00Z, when exited test containers ended
+
+
 def container(name: str = "db", *, state: str = "running", restarts: int = 0,
-              exit_code: int | None = None) -> ContainerInfo:
+              exit_code: int | None = None, finished: float = FINISHED,
+              backoff: Entry | None = None, oom_killed: bool = False) -> ContainerInfo:
+    exited = state == "exited"
     return ContainerInfo(id=f"{name}{restarts}".ljust(64, "0"), name=name,
                          restart_count=restarts, state=state, exit_code=exit_code,
                          started_at="2026-11-24T20:00:00Z",
-                         finished_at="2026-11-24T20:01:00Z" if state == "exited" else None,
-                         image="mongo:3.3", image_id="sha256:abc")
+                         finished_at="2026-11-24T20:01:00Z" if exited else None,
+                         image="mongo:3.3", image_id="sha256:abc", oom_killed=oom_killed,
+                         finished_ts=finished if exited else None, backoff=backoff)
 
 
 def observed(*containers: ContainerInfo) -> PodInfo:
@@ -50,19 +56,40 @@ def test_a_running_pod_needs_nothing():
 
 def test_first_crash_restarts_at_once_with_the_next_restart_count():
     plan = plan_pod(make_pod(), observed(container(state="exited", exit_code=0)),
-                    backoff=Backoff(), now=0)
-    assert plan.actions == [Action("start", "db", restart_count=1)]
+                    backoff=Backoff(), now=FINISHED + 1)
+    assert plan.actions == [Action("start", "db", restart_count=1, finished_at=FINISHED)]
 
 
 def test_a_crash_inside_the_back_off_waits_in_crash_loop_back_off():
     backoff = Backoff()
-    backoff.started(f"{UID}/db", now=100)
+    backoff.next(f"{UID}/db", FINISHED - 100, now=FINISHED - 100)  # the first restart
     plan = plan_pod(make_pod(), observed(container(state="exited", restarts=1, exit_code=1)),
-                    backoff=backoff, now=104)
+                    backoff=backoff, now=FINISHED + 4)
     assert plan.actions == []
     reason, message = plan.waiting["db"]
     assert reason == "CrashLoopBackOff"
-    assert message.startswith("back-off 10s restarting failed container=db pod=db_default(")
+    assert message == f"back-off 10s restarting failed container=db pod=db_default({UID})"
+
+
+def test_back_off_is_counted_from_the_exit_not_from_the_restart():
+    backoff = Backoff()
+    backoff.next(f"{UID}/db", 0, now=1000)  # restarted at 1000; delay now 10 s
+    ran_long = observed(container(state="exited", restarts=1, exit_code=1, finished=1008))
+    # 11 s after the restart, but only 3 s after the exit: still backing off
+    assert plan_pod(make_pod(), ran_long, backoff=backoff, now=1011).waiting
+    assert plan_pod(make_pod(), ran_long, backoff=backoff, now=1018).actions == [
+        Action("start", "db", restart_count=2, finished_at=1008)]
+
+
+def test_a_restarted_kubelet_takes_the_back_off_from_the_container_labels():
+    # a fresh Backoff is what a restarted kubelet has; the label holds the 80 s in force
+    crashed = container(state="exited", restarts=4, exit_code=1, finished=5000,
+                        backoff=Entry(delay=80, last_update=4990))
+    plan = plan_pod(make_pod(), observed(crashed), backoff=Backoff(), now=5030)
+    assert plan.actions == []
+    assert plan.waiting["db"][1].startswith("back-off 1m20s restarting failed container=db")
+    assert plan_pod(make_pod(), observed(crashed), backoff=Backoff(), now=5080).actions == [
+        Action("start", "db", restart_count=5, finished_at=5000)]
 
 
 def test_restart_policies():
@@ -70,7 +97,7 @@ def test_restart_policies():
     failed = observed(container(state="exited", exit_code=3))
     assert plan_pod(make_pod("OnFailure"), done, backoff=Backoff(), now=0).actions == []
     assert plan_pod(make_pod("OnFailure"), failed, backoff=Backoff(), now=0).actions == [
-        Action("start", "db", restart_count=1)]
+        Action("start", "db", restart_count=1, finished_at=FINISHED)]
     assert plan_pod(make_pod("Never"), failed, backoff=Backoff(), now=0).actions == []
 
 
@@ -134,3 +161,29 @@ def test_condition_transition_time_is_kept_while_the_status_holds():
                         previous=first)
     times = {c.type: c.last_transition_time for c in second.conditions or []}
     assert times["Ready"] == "t1"
+
+
+def test_an_oom_killed_container_reads_oom_killed_in_state_and_last_state():
+    killed = container(state="exited", exit_code=137, oom_killed=True)
+    never = pod_status(make_pod("Never"), observed(killed), waiting={}, host_ip=None,
+                       start_time=None, now="t")
+    cs = (never.container_statuses or [])[0]
+    assert cs.state.terminated is not None
+    assert (cs.state.terminated.reason, cs.state.terminated.exit_code) == ("OOMKilled", 137)
+    assert never.phase == "Failed"
+    restarted = observed(container(restarts=1), container(state="exited", exit_code=137,
+                                                          oom_killed=True))
+    always = pod_status(make_pod(), restarted, waiting={}, host_ip=None, start_time=None, now="t")
+    last = (always.container_statuses or [])[0].last_state.terminated
+    assert last is not None and last.reason == "OOMKilled"
+
+
+def test_a_reason_from_the_reason_cache_is_the_waiting_state():
+    # a sandbox podman cannot create: no container exists, every container says why
+    why = ("CreatePodSandboxError", "Failed to create pod sandbox: address already in use")
+    status = pod_status(make_pod(containers=("a", "b")), None, waiting={"a": why, "b": why},
+                        host_ip=None, start_time=None, now="t")
+    assert status.phase == "Pending"
+    for cs in status.container_statuses or []:
+        assert cs.state.waiting is not None
+        assert (cs.state.waiting.reason, cs.state.waiting.message) == why

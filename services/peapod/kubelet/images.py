@@ -1,0 +1,116 @@
+"""Making sure a container's image is on the node: pull policy, pull back-off and its events.
+
+This is Kubernetes' ``EnsureImageExists`` step by step, with its words:
+
+* ``Never``: the image must be present, else ``ErrImageNeverPull``.
+* ``IfNotPresent`` and present: "Container image … already present on machine".
+* otherwise pull, unless this pod's pull of this image is inside its
+  back-off (10 s doubling to 5 min, keyed by pod uid and image, as
+  Kubernetes keys it): then ``ImagePullBackOff`` with a ``BackOff`` event
+  "Back-off pulling image …", and no request reaches the registry.
+* a failed pull is a ``Failed`` event "Failed to pull image …: <why>", raises
+  the back-off, and is ``ErrImagePull``.
+
+One deliberate difference: with ``Always``, an image that is present locally
+is used when the pull fails or is backing off, because peapod's machines are
+often offline (Kubernetes would refuse to start the container). Pulls run one
+at a time (``PodmanThreads.pull``).
+
+A failure is raised as ``RuntimeFailure``; ``retry_at`` on it tells the
+caller when the next attempt makes sense (the end of the pull back-off).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from peapod.api import Container, Pod
+from peapod.bus.events import EventRecorder
+from peapod.kubelet.backoff import Backoff
+from peapod.kubelet.runtime import PodmanRuntime, RuntimeFailure
+from peapod.kubelet.threads import PodmanThreads
+
+log = structlog.get_logger("kubelet.images")
+
+IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
+                           "InvalidImageName"})
+
+
+class ImageFailure(RuntimeFailure):
+    def __init__(self, reason: str, message: str, *, retry_at: float | None = None) -> None:
+        super().__init__(reason, message)
+        self.retry_at = retry_at
+
+
+def pull_backoff_key(pod: Pod, image: str) -> str:
+    return f"{pod.metadata.uid}_{image}"
+
+
+class ImagePuller:
+    def __init__(self, *, runtime: PodmanRuntime, threads: PodmanThreads,
+                 events: EventRecorder, clock: Callable[[], float] = time.time,
+                 backoff: Backoff | None = None) -> None:
+        self.runtime = runtime
+        self.threads = threads
+        self.events = events
+        self.clock = clock
+        self.backoff = backoff or Backoff()
+
+    async def ensure(self, pod: Pod, container: Container) -> None:
+        """Return once the image is present; raise ``ImageFailure`` otherwise."""
+        image, policy = container.image, container.image_pull_policy or "IfNotPresent"
+        obj = pod.to_wire()
+        present = await self.threads.call(self.runtime.image_present, image)
+        if policy == "Never" and not present:
+            message = f'Container image "{image}" is not present with pull policy of Never'
+            await self._event(obj, "ErrImageNeverPull", message, type="Warning")
+            raise ImageFailure("ErrImageNeverPull", message)
+        if present and policy in ("Never", "IfNotPresent"):
+            await self._already_present(obj, image)
+            return
+        key = pull_backoff_key(pod, image)
+        if self.backoff.in_backoff_since_update(key, now=self.clock()):
+            if present:  # Always, offline: run the local copy rather than wait
+                await self._already_present(obj, image)
+                return
+            entry = self.backoff.entry(key)
+            message = f'Back-off pulling image "{image}"'
+            await self._event(obj, "BackOff", message)
+            raise ImageFailure("ImagePullBackOff", message,
+                               retry_at=entry.last_update + entry.delay if entry else None)
+        await self._pull(obj, pod, image, key=key, present=present)
+
+    async def _pull(self, obj: dict[str, Any], pod: Pod, image: str, *, key: str,
+                    present: bool) -> None:
+        await self._event(obj, "Pulling", f'Pulling image "{image}"')
+        started = time.monotonic()
+        error = await self.threads.pull(self.runtime.pull_image, image)
+        took = time.monotonic() - started
+        plog = log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name,
+                        uid=pod.metadata.uid, image=image)
+        if error is None:
+            self.backoff.forget(key)
+            plog.info("image_pulled", seconds=round(took, 3))
+            await self._event(obj, "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s')
+            return
+        await self._event(obj, "Failed", f'Failed to pull image "{image}": {error}',
+                          type="Warning")
+        failed_at = self.clock()  # the back-off counts from the failure, not the attempt
+        entry = self.backoff.next(key, failed_at, now=failed_at)
+        plog.warning("image_pull_failed", error=error, backoff_seconds=entry.delay,
+                     using_local_image=present)
+        if present:  # Always, offline: the pull failed, the local copy runs
+            await self._already_present(obj, image)
+            return
+        raise ImageFailure("ErrImagePull", f'failed to pull image "{image}": {error}')
+
+    async def _already_present(self, obj: dict[str, Any], image: str) -> None:
+        await self._event(obj, "Pulled", f'Container image "{image}" already present on machine')
+
+    async def _event(self, obj: dict[str, Any], reason: str, message: str, *,
+                     type: str = "Normal") -> None:
+        await self.events.record(obj, reason=reason, message=message, type=type)

@@ -1,0 +1,96 @@
+"""Stopping a pod: SIGTERM, the grace period waited out on the event loop, then removal.
+
+The grace period is Kubernetes' (``calculateEffectiveGracePeriod``):
+
+* a pod being deleted gracefully gets ``deletionGracePeriodSeconds``, else its
+  spec's ``terminationGracePeriodSeconds``;
+* a pod whose object is already gone — force-deleted (``--grace-period=0
+  --force``), or found in podman with no pod object at all (an orphan) — gets
+  one second: its spec is no longer the user's wish, and Kubernetes kills
+  orphans with a one-second override;
+* the grace only ever shortens while a stop is under way (a force delete
+  during a graceful one cuts it short), and no container gets less than
+  two seconds between SIGTERM and SIGKILL (kuberuntime's
+  ``minimumGracePeriodInSeconds``).
+
+The wait is asynchronous: the podman calls are short (signal, list, remove)
+and run in the kubelet's threads, and between them the stop sleeps on the
+event loop, woken early when the pod's object changes. Ten pods stopping at
+once therefore take one grace period, not ten, and never delay another pod's
+start or status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from peapod.api import Pod
+from peapod.kubelet.runtime import PodInfo, PodmanRuntime
+from peapod.kubelet.threads import PodmanThreads
+
+ORPHAN_GRACE_SECONDS = 1
+MINIMUM_GRACE_SECONDS = 2
+# Most containers exit at SIGTERM at once: look again soon, then every half second.
+POLL_SECONDS = (0.1, 0.2, 0.3, 0.5)
+
+
+def grace_seconds(pod: Pod | None, *, object_gone: bool) -> int:
+    """How long this pod's containers get between SIGTERM and SIGKILL."""
+    if object_gone or pod is None:
+        grace = ORPHAN_GRACE_SECONDS
+    elif pod.metadata.deletion_grace_period_seconds is not None:
+        grace = pod.metadata.deletion_grace_period_seconds
+    else:
+        grace = pod.spec.termination_grace_period_seconds
+    return max(grace, MINIMUM_GRACE_SECONDS)
+
+
+def _running(info: PodInfo | None) -> list[str]:
+    return [c.id for c in (info.containers if info else []) if c.state == "running"]
+
+
+async def terminate_pod(*, uid: str, runtime: PodmanRuntime, threads: PodmanThreads,
+                        grace: Callable[[], int], wake: asyncio.Event | None = None,
+                        on_stopping: Callable[[PodInfo], Awaitable[None]] | None = None,
+                        log: Any) -> bool:
+    """Stop and remove the podman pod of ``uid``; False when there was nothing to stop.
+
+    ``grace`` is asked again after every wake, so a shorter grace (a force delete)
+    takes effect at once; ``wake`` is set by whoever learns of such a change.
+    """
+    info = await threads.call(runtime.get_pod, uid)
+    running = _running(info)
+    if info is not None and running:
+        if on_stopping is not None:
+            await on_stopping(info)
+        for container_id in running:
+            await threads.call(runtime.signal_container, container_id, "TERM")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        granted = grace()
+        log.info("pod_stopping", grace_seconds=granted, containers=len(running))
+        for attempt in itertools.count():
+            granted = min(granted, grace())
+            left = started + granted - loop.time()
+            if left <= 0:
+                log.info("grace_period_over", grace_seconds=granted, killed=len(running))
+                break
+            await _sleep(min(left, POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)]), wake)
+            running = _running(await threads.call(runtime.get_pod, uid))
+            if not running:
+                break
+    await threads.call(runtime.remove_pod, uid)
+    return info is not None
+
+
+async def _sleep(seconds: float, wake: asyncio.Event | None) -> None:
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), timeout=seconds)
+    wake.clear()

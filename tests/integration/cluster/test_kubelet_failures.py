@@ -1,0 +1,212 @@
+"""The kubelet when things go wrong, against real podman: force deletes, pulls, sandboxes, crashes.
+
+Each test drives the real apiserver, scheduler and kubelet (the ``cluster``
+fixture of test_kubelet.py) and checks what a user would see: the status
+``get pods`` and ``describe`` print, and the events, in Kubernetes' words.
+Waits have generous bounds: they guard against hangs and are not speed
+targets (those live in bench/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from peapod.api import Event, Pod, parse_rfc3339
+from peapod.bus import subjects as s
+from peapod.bus.client import request
+from peapod.bus.events import latest_events
+from peapod.bus.replay import read_all
+from peapod.cli.describe import describe_pod
+from peapod.cli.printers import pod_status_reason
+from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    apply,
+    cluster,
+    pod_manifest,
+    podman_ids,
+    running,
+    wait_pod,
+)
+
+pytestmark = pytest.mark.podman
+
+BUSYBOX = "localhost/peapod-busybox:latest"
+
+
+@pytest.fixture
+def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
+    """test_kubelet.py's cluster: apiserver, scheduler and a kubelet on real podman."""
+    return cluster
+
+
+def busybox(command: list[str], **fields: object) -> dict:
+    return {"name": "c", "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",
+            "command": command, **fields}
+
+
+def status_of(pod: dict) -> dict:
+    return (pod.get("status", {}).get("containerStatuses") or [{}])[0]
+
+
+def waiting(reason: str) -> Callable[[dict], bool]:
+    return lambda pod: (status_of(pod).get("state", {}).get("waiting") or {}).get("reason") == reason
+
+
+def shown_status(pod: dict) -> str:
+    """The STATUS column of `peapod get pods` for this pod."""
+    return pod_status_reason(Pod.model_validate(pod))[0]
+
+
+async def eventually(check: Callable[[], object], *, timeout: float) -> None:
+    """Wait until ``check()`` (a plain or async function) is truthy; a hang guard."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+async def pod_events(ctx: dict, name: str) -> list[Event]:
+    js = ctx["admin"].jetstream()
+    messages = await read_all(js, stream=s.EVENTS_STREAM, subject=s.event("default", "Pod", name))
+    return latest_events(Event.model_validate(json.loads(m.data)) for m in messages)
+
+
+def seconds_between(earlier: str, later: str) -> float:
+    return (parse_rfc3339(later) - parse_rfc3339(earlier)).total_seconds()
+
+
+async def test_force_deleted_pods_do_not_hold_back_another_pods_status(ctx):
+    # `sleep` as PID 1 ignores SIGTERM, so each pod would use all of its spec's 30 s
+    suffix = uuid.uuid4().hex[:6]
+    doomed = [f"doomed-{i}-{suffix}" for i in range(10)]
+    for name in doomed:
+        await apply(ctx, pod_manifest(name, [busybox(["sleep", "3600"])]))
+    uids = [(await wait_pod(ctx, name, running))["metadata"]["uid"] for name in doomed]
+    for name in doomed:  # peapod delete pod NAME --grace-period=0 --force
+        await request(ctx["admin"], s.api("pods", "delete"), {
+            "namespace": "default", "name": name, "gracePeriodSeconds": 0})
+
+    done = f"done-{suffix}"
+    await apply(ctx, pod_manifest(done, [busybox(["sh", "-c", "exit 0"])],
+                                      restartPolicy="OnFailure"))
+    # hang guard, well inside the 30 s the force-deleted pods' spec asks for
+    pod = await wait_pod(ctx, done, lambda p: p.get("status", {}).get("phase") == "Succeeded",
+                         timeout=20)
+    assert status_of(pod)["state"]["terminated"]["reason"] == "Completed"
+    assert shown_status(pod) == "Completed"
+
+    # and the force-deleted pods left podman long before those 30 s
+    await eventually(lambda: not any(podman_ids(uid) for uid in uids), timeout=20)
+
+
+async def test_a_failed_pull_becomes_image_pull_back_off_with_kubernetes_events(ctx):
+    # No registry is reachable here, so every pull fails for real.
+    name, image = f"pull-{uuid.uuid4().hex[:6]}", "localhost/no-such-image:2"
+    await apply(ctx, pod_manifest(name, [
+        {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent"}]))
+    pod = await wait_pod(ctx, name, waiting("ErrImagePull"), timeout=60)
+    assert shown_status(pod) == "ErrImagePull" and pod["status"]["phase"] == "Pending"
+    assert image in status_of(pod)["state"]["waiting"]["message"]
+
+    pod = await wait_pod(ctx, name, waiting("ImagePullBackOff"), timeout=90)
+    assert shown_status(pod) == "ImagePullBackOff"
+    assert status_of(pod)["state"]["waiting"]["message"] == f'Back-off pulling image "{image}"'
+    events = await pod_events(ctx, name)
+    pulling = [e for e in events if e.reason == "Pulling"]
+    failed = [e for e in events if e.reason == "Failed" and e.message.startswith(
+        f'Failed to pull image "{image}": ')]
+    backoff = [e for e in events if e.reason == "BackOff"]
+    errors = {e.message for e in events if e.reason == "Failed" and e.message.startswith("Error:")}
+    # the pull at once, one more 10 s later, and then nothing until 20 s after that one
+    assert [e.count for e in pulling] == [2], [(e.reason, e.count, e.message) for e in events]
+    assert [(e.type, e.count) for e in failed] == [("Warning", 2)]
+    assert [(e.type, e.message) for e in backoff] == [("Normal", f'Back-off pulling image "{image}"')]
+    assert errors == {"Error: ErrImagePull", "Error: ImagePullBackOff"}
+    assert seconds_between(pulling[0].first_timestamp or "", pulling[0].last_timestamp or "") >= 9
+
+
+async def test_a_sandbox_podman_cannot_create_is_shown_retried_with_back_off_and_recovers(ctx):
+    taken = socket.socket()
+    taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    name = f"sandbox-{uuid.uuid4().hex[:6]}"
+    try:
+        await apply(ctx, pod_manifest(name, [busybox(
+            ["sleep", "3600"], ports=[{"containerPort": 8080, "hostPort": port}])]))
+        pod = await wait_pod(ctx, name, waiting("CreatePodSandboxError"), timeout=30)
+        message = status_of(pod)["state"]["waiting"]["message"]
+        assert message.startswith("Failed to create pod sandbox: ") and "address already in use" \
+            in message, message
+        assert pod["status"]["phase"] == "Pending" and shown_status(pod) == "CreatePodSandboxError"
+        assert podman_ids(pod["metadata"]["uid"]) == []  # the failed sandbox is not left behind
+
+        async def attempts() -> list[Event]:
+            return [e for e in await pod_events(ctx, name)
+                    if e.reason == "FailedCreatePodSandBox"]
+
+        async def retried() -> bool:
+            return any(e.count >= 2 for e in await attempts())
+
+        await eventually(retried, timeout=40)
+        (event,) = await attempts()
+        assert (event.type, event.message, event.count) == ("Warning", message, 2)
+        assert seconds_between(event.first_timestamp or "", event.last_timestamp or "") >= 9
+        text = describe_pod(Pod.model_validate(pod), await pod_events(ctx, name),
+                            now=datetime.now(UTC))
+        assert "CreatePodSandboxError" in text and "FailedCreatePodSandBox" in text
+    finally:
+        taken.close()
+    await wait_pod(ctx, name, running, timeout=40)  # the next attempt finds the port free
+
+
+async def test_restart_back_off_counts_from_the_exit_and_survives_a_kubelet_restart(ctx):
+    name = f"loop-{uuid.uuid4().hex[:6]}"
+    await apply(ctx, pod_manifest(name, [busybox(["sh", "-c", "sleep 2; exit 1"])]))
+    pod = await wait_pod(ctx, name, lambda p: status_of(p).get("restartCount") == 2 and
+                         waiting("CrashLoopBackOff")(p), timeout=90)
+    cs = status_of(pod)
+    assert cs["state"]["waiting"]["message"].startswith("back-off 20s restarting failed container=c")
+    second_exit = cs["lastState"]["terminated"]["finishedAt"]
+
+    await ctx["node"].halt()  # the kubelet restarts in the middle of the 20 s
+    ctx["node"].start()
+
+    pod = await wait_pod(ctx, name, lambda p: status_of(p).get("restartCount") == 3,
+                         timeout=90)
+    cs = status_of(pod)
+    third_start = (cs["state"].get("running") or cs["lastState"]["terminated"])["startedAt"]
+    # 20 s after the container's exit (not after its restart; not forgotten by the restart)
+    assert seconds_between(second_exit, third_start) >= 20, (second_exit, third_start)
+
+
+async def test_a_container_killed_for_memory_reads_oom_killed(ctx):
+    hog = ["sh", "-c", "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived"]
+    limits = {"resources": {"limits": {"memory": "16Mi"}}}
+    never, always = (f"oom-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("never", "always"))
+    await apply(ctx, pod_manifest(never, [busybox(hog, **limits)], restartPolicy="Never"))
+    await apply(ctx, pod_manifest(always, [busybox(hog, **limits)]))
+
+    pod = await wait_pod(ctx, never, lambda p: p.get("status", {}).get("phase") == "Failed")
+    terminated = status_of(pod)["state"]["terminated"]
+    assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137), terminated
+    assert shown_status(pod) == "OOMKilled"
+
+    pod = await wait_pod(ctx, always, lambda p: status_of(p).get("restartCount", 0) >= 1 and
+                         "terminated" in status_of(p).get("lastState", {}))
+    last = status_of(pod)["lastState"]["terminated"]
+    assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137), last
+
