@@ -39,7 +39,7 @@ import nats.errors
 import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.supervise import RestartBackoff
@@ -68,6 +68,11 @@ class WatchEvent(Generic[T]):
 
 Decoder = Callable[[str, bytes], T]
 Handler = Callable[[WatchEvent[T]], None]
+
+
+def _delivered(info: ConsumerInfo) -> int:
+    """How many messages the server says it delivered to the consumer."""
+    return (info.delivered.consumer_seq or 0) if info.delivered else 0
 
 
 class WatchInterrupted(Exception):
@@ -116,7 +121,7 @@ class Informer(Generic[T]):
         sub = await self._subscribe()
         try:
             info = await sub.consumer_info()
-            if info.num_pending + info.delivered.consumer_seq == 0:
+            if (info.num_pending or 0) + _delivered(info) == 0:
                 self._mark_synced()
             while True:
                 try:
@@ -145,9 +150,8 @@ class Informer(Generic[T]):
     async def _check(self, sub: JetStreamContext.PushSubscription) -> None:
         """Nothing arrived for a while: is our consumer still there, and did we miss nothing?"""
         info = await sub.consumer_info()  # NotFoundError once the server lost it
-        if info.delivered.consumer_seq > self._consumer_seq and sub.pending_msgs == 0:
-            raise WatchInterrupted(f"delivered {info.delivered.consumer_seq}, "
-                                   f"received {self._consumer_seq}")
+        if _delivered(info) > self._consumer_seq and sub.pending_msgs == 0:
+            raise WatchInterrupted(f"delivered {_delivered(info)}, received {self._consumer_seq}")
 
     def _receive(self, msg: Msg) -> None:
         meta = msg.metadata

@@ -9,8 +9,9 @@ import socket
 
 import structlog
 
-from peapod.bus.client import Credentials, connect, jetstream
+from peapod.bus.client import connect, jetstream
 from peapod.bus.events import EventRecorder
+from peapod.bus.identity import Credentials
 from peapod.bus.supervise import supervise
 from peapod.logging import configure_logging
 from peapod.scheduler.binder import Scheduler
