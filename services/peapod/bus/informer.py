@@ -81,7 +81,12 @@ class WatchInterrupted(Exception):
 
 class Informer(Generic[T]):
     def __init__(self, js: JetStreamContext, *, bucket: str, decode: Decoder[T],
-                 keys: str = ">", check_every: float = 5.0, clock: Clock = SYSTEM_CLOCK) -> None:
+                 keys: str = ">", check_every: float = 5.0, clock: Clock = SYSTEM_CLOCK,
+                 resource_version: int | None = None, op_header: str | None = None) -> None:
+        """``resource_version``: no list, only changes after that revision (``get -w
+        --resource-version N``); the cache then holds only what changed since, so an
+        event's type comes from ``op_header`` when the writer set it (the apiserver's
+        ``Peapod-Op``) and a deletion carries the object its marker holds."""
         self.js = js
         self.bucket = bucket
         self.prefix = f"$KV.{bucket}."
@@ -94,6 +99,11 @@ class Informer(Generic[T]):
         self._check_every = check_every
         self._clock = clock
         self._listed = False
+        self._watch_only = resource_version is not None
+        self._op_header = op_header
+        if resource_version is not None:
+            self.revision, self._listed = resource_version, True
+            self.synced.set()
         self._relisted: set[str] | None = None  # keys a relist delivered, while it runs
         self._consumer_seq = 0
         self._log = log.bind(bucket=bucket, keys=keys)
@@ -171,18 +181,38 @@ class Informer(Generic[T]):
         revision = self.revision
         if msg.headers and msg.headers.get(KV_OPERATION) in ("DEL", "PURGE"):
             old = self.cache.pop(key, None)
-            if old is not None:
-                self._emit(WatchEvent("DELETED", key, old.obj, revision, written_at))
+            last = old.obj if old is not None else self._marker_object(key, msg)
+            if last is not None:
+                self._emit(WatchEvent("DELETED", key, last, revision, written_at))
             return
-        try:
-            obj = self._decode(key, msg.data)
-        except (ValueError, TypeError) as exc:  # JSON, UTF-8 and pydantic errors are ValueErrors
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self._log.warning("watch_value_skipped", key=key, revision=revision, reason=reason)
+        obj = self._decoded(key, msg)
+        if obj is None:
             return
-        kind: EventType = "MODIFIED" if key in self.cache else "ADDED"
+        kind = self._type_of(key, msg)
         self.cache[key] = Stored(obj, revision)
         self._emit(WatchEvent(kind, key, obj, revision, written_at))
+
+    def _type_of(self, key: str, msg: Msg) -> EventType:
+        """ADDED or MODIFIED: from the cache, or from the writer's header on a watch without a list."""
+        said = msg.headers.get(self._op_header) if self._op_header and msg.headers else None
+        if self._watch_only and said in ("ADDED", "MODIFIED"):
+            return "ADDED" if said == "ADDED" else "MODIFIED"
+        return "MODIFIED" if key in self.cache else "ADDED"
+
+    def _decoded(self, key: str, msg: Msg) -> T | None:
+        try:
+            return self._decode(key, msg.data)
+        except (ValueError, TypeError) as exc:  # JSON, UTF-8 and pydantic errors are ValueErrors
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._log.warning("watch_value_skipped", key=key, revision=self.revision,
+                              reason=reason)
+            return None
+
+    def _marker_object(self, key: str, msg: Msg) -> T | None:
+        """A watch without a list never saw the object: its deletion marker may carry it."""
+        if not self._watch_only or not msg.data:
+            return None
+        return self._decoded(key, msg)
 
     def _emit(self, event: WatchEvent[T]) -> None:
         for handler in self._handlers:

@@ -274,3 +274,29 @@ def test_a_list_cut_short_is_listed_again_and_keys_it_no_longer_holds_are_delete
         ("ADDED", "pods.default.a"), ("ADDED", "pods.default.b"), ("ADDED", "pods.default.c"),
         ("DELETED", "pods.default.b")]
     assert sorted(informer.cache) == ["pods.default.a", "pods.default.c"]
+
+
+async def test_a_watch_from_a_resource_version_sees_only_later_changes_typed_by_the_writer(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    js = jetstream(admin)
+
+    async def write(key: str, data: bytes, op: str) -> int:
+        headers = {"Peapod-Op": op, **({"KV-Operation": "DEL"} if op == "DELETED" else {})}
+        return (await js.publish(f"$KV.{BUCKET}.{key}", data, headers=headers)).seq
+
+    await write("pods.default.c", pod("c"), "ADDED")
+    since = await write("pods.default.a", pod("a"), "ADDED")
+    nc, informer = await reader(server, as_pod, resource_version=since, op_header="Peapod-Op")
+    async with running(informer) as events:
+        assert informer.synced.is_set()  # nothing to list
+        await write("pods.default.a", pod("a", v="2"), "MODIFIED")
+        await write("pods.default.b", pod("b"), "ADDED")
+        await write("pods.default.c", pod("c", last="state"), "DELETED")  # the marker holds it
+        await eventually(lambda: len(events) == 3)
+        await asyncio.sleep(0.3)
+    assert [(e.type, e.key, e.revision) for e in events] == [
+        ("MODIFIED", "pods.default.a", since + 1), ("ADDED", "pods.default.b", since + 2),
+        ("DELETED", "pods.default.c", since + 3)]
+    assert events[2].obj.metadata.labels == {"last": "state"}
+    await nc.close()
+    await admin.close()
