@@ -57,6 +57,12 @@ class NATSD:
                 time.sleep(0.05)
         raise RuntimeError("nats-server did not become healthy")
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, no shutdown."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -65,3 +71,37 @@ class NATSD:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class TLSCluster:
+    """Three nats-servers with peapod's configuration, TLS and routes, as the nats role
+    renders them for a 3-server ``nats`` group; ``users`` maps user name → public key."""
+
+    def __init__(self, root: Path, *, users: dict[str, str], cert: Path, key: Path, ca: Path) -> None:
+        from peapod.bus.auth import server_config
+
+        self.ports = [(free_port(), free_port(), free_port()) for _ in range(3)]
+        self.servers: list[NATSD] = []
+        for i, (port, http_port, route_port) in enumerate(self.ports):
+            routes = [f"127.0.0.1:{r}" for j, (_, _, r) in enumerate(self.ports) if j != i]
+            conf = root / f"nats{i}.conf"
+            conf.write_text(server_config(
+                users=users, port=port, http_port=http_port, store_dir=str(root / f"js{i}"),
+                server_name=f"nats{i}", host="127.0.0.1",
+                tls={"cert_file": str(cert), "key_file": str(key), "ca_file": str(ca)},
+                cluster={"name": "peapod", "port": route_port, "routes": routes}))
+            self.servers.append(NATSD(conf, http_port))
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"tls://127.0.0.1:{port}" for port, _, _ in self.ports)
+
+    def start(self) -> None:
+        for server in self.servers:  # healthy only once the routes are up: start all, then wait
+            server.start(wait=False)
+        for server in self.servers:
+            server.wait_healthy(30)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()

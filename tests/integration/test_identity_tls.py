@@ -21,7 +21,7 @@ from peapod.bus.auth import server_config
 from peapod.bus.client import connect
 from peapod.bus.identity import Credentials, ensure, new_seed, public_key
 from peapod.errors import Unavailable
-from tests.natsd import NATSD, free_port
+from tests.natsd import NATSD, TLSCluster, free_port
 from tests.pki import TestCA
 
 
@@ -152,23 +152,11 @@ async def test_three_servers_form_a_tls_cluster_with_r3_streams(tmp_path):
     ca = TestCA(tmp_path / "pki")
     cert = ca.issue("nats", dns=("localhost",), ips=("127.0.0.1",))
     admin, _ = ensure(tmp_path / "admin.json", user="admin", url="", ca_file=str(ca.cert_path))
-    ports = [(free_port(), free_port(), free_port()) for _ in range(3)]
-    servers = []
+    cluster = TLSCluster(tmp_path, users={"admin": admin.public_key}, cert=cert.cert, key=cert.key,
+                         ca=ca.cert_path)
     try:
-        for i, (port, http_port, route_port) in enumerate(ports):
-            routes = [f"127.0.0.1:{r}" for j, (_, _, r) in enumerate(ports) if j != i]
-            conf = tmp_path / f"nats{i}.conf"
-            conf.write_text(server_config(
-                users={"admin": admin.public_key}, port=port, http_port=http_port,
-                store_dir=str(tmp_path / f"js{i}"), server_name=f"nats{i}", host="127.0.0.1",
-                tls={"cert_file": str(cert.cert), "key_file": str(cert.key), "ca_file": str(ca.cert_path)},
-                cluster={"name": "peapod", "port": route_port, "routes": routes}))
-            servers.append(NATSD(conf, http_port))
-        for server in servers:
-            server.start(wait=False)
-        for server in servers:
-            server.wait_healthy(30)
-        creds = replace(admin, url=",".join(f"tls://127.0.0.1:{p}" for p, _, _ in ports))
+        cluster.start()
+        creds = replace(admin, url=cluster.url)
         nc = await connect(creds, name="admin", reconnect=False)
         js = nc.jetstream(timeout=5)
         deadline = asyncio.get_running_loop().time() + 30
@@ -184,5 +172,4 @@ async def test_three_servers_form_a_tls_cluster_with_r3_streams(tmp_path):
         assert len(info.cluster.replicas or []) == 2  # a leader and two followers
         await nc.close()
     finally:
-        for server in servers:
-            server.stop()
+        cluster.stop()

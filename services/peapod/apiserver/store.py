@@ -16,21 +16,30 @@ partition which pod went away without a second lookup.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+import structlog
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from peapod.bus import subjects as s
 from peapod.bus.replay import read_all
-from peapod.errors import AlreadyExists, Conflict, NotFound
+from peapod.errors import AlreadyExists, Conflict, NotFound, Unavailable
 
 OP_HEADER = "Peapod-Op"
 KV_OP = "KV-Operation"
 _WRONG_LAST_SEQUENCE = (10071, 10164)
+# How long a write waits out a stream without a leader (a NATS server of a
+# cluster died and the others elect a new one, which takes a few seconds).
+WRITE_RETRY_FOR = 15.0
+log = structlog.get_logger("apiserver")
 
 
 @dataclass(frozen=True)
@@ -182,16 +191,39 @@ class Store:
 
     async def _write(self, key: str, value: dict[str, Any], *, expected: int, op: str,
                      extra: dict[str, str] | None = None) -> int:
-        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected), OP_HEADER: op,
-                   **(extra or {})}
+        """One compare-and-set write; retried while the stream has no leader.
+
+        The message id is derived from the write itself (key, expected revision,
+        operation, body), so when a retry follows a write whose acknowledgement
+        was lost, JetStream's duplicate window answers with the first write's
+        revision instead of storing it twice or calling it a conflict.
+        """
         body = json.dumps(without_revision(value), separators=(",", ":")).encode()
-        try:
-            ack = await self._js.publish(self._subject(key), body, headers=headers)
-        except APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
-                raise Conflict(f"{key}: revision {expected} is not the latest") from None
-            raise
-        return ack.seq
+        msg_id = hashlib.sha256(b"%s\0%d\0%s\0%s" % (key.encode(), expected, op.encode(), body)).hexdigest()
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(expected), OP_HEADER: op,
+                   "Nats-Msg-Id": msg_id, **(extra or {})}
+        deadline = time.monotonic() + WRITE_RETRY_FOR
+        delay = 0.2
+        while True:
+            try:
+                ack = await self._js.publish(self._subject(key), body, headers=headers)
+            except APIError as exc:
+                if exc.err_code in _WRONG_LAST_SEQUENCE:
+                    raise Conflict(f"{key}: revision {expected} is not the latest") from None
+                if exc.code != 503 or time.monotonic() > deadline:
+                    raise
+                error = str(exc)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError) as exc:
+                if time.monotonic() > deadline:
+                    raise Unavailable(f"the store did not acknowledge the write of {key} within "
+                                      f"{WRITE_RETRY_FOR:g}s ({exc or type(exc).__name__}); "
+                                      "nothing was written, or the write was kept once") from None
+                error = str(exc) or type(exc).__name__
+            else:
+                return ack.seq
+            log.warning("store_write_retry", key=key, error=error, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _last_sequence(self, key: str) -> int:
         msg = await self._js.get_msg(s.KV_STREAM, subject=self._subject(key), direct=True)
