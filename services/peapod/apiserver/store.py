@@ -37,8 +37,9 @@ OP_HEADER = "Peapod-Op"
 KV_OP = "KV-Operation"
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 # How long a write waits out a stream without a leader (a NATS server of a
-# cluster died and the others elect a new one, which takes a few seconds).
-WRITE_RETRY_FOR = 15.0
+# cluster died and the others elect a new one, which takes a few seconds);
+# shorter than a client's request timeout (10 s), so the client hears the outcome.
+WRITE_RETRY_FOR = 8.0
 log = structlog.get_logger("apiserver")
 
 
