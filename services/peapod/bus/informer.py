@@ -81,7 +81,7 @@ class WatchInterrupted(Exception):
 
 class Informer(Generic[T]):
     def __init__(self, js: JetStreamContext, *, bucket: str, decode: Decoder[T],
-                 keys: str = ">", check_every: float = 5.0, clock: Clock = SYSTEM_CLOCK,
+                 keys: str | tuple[str, ...] = ">", check_every: float = 5.0, clock: Clock = SYSTEM_CLOCK,
                  resource_version: int | None = None, op_header: str | None = None) -> None:
         """``resource_version``: no list, only changes after that revision (``get -w
         --resource-version N``); the cache then holds only what changed since, so an
@@ -90,7 +90,7 @@ class Informer(Generic[T]):
         self.js = js
         self.bucket = bucket
         self.prefix = f"$KV.{bucket}."
-        self.keys = keys
+        self.keys = (keys,) if isinstance(keys, str) else keys  # one consumer, one stream order
         self.cache: dict[str, Stored[T]] = {}
         self.revision = 0  # the last revision seen: the next consumer starts after it
         self.synced = asyncio.Event()
@@ -106,7 +106,7 @@ class Informer(Generic[T]):
             self.synced.set()
         self._relisted: set[str] | None = None  # keys a relist delivered, while it runs
         self._consumer_seq = 0
-        self._log = log.bind(bucket=bucket, keys=keys)
+        self._log = log.bind(bucket=bucket, keys=",".join(self.keys))
 
     def add_handler(self, handler: Handler[T]) -> None:
         self._handlers.append(handler)
@@ -154,8 +154,10 @@ class Informer(Generic[T]):
             config.deliver_policy = DeliverPolicy.LAST_PER_SUBJECT
             self._relisted = set() if self.cache else None
         self._consumer_seq = 0
-        return await self.js.subscribe(self.prefix + self.keys, stream=f"KV_{self.bucket}",
-                                       config=config)
+        filters = [self.prefix + keys for keys in self.keys]
+        if len(filters) > 1:
+            config.filter_subjects = filters
+        return await self.js.subscribe(filters[0], stream=f"KV_{self.bucket}", config=config)
 
     async def _check(self, sub: JetStreamContext.PushSubscription) -> None:
         """Nothing arrived for a while: is our consumer still there, and did we miss nothing?"""

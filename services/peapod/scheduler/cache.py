@@ -1,10 +1,12 @@
 """The scheduler's view of the cluster: informers on pods, nodes and heartbeat leases.
 
-Two informers (``bus/informer.py``) list and watch ``pods.>`` and
-``nodes.>`` of the KV bucket; their events keep two dicts, pods and nodes,
+One informer (``bus/informer.py``) lists and watches ``pods.>`` and
+``nodes.>`` of the KV bucket through one consumer, so pods and nodes arrive
+in the order they were written (a pod created after a node registered is
+never seen before that node); its events keep two dicts, pods and nodes,
 that every decision reads. A stale cache can at worst produce a bind that
 loses its compare-and-set, which the scheduler treats as "look again".
-Decisions wait until both lists are complete (``wait_synced``): a node
+Decisions wait until the list is complete (``wait_synced``): a node
 whose pods were not listed yet would look free. Every change, and a node
 whose lease comes (back) to life, calls the ``on_change`` callbacks, so the
 scheduler runs when something happened instead of polling the store.
@@ -12,7 +14,6 @@ scheduler runs when something happened instead of polling the store.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -26,12 +27,10 @@ from peapod.bus.informer import Informer, WatchEvent
 from peapod.bus.leases import Leases
 
 
-def decode_pod(key: str, data: bytes) -> Pod:
-    return Pod.model_validate(json.loads(data))
-
-
-def decode_node(key: str, data: bytes) -> Node:
-    return Node.model_validate(json.loads(data))
+def decode_object(key: str, data: bytes) -> Pod | Node:
+    """A pod or a node, by its key's first segment (the informer's filters allow no other)."""
+    model = Pod if key.startswith("pods.") else Node
+    return model.model_validate(json.loads(data))
 
 
 class ClusterCache:
@@ -40,19 +39,16 @@ class ClusterCache:
         self.pods: dict[str, Pod] = {}
         self.nodes: dict[str, Node] = {}
         self.leases = Leases()
-        self.pod_informer = Informer(js, bucket=s.KV_BUCKET, keys="pods.>", decode=decode_pod,
-                                     clock=clock)
-        self.node_informer = Informer(js, bucket=s.KV_BUCKET, keys="nodes.>",
-                                      decode=decode_node, clock=clock)
-        self.pod_informer.add_handler(self._on_pod)
-        self.node_informer.add_handler(self._on_node)
+        self.informer: Informer[Pod | Node] = Informer(
+            js, bucket=s.KV_BUCKET, keys=("pods.>", "nodes.>"), decode=decode_object, clock=clock)
+        self.informer.add_handler(self._on_object)
         self._callbacks: list[Callable[[], None]] = []
 
     def on_change(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(self.pod_informer.synced.wait(), self.node_informer.synced.wait())
+        await self.informer.synced.wait()
 
     def live_nodes(self, now: float) -> set[str]:
         """Nodes whose heartbeat lease has not expired."""
@@ -61,13 +57,8 @@ class ClusterCache:
     async def watch_leases(self) -> None:
         await self.leases.watch(self.js, on_alive=self._changed)
 
-    def _on_pod(self, event: WatchEvent[Pod]) -> None:
-        self._keep(self.pods, event)
-
-    def _on_node(self, event: WatchEvent[Node]) -> None:
-        self._keep(self.nodes, event)
-
-    def _keep(self, target: dict[str, Any], event: WatchEvent[Any]) -> None:
+    def _on_object(self, event: WatchEvent[Pod | Node]) -> None:
+        target: dict[str, Any] = self.pods if isinstance(event.obj, Pod) else self.nodes
         if event.type == "DELETED":
             target.pop(event.key, None)
         else:

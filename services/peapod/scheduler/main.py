@@ -28,8 +28,8 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
     scheduler = Scheduler(nc=nc, cache=cache, events=events)
     log.info("scheduler_ready", url=creds.url)
     try:
-        await supervise({"pods": cache.pod_informer.run, "nodes": cache.node_informer.run,
-                         "leases": cache.watch_leases, "schedule": scheduler.run}, stop=stop)
+        await supervise({"watch": cache.informer.run, "leases": cache.watch_leases,
+                         "schedule": scheduler.run}, stop=stop)
     finally:
         await nc.drain()
 

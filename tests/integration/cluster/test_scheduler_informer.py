@@ -24,7 +24,7 @@ async def test_junk_in_the_bucket_is_skipped_and_scheduling_goes_on(scheduler):
     assert skipped == {"pods.default.junk", "nodes.junk"}
     # (the apiserver's fan-out does crash on such junk today; that is not the scheduler's task)
     assert not [e for e in logs if e["event"] == "reconcile_crashed"
-                or (e["event"] == "task_crashed" and e["task"] in ("pods", "nodes", "schedule"))]
+                or (e["event"] == "task_crashed" and e["task"] in ("watch", "schedule"))]
 
 
 async def test_a_pod_deleted_while_pending_is_forgotten(scheduler):

@@ -300,3 +300,21 @@ async def test_a_watch_from_a_resource_version_sees_only_later_changes_typed_by_
     assert events[2].obj.metadata.labels == {"last": "state"}
     await nc.close()
     await admin.close()
+
+
+async def test_several_key_filters_share_one_consumer_and_one_order(server):
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    nc, informer = await reader(server, as_dict, keys=("nodes.>", "pods.>"))
+    async with running(informer) as events:
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        await kv.put("nodes.n1", b'{"n": 1}')
+        await kv.put("namespaces.default", b'{"n": 2}')  # not asked for
+        await kv.put("pods.default.p", b'{"n": 3}')
+        await kv.put("nodes.n2", b'{"n": 4}')
+        await eventually(lambda: len(events) == 3)
+        await asyncio.sleep(0.2)
+    assert [(e.key, e.revision) for e in events] == [
+        ("nodes.n1", 1), ("pods.default.p", 3), ("nodes.n2", 4)]
+    await nc.close()
+    await admin.close()
