@@ -134,6 +134,8 @@ class WorkQueue:
             case Done():
                 return None
             case RetryAfter(seconds=seconds):
+                if state.dirty.is_set():  # changed during the pass: run again now, not later
+                    return None
                 self._log.debug("reconcile_retry", key=key, retry_in=seconds)
                 state.dirty.set()
                 return seconds
