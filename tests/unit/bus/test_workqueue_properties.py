@@ -15,13 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peapod.bus.clock import FakeClock
-from peapod.bus.workqueue import Done, Outcome, WorkQueue
+from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
 
 KEYS = ["a", "b", "c"]
 steps = st.lists(st.tuples(st.sampled_from(KEYS), st.integers(0, 3)), min_size=1, max_size=40)
 
 
-async def run_program(program: list[tuple[str, int]], durations: list[int]) -> None:
+async def run_program(program: list[tuple[str, int]], durations: list[int],
+                      retries: list[bool] | None = None) -> None:
     turn = 0
     running: dict[str, int] = dict.fromkeys(KEYS, 0)
     started: dict[str, list[int]] = {k: [] for k in KEYS}
@@ -35,9 +36,10 @@ async def run_program(program: list[tuple[str, int]], durations: list[int]) -> N
         started[key].append(turn)
         for _ in range(durations[calls % len(durations)]):
             await asyncio.sleep(0)
+        retry = retries[calls % len(retries)] if retries else False
         calls += 1
         running[key] -= 1
-        return Done()
+        return RetryAfter(3600) if retry else Done()  # the clock never moves: no retry fires
 
     queue = WorkQueue(reconcile, name="prop", clock=FakeClock())
     for key, pause in program:
@@ -47,11 +49,15 @@ async def run_program(program: list[tuple[str, int]], durations: list[int]) -> N
         for _ in range(pause):
             await asyncio.sleep(0)
     turn += 1
+    def caught_up() -> bool:
+        return all(not added[k] or (started[k] and started[k][-1] >= added[k][-1]) for k in KEYS)
+
     for _ in range(500):
-        if not queue.active:
+        if caught_up() and not any(running.values()):
             break
         await asyncio.sleep(0)
-    assert queue.active == set()
+    if not retries:
+        assert queue.active == set()
     for key in KEYS:
         if added[key]:
             assert started[key] and started[key][-1] >= added[key][-1], f"{key}: last change lost"
@@ -64,3 +70,11 @@ async def run_program(program: list[tuple[str, int]], durations: list[int]) -> N
 @given(program=steps, durations=st.lists(st.integers(0, 4), min_size=1, max_size=8))
 def test_any_interleaving_keeps_keys_sequential_and_loses_no_change(program, durations) -> None:
     asyncio.run(run_program(program, durations))
+
+
+@settings(max_examples=200, deadline=None)
+@given(program=steps, durations=st.lists(st.integers(0, 4), min_size=1, max_size=8),
+       retries=st.lists(st.booleans(), min_size=1, max_size=8))
+def test_a_change_is_not_held_back_by_a_retry_the_pass_asked_for(program, durations,
+                                                                   retries) -> None:
+    asyncio.run(run_program(program, durations, retries))
