@@ -52,8 +52,8 @@ async def test_an_unreachable_server_is_logged_at_each_attempt_then_reached(tmp_
             assert [line["retry_in"] for line in lines[:4]] == [0.01, 0.02, 0.04, 0.04]
             assert all(line["url"] == kubelet.url and line["user"] == "kubelet-node-a"
                        and "cannot reach the cluster" in line["error"] for line in lines)
-            assert [e for e in logs if e["event"] == "nats_connected"][0]["attempts"] == \
-                len(lines) + 1
+            connected = next(e for e in logs if e["event"] == "nats_connected")
+            assert connected["attempts"] == len(lines) + 1
             # connected once, it reconnects by itself when the server comes back
             server.stop()
             await until(lambda: not nc.is_connected, "the loss is noticed")
