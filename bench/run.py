@@ -9,6 +9,10 @@ scheduler, one kubelet on podman) in a temporary PEAPOD_HOME, then measures:
 - scheduling: from creating N pods back to back to every one being bound, then
   Running, then gone after delete;
 - apply to Running for real podman pods, one at a time, and delete to gone;
+- a burst: N pods applied back to back until all are Running, against the floor
+  under it measured in the same run: the same pods made directly through
+  podman's REST API on the kubelet's socket (pod create, infra start, container
+  create, start), one at a time and with several workers;
 - resident memory of each component afterwards (VmRSS and VmHWM from /proc).
 
 Figures are printed as a Markdown section; `--write FILE` replaces the
@@ -28,8 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from podman import PodmanClient
 
 from peapod.api import Pod
 from peapod.cli.client import Client
@@ -39,6 +47,8 @@ from peapod.cli.doctor import SHIPPED_CONF
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "bench-node"
 MARK = "<!-- bench:latest -->"
+PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
+BUSYBOX = "localhost/peapod-busybox:latest"
 
 
 def pod(name: str, *, image: str = "localhost/peapod-busybox:latest", **spec: object) -> dict:
@@ -142,8 +152,100 @@ async def apply_to_running(client: Client, n: int) -> list[str]:
         result = await client.delete_pod(name, grace=0)
         await client.wait_deleted(name, result["object"]["metadata"]["uid"], timeout=120)
         stop.append(time.perf_counter() - t)
+    direct = [await asyncio.to_thread(direct_api, 1, 1) for _ in range(n)]
     return [f"| apply to Running (one busybox pod, podman) | {n} | {ms(start)} |",
+            f"| baseline: the same pod through podman's REST API directly | {n} | {ms(direct)} "
+            f"(peapod {statistics.median(start) / statistics.median(direct):.2f}x) |",
             f"| delete (grace 0) until the object is gone | {n} | {ms(stop)} |"]
+
+
+def direct_api(n: int, workers: int) -> float:
+    """Seconds for n busybox pods made straight through podman's REST API (the kubelet's floor).
+
+    Each pod is what the kubelet asks podman for: a pod, its infra container started, one
+    container created and started. Pods are removed afterwards (not timed).
+    """
+    api = PodmanClient(base_url=f"unix://{PODMAN_SOCKET}", timeout=120, max_pool_size=32).api
+
+    def make(name: str) -> None:
+        reply = api.post("/pods/create", data=json.dumps({"name": name}))
+        reply.raise_for_status()
+        pod_id = str(reply.json()["Id"])
+        api.post(f"/pods/{pod_id}/start").raise_for_status()
+        reply = api.post("/containers/create", data=json.dumps({
+            "name": f"{name}-c", "image": BUSYBOX, "pod": pod_id, "command": ["sleep", "3600"]}))
+        reply.raise_for_status()
+        api.post(f"/containers/{reply.json()['Id']}/start").raise_for_status()
+
+    names = [f"peapod-bench-direct-{uuid.uuid4().hex[:6]}-{i}" for i in range(n)]
+    t = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(make, names))
+        return time.perf_counter() - t
+    finally:
+        with ThreadPoolExecutor(8) as pool:  # a failed run still leaves the pods it made
+            list(pool.map(lambda name: api.delete(f"/pods/{name}",
+                                                  params={"force": True, "timeout": 0}), names))
+
+
+async def podman_idle(home: Path, timeout: float = 120) -> None:
+    """Wait until the bench kubelet has no podman pod left (deletes finish after the objects go)."""
+    kubelet_id = (home / "kubelet" / "kubelet-id").read_text().strip()
+    api = PodmanClient(base_url=f"unix://{PODMAN_SOCKET}", timeout=30).api
+    flt = json.dumps({"label": [f"io.peapod.kubelet.id={kubelet_id}"]})
+
+    async def idle() -> bool:
+        reply = await asyncio.to_thread(api.get, "/pods/json", params={"filters": flt})
+        return not reply.json()
+
+    await wait_until(idle, timeout=timeout, interval=0.2)
+
+
+async def peapod_burst(client: Client, home: Path, n: int) -> float:
+    names = [f"burst-{i}" for i in range(n)]
+    t = time.perf_counter()
+    for name in names:
+        await client.create(pod(name))
+
+    async def all_running() -> bool:
+        pods = await client.list_pods(selector="app=bench")
+        return sum(bool(p.status and p.status.phase == "Running") for p in pods) >= n
+
+    await wait_until(all_running, timeout=600, interval=0.05)
+    seconds = time.perf_counter() - t
+    for name in names:
+        await client.delete_pod(name, grace=0)
+
+    async def all_gone() -> bool:
+        return not await client.list_pods(selector="app=bench")
+
+    await wait_until(all_gone, timeout=600, interval=0.2)
+    await podman_idle(home)
+    return seconds
+
+
+async def burst(client: Client, home: Path, n: int, *, rounds: int = 3,
+                workers: tuple[int, ...] = (1, 4, 8)) -> list[str]:
+    """Peapod's burst apply->all Running against the direct API, interleaved in the same run.
+
+    Each round measures every variant once, on an idle podman; the figures are medians.
+    """
+    await podman_idle(home)
+    direct: dict[int, list[float]] = {w: [] for w in workers}
+    ours: list[float] = []
+    for _ in range(rounds):
+        for w in workers:
+            direct[w].append(await asyncio.to_thread(direct_api, n, w))
+        ours.append(await peapod_burst(client, home, n))
+    med = {w: statistics.median(v) for w, v in direct.items()}
+    best, peapod_s = min(med.values()), statistics.median(ours)
+    rows = [f"| burst: {n} pods, direct REST API, {w} worker{'s' if w > 1 else ''} | {rounds} | "
+            f"median {seconds:.2f} s |" for w, seconds in med.items()]
+    return [*rows,
+            f"| burst: {n} pods, peapod apply to all Running | {rounds} | median {peapod_s:.2f} s "
+            f"({peapod_s / best:.2f}x the best direct figure, "
+            f"{peapod_s / med[workers[0]]:.2f}x direct one at a time) |"]
 
 
 def cli_wall_time(peapod: list[str], env: dict[str, str], n: int = 10) -> list[str]:
@@ -187,13 +289,19 @@ def memory(home: Path) -> list[str]:
 
 async def measure(home: Path, args: argparse.Namespace) -> list[str]:
     client = await Client.open(load_context("local", path=home / "config"))  # what `up` wrote
+    if args.only_burst:
+        try:
+            return await burst(client, home, args.burst_pods)
+        finally:
+            await client.close()
     try:
         api = await api_round_trips(client, args.api_pods)
         one = await apply_to_running(client, args.e2e_pods)
         sched = await scheduling(client, args.sched_pods)
+        many = await burst(client, home, args.burst_pods)
     finally:
         await client.close()
-    return [*api, *one, *sched]
+    return [*api, *one, *sched, *many]
 
 
 def report(rows: list[str], memory_rows: list[str]) -> str:
@@ -213,6 +321,9 @@ def main() -> int:
     parser.add_argument("--api-pods", type=int, default=200)
     parser.add_argument("--e2e-pods", type=int, default=5)
     parser.add_argument("--sched-pods", type=int, default=20)
+    parser.add_argument("--burst-pods", type=int, default=20)
+    parser.add_argument("--only-burst", action="store_true",
+                        help="measure the burst only (quicker, for kubelet work)")
     parser.add_argument("--write", type=Path, help="replace the latest-run section of this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="peapod-bench-") as tmp:
@@ -223,8 +334,9 @@ def main() -> int:
         peapod = [str(Path(sys.executable).parent / "peapod")]  # the script users run
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
-            rows = [*asyncio.run(measure(home, args)), *cli_wall_time(peapod, env),
-                    *podman_baseline(args.e2e_pods)]
+            rows = asyncio.run(measure(home, args))
+            if not args.only_burst:
+                rows += [*cli_wall_time(peapod, env), *podman_baseline(args.e2e_pods)]
             text = report(rows, memory(home))
         finally:
             subprocess.run([*peapod, "down"], env=env, check=False)

@@ -301,9 +301,6 @@ class PodmanRuntime:
         A sandbox that cannot start is removed again, so the next attempt starts clean.
         """
         uid = pod.metadata.uid or ""
-        existing = self._find_pod(uid)
-        if existing:
-            return existing
         ports = [{"container_port": p.container_port, "host_port": p.host_port,
                   "protocol": p.protocol.lower(), **({"host_ip": p.host_ip} if p.host_ip else {})}
                  for c in pod.spec.containers for p in (c.ports or []) if p.host_port]
@@ -315,6 +312,10 @@ class PodmanRuntime:
                 "hostname": pod.spec.hostname or pod.metadata.name,
                 "portmappings": ports}
         response = self.api.post("/pods/create", data=_json(body))
+        if response.status_code == 409:  # made by an earlier attempt (its name is the uid's)
+            existing = self._find_pod(uid)
+            if existing:
+                return existing
         if response.status_code >= 400:
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
         pod_id = str(response.json()["Id"])
