@@ -148,7 +148,7 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     assert "Killing" in peapod(env, "get", "events").stdout
 
     # operators' side: every log line is JSON with its component, pod lines carry
-    # namespace/name and uid, and no password from the credentials is ever logged
+    # namespace, name and uid, and no secret from the credentials is ever logged
     home = Path(env["PEAPOD_HOME"])
     secrets = [json.loads(f.read_text())["seed"] for f in (home / "creds").glob("*.json")]
     for component in ("apiserver", "scheduler", "kubelet"):
@@ -158,8 +158,8 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
         assert not [secret for secret in secrets if secret in text]
     kubelet_log = [json.loads(line) for line in (home / "logs" / "kubelet.log").read_text().splitlines()]
     started = [line for line in kubelet_log if line["event"] == "container_started"]
-    assert [(line["pod"], line["uid"], line["restart_count"]) for line in started] == [
-        ("default/db", uid, 0), ("default/db", uid, 1)]
+    assert [(line["namespace"], line["name"], line["uid"], line["restart_count"]) for line in started] == [
+        ("default", "db", uid, 0), ("default", "db", uid, 1)]
 
     time.sleep(1)
     follower.terminate()

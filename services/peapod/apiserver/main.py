@@ -11,6 +11,8 @@ import asyncio
 import signal
 
 import structlog
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from peapod.apiserver.fanout import run_fanout
 from peapod.apiserver.handlers import Api
@@ -39,10 +41,34 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
     log.info("apiserver_ready", url=creds.url)
     try:
         await supervise({"fanout": lambda: run_fanout(js, stop=stop),
+                         "streams": lambda: keep_streams(js, replicas=replicas),
                          "leases": lambda: leases.watch(js),
                          "namespaces": api.namespaces.run}, stop=stop)
     finally:
         await nc.drain()
+
+
+STREAM_CHECK_PERIOD = 10.0
+
+
+async def keep_streams(js: JetStreamContext, *, replicas: int,
+                       period: float = STREAM_CHECK_PERIOD) -> None:
+    """Recreate the streams when one is gone.
+
+    The lease bucket lives in memory (heartbeats never wear a disk), so a
+    single nats-server that restarts comes back without it, and every node
+    would read NotReady until an apiserver started again. Checked every
+    ``period`` seconds; the file-backed streams survive a restart and are
+    only created if someone removed them.
+    """
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await js.stream_info(s.LEASE_STREAM)
+        except NotFoundError:
+            log.warning("stream_missing", stream=s.LEASE_STREAM)
+            await ensure_jetstream(js, replicas=replicas)
+            log.info("streams_recreated")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ relist, not another pod's start, so every pod's status stalls. Hence:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +50,10 @@ class PodmanThreads:
     @staticmethod
     async def _run(pool: ThreadPoolExecutor, fn: Callable[P, T], /, *args: P.args,
                    **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+        # as asyncio.to_thread does: the call runs in the caller's context, so the
+        # logging context (component, pod, uid) reaches log lines made in the thread
+        loop, context = asyncio.get_running_loop(), contextvars.copy_context()
+        return await loop.run_in_executor(pool, functools.partial(context.run, fn, *args, **kwargs))
 
     def shutdown(self) -> None:
         for pool in (self._pods, self._relist, self._pulls):
