@@ -86,6 +86,9 @@ class PodRecord:
     # container -> the exited attempt whose BackOff event was sent
     backoff_events: dict[str, str] = field(default_factory=dict)
     acted: float = float("-inf")  # loop time of the last podman change made for this pod
+    # podman's view of this pod read right after that change, until a newer relist
+    fresh: PodInfo | None = None
+    fresh_at: float = float("-inf")
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
@@ -119,6 +122,7 @@ class Kubelet:
         self.observed: dict[str, PodInfo] = {}
         self.observed_since = float("-inf")  # loop time the last relist's list call began
         self.orphans: dict[str, asyncio.Task[None]] = {}
+        self.removed: dict[str, float] = {}  # uid -> loop time its podman pod was removed
         self.synced = asyncio.Event()
         self.log = log.bind(node=node_name)
 
@@ -218,6 +222,7 @@ class Kubelet:
             pods = await self.threads.relist(self.runtime.list_pods)
             self.observed = {p.uid: p for p in pods}
             self.observed_since = began
+            self.removed = {uid: at for uid, at in self.removed.items() if at >= began}
             for record in self.pods.values():
                 record.wake.set()
             if self.synced.is_set():
@@ -228,7 +233,8 @@ class Kubelet:
         """Stop, each in its own task, the podman pods no pod object owns."""
         owned = {r.pod.metadata.uid for r in self.pods.values()}
         for uid, info in self.observed.items():
-            if uid not in owned and uid not in self.orphans:
+            # removed after this snapshot was taken: not an orphan, just gone
+            if uid not in owned and uid not in self.orphans and uid not in self.removed:
                 self.orphans[uid] = asyncio.create_task(self._remove_orphan(info),
                                                         name=f"orphan:{uid}")
 
@@ -238,6 +244,7 @@ class Kubelet:
             found = await terminate_pod(
                 uid=info.uid, runtime=self.runtime, threads=self.threads,
                 grace=lambda: grace_seconds(None, object_gone=True), log=olog)
+            self.removed[info.uid] = asyncio.get_running_loop().time()
             if found:
                 olog.info("orphan_removed")
         except Exception:  # tried again on the next relist
@@ -285,13 +292,18 @@ class Kubelet:
         return False
 
     async def _observe(self, record: PodRecord, uid: str) -> PodInfo | None:
-        """The pod as podman shows it, never from a relist older than our last change."""
+        """The pod as podman shows it, never from a relist older than our last change.
+
+        After a change the pod is read once; that reading serves every wake-up until
+        a relist that began after the change (one list call for all pods) replaces it.
+        """
         if record.acted < self.observed_since:
             return self.observed.get(uid)
-        observed = await self.threads.call(self.runtime.get_pod, uid)
-        if observed is not None:
-            self.observed[uid] = observed
-        return observed
+        if record.fresh_at > record.acted:
+            return record.fresh
+        record.fresh_at = asyncio.get_running_loop().time()
+        record.fresh = await self.threads.call(self.runtime.get_pod, uid)
+        return record.fresh
 
     async def _execute(self, record: PodRecord, plan: Plan, observed: PodInfo | None,
                        plog: Any, *, now: float) -> bool:
@@ -401,7 +413,9 @@ class Kubelet:
 
         found = await terminate_pod(uid=uid, runtime=self.runtime, threads=self.threads,
                                     grace=grace, wake=record.wake, on_stopping=stopping, log=plog)
+        self.removed[uid] = asyncio.get_running_loop().time()
         self.observed.pop(uid, None)
+        record.fresh = None
         self.backoff.forget(f"{uid}/")
         self.images.backoff.forget(f"{uid}_")
         if found:

@@ -416,6 +416,15 @@ class PodmanRuntime:
             log.warning("signal_failed", container_id=container_id[:12], signal=signal,
                         error=_explain(response))
 
+    def still_running(self, container_ids: list[str]) -> list[str]:
+        """Those of ``container_ids`` that still run (one inspect each)."""
+        running = []
+        for container_id in container_ids:
+            response = self.api.get(f"/containers/{container_id}/json")
+            if response.status_code == 200 and response.json().get("State", {}).get("Running"):
+                running.append(container_id)
+        return running
+
     def remove_container(self, container_id: str) -> None:
         response = self.api.delete(f"/containers/{container_id}",
                                    params={"force": True, "v": True})

@@ -34,8 +34,8 @@ from peapod.kubelet.threads import PodmanThreads
 
 ORPHAN_GRACE_SECONDS = 1
 MINIMUM_GRACE_SECONDS = 2
-# Most containers exit at SIGTERM at once: look again soon, then every half second.
-POLL_SECONDS = (0.1, 0.2, 0.3, 0.5)
+# Most containers exit at SIGTERM at once: look again soon, then less and less often.
+POLL_SECONDS = (0.1, 0.25, 0.5, 1.0)
 
 
 def grace_seconds(pod: Pod | None, *, object_gone: bool) -> int:
@@ -69,22 +69,32 @@ async def terminate_pod(*, uid: str, runtime: PodmanRuntime, threads: PodmanThre
             await on_stopping(info)
         for container_id in running:
             await threads.call(runtime.signal_container, container_id, "TERM")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        granted = grace()
-        log.info("pod_stopping", grace_seconds=granted, containers=len(running))
-        for attempt in itertools.count():
-            granted = min(granted, grace())
-            left = started + granted - loop.time()
-            if left <= 0:
-                log.info("grace_period_over", grace_seconds=granted, killed=len(running))
-                break
-            await _sleep(min(left, POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)]), wake)
-            running = _running(await threads.call(runtime.get_pod, uid))
-            if not running:
-                break
+        await _wait_for_exit(running, runtime=runtime, threads=threads, grace=grace, wake=wake,
+                             log=log)
     await threads.call(runtime.remove_pod, uid)
     return info is not None
+
+
+async def _wait_for_exit(running: list[str], *, runtime: PodmanRuntime, threads: PodmanThreads,
+                         grace: Callable[[], int], wake: asyncio.Event | None, log: Any) -> None:
+    """Until the containers exit or the grace period (re-read on every wake) is over."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    granted = grace()
+    log.info("pod_stopping", grace_seconds=granted, containers=len(running))
+    polls = itertools.chain(POLL_SECONDS, itertools.repeat(POLL_SECONDS[-1]))
+    next_poll = started + next(polls)
+    while running:
+        granted = min(granted, grace())
+        now = loop.time()
+        if now >= started + granted:
+            log.info("grace_period_over", grace_seconds=granted, killed=len(running))
+            return
+        if now >= next_poll:  # one inspect per container still running: cheaper than a list
+            running = await threads.call(runtime.still_running, running)
+            next_poll = loop.time() + next(polls)
+            continue
+        await _sleep(min(started + granted, next_poll) - now, wake)
 
 
 async def _sleep(seconds: float, wake: asyncio.Event | None) -> None:
