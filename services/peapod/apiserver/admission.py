@@ -14,10 +14,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc3339, parse_object
-from peapod.api.manifest import needs_generated_name
+from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.errors import Invalid
 
@@ -29,6 +29,8 @@ MAX_GENERATED_PREFIX = 63 - SUFFIX_LENGTH
 # Kubernetes' RetryGenerateName: a generated name that is taken is drawn again, up to 8 times
 GENERATE_NAME_ATTEMPTS = 8
 
+
+T = TypeVar("T", Pod, Namespace)
 
 def generate_name(prefix: str, *, choice: Callable[[str], str] = secrets.choice) -> str:
     """``prefix`` (cut to 58 characters) and five random characters, as Kubernetes names it."""
@@ -64,6 +66,15 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     return obj
 
 
+def parse_applied(doc: dict[str, Any], kind: type[T]) -> T:
+    """A manifest sent to ``apply``, parsed; it must be of ``kind`` and carry a name."""
+    refuse_generate_name_for_apply(doc)
+    applied = parse_object(doc)
+    if not isinstance(applied, kind):
+        raise Invalid(f"expected kind {kind.__name__}, got {applied.kind}")
+    return applied
+
+
 def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
     """The result of applying ``applied`` over ``stored``, and kubectl's verb for it."""
     incoming_spec = applied.spec.model_copy()
@@ -75,8 +86,15 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
             "change fields of the spec; delete the pod and create it again "
             "(peapod does not support in-place pod updates)"
         )
-    labels = applied.metadata.labels
-    annotations = applied.metadata.annotations
+    return merge_metadata(stored, applied.metadata.labels, applied.metadata.annotations)
+
+
+def merge_metadata(stored: T, labels: dict[str, str] | None,
+                   annotations: dict[str, str] | None) -> tuple[T, str]:
+    """What ``apply`` may change of a stored object: its labels and annotations.
+
+    Returns the object to store and kubectl's word for it, "unchanged" or "configured".
+    """
     if labels == stored.metadata.labels and annotations == stored.metadata.annotations:
         return stored, "unchanged"
     merged = stored.model_copy(deep=True)
@@ -131,10 +149,4 @@ def merge_applied_namespace(stored: Namespace, applied: Namespace) -> tuple[Name
     """``applied`` over ``stored``: labels and annotations change; spec and status are the
     server's (Kubernetes keeps ``spec.finalizers`` and ``status`` on update)."""
     labels = {**(applied.metadata.labels or {}), METADATA_NAME_LABEL: stored.metadata.name or ""}
-    annotations = applied.metadata.annotations
-    if labels == stored.metadata.labels and annotations == stored.metadata.annotations:
-        return stored, "unchanged"
-    merged = stored.model_copy(deep=True)
-    merged.metadata.labels = labels
-    merged.metadata.annotations = annotations
-    return merged, "configured"
+    return merge_metadata(stored, labels, applied.metadata.annotations)

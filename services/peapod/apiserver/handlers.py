@@ -22,8 +22,8 @@ import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from peapod.api import Node, Pod, PodStatus, now_rfc3339, parse_object
-from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
+from peapod.api import Node, Pod, PodStatus, now_rfc3339
+from peapod.api.manifest import needs_generated_name
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.events import EventsApi
@@ -124,10 +124,7 @@ class Api:
 
     async def apply_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
         doc = self._object(payload)
-        refuse_generate_name_for_apply(doc)
-        applied = parse_object(doc)
-        if not isinstance(applied, Pod):
-            raise Invalid(f"expected kind Pod, got {applied.kind}")
+        applied = admission.parse_applied(doc, Pod)
         namespace = applied.metadata.namespace or payload.get("namespace") or "default"
         key, what = _pod_key(namespace, applied.metadata.name or "")
         try:

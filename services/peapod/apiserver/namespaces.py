@@ -36,8 +36,7 @@ from typing import Any
 import structlog
 from nats.aio.msg import Msg
 
-from peapod.api import Namespace, NamespaceStatus, now_rfc3339, parse_object
-from peapod.api.manifest import refuse_generate_name_for_apply
+from peapod.api import Namespace, NamespaceStatus, now_rfc3339
 from peapod.apiserver import admission
 from peapod.apiserver.selectors import parse_label_selector
 from peapod.apiserver.store import Store
@@ -91,10 +90,7 @@ class Namespaces:
 
     async def apply_namespace(self, payload: dict[str, Any], msg: Msg) -> Any:
         doc = self._object(payload)
-        refuse_generate_name_for_apply(doc)
-        applied = parse_object(doc)
-        if not isinstance(applied, Namespace):
-            raise Invalid(f"expected kind Namespace, got {applied.kind}")
+        applied = admission.parse_applied(doc, Namespace)
         key, what = namespace_key(applied.metadata.name or "")
         try:
             current = await self.store.get(key, what=what)

@@ -7,7 +7,6 @@ node's partition, so it never ran and could not be deleted without ``--force``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 
@@ -18,6 +17,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
 from peapod.bus.replay import read_all
 from peapod.errors import Invalid, NotFound
+from tests.integration.cluster.test_fanout import wait_for
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
     apply,
     cluster,
@@ -31,16 +31,6 @@ from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is 
 def pod(name: str, **spec) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "busybox:1"}], **spec}}
-
-
-async def wait_for(predicate, timeout: float = 10):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if result := await predicate():
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 async def test_a_dotted_name_is_fanned_out_to_its_watch_subject_and_its_nodes_partition(apiserver):
