@@ -52,6 +52,8 @@ class Container(Model):
     resources: ResourceRequirements | None = None
     volume_mounts: list[VolumeMount] | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
+    restart_policy: Literal["Always"] | None = None
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:
@@ -83,6 +85,7 @@ class Volume(Model):
 
 
 class PodSpec(Model):
+    init_containers: list[Container] | None = None
     containers: list[Container]
     volumes: list[Volume] | None = None
     restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
@@ -137,6 +140,7 @@ class PodStatus(Model):
     host_ip: str | None = Field(default=None, alias="hostIP")
     pod_ip: str | None = Field(default=None, alias="podIP")
     start_time: str | None = None
+    init_container_statuses: list[ContainerStatus] | None = None
     container_statuses: list[ContainerStatus] | None = None
 
 

@@ -303,7 +303,8 @@ class PodmanRuntime:
         uid = pod.metadata.uid or ""
         ports = [{"container_port": p.container_port, "host_port": p.host_port,
                   "protocol": p.protocol.lower(), **({"host_ip": p.host_ip} if p.host_ip else {})}
-                 for c in pod.spec.containers for p in (c.ports or []) if p.host_port]
+                 for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
+                 for p in (c.ports or []) if p.host_port]
         for volume in pod.spec.volumes or []:
             if volume.empty_dir is not None and volume.empty_dir.medium != "Memory":
                 (self._pod_dir(uid) / "volumes" / volume.name).mkdir(parents=True, exist_ok=True)
@@ -336,7 +337,8 @@ class PodmanRuntime:
 
     def run_container(self, pod: Pod, container_name: str, *, restart_count: int,
                       pod_id: str | None = None, backoff: Entry | None = None) -> str:
-        spec = next(c for c in pod.spec.containers if c.name == container_name)
+        spec = next(c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
+                    if c.name == container_name)
         pod_id = pod_id or self.create_pod(pod)
         body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
         if backoff is not None:
