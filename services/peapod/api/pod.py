@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
+from peapod.api.security import PodSecurityContext, SecurityContext
 
 
 class EnvVar(Model):
@@ -54,6 +55,7 @@ class Container(Model):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
     restart_policy: Literal["Always"] | None = None
+    security_context: SecurityContext | None = None
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:
@@ -93,6 +95,7 @@ class PodSpec(Model):
     node_name: str | None = None
     termination_grace_period_seconds: int = Field(default=30, ge=0)
     hostname: str | None = None
+    security_context: PodSecurityContext | None = None
 
 
 class ContainerStateWaiting(Model):
