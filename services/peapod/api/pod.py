@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
-from peapod.api.security import PodSecurityContext, SecurityContext
+from peapod.api.security import HostAlias, PodDNSConfig, PodSecurityContext, SecurityContext
 
 
 class EnvVar(Model):
@@ -96,6 +96,13 @@ class PodSpec(Model):
     termination_grace_period_seconds: int = Field(default=30, ge=0)
     hostname: str | None = None
     security_context: PodSecurityContext | None = None
+    host_network: bool | None = None
+    host_pid: bool | None = Field(default=None, alias="hostPID")
+    host_ipc: bool | None = Field(default=None, alias="hostIPC")
+    share_process_namespace: bool | None = None
+    host_aliases: list[HostAlias] | None = None
+    dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] | None = None
+    dns_config: PodDNSConfig | None = None
 
 
 class ContainerStateWaiting(Model):

@@ -11,6 +11,7 @@ options, and sysctls outside Kubernetes' safe, namespaced set.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -163,3 +164,85 @@ def _pod_problems(where: str, ctx: PodSecurityContext) -> Iterator[str]:
             yield (f'{path}: Forbidden: sysctl "{sysctl.name}" is not one of Kubernetes\' safe '
                    f"sysctls, the only ones a peapod node sets: {', '.join(SAFE_SYSCTLS)}")
         seen.add(sysctl.name.replace("/", "."))
+
+
+# -- the pod's host namespaces, /etc/hosts and DNS ------------------------------------------
+
+class HostAlias(Model):
+    ip: str
+    hostnames: list[str] | None = None
+
+
+class PodDNSConfigOption(Model):
+    name: str
+    value: str | None = None
+
+
+class PodDNSConfig(Model):
+    nameservers: list[str] | None = None
+    searches: list[str] | None = None
+    options: list[PodDNSConfigOption] | None = None
+
+
+MAX_NAMESERVERS = 3
+MAX_SEARCHES = 32
+
+
+def host_problems(spec: Any) -> Iterator[str]:
+    """Kubernetes' checks of hostNetwork, hostPID, hostAliases and DNS across the spec."""
+    if spec.share_process_namespace and spec.host_pid:
+        yield ("spec.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and "
+               "HostPID cannot both be enabled")
+    if spec.host_network:
+        for i, container in enumerate(spec.containers):
+            for j, port in enumerate(container.ports or []):
+                if port.host_port is not None and port.host_port != port.container_port:
+                    yield (f"spec.containers[{i}].ports[{j}].hostPort: Invalid value: "
+                           f"{port.host_port}: must match `containerPort` when `hostNetwork` "
+                           "is true")
+    for i, alias in enumerate(spec.host_aliases or []):
+        if not _is_ip(alias.ip):
+            yield f'spec.hostAliases[{i}].ip: Invalid value: "{alias.ip}": must be a valid IP address'
+        for j, name in enumerate(alias.hostnames or []):
+            if not _DNS_NAME.match(name) or len(name) > 253:
+                yield (f'spec.hostAliases[{i}].hostnames[{j}]: Invalid value: "{name}": a '
+                       "lowercase RFC 1123 subdomain")
+    if spec.dns_policy == "None" and spec.dns_config is None:
+        yield "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"
+    if spec.dns_config is not None:
+        yield from _dns_config_problems(spec.dns_policy, spec.dns_config)
+
+
+def _dns_config_problems(policy: str | None, config: PodDNSConfig) -> Iterator[str]:
+    servers = config.nameservers or []
+    if len(servers) > MAX_NAMESERVERS:
+        yield (f"spec.dnsConfig.nameservers: Invalid value: {servers}: must not have more than "
+               f"{MAX_NAMESERVERS} nameservers")
+    for i, server in enumerate(servers):
+        if not _is_ip(server):
+            yield (f'spec.dnsConfig.nameservers[{i}]: Invalid value: "{server}": must be a '
+                   "valid IP address")
+    if policy == "None" and not servers:
+        yield ("spec.dnsConfig.nameservers: Required value: peapod needs at least one nameserver "
+               "when `dnsPolicy` is None (podman cannot give a container an empty resolv.conf)")
+    searches = config.searches or []
+    if len(searches) > MAX_SEARCHES:
+        yield (f"spec.dnsConfig.searches: Invalid value: {searches}: must not have more than "
+               f"{MAX_SEARCHES} search paths")
+    for i, search in enumerate(searches):
+        if not _DNS_NAME.match(search.rstrip(".")):
+            yield f'spec.dnsConfig.searches[{i}]: Invalid value: "{search}": a DNS subdomain'
+    for i, option in enumerate(config.options or []):
+        if not option.name:
+            yield f"spec.dnsConfig.options[{i}].name: Required value: must not be empty"
+
+
+_DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

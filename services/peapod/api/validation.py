@@ -22,7 +22,7 @@ from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
 from peapod.api.quantity import parse_quantity
-from peapod.api.security import context_problems
+from peapod.api.security import context_problems, host_problems
 from peapod.errors import Invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
@@ -139,6 +139,7 @@ def pod_problems(pod: Pod) -> list[str]:
                                                  container.security_context))
     if spec.security_context is not None:
         problems.extend(context_problems("spec.securityContext", spec.security_context))
+    problems.extend(host_problems(spec))
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
     return problems

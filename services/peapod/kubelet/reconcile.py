@@ -345,7 +345,7 @@ def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[s
             condition("ContainersReady", ready, reason, message),
             condition("PodScheduled", "True")],
         host_ip=host_ip,
-        pod_ip=observed.ip if observed else None,
+        pod_ip=host_ip if pod.spec.host_network else (observed.ip if observed else None),
         start_time=start_time,
         init_container_statuses=init_statuses or None,
         container_statuses=statuses,

@@ -49,7 +49,7 @@ from podman.errors import NotFound as PodmanNotFound
 from peapod.api import Container, Pod
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.errors import NotFound, Unavailable
-from peapod.kubelet import security
+from peapod.kubelet import sandbox, security
 from peapod.kubelet.backoff import Entry
 from peapod.kubelet.oom import KernelOomLog
 
@@ -166,6 +166,7 @@ class PodmanRuntime:
         self.oom_log = oom_log if oom_log is not None else KernelOomLog()
         self._ips: dict[str, str | None] = {}
         self._exits: dict[str, _Exit] = {}  # an exited container never changes: inspect it once
+        self.resolv_conf = Path("/etc/resolv.conf")  # the node's, as the kubelet's --resolv-conf
 
     # -- reading ------------------------------------------------------------------------
 
@@ -321,7 +322,7 @@ class PodmanRuntime:
         body = {"name": f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}",
                 "labels": self._labels(pod),
                 "hostname": pod.spec.hostname or pod.metadata.name,
-                "portmappings": ports, **security.sandbox_fields(pod)}
+                "portmappings": ports, **sandbox.pod_fields(pod, resolv_conf=self.resolv_conf)}
         response = self.api.post("/pods/create", data=_json(body))
         if response.status_code == 409:  # made by an earlier attempt (its name is the uid's)
             existing = self._find_pod(uid)
@@ -382,6 +383,7 @@ class PodmanRuntime:
             "mounts": self._mounts(pod, spec),
             **security.container_fields(pod, spec, seccomp_dir=self.state_dir / "seccomp",
                                         image_user=cache(lambda: self._image_user(spec.image))),
+            **sandbox.container_fields(pod, resolv_conf=self.resolv_conf),
         }
         # Kubernetes: command replaces ENTRYPOINT, args replaces CMD; a command drops CMD.
         if spec.command is not None:
