@@ -1,5 +1,5 @@
 # peapod — every target installs what it needs on a fresh Debian machine.
-#   make up      run the local cluster (nats-server, apiserver, scheduler, kubelet)
+#   make up      run the local cluster (nats-server, apiserver, scheduler, controller manager, kubelet)
 #   make test    lint and run every test (unit, integration, end-to-end)
 #   make images  build the local test images (no registry needed)
 #   make bench   run the benchmarks, figures go to docs/benchmarks.md

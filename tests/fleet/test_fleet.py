@@ -328,7 +328,8 @@ def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
 
 
 def _main_pids(fleet: ProvisionedFleet) -> dict[str, str]:
-    units = {CONTROL: ["peapod-nats", "peapod-apiserver", "peapod-scheduler"],
+    units = {CONTROL: ["peapod-nats", "peapod-apiserver", "peapod-scheduler",
+                       "peapod-controller-manager"],
              **{n: ["peapod-kubelet"] + (["peapod-nats"] if n in NATS else []) for n in NODES}}
     pids = {}
     for host, names in units.items():

@@ -1,7 +1,7 @@
 """``peapod up`` supervises what it started; ``peapod down`` leaves nothing running.
 
 The real ``peapod`` script runs the real cluster (nats-server, apiserver,
-scheduler, kubelet on the real podman) in a private PEAPOD_HOME, and the
+scheduler, controller manager, kubelet on the real podman) in a private PEAPOD_HOME, and the
 processes are killed with SIGKILL as a crash or the OOM killer would.
 """
 
@@ -27,7 +27,7 @@ from tests.natsd import free_port
 pytestmark = pytest.mark.podman
 
 PEAPOD = [str(Path(sys.executable).parent / "peapod")]
-COMPONENTS = {"nats", "apiserver", "scheduler", "kubelet"}
+COMPONENTS = {"nats", "apiserver", "scheduler", "controller-manager", "kubelet"}
 
 
 def private_env(home: Path) -> dict[str, str]:
@@ -96,7 +96,8 @@ def test_a_detached_cluster_is_supervised_and_down_leaves_nothing(home: Path):
     pids = read_pids(home)
     assert set(pids) == {"supervisor", *COMPONENTS} and all(map(process_alive, pids.values()))
     assert components_line(env).startswith("[ok]   components: nats, apiserver, scheduler, "
-                                           "kubelet running, supervised by peapod up")
+                                           "controller-manager, kubelet running, supervised by "
+                                           "peapod up")
 
     # kill -9 of the apiserver: restarted after a second, commands answer again
     os.kill(pids["apiserver"], signal.SIGKILL)
@@ -120,7 +121,8 @@ def test_a_detached_cluster_is_supervised_and_down_leaves_nothing(home: Path):
         "scheduler down" in line, line
     refused = peapod(env, "up", "--detach", "--node-name", "sup-node")
     assert refused.returncode == 1
-    assert "partly running without its supervisor (nats, apiserver, kubelet)" in refused.stderr
+    assert ("partly running without its supervisor (nats, apiserver, controller-manager, "
+            "kubelet)") in refused.stderr
 
     # down stops the rest and returns once each has exited: the port is free at once
     down = peapod(env, "down", timeout=240)

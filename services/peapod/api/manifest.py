@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from peapod.api.apps import ReplicaSet, replicaset_problems
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
@@ -20,9 +21,10 @@ from peapod.api.pod import Pod
 from peapod.api.validation import namespace_problems, node_problems, pod_problems, pydantic_problems
 from peapod.errors import Invalid
 
-KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace]] = {
-    "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace}
-ApiObject = Pod | Node | Event | Namespace
+KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]] = {
+    "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace, "ReplicaSet": ReplicaSet}
+API_VERSIONS = {"ReplicaSet": "apps/v1"}  # every other kind: v1
+ApiObject = Pod | Node | Event | Namespace | ReplicaSet
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
@@ -62,9 +64,10 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
     if kind not in KINDS:
         raise Invalid(f"{label} is invalid: kind: unsupported kind {kind!r}, "
                       f"supported kinds: {', '.join(sorted(KINDS))}")
-    if api_version != "v1":
+    expected = API_VERSIONS.get(kind, "v1")
+    if api_version != expected:
         raise Invalid(f"{label} is invalid: apiVersion: unsupported version {api_version!r} "
-                      f"for kind {kind}, expected 'v1'")
+                      f"for kind {kind}, expected {expected!r}")
     model = KINDS[kind]
     try:
         obj = model.model_validate(doc)
@@ -77,6 +80,8 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = node_problems(obj)
     elif isinstance(obj, Namespace):
         problems = namespace_problems(obj)
+    elif isinstance(obj, ReplicaSet):
+        problems = replicaset_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj

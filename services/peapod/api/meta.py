@@ -8,6 +8,10 @@ from pydantic import Field
 
 from peapod.api.base import Model
 
+FOREGROUND_DELETION = "foregroundDeletion"  # the garbage collector's finalizers
+ORPHAN = "orphan"
+GC_FINALIZERS = (FOREGROUND_DELETION, ORPHAN)
+
 
 class OwnerReference(Model):
     api_version: str
@@ -32,6 +36,10 @@ class ObjectMeta(Model):
     annotations: dict[str, str] | None = None
     owner_references: list[OwnerReference] | None = None
     finalizers: list[str] | None = None
+
+    def controller_ref(self) -> OwnerReference | None:
+        """The owner reference with ``controller: true``, if any (metav1.GetControllerOf)."""
+        return next((ref for ref in self.owner_references or [] if ref.controller), None)
 
 
 class Condition(Model):

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from peapod.api.apps import ReplicaSet
 from peapod.api.base import Model
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
@@ -33,6 +34,7 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "node.schema.json": Node,
     "event.schema.json": Event,
     "namespace.schema.json": Namespace,
+    "replicaset.schema.json": ReplicaSet,
 }
 SUBJECTS_FILE = "subjects.md"
 

@@ -15,14 +15,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from peapod.api.base import DNS1123_SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
-from peapod.api.meta import ObjectMeta
+from peapod.api.meta import GC_FINALIZERS, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
-from peapod.api.pod import Pod
+from peapod.api.pod import Pod, PodSpec
 from peapod.api.quantity import parse_quantity
-from peapod.api.security import context_problems, host_problems
 from peapod.errors import Invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
@@ -77,6 +77,42 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
         problems.extend(_name("metadata.namespace", meta.namespace, check_dns1123_label))
     for key, value in (meta.labels or {}).items():
         problems.extend(_label_problems(key, value))
+    return problems + owner_problems(meta)
+
+
+OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1"}
+
+
+def owner_problems(meta: ObjectMeta) -> list[str]:
+    """ownerReferences and finalizers, which the garbage collector acts on.
+
+    As Kubernetes, at most one owner may be the controller. A finalizer is
+    kept only if something removes it: the garbage collector's two
+    (``foregroundDeletion``, ``orphan``); any other would block the object's
+    deletion for ever, so it is refused by name.
+    """
+    problems: list[str] = []
+    refs = meta.owner_references or []
+    for i, ref in enumerate(refs):
+        for field in ("api_version", "kind", "name", "uid"):
+            if not getattr(ref, field):
+                problems.append(f"metadata.ownerReferences[{i}].{to_camel(field)}: Required value")
+        expected = OWNER_KINDS.get(ref.kind)
+        if expected is None:
+            problems.append(f"metadata.ownerReferences[{i}].kind: Unsupported value: "
+                            f"{ref.kind!r}: supported values: \"Deployment\", \"Pod\", "
+                            "\"ReplicaSet\" (the kinds peapod's garbage collector follows)")
+        elif ref.api_version != expected:
+            problems.append(f"metadata.ownerReferences[{i}].apiVersion: Invalid value: "
+                            f"{ref.api_version!r}: kind {ref.kind} is {expected!r}")
+    if sum(1 for ref in refs if ref.controller) > 1:
+        problems.append("metadata.ownerReferences: Invalid value: only one reference can have "
+                        "Controller set to true")
+    for i, finalizer in enumerate(meta.finalizers or []):
+        if finalizer not in GC_FINALIZERS:
+            problems.append(f"metadata.finalizers[{i}]: Unsupported value: {finalizer!r}: "
+                            "supported values: \"foregroundDeletion\", \"orphan\" (peapod runs no "
+                            "other finalizer, so the object could never be deleted)")
     return problems
 
 
@@ -101,8 +137,11 @@ def _label_problems(key: str, value: str) -> list[str]:
 
 
 def pod_problems(pod: Pod) -> list[str]:
-    problems = meta_problems(pod.metadata, namespaced=True)
-    spec = pod.spec
+    return meta_problems(pod.metadata, namespaced=True) + pod_spec_problems(pod.spec)
+
+
+def pod_spec_problems(spec: PodSpec) -> list[str]:
+    problems: list[str] = []
     if not spec.containers:
         problems.append("spec.containers: required value: a pod needs at least one container")
     volume_names = set()
@@ -119,27 +158,16 @@ def pod_problems(pod: Pod) -> list[str]:
             problems.append(f"{where}.hostPath.path: must be an absolute path")
         if vol.empty_dir is not None and vol.empty_dir.size_limit is not None:
             problems.extend(_quantity(f"{where}.emptyDir.sizeLimit", vol.empty_dir.size_limit))
-    seen: set[str] = set()  # init and app containers share one set of names, as in Kubernetes
-    for kind, containers in (("initContainers", spec.init_containers or []),
-                             ("containers", spec.containers)):
-        for i, container in enumerate(containers):
-            where = f"spec.{kind}[{i}]"
-            problems.extend(_name(f"{where}.name", container.name, check_dns1123_label))
-            if container.name in seen:
-                problems.append(f"{where}.name: duplicate name {container.name!r}")
-            seen.add(container.name)
-            if not container.image.strip():
-                problems.append(f"{where}.image: required value")
-            if kind == "containers" and container.restart_policy is not None:
-                problems.append(f"{where}.restartPolicy: Forbidden: may not be set for "
-                                "non-init containers")
-            problems.extend(_container_problems(where, container, volume_names))
-            if container.security_context is not None:
-                problems.extend(context_problems(f"{where}.securityContext",
-                                                 container.security_context))
-    if spec.security_context is not None:
-        problems.extend(context_problems("spec.securityContext", spec.security_context))
-    problems.extend(host_problems(spec))
+    seen: set[str] = set()
+    for i, container in enumerate(spec.containers):
+        where = f"spec.containers[{i}]"
+        problems.extend(_name(f"{where}.name", container.name, check_dns1123_label))
+        if container.name in seen:
+            problems.append(f"{where}.name: duplicate name {container.name!r}")
+        seen.add(container.name)
+        if not container.image.strip():
+            problems.append(f"{where}.image: required value")
+        problems.extend(_container_problems(where, container, volume_names))
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
     return problems

@@ -62,8 +62,26 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     meta.deletion_timestamp = None
     meta.deletion_grace_period_seconds = None
     meta.generation = 1
+    refuse_pod_finalizers(obj)
     obj.status = PodStatus(phase="Pending")
     return obj
+
+
+def refuse_pod_finalizers(pod: Pod) -> None:
+    """A pod leaves the store when its kubelet finishes it: nothing would wait for a finalizer."""
+    if pod.metadata.finalizers:
+        raise Invalid(f'Pod "{pod.metadata.name}" is invalid: metadata.finalizers: Forbidden: '
+                      "peapod removes a pod once its containers stopped and holds it for no "
+                      "finalizer")
+
+
+def merge_updated_pod(stored: Pod, incoming: Pod) -> Pod:
+    """A pod update (PUT): labels, annotations and owner references change, nothing else."""
+    merged, _ = merge_applied_pod(stored, incoming)
+    merged = merged.model_copy(deep=True)
+    merged.metadata.owner_references = incoming.metadata.owner_references
+    refuse_pod_finalizers(incoming)
+    return merged
 
 
 def parse_applied(doc: dict[str, Any], kind: type[T]) -> T:
@@ -77,6 +95,7 @@ def parse_applied(doc: dict[str, Any], kind: type[T]) -> T:
 
 def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
     """The result of applying ``applied`` over ``stored``, and kubectl's verb for it."""
+    refuse_pod_finalizers(applied)
     incoming_spec = applied.spec.model_copy()
     if incoming_spec.node_name is None:
         incoming_spec.node_name = stored.spec.node_name

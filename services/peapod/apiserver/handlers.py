@@ -31,6 +31,7 @@ from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
 from peapod.apiserver.store import Store
+from peapod.apiserver.workloads import propagation_finalizer, workload_apis
 from peapod.bus import subjects as s
 from peapod.bus.auth import node_name_problem
 from peapod.bus.leases import Leases
@@ -62,6 +63,8 @@ class Api:
         self.leases = leases  # None: serve Nodes exactly as stored
         self.clock = clock
         self.namespaces = Namespaces(store, remove_pod=self.remove_pod)
+        self.workloads = workload_apis(store, self.namespaces)
+        self.namespaces.removers.update({r: api.remove for r, api in self.workloads.items()})
 
     def _shown_node(self, node: dict[str, Any]) -> dict[str, Any]:
         if self.leases is None:
@@ -76,6 +79,7 @@ class Api:
             s.api("pods", "get"): self.get_pod,
             s.api("pods", "list"): self.list_pods,
             s.api("pods", "delete"): self.delete_pod,
+            s.api("pods", "update"): self.update_pod,
             s.api("pods", "bind"): self.bind_pod,
             s.api("nodes", "get"): self.get_node,
             s.api("nodes", "list"): self.list_nodes,
@@ -85,6 +89,7 @@ class Api:
             f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
             **EventsApi(self.store).routes(),
             **self.namespaces.routes(),
+            **{route: fn for api in self.workloads.values() for route, fn in api.routes().items()},
         }
 
     # -- pods -------------------------------------------------------------------------
@@ -159,7 +164,26 @@ class Api:
         grace = payload.get("gracePeriodSeconds")
         if grace is not None and (not isinstance(grace, int) or grace < 0):
             raise Invalid("gracePeriodSeconds must be a non-negative integer")
+        if propagation_finalizer(payload):
+            raise Invalid(f'pods "{name}": propagationPolicy {payload["propagationPolicy"]}: '
+                          "peapod deletes pods in the background only (--cascade=background)")
         return await self.remove_pod(namespace, name, grace=grace)
+
+    async def update_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """Replace a pod's labels, annotations and owner references at its resourceVersion."""
+        doc = self._object(payload)
+        incoming = admission.parse_applied(doc, Pod)
+        namespace = incoming.metadata.namespace or payload.get("namespace") or "default"
+        key, what = _pod_key(namespace, incoming.metadata.name or "")
+        current = await self.store.get(key, what=what)
+        if not incoming.metadata.resource_version:
+            raise Invalid(f"{what}: metadata.resourceVersion: Invalid value: 0x0: must be "
+                          "specified for an update")
+        expected = _expected_revision(incoming, current.revision)
+        merged = admission.merge_updated_pod(Pod.model_validate(current.value), incoming)
+        result = await self.store.update(key, merged.to_wire(), expected=expected, what=what)
+        log.info("pod_updated", pod=merged.key, uid=merged.metadata.uid)
+        return result.value
 
     async def remove_pod(self, namespace: str, name: str, *, grace: int | None = None
                          ) -> dict[str, Any]:

@@ -13,7 +13,8 @@ place because it has no controller-manager yet:
   exists: each apiserver creates it at start, with a Namespace for any
   namespace that already holds pods (objects stored before Namespaces were);
 * **deletion** (Kubernetes' namespace controller): deleting a namespace sets
-  its ``deletionTimestamp`` and phase ``Terminating``, then every pod in it
+  its ``deletionTimestamp`` and phase ``Terminating``, then every Deployment
+  and ReplicaSet in it (``removers``), then every pod in it
   is deleted the ordinary way (at once if unbound, with its grace period if
   bound, its kubelet finishing it); when none is left the Namespace itself
   is removed. A sweep runs at once on delete, again whenever a pod of the
@@ -69,6 +70,8 @@ class Namespaces:
     def __init__(self, store: Store, *, remove_pod: RemovePod) -> None:
         self.store = store
         self._remove_pod = remove_pod  # (namespace, name) -> {"object", "finished"}
+        # other kinds a namespace's deletion removes, before its pods: resource -> remover
+        self.removers: dict[str, RemovePod] = {}
         self._poked: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -179,19 +182,8 @@ class Namespaces:
         if not Namespace.model_validate(current.value).terminating:
             return False
         remaining = 0
-        for item in await self.store.list(s.kv_prefix("pods", name)):
-            meta = item.value["metadata"]
-            if meta.get("deletionTimestamp"):
-                remaining += 1  # its kubelet is stopping it and will finalize it
-                continue
-            try:
-                removed = await self._remove_pod(name, meta["name"])
-            except NotFound:
-                continue
-            except Conflict:
-                remaining += 1
-                continue
-            remaining += 0 if removed["finished"] else 1
+        for resource, remove in [*self.removers.items(), ("pods", self._remove_pod)]:
+            remaining += await self._remove_all(name, resource, remove)
         if remaining:
             return False
         try:
@@ -200,6 +192,24 @@ class Namespaces:
             return False  # it changed since it was read: the next sweep looks again
         log.info("namespace_deleted", namespace=name)
         return True
+
+    async def _remove_all(self, namespace: str, resource: str, remove: RemovePod) -> int:
+        """Delete every ``resource`` in ``namespace``; how many are still going away."""
+        remaining = 0
+        for item in await self.store.list(s.kv_prefix(resource, namespace)):
+            meta = item.value["metadata"]
+            if meta.get("deletionTimestamp"):
+                remaining += 1  # its kubelet (or the garbage collector) finishes it
+                continue
+            try:
+                removed = await remove(namespace, meta["name"])
+            except NotFound:
+                continue
+            except Conflict:
+                remaining += 1
+                continue
+            remaining += 0 if removed["finished"] else 1
+        return remaining
 
     async def sweep_all(self) -> None:
         for item in await self.store.list(s.kv_prefix("namespaces")):

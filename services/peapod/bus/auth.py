@@ -7,6 +7,9 @@ design's subject table exactly:
 * the apiserver owns the JetStream objects and is the only writer of the KV;
 * the scheduler may read the KV and ask for ``pods.bind`` and ``events.create``
   — nothing else;
+* the controller manager may read the KV and ask for ``create``, ``get``,
+  ``update`` and ``delete`` of pods, the same and ``status`` of the
+  workloads it controls, and ``events.create``;
 * only the apiserver publishes on ``peapod.events.>``: the others record events
   by request, so the apiserver checks who writes about what;
 * a kubelet may use only ``peapod.api.v1.node.<its node>.…``, may create one
@@ -79,6 +82,23 @@ def scheduler_permissions() -> dict[str, Any]:
     }
 
 
+CONTROLLED_RESOURCES = ("replicasets", "deployments")
+
+
+def controller_manager_permissions() -> dict[str, Any]:
+    """Read the KV; create, update and delete pods and the workloads it controls."""
+    return {
+        "publish": {"allow": [
+            f"{JS}.INFO", *_kv_reader(s.KV_STREAM),
+            *(s.api("pods", verb) for verb in ("create", "get", "update", "delete")),
+            *(s.api(resource, verb) for resource in CONTROLLED_RESOURCES
+              for verb in ("create", "get", "update", "status", "delete")),
+            s.api("events", "create"),
+        ]},
+        "subscribe": {"allow": [_inbox("controller-manager")]},
+    }
+
+
 def kubelet_permissions(node: str) -> dict[str, Any]:
     stream, consumer = s.NODES_STREAM, kubelet_consumer(node)
     return {
@@ -105,7 +125,8 @@ def admin_permissions() -> dict[str, Any]:
 def permissions_for(user: str) -> dict[str, Any]:
     """The permissions of a user, from its name: admin, apiserver, scheduler, kubelet-<node>."""
     fixed = {"admin": admin_permissions, "apiserver": apiserver_permissions,
-             "scheduler": scheduler_permissions}
+             "scheduler": scheduler_permissions,
+             "controller-manager": controller_manager_permissions}
     if user in fixed:
         return fixed[user]()
     if user.startswith("kubelet-"):
@@ -114,8 +135,8 @@ def permissions_for(user: str) -> dict[str, Any]:
             return kubelet_permissions(node)
         raise ValueError(f"node name {node!r} is not a DNS label (lower-case letters, digits and "
                          "'-', at most 63): a node's name is one NATS subject token")
-    raise ValueError(f"unknown NATS user {user!r}: expected admin, apiserver, scheduler "
-                     "or kubelet-<node name>")
+    raise ValueError(f"unknown NATS user {user!r}: expected admin, apiserver, scheduler, "
+                     "controller-manager or kubelet-<node name>")
 
 
 # a node name is one subject token: DNS-label characters only, so no node's
@@ -184,7 +205,8 @@ def server_config(*, users: dict[str, str], port: int, http_port: int, store_dir
 
 def cluster_users(nodes: list[str]) -> list[str]:
     """Every user of a cluster."""
-    return ["admin", "apiserver", "scheduler", *(kubelet_user(node) for node in nodes)]
+    return ["admin", "apiserver", "scheduler", "controller-manager",
+            *(kubelet_user(node) for node in nodes)]
 
 
 def write_cluster_config(state_dir: str, *, nodes: list[str], port: int, http_port: int,

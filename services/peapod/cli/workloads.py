@@ -1,0 +1,114 @@
+"""``get`` and ``describe`` of ReplicaSets (and Deployments): kubectl's columns and layout.
+
+``get rs`` prints kubectl's ``printReplicaSet`` (NAME DESIRED CURRENT READY
+AGE; ``-o wide`` adds CONTAINERS IMAGES SELECTOR) and ``get deploy`` its
+``printDeployment`` (NAME READY UP-TO-DATE AVAILABLE AGE). ``describe``
+follows kubectl's ``ReplicaSetDescriber``. Pure functions of their input
+and ``now``, like the other printers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from peapod.api import Event, Pod
+from peapod.api.apps import Deployment, PodTemplateSpec, ReplicaSet
+from peapod.cli.describe import NONE, _events, _ports, _Writer, environment
+from peapod.cli.printers import age, namespaced_table
+
+RS_COLUMNS = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
+DEPLOY_COLUMNS = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+WIDE_COLUMNS = ["CONTAINERS", "IMAGES", "SELECTOR"]
+
+
+def _wide(template: PodTemplateSpec, selector: Any) -> list[str]:
+    containers = template.spec.containers
+    return [",".join(c.name for c in containers), ",".join(c.image for c in containers),
+            selector.to_query() if selector else NONE]
+
+
+def _rs_row(rs: ReplicaSet, now: datetime, wide: bool) -> list[str]:
+    status = rs.status
+    row = [rs.metadata.name or "", str(rs.spec.replicas), str(status.replicas if status else 0),
+           str((status.ready_replicas if status else 0) or 0),
+           age(rs.metadata.creation_timestamp, now)]
+    return row + (_wide(rs.spec.template, rs.spec.selector) if wide else [])
+
+
+def _deploy_row(d: Deployment, now: datetime, wide: bool) -> list[str]:
+    status = d.status
+    ready = (status.ready_replicas if status else 0) or 0
+    row = [d.metadata.name or "", f"{ready}/{d.spec.replicas}",
+           str((status.updated_replicas if status else 0) or 0),
+           str((status.available_replicas if status else 0) or 0),
+           age(d.metadata.creation_timestamp, now)]
+    return row + (_wide(d.spec.template, d.spec.selector) if wide else [])
+
+
+def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool = False,
+                   all_namespaces: bool = False, no_headers: bool = False,
+                   show_labels: bool = False) -> str:
+    """The table of ``replicasets`` or ``deployments``."""
+    if kind == "replicasets":
+        items = [o for o in objs if isinstance(o, ReplicaSet)]
+        header, rows = RS_COLUMNS, [_rs_row(o, now, wide) for o in items]
+    else:
+        items = [o for o in objs if isinstance(o, Deployment)]
+        header, rows = DEPLOY_COLUMNS, [_deploy_row(o, now, wide) for o in items]
+    return namespaced_table(header + (WIDE_COLUMNS if wide else []), rows, items,
+                            all_namespaces=all_namespaces, show_labels=show_labels,
+                            no_headers=no_headers)
+
+
+def _template(w: _Writer, template: PodTemplateSpec) -> None:
+    w.line(0, "Pod Template:")
+    w.mapping(1, "Labels", template.metadata.labels)
+    if template.metadata.annotations:
+        w.mapping(1, "Annotations", template.metadata.annotations, sep=": ")
+    w.line(1, "Containers:")
+    for container in template.spec.containers:
+        w.line(2, f"{container.name}:")
+        w.line(3, "Image:", container.image)
+        port, host_port = _ports(container)
+        w.line(3, "Port:", port)
+        w.line(3, "Host Port:", host_port)
+        environment(w, 3, container)
+        mounts = ", ".join(f"{m.mount_path} from {m.name}" for m in container.volume_mounts or [])
+        w.line(3, "Mounts:", mounts or NONE)
+    volumes = ", ".join(v.name for v in template.spec.volumes or [])
+    w.line(1, "Volumes:", volumes or NONE)
+
+
+def pods_status(pods: Sequence[Pod]) -> str:
+    """kubectl's ``Pods Status`` line: running / waiting (pending) / succeeded / failed."""
+    phases = [p.status.phase if p.status else "Pending" for p in pods]
+    return (f"{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
+            f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed")
+
+
+def describe_replicaset(rs: ReplicaSet, pods: Sequence[Pod], events: Sequence[Event], *,
+                        now: datetime) -> str:
+    meta, status = rs.metadata, rs.status
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Namespace:", meta.namespace or "default")
+    w.line(0, "Selector:", rs.spec.selector.to_query() if rs.spec.selector else NONE)
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    owner = meta.controller_ref()
+    if owner is not None:
+        w.line(0, "Controlled By:", f"{owner.kind}/{owner.name}")
+    w.line(0, "Replicas:", f"{status.replicas if status else 0} current / {rs.spec.replicas} desired")
+    w.line(0, "Pods Status:", pods_status(pods))
+    _template(w, rs.spec.template)
+    conditions = (status.conditions if status else None) or []
+    if conditions:
+        w.line(0, "Conditions:")
+        w.line(1, "Type", "Status", "Reason")
+        w.line(1, "----", "------", "------")
+        for c in conditions:
+            w.line(1, c.type, c.status, c.reason or "")
+    _events(w, events, now)
+    return w.text()

@@ -1,0 +1,68 @@
+"""peapod-controller-manager: the ReplicaSet and Deployment controllers and the garbage collector.
+
+One process, one NATS user (``controller-manager``, see ``bus/auth.py``):
+it reads the KV bucket through one informer and writes only through the
+apiserver's verbs. Each controller runs as a supervised task with its own
+work queue; the informer runs beside them and resumes after a reconnect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+
+import structlog
+
+from peapod.bus.client import connect, jetstream
+from peapod.bus.events import EventRecorder
+from peapod.bus.identity import Credentials
+from peapod.bus.supervise import supervise
+from peapod.controllers.apiclient import ApiClient
+from peapod.controllers.cache import ControllerCache
+from peapod.controllers.garbage import GarbageCollector
+from peapod.controllers.replicaset import ReplicaSetController
+from peapod.logging import configure_logging
+
+log = structlog.get_logger("controller-manager")
+
+USER = "controller-manager"
+
+
+async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
+    nc = await connect(creds, name="peapod-controller-manager")
+    cache = ControllerCache(jetstream(nc))
+    api = ApiClient(nc)
+    host = socket.gethostname()
+    replicasets = ReplicaSetController(
+        cache=cache, api=api, events=EventRecorder(nc, component="replicaset-controller", host=host))
+    collector = GarbageCollector(cache=cache, api=api)
+    log.info("controller_manager_ready", url=creds.url)
+    try:
+        await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
+                         "garbagecollector": collector.run},
+                        stop=stop)
+    finally:
+        await nc.drain()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="peapod-controller-manager")
+    parser.add_argument("--creds", required=True,
+                        help="NKEY credentials file (JSON: url, user, seed, ca_file)")
+    args = parser.parse_args(argv)
+    configure_logging(component="controller-manager")
+    asyncio.run(_main(Credentials.load(args.creds)))
+
+
+async def _main(creds: Credentials) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(creds, stop=stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""The ReplicaSet controller: keep ``spec.replicas`` pods running for every ReplicaSet.
+
+A reconcile of one ReplicaSet (its key on the work queue) reads the cache,
+claims its pods (``claiming.claim_pods``: adopt matching orphans, release
+pods whose labels moved away), then creates or deletes the difference and
+writes ``status``. It is level-triggered: it compares what is with what
+should be, so running it twice, or after a restart, does the same thing.
+
+What keeps it from creating a pod twice is ``Expectations``: before
+creating N pods it expects N to appear and does not count again until the
+informer has shown them (or the writes failed). Creations go out in
+doubling batches (1, 2, 4 …, client-go's slow start), so a template the
+apiserver refuses costs one request, not ``replicas`` of them; that refusal
+becomes a ``FailedCreate`` event and the ``ReplicaFailure`` condition.
+
+A pod event puts its controlling ReplicaSet's key on the queue (and, for an
+orphan, every ReplicaSet of its namespace whose selector matches it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from peapod.api import Pod
+from peapod.api.apps import ReplicaSet
+from peapod.bus import subjects as s
+from peapod.bus.clock import SYSTEM_CLOCK, Clock
+from peapod.bus.events import EventRecorder
+from peapod.bus.informer import WatchEvent
+from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
+from peapod.controllers.apiclient import ApiClient
+from peapod.controllers.cache import ControllerCache, Object
+from peapod.controllers.claiming import (
+    claim_pods,
+    controller_reference,
+    is_active,
+    new_pod,
+    pods_to_delete,
+    replicaset_status,
+)
+from peapod.controllers.expectations import Expectations
+from peapod.errors import Conflict, NotFound, PeapodError
+
+log = structlog.get_logger("controllers.replicaset")
+
+BURST_REPLICAS = 500  # Kubernetes' burstReplicas: at most this many creations per pass
+RETRY_SECONDS = 1.0
+WAIT_FOR_CACHE_SECONDS = 5.0
+
+
+class ReplicaSetController:
+    def __init__(self, *, cache: ControllerCache, api: ApiClient, events: EventRecorder,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.cache = cache
+        self.api = api
+        self.events = events
+        self.clock = clock
+        self.expectations = Expectations(clock=clock)
+        self.queue: WorkQueue | None = None
+        cache.on_event(self._on_event)
+
+    async def run(self) -> None:
+        await self.cache.wait_synced()
+        self.queue = WorkQueue(self.reconcile, name="replicaset", clock=self.clock)
+        for rs in self.cache.of_kind("replicasets"):
+            self.queue.add(_key(rs))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            queue, self.queue = self.queue, None
+            await queue.close()
+
+    # -- events -------------------------------------------------------------------------
+
+    def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
+        obj = event.obj
+        if isinstance(obj, ReplicaSet):
+            self._add(event.key)
+        elif isinstance(obj, Pod):
+            self._on_pod(event, previous)
+
+    def _on_pod(self, event: WatchEvent[Object], previous: Object | None) -> None:
+        pod = event.obj
+        assert isinstance(pod, Pod)
+        namespace = pod.metadata.namespace or "default"
+        keys = set()
+        for candidate in (pod, previous):
+            ref = candidate.metadata.controller_ref() if isinstance(candidate, Pod) else None
+            if ref is not None and ref.kind == "ReplicaSet":
+                keys.add(s.kv_key("replicasets", namespace, ref.name))
+        if pod.metadata.controller_ref() is None:  # an orphan: who might adopt it?
+            keys.update(_key(rs) for rs in self.cache.of_kind("replicasets", namespace)
+                        if rs.spec.selector and rs.spec.selector.matches(pod.metadata.labels))
+        ref = pod.metadata.controller_ref()
+        if ref is not None and ref.kind == "ReplicaSet":
+            owner_key = s.kv_key("replicasets", namespace, ref.name)
+            if event.type == "ADDED":
+                self.expectations.created(owner_key)
+            if event.type == "DELETED" or pod.metadata.deletion_timestamp:
+                self.expectations.deleted(owner_key, pod.metadata.uid or "")
+        for key in keys:
+            self._add(key)
+
+    def _add(self, key: str) -> None:
+        if self.queue is not None:
+            self.queue.add(key)
+
+    # -- reconcile ----------------------------------------------------------------------
+
+    async def reconcile(self, key: str) -> Outcome:
+        rs: ReplicaSet | None = self.cache.get(key)
+        if rs is None:
+            self.expectations.forget(key)
+            return Done()
+        if not self.expectations.satisfied(key):
+            return RetryAfter(WAIT_FOR_CACHE_SECONDS)  # pod events bring it back sooner
+        rlog = log.bind(namespace=rs.metadata.namespace, name=rs.metadata.name,
+                        uid=rs.metadata.uid)
+        namespace = rs.metadata.namespace or "default"
+        deleting = rs.metadata.deletion_timestamp is not None
+        claim = claim_pods(rs.metadata.uid or "", rs.spec.selector, self.cache.of_kind(
+            "pods", namespace), owner_deleting=deleting) if rs.spec.selector else None
+        if claim is None:
+            return Done()
+        try:
+            await self._adopt_and_release(rs, claim.adopt, claim.release)
+        except (Conflict, NotFound) as exc:
+            rlog.info("claim_conflict", error=exc.message)
+            return RetryAfter(RETRY_SECONDS)
+        active = [p for p in claim.owned if is_active(p)]
+        failure = None if deleting else await self._manage(rs, key, active, rlog)
+        return await self._write_status(rs, active, failure, rlog)
+
+    async def _adopt_and_release(self, rs: ReplicaSet, adopt: list[Pod],
+                                 release: list[Pod]) -> None:
+        ref = controller_reference("ReplicaSet", rs.metadata.name or "", rs.metadata.uid or "")
+        for pod in adopt:
+            updated = pod.model_copy(deep=True)
+            updated.metadata.owner_references = [*(pod.metadata.owner_references or []), ref]
+            await self.api.update("pods", updated.to_wire())
+            log.info("pod_adopted", pod=pod.key, uid=pod.metadata.uid, owner=rs.metadata.name)
+        for pod in release:
+            updated = pod.model_copy(deep=True)
+            updated.metadata.owner_references = [
+                r for r in pod.metadata.owner_references or [] if r.uid != rs.metadata.uid] or None
+            await self.api.update("pods", updated.to_wire())
+            log.info("pod_released", pod=pod.key, uid=pod.metadata.uid, owner=rs.metadata.name)
+
+    async def _manage(self, rs: ReplicaSet, key: str, active: list[Pod],
+                      rlog: Any) -> str | None:
+        """Create or delete the difference; the first creation error, if any."""
+        diff = len(active) - rs.spec.replicas
+        if diff < 0:
+            return await self._create(rs, key, min(-diff, BURST_REPLICAS), rlog)
+        if diff > 0:
+            await self._delete(rs, key, pods_to_delete(active, diff), rlog)
+        return None
+
+    async def _create(self, rs: ReplicaSet, key: str, count: int, rlog: Any) -> str | None:
+        meta = rs.metadata
+        pod = new_pod(rs.spec.template, namespace=meta.namespace or "default",
+                      prefix=f"{meta.name}-",
+                      owner=controller_reference("ReplicaSet", meta.name or "", meta.uid or ""))
+        self.expectations.expect(key, adds=count)
+        batch, done = 1, 0
+        while done < count:
+            size = min(batch, count - done)
+            results = await asyncio.gather(*(self.api.create("pods", pod.to_wire())
+                                             for _ in range(size)), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for created in results:
+                if isinstance(created, dict):
+                    rlog.info("pod_created", pod=created["metadata"]["name"])
+                    await self.events.record(rs.to_wire(), reason="SuccessfulCreate",
+                                             message=f"Created pod: {created['metadata']['name']}")
+            done += size
+            if errors:
+                for _ in range(count - done + len(errors)):
+                    self.expectations.created(key)  # never coming: do not wait for them
+                message = errors[0].message if isinstance(errors[0], PeapodError) else str(errors[0])
+                rlog.warning("pod_create_failed", error=message)
+                await self.events.record(rs.to_wire(), reason="FailedCreate", type="Warning",
+                                         message=f"Error creating: {message}")
+                return message
+            batch *= 2
+        return None
+
+    async def _delete(self, rs: ReplicaSet, key: str, pods: list[Pod], rlog: Any) -> None:
+        self.expectations.expect(key, deletes={p.metadata.uid or "" for p in pods})
+        for pod in pods:
+            name = pod.metadata.name or ""
+            try:
+                await self.api.delete("pods", pod.metadata.namespace or "default", name)
+            except PeapodError as exc:
+                self.expectations.deleted(key, pod.metadata.uid or "")
+                rlog.warning("pod_delete_failed", pod=name, error=exc.message)
+                continue
+            rlog.info("pod_deleted", pod=name)
+            await self.events.record(rs.to_wire(), reason="SuccessfulDelete",
+                                     message=f"Deleted pod: {name}")
+
+    async def _write_status(self, rs: ReplicaSet, active: list[Pod], failure: str | None,
+                            rlog: Any) -> Outcome:
+        status = replicaset_status(rs, active, failure=failure)
+        if rs.status is None or status.to_wire() != rs.status.to_wire():
+            updated = rs.model_copy(deep=True)
+            updated.status = status
+            try:
+                await self.api.update("replicasets", updated.to_wire(), status=True)
+            except (Conflict, NotFound) as exc:
+                rlog.debug("status_conflict", error=exc.message)
+                return RetryAfter(RETRY_SECONDS)
+        return RetryAfter(RETRY_SECONDS * 5) if failure else Done()
+
+
+def _key(rs: ReplicaSet) -> str:
+    return s.kv_key("replicasets", rs.metadata.namespace or "default", rs.metadata.name or "")
