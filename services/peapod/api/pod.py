@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
+from peapod.api.security import HostAlias, PodDNSConfig, PodSecurityContext, SecurityContext
 
 
 class EnvVar(Model):
@@ -52,6 +53,9 @@ class Container(Model):
     resources: ResourceRequirements | None = None
     volume_mounts: list[VolumeMount] | None = None
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
+    restart_policy: Literal["Always"] | None = None
+    security_context: SecurityContext | None = None
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:
@@ -83,6 +87,7 @@ class Volume(Model):
 
 
 class PodSpec(Model):
+    init_containers: list[Container] | None = None
     containers: list[Container]
     volumes: list[Volume] | None = None
     restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
@@ -90,6 +95,14 @@ class PodSpec(Model):
     node_name: str | None = None
     termination_grace_period_seconds: int = Field(default=30, ge=0)
     hostname: str | None = None
+    security_context: PodSecurityContext | None = None
+    host_network: bool | None = None
+    host_pid: bool | None = Field(default=None, alias="hostPID")
+    host_ipc: bool | None = Field(default=None, alias="hostIPC")
+    share_process_namespace: bool | None = None
+    host_aliases: list[HostAlias] | None = None
+    dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] | None = None
+    dns_config: PodDNSConfig | None = None
 
 
 class ContainerStateWaiting(Model):
@@ -137,6 +150,7 @@ class PodStatus(Model):
     host_ip: str | None = Field(default=None, alias="hostIP")
     pod_ip: str | None = Field(default=None, alias="podIP")
     start_time: str | None = None
+    init_container_statuses: list[ContainerStatus] | None = None
     container_statuses: list[ContainerStatus] | None = None
 
 

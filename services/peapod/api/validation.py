@@ -23,6 +23,7 @@ from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod, PodSpec
 from peapod.api.quantity import parse_quantity
+from peapod.api.security import context_problems, host_problems
 from peapod.errors import Invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
@@ -158,16 +159,27 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
             problems.append(f"{where}.hostPath.path: must be an absolute path")
         if vol.empty_dir is not None and vol.empty_dir.size_limit is not None:
             problems.extend(_quantity(f"{where}.emptyDir.sizeLimit", vol.empty_dir.size_limit))
-    seen: set[str] = set()
-    for i, container in enumerate(spec.containers):
-        where = f"spec.containers[{i}]"
-        problems.extend(_name(f"{where}.name", container.name, check_dns1123_label))
-        if container.name in seen:
-            problems.append(f"{where}.name: duplicate name {container.name!r}")
-        seen.add(container.name)
-        if not container.image.strip():
-            problems.append(f"{where}.image: required value")
-        problems.extend(_container_problems(where, container, volume_names))
+    seen: set[str] = set()  # init and app containers share one set of names, as in Kubernetes
+    for kind, containers in (("initContainers", spec.init_containers or []),
+                             ("containers", spec.containers)):
+        for i, container in enumerate(containers):
+            where = f"spec.{kind}[{i}]"
+            problems.extend(_name(f"{where}.name", container.name, check_dns1123_label))
+            if container.name in seen:
+                problems.append(f"{where}.name: duplicate name {container.name!r}")
+            seen.add(container.name)
+            if not container.image.strip():
+                problems.append(f"{where}.image: required value")
+            if kind == "containers" and container.restart_policy is not None:
+                problems.append(f"{where}.restartPolicy: Forbidden: may not be set for "
+                                "non-init containers")
+            problems.extend(_container_problems(where, container, volume_names))
+            if container.security_context is not None:
+                problems.extend(context_problems(f"{where}.securityContext",
+                                                 container.security_context))
+    if spec.security_context is not None:
+        problems.extend(context_problems("spec.securityContext", spec.security_context))
+    problems.extend(host_problems(spec))
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
     return problems

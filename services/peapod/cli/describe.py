@@ -223,6 +223,11 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
         w.line(0, "IPs:", NONE)
     if (owner := meta.controller_ref()) is not None:
         w.line(0, "Controlled By:", f"{owner.kind}/{owner.name}")
+    if spec.init_containers:
+        inits = {s.name: s for s in (status.init_container_statuses if status else None) or []}
+        w.line(0, "Init Containers:")
+        for container in spec.init_containers:
+            _container(w, container, inits.get(container.name))
     statuses = {s.name: s for s in (status.container_statuses if status else None) or []}
     w.line(0, "Containers:")
     for container in spec.containers:

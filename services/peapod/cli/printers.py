@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import yaml
 
-from peapod.api import Event, Namespace, Node, Pod, PodStatus, parse_rfc3339
+from peapod.api import ContainerStatus, Event, Namespace, Node, Pod, PodStatus, parse_rfc3339
 from peapod.api.meta import ListMeta, ObjectList
 from peapod.errors import Invalid
 
@@ -133,25 +134,73 @@ def _table(header: list[str], rows: list[list[str]], *, no_headers: bool) -> str
 
 # -- pods ------------------------------------------------------------------------------
 
+def _sidecars(pod: Pod) -> set[str]:
+    return {c.name for c in pod.spec.init_containers or [] if c.restart_policy == "Always"}
+
+
+@dataclass
+class _Init:
+    reason: str | None = None  # Init:… while init containers run or after one failed
+    ready: int = 0  # ready sidecars
+    restarts: int = 0  # restarts of the init containers up to the one the pod waits for
+
+
+def _init_reason(pod: Pod, status: PodStatus) -> _Init:
+    """kubectl's printPod over ``initContainerStatuses``."""
+    sidecars, seen = _sidecars(pod), _Init()
+    total = len(pod.spec.init_containers or [])
+    for i, cs in enumerate(status.init_container_statuses or []):
+        seen.restarts += cs.restart_count
+        seen.reason = _init_step(cs, i, total, sidecars=sidecars, seen=seen)
+        if seen.reason is not None:
+            break
+    return seen
+
+
+def _init_step(cs: ContainerStatus, i: int, total: int, *, sidecars: set[str],
+               seen: _Init) -> str | None:
+    """One init container's part of the STATUS; None when it does not hold the pod back."""
+    waiting, terminated = cs.state.waiting, cs.state.terminated
+    if terminated and terminated.exit_code == 0:
+        return None
+    if cs.name in sidecars and cs.started:
+        seen.ready += 1 if cs.ready else 0
+        return None
+    if terminated:
+        if terminated.reason:
+            return f"Init:{terminated.reason}"
+        return (f"Init:Signal:{terminated.signal}" if terminated.signal
+                else f"Init:ExitCode:{terminated.exit_code}")
+    if waiting and waiting.reason and waiting.reason != "PodInitializing":
+        return f"Init:{waiting.reason}"
+    return f"Init:{i}/{total}"
+
+
+def _condition_true(status: PodStatus, kind: str) -> bool:
+    return any(c.type == kind and c.status == "True" for c in status.conditions or [])
+
+
 def pod_status_reason(pod: Pod) -> tuple[str, int]:
     """kubectl's STATUS column and the number of ready containers (``printPod``)."""
     status = pod.status or PodStatus()
     reason = status.reason or status.phase or ""
-    ready, has_running = 0, False
-    for cs in reversed(status.container_statuses or []):
-        waiting, terminated = cs.state.waiting, cs.state.terminated
-        if waiting and waiting.reason:
-            reason = waiting.reason
-        elif terminated and terminated.reason:
-            reason = terminated.reason
-        elif terminated:
-            reason = (f"Signal:{terminated.signal}" if terminated.signal
-                      else f"ExitCode:{terminated.exit_code}")
-        elif cs.ready and cs.state.running:
-            has_running, ready = True, ready + 1
-    if reason == "Completed" and has_running:
-        ready_condition = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
-        reason = "Running" if ready_condition else "NotReady"
+    init = _init_reason(pod, status)
+    reason, ready = init.reason or reason, init.ready
+    if init.reason is None or _condition_true(status, "Initialized"):
+        has_running = False
+        for cs in reversed(status.container_statuses or []):
+            waiting, terminated = cs.state.waiting, cs.state.terminated
+            if waiting and waiting.reason:
+                reason = waiting.reason
+            elif terminated and terminated.reason:
+                reason = terminated.reason
+            elif terminated:
+                reason = (f"Signal:{terminated.signal}" if terminated.signal
+                          else f"ExitCode:{terminated.exit_code}")
+            elif cs.ready and cs.state.running:
+                has_running, ready = True, ready + 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
     if pod.metadata.deletion_timestamp and status.reason == "NodeLost":
         reason = "Unknown"
     elif pod.metadata.deletion_timestamp and status.phase not in _TERMINAL_PHASES:
@@ -160,19 +209,26 @@ def pod_status_reason(pod: Pod) -> tuple[str, int]:
 
 
 def pod_restarts(pod: Pod) -> str:
-    """Total restarts of the pod's containers.
+    """Total restarts as kubectl counts them: the init containers' while the pod initializes,
+    else the sidecars' and the app containers'.
 
     Printed as the bare count, the way the user story (and kubectl before
     1.22) shows it; kubectl 1.22+ appends the age of the last restart,
     ``1 (30s ago)``, which ``describe`` shows as each container's Last State.
     """
-    statuses = (pod.status.container_statuses if pod.status else None) or []
-    return str(sum(cs.restart_count for cs in statuses))
+    status = pod.status or PodStatus()
+    init = _init_reason(pod, status)
+    if init.reason is not None and not _condition_true(status, "Initialized"):
+        return str(init.restarts)
+    sidecars = _sidecars(pod)
+    counted = [cs for cs in status.init_container_statuses or [] if cs.name in sidecars]
+    return str(sum(cs.restart_count for cs in [*counted, *(status.container_statuses or [])]))
 
 
 def _pod_row(pod: Pod, *, now: datetime, wide: bool) -> list[str]:
     reason, ready = pod_status_reason(pod)
-    row = [pod.metadata.name or "", f"{ready}/{len(pod.spec.containers)}", reason,
+    total = len(pod.spec.containers) + len(_sidecars(pod))
+    row = [pod.metadata.name or "", f"{ready}/{total}", reason,
            pod_restarts(pod), age(pod.metadata.creation_timestamp, now)]
     if wide:
         ip = pod.status.pod_ip if pod.status else None

@@ -55,7 +55,16 @@ from peapod.errors import PeapodError
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.node import build_node
-from peapod.kubelet.reconcile import Action, Plan, attempts, backoff_key, plan_pod, pod_status
+from peapod.kubelet.reconcile import (
+    Action,
+    Plan,
+    attempts,
+    backoff_key,
+    container_spec,
+    field_path,
+    plan_pod,
+    pod_status,
+)
 from peapod.kubelet.runtime import PodInfo, PodmanRuntime, RuntimeFailure
 from peapod.kubelet.termination import grace_seconds, terminate_pod
 from peapod.kubelet.threads import PodmanThreads
@@ -333,7 +342,7 @@ class Kubelet:
         except RuntimeFailure as exc:
             message = f"Failed to create pod sandbox: {exc.message}"
             record.retry_at[SANDBOX] = self.clock() + SYNC_RETRY_SECONDS
-            for container in pod.spec.containers:
+            for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
                 record.reasons[container.name] = ("CreatePodSandboxError", message)
             plog.warning("pod_sandbox_failed", error=exc.message, retry_in=SYNC_RETRY_SECONDS)
             await self.events.record(pod.to_wire(), reason="FailedCreatePodSandBox",
@@ -349,7 +358,7 @@ class Kubelet:
                      pod_id: str | None) -> None:
         pod = record.pod
         name = action.container or ""
-        spec = next(c for c in pod.spec.containers if c.name == name)
+        spec = container_spec(pod, name)
         obj = pod.to_wire()
         try:
             await self.images.ensure(pod, spec)
@@ -375,7 +384,7 @@ class Kubelet:
         record.reasons.pop(name, None)
         record.retry_at.pop(name, None)
         plog.info("container_started", container=name, restart_count=action.restart_count,
-                  container_id=container_id[:12], field_path=f"spec.containers{{{name}}}")
+                  container_id=container_id[:12], field_path=field_path(pod, name))
         await self.events.record(obj, reason="Created", message=f"Created container {name}")
         await self.events.record(obj, reason="Started", message=f"Started container {name}")
 

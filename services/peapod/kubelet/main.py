@@ -87,7 +87,9 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         record = kubelet.pods.get(f"{namespace}/{name}")
         if record is None or record.deleted:
             return None
-        return record.pod.metadata.uid, [c.name for c in record.pod.spec.containers]
+        spec = record.pod.spec
+        return record.pod.metadata.uid, [c.name for c in [*spec.containers,
+                                                          *(spec.init_containers or [])]]
 
     await Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid).start()
     log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)

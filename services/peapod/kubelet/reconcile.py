@@ -22,11 +22,13 @@ pulled, its sandbox cannot be created, it is backing off — is the caller's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from peapod.api import (
     Condition,
+    Container,
     ContainerState,
     ContainerStateRunning,
     ContainerStateTerminated,
@@ -69,6 +71,23 @@ def attempts(observed: PodInfo | None, name: str) -> list[ContainerInfo]:
     return sorted(found, key=lambda c: c.restart_count, reverse=True)
 
 
+def is_sidecar(container: Container) -> bool:
+    """An init container with ``restartPolicy: Always`` (Kubernetes' restartable init container)."""
+    return container.restart_policy == "Always"
+
+
+def container_spec(pod: Pod, name: str) -> Container:
+    """The init or app container called ``name``."""
+    return next(c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
+                if c.name == name)
+
+
+def field_path(pod: Pod, name: str) -> str:
+    """An event's fieldPath for a container: ``spec.containers{web}``."""
+    init = any(c.name == name for c in pod.spec.init_containers or [])
+    return f"spec.{'initContainers' if init else 'containers'}{{{name}}}"
+
+
 def should_restart(pod: Pod, exit_code: int | None) -> bool:
     policy = pod.spec.restart_policy
     if policy == "Always":
@@ -78,40 +97,92 @@ def should_restart(pod: Pod, exit_code: int | None) -> bool:
     return False
 
 
+def should_restart_init(pod: Pod, container: Container, exit_code: int | None) -> bool:
+    """A sidecar always; an init container that failed unless the pod's policy is Never."""
+    if is_sidecar(container):
+        return True
+    return exit_code != 0 and pod.spec.restart_policy != "Never"
+
+
+def _exited(info: ContainerInfo) -> bool:
+    return info.state in ("exited", "stopped")
+
+
 def plan_pod(pod: Pod, observed: PodInfo | None, *, backoff: Backoff, now: float) -> Plan:
-    """What to do next for a pod that should be running."""
+    """What to do next for a pod that should be running.
+
+    Init containers run one at a time, each to completion, before any app
+    container (a sidecar only has to be running); once an app container has
+    run the pod is initialized for good and only sidecars are restarted.
+    """
     plan = Plan()
     if observed is None:
         plan.actions.append(Action("create_pod"))
-    for container in pod.spec.containers:
-        tries = attempts(observed, container.name)
-        for old in tries[2:]:  # keep the current attempt and the one before it
+    for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
+        for old in attempts(observed, container.name)[2:]:  # keep the current and previous
             plan.actions.append(Action("remove_container", container.name,
                                        container_id=old.id))
-        if not tries:
-            plan.actions.append(Action("start", container.name, restart_count=0))
-            continue
-        latest = tries[0]
-        if latest.state not in ("exited", "stopped"):
-            continue
-        if not should_restart(pod, latest.exit_code):
-            continue
-        key = backoff_key(pod, container.name)
-        if latest.backoff is not None:  # what the kubelet recorded when it started this attempt
-            backoff.restore(key, latest.backoff)
-        finished = latest.finished_ts if latest.finished_ts is not None else now
-        if backoff.in_backoff_since(key, finished, now=now):
-            plan.waiting[container.name] = (
-                "CrashLoopBackOff",
-                f"back-off {go_duration(backoff.delay(key))} restarting failed "
-                f"container={container.name} "
-                f"pod={pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})",
-            )
-            continue
-        plan.actions.append(Action("start", container.name,
-                                   restart_count=latest.restart_count + 1,
-                                   finished_at=finished))
+    if _plan_init(pod, observed, plan, backoff=backoff, now=now):
+        for container in pod.spec.containers:
+            _plan_container(pod, container, observed, plan, backoff=backoff, now=now,
+                            restart=should_restart)
     return plan
+
+
+def initialized(pod: Pod, observed: PodInfo | None) -> bool:
+    """Has an app container been created (the pod got past its init containers)?"""
+    return any(attempts(observed, c.name) for c in pod.spec.containers)
+
+
+def _plan_init(pod: Pod, observed: PodInfo | None, plan: Plan, *, backoff: Backoff,
+               now: float) -> bool:
+    """Plan the init containers; True when the app containers may run."""
+    done = initialized(pod, observed)
+    for container in pod.spec.init_containers or []:
+        if done and not is_sidecar(container):
+            continue
+        tries = attempts(observed, container.name)
+        _plan_container(pod, container, observed, plan, backoff=backoff, now=now,
+                        restart=lambda p, code, c=container: should_restart_init(p, c, code))
+        if done:
+            continue
+        latest = tries[0] if tries else None
+        if latest is None:
+            return False
+        if is_sidecar(container):
+            if latest.state != "running":
+                return False
+        elif not (_exited(latest) and latest.exit_code == 0):
+            return False
+    return True
+
+
+def _plan_container(pod: Pod, container: Container, observed: PodInfo | None, plan: Plan, *,
+                    backoff: Backoff, now: float,
+                    restart: Callable[[Pod, int | None], bool]) -> None:
+    """Start a container never run, or restart an exited one once its back-off is over."""
+    tries = attempts(observed, container.name)
+    if not tries:
+        plan.actions.append(Action("start", container.name, restart_count=0))
+        return
+    latest = tries[0]
+    if not _exited(latest) or not restart(pod, latest.exit_code):
+        return
+    key = backoff_key(pod, container.name)
+    if latest.backoff is not None:  # what the kubelet recorded when it started this attempt
+        backoff.restore(key, latest.backoff)
+    finished = latest.finished_ts if latest.finished_ts is not None else now
+    if backoff.in_backoff_since(key, finished, now=now):
+        plan.waiting[container.name] = (
+            "CrashLoopBackOff",
+            f"back-off {go_duration(backoff.delay(key))} restarting failed "
+            f"container={container.name} "
+            f"pod={pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})",
+        )
+        return
+    plan.actions.append(Action("start", container.name,
+                               restart_count=latest.restart_count + 1,
+                               finished_at=finished))
 
 
 def _terminated(info: ContainerInfo) -> ContainerStateTerminated:
@@ -123,90 +194,159 @@ def _terminated(info: ContainerInfo) -> ContainerStateTerminated:
 
 
 def container_status(pod: Pod, name: str, image: str, observed: PodInfo | None,
-                     waiting: tuple[str, str] | None) -> ContainerStatus:
+                     waiting: tuple[str, str] | None, *, init: bool = False) -> ContainerStatus:
+    """One entry of ``containerStatuses`` (or, with ``init``, ``initContainerStatuses``)."""
     tries = attempts(observed, name)
     status = ContainerStatus(name=name, image=image)
     if not tries:
-        reason, message = waiting or ("ContainerCreating", None)
+        # Kubernetes' defaultWaitingState: PodInitializing in a pod with init containers
+        default = "PodInitializing" if pod.spec.init_containers else "ContainerCreating"
+        reason, message = waiting or (default, None)
         status.state = ContainerState(waiting=ContainerStateWaiting(reason=reason,
                                                                     message=message))
+        status.started = False if init else None
         return status
     latest = tries[0]
     status.restart_count = latest.restart_count
     status.container_id = f"podman://{latest.id}"
     status.image_id = latest.image_id
-    if len(tries) > 1 and tries[1].state in ("exited", "stopped"):
+    if len(tries) > 1 and _exited(tries[1]):
         status.last_state = ContainerState(terminated=_terminated(tries[1]))
     if latest.state == "running":
         status.state = ContainerState(running=ContainerStateRunning(started_at=latest.started_at))
-        status.ready = True
+        # an init container that runs to completion is ready only once it completed
+        status.ready = not init or is_sidecar(container_spec(pod, name))
         status.started = True
-    elif latest.state in ("exited", "stopped"):
+    elif _exited(latest):
         if waiting:
             status.state = ContainerState(waiting=ContainerStateWaiting(reason=waiting[0],
                                                                         message=waiting[1]))
             status.last_state = ContainerState(terminated=_terminated(latest))
         else:
             status.state = ContainerState(terminated=_terminated(latest))
+            # a completed init container is ready (Kubernetes' prober manager)
+            status.ready = init and latest.exit_code == 0
         status.started = False
     else:
         status.state = ContainerState(waiting=ContainerStateWaiting(reason="ContainerCreating"))
+        status.started = False
     return status
 
 
-def pod_phase(pod: Pod, statuses: list[ContainerStatus]) -> str:
-    """Kubernetes' getPhase, for pods without init containers."""
-    waiting = running = stopped = succeeded = failed = 0
+def _init_phase_counts(pod: Pod, init_statuses: list[ContainerStatus]) -> tuple[int, int, int, int]:
+    """(pending, failed) init containers, and (running, waiting) sidecars, as getPhase counts."""
+    pending = failed = running = waiting = 0
+    specs = {c.name: c for c in pod.spec.init_containers or []}
+    for st in init_statuses:
+        terminated, last = st.state.terminated, st.last_state.terminated
+        if is_sidecar(specs[st.name]):
+            if st.state.running:
+                running += 1
+                pending += 0 if st.started else 1
+            elif not terminated and not last:
+                pending, waiting = pending + 1, waiting + 1
+        elif terminated or (st.state.waiting and last):
+            code = terminated.exit_code if terminated else last.exit_code  # type: ignore[union-attr]
+            failed += 1 if code != 0 else 0
+        else:
+            pending += 1
+    return pending, failed, running, waiting
+
+
+def pod_phase(pod: Pod, statuses: list[ContainerStatus],
+              init_statuses: list[ContainerStatus] | None = None) -> str:
+    """Kubernetes' getPhase, init containers and sidecars included."""
+    pending_init, failed_init, running, waiting = _init_phase_counts(pod, init_statuses or [])
+    stopped = succeeded = 0
+    started_any = False
     for st in statuses:
         if st.state.running:
             running += 1
         elif st.state.terminated:
             stopped += 1
-            if st.state.terminated.exit_code == 0:
-                succeeded += 1
-            else:
-                failed += 1
+            succeeded += 1 if st.state.terminated.exit_code == 0 else 0
         elif st.last_state.terminated:
             stopped += 1
         else:
             waiting += 1
-    if waiting > 0:
+        started_any = started_any or bool(st.container_id)
+    policy = pod.spec.restart_policy
+    if failed_init > 0 and policy == "Never":
+        return "Failed"
+    if (pending_init > 0 and not started_any) or waiting > 0:
         return "Pending"
     if running > 0:
         return "Running"
     if stopped > 0:
-        policy = pod.spec.restart_policy
         if policy == "Always":
             return "Running"
-        if policy == "OnFailure":
-            return "Succeeded" if failed == 0 and stopped == succeeded else "Running"
-        return "Succeeded" if failed == 0 else "Failed"
+        if stopped == succeeded:
+            return "Succeeded"
+        return "Failed" if policy == "Never" else "Running"
     return "Pending"
+
+
+_TERMINAL_REASONS = {"Succeeded": "PodCompleted", "Failed": "PodFailed"}
+
+
+def _condition_of(old: dict[str, Condition], now: str) -> Callable[..., Condition]:
+    def condition(kind: str, value: str, why: str | None = None,
+                  message: str | None = None) -> Condition:
+        before = old.get(kind)
+        since = before.last_transition_time if before and before.status == value else now
+        return Condition(type=kind, status=value, last_transition_time=since,  # type: ignore[arg-type]
+                         reason=why, message=message)
+    return condition
+
+
+def _not_initialized(pod: Pod, init_statuses: list[ContainerStatus]) -> list[str]:
+    """The init containers not yet done: a sidecar not started, another not completed."""
+    specs = {c.name: c for c in pod.spec.init_containers or []}
+    incomplete = []
+    for st in init_statuses:
+        terminated = st.state.terminated
+        done = st.started if is_sidecar(specs[st.name]) else (
+            terminated is not None and terminated.exit_code == 0)
+        if not done:
+            incomplete.append(st.name)
+    return incomplete
 
 
 def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[str, str]],
                host_ip: str | None, start_time: str | None,
                previous: PodStatus | None = None, now: str) -> PodStatus:
+    init_statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name),
+                                      init=True)
+                     for c in pod.spec.init_containers or []]
     statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name))
                 for c in pod.spec.containers]
-    all_ready = all(st.ready for st in statuses)
-    ready = "True" if all_ready else "False"
-    reason = None if all_ready else "ContainersNotReady"
-    old = {c.type: c for c in (previous.conditions if previous and previous.conditions else [])}
-
-    def condition(kind: str, value: str, why: str | None = None) -> Condition:
-        before = old.get(kind)
-        since = before.last_transition_time if before and before.status == value else now
-        return Condition(type=kind, status=value, last_transition_time=since,  # type: ignore[arg-type]
-                         reason=why)
-
+    phase = pod_phase(pod, statuses, init_statuses)
+    sidecars = [st for st in init_statuses
+                if is_sidecar(container_spec(pod, st.name))]
+    unready = [st.name for st in [*sidecars, *statuses] if not st.ready]
+    ready, reason, message = "True", None, None
+    if phase in _TERMINAL_REASONS:  # Kubernetes: a finished pod is never ready
+        ready, reason = "False", _TERMINAL_REASONS[phase]
+    elif unready:
+        ready, reason = "False", "ContainersNotReady"
+        message = f"containers with unready status: [{' '.join(unready)}]"
+    incomplete = [] if initialized(pod, observed) or phase == "Succeeded" else \
+        _not_initialized(pod, init_statuses)
+    condition = _condition_of({c.type: c for c in (previous.conditions if previous and
+                                                    previous.conditions else [])}, now)
     return PodStatus(
-        phase=pod_phase(pod, statuses),  # type: ignore[arg-type]
-        conditions=[condition("Initialized", "True"), condition("Ready", ready, reason),
-                    condition("ContainersReady", ready, reason),
-                    condition("PodScheduled", "True")],
+        phase=phase,  # type: ignore[arg-type]
+        conditions=[
+            condition("Initialized", "False", "ContainersNotInitialized",
+                      f"containers with incomplete status: [{' '.join(incomplete)}]")
+            if incomplete else condition("Initialized", "True",
+                                         "PodCompleted" if phase == "Succeeded" else None),
+            condition("Ready", ready, reason, message),
+            condition("ContainersReady", ready, reason, message),
+            condition("PodScheduled", "True")],
         host_ip=host_ip,
-        pod_ip=observed.ip if observed else None,
+        pod_ip=host_ip if pod.spec.host_network else (observed.ip if observed else None),
         start_time=start_time,
+        init_container_statuses=init_statuses or None,
         container_statuses=statuses,
     )

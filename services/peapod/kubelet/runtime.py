@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from podman.errors import NotFound as PodmanNotFound
 from peapod.api import Container, Pod
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.errors import NotFound, Unavailable
+from peapod.kubelet import sandbox, security
 from peapod.kubelet.backoff import Entry
 from peapod.kubelet.oom import KernelOomLog
 
@@ -164,6 +166,7 @@ class PodmanRuntime:
         self.oom_log = oom_log if oom_log is not None else KernelOomLog()
         self._ips: dict[str, str | None] = {}
         self._exits: dict[str, _Exit] = {}  # an exited container never changes: inspect it once
+        self.resolv_conf = Path("/etc/resolv.conf")  # the node's, as the kubelet's --resolv-conf
 
     # -- reading ------------------------------------------------------------------------
 
@@ -259,6 +262,14 @@ class PodmanRuntime:
     def image_present(self, image: str) -> bool:
         return bool(self.api.get(f"/images/{normalize_image(image)}/exists").status_code == 204)
 
+    def _image_user(self, image: str) -> str:
+        """The user an image runs as (``Config.User``: a name or uid, maybe ``:group``)."""
+        response = self.api.get(f"/images/{normalize_image(image)}/json")
+        if response.status_code >= 400:
+            raise security.Refusal("CreateContainerConfigError",
+                                   f"cannot read the user of image {image}: {_explain(response)}")
+        return str((response.json().get("Config") or {}).get("User") or "")
+
     def pull_image(self, image: str) -> str | None:
         """Pull ``image``; the error podman reported, or None when it is now present."""
         return self._pull(normalize_image(image))
@@ -303,14 +314,15 @@ class PodmanRuntime:
         uid = pod.metadata.uid or ""
         ports = [{"container_port": p.container_port, "host_port": p.host_port,
                   "protocol": p.protocol.lower(), **({"host_ip": p.host_ip} if p.host_ip else {})}
-                 for c in pod.spec.containers for p in (c.ports or []) if p.host_port]
+                 for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
+                 for p in (c.ports or []) if p.host_port]
         for volume in pod.spec.volumes or []:
             if volume.empty_dir is not None and volume.empty_dir.medium != "Memory":
-                (self._pod_dir(uid) / "volumes" / volume.name).mkdir(parents=True, exist_ok=True)
+                security.prepare_empty_dir(self._pod_dir(uid) / "volumes" / volume.name, pod)
         body = {"name": f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}",
                 "labels": self._labels(pod),
                 "hostname": pod.spec.hostname or pod.metadata.name,
-                "portmappings": ports}
+                "portmappings": ports, **sandbox.pod_fields(pod, resolv_conf=self.resolv_conf)}
         response = self.api.post("/pods/create", data=_json(body))
         if response.status_code == 409:  # made by an earlier attempt (its name is the uid's)
             existing = self._find_pod(uid)
@@ -336,9 +348,13 @@ class PodmanRuntime:
 
     def run_container(self, pod: Pod, container_name: str, *, restart_count: int,
                       pod_id: str | None = None, backoff: Entry | None = None) -> str:
-        spec = next(c for c in pod.spec.containers if c.name == container_name)
+        spec = next(c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
+                    if c.name == container_name)
         pod_id = pod_id or self.create_pod(pod)
-        body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
+        try:
+            body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
+        except security.Refusal as exc:
+            raise RuntimeFailure(exc.reason, exc.message) from None
         if backoff is not None:
             body["labels"][LABEL_BACKOFF_DELAY] = f"{backoff.delay:g}"
             body["labels"][LABEL_BACKOFF_SINCE] = f"{backoff.last_update:.3f}"
@@ -365,6 +381,9 @@ class PodmanRuntime:
                        "io.peapod.container.image": spec.image},
             "env": {e.name: e.value or "" for e in spec.env or []},
             "mounts": self._mounts(pod, spec),
+            **security.container_fields(pod, spec, seccomp_dir=self.state_dir / "seccomp",
+                                        image_user=cache(lambda: self._image_user(spec.image))),
+            **sandbox.container_fields(pod, resolv_conf=self.resolv_conf),
         }
         # Kubernetes: command replaces ENTRYPOINT, args replaces CMD; a command drops CMD.
         if spec.command is not None:

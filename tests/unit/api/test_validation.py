@@ -288,3 +288,22 @@ def test_raise_if_problems_joins_problems_and_is_silent_without_any():
     raise_if_problems([], what="Pod 'p'")
     with pytest.raises(Invalid, match=r"^Pod 'p' is invalid: a: x; b: y$"):
         raise_if_problems(["a: x", "b: y"], what="Pod 'p'")
+
+
+def test_init_containers_share_the_names_of_app_containers_and_only_they_take_restart_policy():
+    def same_name(doc: Doc) -> None:
+        doc["spec"]["initContainers"] = [{"name": "db", "image": "busybox:1"}]
+    assert refusal(same_name).endswith("spec.containers[0].name: duplicate name 'db'")
+    assert refusal(lambda doc: container(doc).update(restartPolicy="Always")).endswith(
+        "spec.containers[0].restartPolicy: Forbidden: may not be set for non-init containers")
+
+    def bad_init(doc: Doc) -> None:
+        doc["spec"]["initContainers"] = [{"name": "Init", "image": " ", "restartPolicy": "Never"}]
+    message = refusal(bad_init)
+    assert "spec.initContainers[0].restartPolicy: unsupported value 'Never'" in message
+    doc = copy.deepcopy(SEED)
+    doc["spec"]["initContainers"] = [{"name": "proxy", "image": "busybox:1",
+                                      "restartPolicy": "Always"}]
+    pod = parse_object(doc)
+    assert isinstance(pod, Pod) and pod.spec.init_containers
+    assert pod.spec.init_containers[0].image_pull_policy == "IfNotPresent"

@@ -148,6 +148,61 @@ def test_completed_sidecar_with_a_running_container_shows_running_or_not_ready()
     assert pod_status_reason(make_pod(containers=2, statuses=statuses))[0] == "NotReady"
 
 
+def init_pod(inits: list[dict], apps: list[dict] | None = None, *, phase: str = "Pending",
+             sidecars: int = 0, initialized: bool = False) -> Pod:
+    """Two init containers i0, i1 (the first ``sidecars`` of them sidecars) and one app c0."""
+    spec = [{"name": f"i{i}", "image": "busybox:1", **({"restartPolicy": "Always"}
+                                                        if i < sidecars else {})}
+            for i in range(2)]
+    waiting = [state(waiting={"reason": "PodInitializing"})]
+    condition = {"type": "Initialized", "status": "True" if initialized else "False"}
+    return make_pod(phase=phase, statuses=apps or waiting, initContainers=spec,
+                    status={"initContainerStatuses": [{"name": f"i{i}", **s}
+                                                      for i, s in enumerate(inits)],
+                            "conditions": [condition]})
+
+
+PENDING_INIT = {"state": {"waiting": {"reason": "PodInitializing"}}}
+DONE = {"ready": True, "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+
+
+@pytest.mark.parametrize(("inits", "expected"), [
+    ([PENDING_INIT, PENDING_INIT], "Init:0/2"),
+    ([{"state": {"running": {}}}, PENDING_INIT], "Init:0/2"),
+    ([DONE, {"state": {"running": {}}}], "Init:1/2"),
+    ([DONE, {"state": {"terminated": {"exitCode": 1, "reason": "Error"}}}], "Init:Error"),
+    ([{"state": {"terminated": {"exitCode": 2}}}, PENDING_INIT], "Init:ExitCode:2"),
+    ([{"state": {"terminated": {"exitCode": 137, "signal": 9}}}, PENDING_INIT], "Init:Signal:9"),
+    ([{"restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+       "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}, PENDING_INIT],
+     "Init:CrashLoopBackOff"),
+])
+def test_status_column_while_init_containers_run(inits: list[dict], expected: str) -> None:
+    pod = init_pod(inits)
+    assert pod_status_reason(pod) == (expected, 0)
+    assert render([pod], output=None, kind="pods", now=NOW).splitlines()[1].split()[1:3] == [
+        "0/1", expected]
+
+
+def test_status_column_once_initialized() -> None:
+    assert pod_status_reason(init_pod([DONE, DONE], initialized=True))[0] == "PodInitializing"
+    assert pod_status_reason(init_pod([DONE, DONE], [running()], phase="Running",
+                                      initialized=True)) == ("Running", 1)
+    crashed = {"restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    assert pod_restarts(init_pod([crashed, PENDING_INIT])) == "3"
+    assert pod_restarts(init_pod([DONE, DONE], [running(restarts=2)], initialized=True)) == "2"
+
+
+def test_a_started_sidecar_counts_in_ready_and_does_not_hold_the_status() -> None:
+    sidecar = {"ready": True, "started": True, "restartCount": 1, "state": {"running": {}}}
+    pod = init_pod([sidecar, DONE], [running()], phase="Running", sidecars=1, initialized=True)
+    assert pod_status_reason(pod) == ("Running", 2)
+    assert render([pod], output=None, kind="pods", now=NOW).splitlines()[1].split()[1:4] == [
+        "2/2", "Running", "1"]
+    unstarted = {"started": False, "state": {"running": {}}}
+    assert pod_status_reason(init_pod([unstarted, PENDING_INIT], sidecars=1))[0] == "Init:0/2"
+
+
 def test_deletion_timestamp_means_terminating_unless_terminal_or_node_lost() -> None:
     assert pod_status_reason(make_pod(deleted=3, statuses=[running()]))[0] == "Terminating"
     done = make_pod(phase="Succeeded", deleted=3, statuses=[state(terminated={"exitCode": 0,
