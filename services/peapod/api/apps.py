@@ -23,6 +23,9 @@ from peapod.api.pod import PodSpec
 from peapod.api.validation import meta_problems, pod_spec_problems
 
 APPS_V1 = "apps/v1"
+POD_TEMPLATE_HASH = "pod-template-hash"  # the label a Deployment's ReplicaSets select on
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
 
 
 class LabelSelectorRequirement(Model):

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from peapod.api.apps import ReplicaSet, replicaset_problems
+from peapod.api.apps import Deployment, ReplicaSet, deployment_problems, replicaset_problems
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
@@ -21,10 +21,12 @@ from peapod.api.pod import Pod
 from peapod.api.validation import namespace_problems, node_problems, pod_problems, pydantic_problems
 from peapod.errors import Invalid
 
-KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]] = {
-    "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace, "ReplicaSet": ReplicaSet}
-API_VERSIONS = {"ReplicaSet": "apps/v1"}  # every other kind: v1
-ApiObject = Pod | Node | Event | Namespace | ReplicaSet
+KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
+            | type[Deployment]] = {
+    "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
+    "ReplicaSet": ReplicaSet, "Deployment": Deployment}
+API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1"}  # every other kind: v1
+ApiObject = Pod | Node | Event | Namespace | ReplicaSet | Deployment
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
@@ -82,6 +84,8 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = namespace_problems(obj)
     elif isinstance(obj, ReplicaSet):
         problems = replicaset_problems(obj)
+    elif isinstance(obj, Deployment):
+        problems = deployment_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj

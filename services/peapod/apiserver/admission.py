@@ -137,7 +137,22 @@ def admit_node(doc: dict[str, Any], *, existing: Node | None) -> Node:
         obj.metadata.creation_timestamp = existing.metadata.creation_timestamp
         if obj.spec.unschedulable is None:
             obj.spec.unschedulable = existing.spec.unschedulable
+        # labels and annotations people set (peapod label node …) outlive a re-registration
+        obj.metadata.labels = {**(existing.metadata.labels or {}), **(obj.metadata.labels or {})} \
+            or None
+        obj.metadata.annotations = {**(existing.metadata.annotations or {}),
+                                    **(obj.metadata.annotations or {})} or None
     return obj
+
+
+def merge_updated_node(stored: Node, incoming: Node) -> Node:
+    """A node update by people: labels, annotations and ``spec.unschedulable``, nothing else
+    (the rest of a Node is its kubelet's to report)."""
+    merged = stored.model_copy(deep=True)
+    merged.metadata.labels = incoming.metadata.labels
+    merged.metadata.annotations = incoming.metadata.annotations
+    merged.spec.unschedulable = incoming.spec.unschedulable or None
+    return merged
 
 
 def admit_new_namespace(doc: dict[str, Any]) -> Namespace:

@@ -84,6 +84,7 @@ class Api:
             s.api("nodes", "get"): self.get_node,
             s.api("nodes", "list"): self.list_nodes,
             s.api("nodes", "delete"): self.delete_node,
+            s.api("nodes", "update"): self.update_node,
             f"{s.API_PREFIX}.node.*.register": self.register_node,
             f"{s.API_PREFIX}.node.*.status": self.update_pod_status,
             f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
@@ -245,6 +246,24 @@ class Api:
         current = await self.store.get(key, what=what)
         await self.store.delete(key, current.value, expected=current.revision, what=what)
         return {"object": current.value, "finished": True}
+
+    async def update_node(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """Labels, annotations and spec.unschedulable (cordon) at the node's resourceVersion."""
+        incoming = admission.parse_applied(self._object(payload), Node)
+        name = incoming.metadata.name or ""
+        key, what = s.kv_key("nodes", None, name), f'nodes "{name}"'
+        current = await self.store.get(key, what=what)
+        wanted = incoming.metadata.resource_version
+        if not wanted or not wanted.isdigit():
+            raise Invalid(f"{what}: metadata.resourceVersion: Invalid value: {wanted!r}: must be "
+                          "specified for an update")
+        if int(wanted) != current.revision:
+            raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
+                           "modified; please apply your changes to the latest version and try again")
+        node = admission.merge_updated_node(Node.model_validate(current.value), incoming)
+        result = await self.store.update(key, node.to_wire(), expected=current.revision, what=what)
+        log.info("node_updated", node=name, unschedulable=bool(node.spec.unschedulable))
+        return self._shown_node(result.value)
 
     # -- the kubelet's own requests -----------------------------------------------------
 

@@ -240,4 +240,5 @@ def _expected(wanted: str | None, latest: int, what: str, *, required: bool = Fa
 
 
 def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi]:
-    return {"replicasets": WorkloadApi(store, namespaces, resource="replicasets", model=ReplicaSet)}
+    return {"deployments": WorkloadApi(store, namespaces, resource="deployments", model=Deployment),
+            "replicasets": WorkloadApi(store, namespaces, resource="replicasets", model=ReplicaSet)}

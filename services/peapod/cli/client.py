@@ -32,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from peapod.api import Event, Namespace, Node, Pod
-from peapod.api.apps import ReplicaSet
+from peapod.api.apps import Deployment, ReplicaSet
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
 from peapod.bus.events import latest_events, parse_event
@@ -165,8 +165,8 @@ async def connect_cli(context: Context, *, deadline: float = CONNECT_DEADLINE) -
     raise ServerUnreachable(attempts or [(context.server, "no server in the context")])
 
 
-WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets"}
-WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet}
+WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments"}
+WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment}
 
 
 class Client:
@@ -248,6 +248,28 @@ class Client:
         return await request(self.nc, s.api(resource, "delete"), {  # type: ignore[no-any-return]
             "namespace": namespace or self.namespace, "name": name,
             "propagationPolicy": propagation})
+
+    async def get_any(self, resource: str, name: str) -> Any:
+        """A pod, node or workload by name (``label``, ``annotate``, ``cordon``)."""
+        if resource == "pods":
+            return await self.get_pod(name)
+        if resource == "nodes":
+            return await self.get_node(name)
+        return await self.get_object(resource, name)
+
+    async def list_any(self, resource: str, *, selector: str | None = None) -> list[Any]:
+        if resource == "pods":
+            return await self.list_pods(selector=selector)
+        if resource == "nodes":
+            return await self.list_nodes(selector=selector)
+        return await self.list_objects(resource, selector=selector)
+
+    async def update_any(self, resource: str, obj: dict[str, Any]) -> Any:
+        """An update (PUT) at the object's ``resourceVersion``: a compare-and-set."""
+        if resource == "nodes":
+            return await request(self.nc, s.api("nodes", "update"), {"object": obj})
+        return await request(self.nc, s.api(resource, "update"), {
+            "object": obj, "namespace": obj["metadata"].get("namespace") or self.namespace})
 
     async def wait_object_deleted(self, resource: str, name: str, uid: str, *,
                                   namespace: str | None = None, timeout: float = 120) -> bool:

@@ -32,10 +32,13 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "nodes": "nodes", "node": "nodes", "no": "nodes",
              "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
              "events": "events", "event": "events", "ev": "events",
-             "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets"}
-WORKLOADS = ("replicasets",)  # apps/v1 kinds, served by the same generic verbs
-WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet")  # what create, apply and delete -f take
-KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets"}  # else pods
+             "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
+             "deployments": "deployments", "deployment": "deployments", "deploy": "deployments"}
+WORKLOADS = ("replicasets", "deployments")  # apps/v1 kinds, served by the same generic verbs
+ALL = ("pods", "deployments", "replicasets")  # `get all`, in kubectl's order
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment")  # for create, apply, delete -f
+KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
+                  "Deployment": "deployments"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -151,6 +154,8 @@ def _named_object(what: list[str]) -> dict[str, Any]:
 
 
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    if "," in args.resource or args.resource.lower() == "all":
+        return await _get_several(client, args)
     resource, name = _resource(args.resource)
     name = args.name or name
     if resource == "events" and args.watch:
@@ -161,25 +166,7 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     matches = parse_label_selector(args.selector)  # refuses a bad selector before anything
     changes = (await client.watch(resource, all_namespaces=args.all_namespaces)
                if args.watch else None)  # subscribed before the list: nothing missed
-    if resource == "pods":
-        objs: list[Any] = ([await client.get_pod(name)] if name else
-                           await client.list_pods(all_namespaces=args.all_namespaces,
-                                                  selector=args.selector))
-    elif resource == "namespaces":
-        objs = [await client.get_namespace(name)] if name else await client.list_namespaces(
-            selector=args.selector)
-    elif resource == "nodes":
-        objs = [await client.get_node(name)] if name else await client.list_nodes(
-            selector=args.selector)
-    elif resource in WORKLOADS:
-        objs = [await client.get_object(resource, name)] if name else await client.list_objects(
-            resource, all_namespaces=args.all_namespaces, selector=args.selector)
-    else:
-        objs = await client.list_events(all_namespaces=args.all_namespaces)
-        if name:
-            objs = [e for e in objs if e.metadata.name == name]
-            if not objs:
-                raise NotFound(f'events "{name}" not found')
+    objs = await _fetch(client, resource, name, args)
     if not objs and args.output in (None, "wide") and not args.watch:
         cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces")
         print(printers.no_resources_message(None if cluster_wide else client.namespace),
@@ -201,6 +188,59 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
             headers = False
 
     return 0
+
+
+async def _get_several(client: Client, args: argparse.Namespace) -> int:
+    """``get deploy,rs`` and ``get all``: one table per kind, names as ``kind/name``."""
+    words = ALL if args.resource.lower() == "all" else args.resource.split(",")
+    resources = list(dict.fromkeys(_resource(word)[0] for word in words))
+    if args.watch or args.name:
+        raise Invalid("a name or --watch needs one resource type, not several")
+    found = [(r, await _fetch(client, r, None, args)) for r in resources]
+    found = [(r, objs) for r, objs in found if objs]
+    if args.output not in (None, "wide"):
+        print(printers.render([o for _, objs in found for o in objs], output=args.output,
+                              kind="", now=_now()))
+        return 0
+    if not found:
+        print(printers.no_resources_message(None if args.all_namespaces else client.namespace),
+              file=sys.stderr)
+        return 0
+    tables = []
+    for resource, objs in found:
+        prefix = f"{_singular(resource)}/"
+        named = [o.model_copy(update={"metadata": o.metadata.model_copy(
+            update={"name": prefix + (o.metadata.name or "")})}) for o in objs]
+        tables.append(printers.render(named, output=args.output, kind=resource, now=_now(),
+                                      all_namespaces=args.all_namespaces,
+                                      show_labels=args.show_labels))
+    print("\n\n".join(tables))
+    return 0
+
+
+async def _fetch(client: Client, resource: str, name: str | None,
+                 args: argparse.Namespace) -> list[Any]:
+    """The object named, or those the selector matches (in the namespace, or all with -A)."""
+    if resource == "pods":
+        objs: list[Any] = ([await client.get_pod(name)] if name else
+                           await client.list_pods(all_namespaces=args.all_namespaces,
+                                                  selector=args.selector))
+    elif resource == "namespaces":
+        objs = [await client.get_namespace(name)] if name else await client.list_namespaces(
+            selector=args.selector)
+    elif resource == "nodes":
+        objs = [await client.get_node(name)] if name else await client.list_nodes(
+            selector=args.selector)
+    elif resource in WORKLOADS:
+        objs = [await client.get_object(resource, name)] if name else await client.list_objects(
+            resource, all_namespaces=args.all_namespaces, selector=args.selector)
+    else:
+        objs = await client.list_events(all_namespaces=args.all_namespaces)
+        if name:
+            objs = [e for e in objs if e.metadata.name == name]
+            if not objs:
+                raise NotFound(f'events "{name}" not found')
+    return objs
 
 
 async def _follow_events(client: Client, all_namespaces: bool) -> None:
@@ -258,8 +298,16 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         events = [e for e in await client.list_events(kind="ReplicaSet", name=name)
                   if e.involved_object.uid in (None, rs.metadata.uid)]
         print(describe_replicaset(rs, pods, events, now=_now()))
+    elif resource == "deployments":
+        from peapod.cli.workloads import describe_deployment
+        deploy = await client.get_object(resource, name)
+        owned = [rs for rs in await client.list_objects("replicasets")
+                 if (ref := rs.metadata.controller_ref()) and ref.uid == deploy.metadata.uid]
+        events = [e for e in await client.list_events(kind="Deployment", name=name)
+                  if e.involved_object.uid in (None, deploy.metadata.uid)]
+        print(describe_deployment(deploy, owned, events, now=_now()))
     else:
-        raise Invalid("describe supports pods, replicasets, nodes and namespaces")
+        raise Invalid("describe supports pods, deployments, replicasets, nodes and namespaces")
     return 0
 
 
@@ -279,6 +327,13 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
     elif args.resource:
         resource, name = _resource(args.resource)
         names = ([name] if name else []) + list(args.names)
+        if args.selector:
+            if names:
+                raise Invalid("name cannot be provided when a selector is specified")
+            names = [o.metadata.name or "" for o in await _fetch(client, resource, None, args)]
+            if not names:
+                print(printers.no_resources_message(client.namespace), file=sys.stderr)
+                return 0
         if not names:
             raise Invalid("resource(s) were provided, but no name was specified")
         targets.extend((resource, n, None) for n in names)
@@ -413,14 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)
-    p = add("apply", "apply pods, replicasets and namespaces from a file (YAML or JSON, - for "
-            "stdin)", cmd_apply)
+    p = add("apply", "apply pods, deployments, replicasets and namespaces from a file (YAML or "
+            "JSON, - for stdin)", cmd_apply)
     p.add_argument("-f", "--filename", required=True)
     p = add("create", "create pods and namespaces from a file (YAML or JSON, - for stdin), "
             "or a namespace: create namespace NAME", cmd_create)
     p.add_argument("-f", "--filename")
     p.add_argument("what", nargs="*", metavar="namespace NAME")
-    p = add("get", "list objects: pods, replicasets, nodes, namespaces, events", cmd_get)
+    p = add("get", "list objects: pods, deployments, replicasets, nodes, namespaces, events; "
+            "several as deploy,rs; all", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -428,10 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
-    p = add("describe", "show details of a pod, replicaset, node or namespace", cmd_describe)
+    p = add("describe", "show details of a pod, deployment, replicaset, node or namespace",
+            cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p = add("delete", "delete pods, replicasets or namespaces by name or by file", cmd_delete)
+    p = add("delete", "delete pods, deployments, replicasets or namespaces by name, label or "
+            "file", cmd_delete)
     p.add_argument("resource", nargs="?")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename")
@@ -442,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-not-found", action="store_true")
     p.add_argument("--cascade", default="background", help="background (default), foreground "
                    "or orphan: what happens to the objects the deleted one owns")
+    p.add_argument("-l", "--selector", help="delete the objects whose labels match")
+    p.set_defaults(all_namespaces=False)
     p = add("logs", "print a container's logs", cmd_logs)
     p.add_argument("pod")
     p.add_argument("-c", "--container")
@@ -457,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
+    from peapod.cli import labels, rollout
+    rollout.add_commands(add)
+    labels.add_commands(add)
     p = add("config", "show or edit the config file: contexts, clusters, users",
             run_config_verb, cluster=False)
     _add_config_verbs(p.add_subparsers(dest="config_verb", required=True, metavar="VERB"))
@@ -520,7 +583,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if "--" in argv:
         at = argv.index("--")
         argv, command = argv[:at], argv[at + 1:]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb in ("label", "annotate") and not any(e.startswith("-") and
+                                                                not e.endswith("-") for e in extra):
+        args.words = [*args.words, *extra]  # KEY=VALUE after -l SELECTOR, as kubectl takes them
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.selected_context = getattr(args, "sub_context", None) or args.context
     if command is not None:
         if args.verb != "exec":

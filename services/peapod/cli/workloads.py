@@ -62,7 +62,7 @@ def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool 
                             no_headers=no_headers)
 
 
-def _template(w: _Writer, template: PodTemplateSpec) -> None:
+def pod_template(w: _Writer, template: PodTemplateSpec) -> None:
     w.line(0, "Pod Template:")
     w.mapping(1, "Labels", template.metadata.labels)
     if template.metadata.annotations:
@@ -102,13 +102,61 @@ def describe_replicaset(rs: ReplicaSet, pods: Sequence[Pod], events: Sequence[Ev
         w.line(0, "Controlled By:", f"{owner.kind}/{owner.name}")
     w.line(0, "Replicas:", f"{status.replicas if status else 0} current / {rs.spec.replicas} desired")
     w.line(0, "Pods Status:", pods_status(pods))
-    _template(w, rs.spec.template)
-    conditions = (status.conditions if status else None) or []
+    pod_template(w, rs.spec.template)
+    _conditions(w, (status.conditions if status else None) or [])
+    _events(w, events, now)
+    return w.text()
+
+
+def describe_deployment(deploy: Deployment, owned: Sequence[ReplicaSet], events: Sequence[Event],
+                        *, now: datetime) -> str:
+    """kubectl's ``DeploymentDescriber``: counts, strategy, template, conditions, ReplicaSets."""
+    from peapod.cli.describe import _timestamp
+    meta, spec, status = deploy.metadata, deploy.spec, deploy.status
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Namespace:", meta.namespace or "default")
+    w.line(0, "CreationTimestamp:", _timestamp(meta.creation_timestamp))
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    w.line(0, "Selector:", spec.selector.to_query() if spec.selector else NONE)
+
+    def count(field: str) -> int:
+        return (getattr(status, field) or 0) if status else 0
+    w.line(0, "Replicas:", f"{spec.replicas} desired | {count('updated_replicas')} updated | "
+           f"{count('replicas')} total | {count('available_replicas')} available | "
+           f"{count('unavailable_replicas')} unavailable")
+    w.line(0, "StrategyType:", spec.strategy.type)
+    w.line(0, "MinReadySeconds:", "0")
+    rolling = spec.strategy.rolling_update
+    if spec.strategy.type == "RollingUpdate" and rolling is not None:
+        w.line(0, "RollingUpdateStrategy:", f"{rolling.max_unavailable} max unavailable, "
+               f"{rolling.max_surge} max surge")
+    pod_template(w, spec.template)
+    _conditions(w, (status.conditions if status else None) or [])
+    new = [rs for rs in owned if _same_template(rs, deploy)]
+    old = [rs for rs in owned if rs not in new and (rs.spec.replicas or (rs.status and rs.status.replicas))]
+    w.line(0, "OldReplicaSets:", ", ".join(_rs_summary(rs) for rs in old) or NONE)
+    w.line(0, "NewReplicaSet:", ", ".join(_rs_summary(rs) for rs in new) or NONE)
+    _events(w, events, now)
+    return w.text()
+
+
+def _conditions(w: _Writer, conditions: Sequence[Any]) -> None:
     if conditions:
         w.line(0, "Conditions:")
         w.line(1, "Type", "Status", "Reason")
         w.line(1, "----", "------", "------")
         for c in conditions:
             w.line(1, c.type, c.status, c.reason or "")
-    _events(w, events, now)
-    return w.text()
+
+
+def _rs_summary(rs: ReplicaSet) -> str:
+    """kubectl's ``web-5d8f7b9c4 (3/3 replicas created)``."""
+    return f"{rs.metadata.name} ({rs.status.replicas if rs.status else 0}/{rs.spec.replicas} " \
+           "replicas created)"
+
+
+def _same_template(rs: ReplicaSet, deploy: Deployment) -> bool:
+    from peapod.cli.rollout_view import template_of
+    return template_of(rs).to_wire() == deploy.spec.template.to_wire()

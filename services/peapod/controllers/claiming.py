@@ -17,6 +17,7 @@ functions of (ReplicaSet, pods) so they are tested without a cluster:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from peapod.api import ObjectMeta, OwnerReference, Pod
 from peapod.api.apps import (
@@ -28,6 +29,7 @@ from peapod.api.apps import (
 )
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
+Owned = TypeVar("Owned", Pod, ReplicaSet)  # pods for a ReplicaSet, ReplicaSets for a Deployment
 
 
 def is_active(pod: Pod) -> bool:
@@ -46,16 +48,16 @@ def controller_reference(owner_kind: str, name: str, uid: str) -> OwnerReference
 
 
 @dataclass
-class Claim:
-    owned: list[Pod] = field(default_factory=list)  # including adopted
-    adopt: list[Pod] = field(default_factory=list)
-    release: list[Pod] = field(default_factory=list)
+class Claim(Generic[Owned]):
+    owned: list[Owned] = field(default_factory=list)  # including adopted
+    adopt: list[Owned] = field(default_factory=list)
+    release: list[Owned] = field(default_factory=list)
 
 
-def claim_pods(owner_uid: str, selector: LabelSelector, pods: list[Pod], *,
-               owner_deleting: bool) -> Claim:
-    """Kubernetes' ClaimPods: owned and adopted pods, and those to release."""
-    claim = Claim()
+def claim_pods(owner_uid: str, selector: LabelSelector, pods: list[Owned], *,
+               owner_deleting: bool) -> Claim[Owned]:
+    """Kubernetes' ClaimPods (and ClaimReplicaSets): owned and adopted, and those to release."""
+    claim: Claim[Owned] = Claim()
     for pod in pods:
         ref = pod.metadata.controller_ref()
         matches = selector.matches(pod.metadata.labels)

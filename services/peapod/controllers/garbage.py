@@ -22,16 +22,15 @@ its owners (a foreground owner may be waiting for it).
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN, OwnerReference
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.informer import WatchEvent
-from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
+from peapod.bus.workqueue import Done, Outcome, RetryAfter
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import RESOURCE_OF_KIND, ControllerCache, Object, key_of
+from peapod.controllers.queueing import QueuedController
 from peapod.errors import Conflict, NotFound, PeapodError
 
 log = structlog.get_logger("controllers.garbagecollector")
@@ -39,40 +38,30 @@ log = structlog.get_logger("controllers.garbagecollector")
 RETRY_SECONDS = 1.0
 
 
-class GarbageCollector:
+class GarbageCollector(QueuedController):
+    name = "garbagecollector"
+
     def __init__(self, *, cache: ControllerCache, api: ApiClient,
                  clock: Clock = SYSTEM_CLOCK) -> None:
-        self.cache = cache
+        super().__init__(cache=cache, clock=clock)
         self.api = api
-        self.clock = clock
-        self.queue: WorkQueue | None = None
         cache.on_event(self._on_event)
 
-    async def run(self) -> None:
-        await self.cache.wait_synced()
-        self.queue = WorkQueue(self.reconcile, name="garbagecollector", clock=self.clock)
-        for key, obj in list(self.cache.objects.items()):
-            if obj.metadata.owner_references or obj.metadata.finalizers:
-                self.queue.add(key)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            queue, self.queue = self.queue, None
-            await queue.close()
+    def initial_keys(self) -> list[str]:
+        return [key for key, obj in self.cache.objects.items()
+                if obj.metadata.owner_references or obj.metadata.finalizers]
 
     def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
-        if self.queue is None:
-            return
         obj = event.obj
         if event.type != "DELETED" and (obj.metadata.owner_references or obj.metadata.finalizers):
-            self.queue.add(event.key)
+            self.add(event.key)
         if event.type == "DELETED":
             for key in self._dependents_keys(obj.metadata.uid or ""):
-                self.queue.add(key)
+                self.add(key)
             for ref in obj.metadata.owner_references or []:
                 owner = self.cache.by_uid.get(ref.uid)
                 if owner is not None:
-                    self.queue.add(key_of(owner))
+                    self.add(key_of(owner))
 
     def _dependents_keys(self, uid: str) -> list[str]:
         return [key for key, obj in self.cache.objects.items()

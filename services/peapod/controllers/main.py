@@ -21,6 +21,7 @@ from peapod.bus.identity import Credentials
 from peapod.bus.supervise import supervise
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import ControllerCache
+from peapod.controllers.deployment import DeploymentController
 from peapod.controllers.garbage import GarbageCollector
 from peapod.controllers.replicaset import ReplicaSetController
 from peapod.logging import configure_logging
@@ -37,11 +38,13 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
     host = socket.gethostname()
     replicasets = ReplicaSetController(
         cache=cache, api=api, events=EventRecorder(nc, component="replicaset-controller", host=host))
+    deployments = DeploymentController(
+        cache=cache, api=api, events=EventRecorder(nc, component="deployment-controller", host=host))
     collector = GarbageCollector(cache=cache, api=api)
     log.info("controller_manager_ready", url=creds.url)
     try:
         await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
-                         "garbagecollector": collector.run},
+                         "deployment": deployments.run, "garbagecollector": collector.run},
                         stop=stop)
     finally:
         await nc.drain()

@@ -30,7 +30,7 @@ from peapod.bus import subjects as s
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.events import EventRecorder
 from peapod.bus.informer import WatchEvent
-from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
+from peapod.bus.workqueue import Done, Outcome, RetryAfter
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import ControllerCache, Object
 from peapod.controllers.claiming import (
@@ -42,6 +42,7 @@ from peapod.controllers.claiming import (
     replicaset_status,
 )
 from peapod.controllers.expectations import Expectations
+from peapod.controllers.queueing import QueuedController, adopt_and_release
 from peapod.errors import Conflict, NotFound, PeapodError
 
 log = structlog.get_logger("controllers.replicaset")
@@ -51,34 +52,26 @@ RETRY_SECONDS = 1.0
 WAIT_FOR_CACHE_SECONDS = 5.0
 
 
-class ReplicaSetController:
+class ReplicaSetController(QueuedController):
+    name = "replicaset"
+
     def __init__(self, *, cache: ControllerCache, api: ApiClient, events: EventRecorder,
                  clock: Clock = SYSTEM_CLOCK) -> None:
-        self.cache = cache
+        super().__init__(cache=cache, clock=clock)
         self.api = api
         self.events = events
-        self.clock = clock
         self.expectations = Expectations(clock=clock)
-        self.queue: WorkQueue | None = None
         cache.on_event(self._on_event)
 
-    async def run(self) -> None:
-        await self.cache.wait_synced()
-        self.queue = WorkQueue(self.reconcile, name="replicaset", clock=self.clock)
-        for rs in self.cache.of_kind("replicasets"):
-            self.queue.add(_key(rs))
-        try:
-            await asyncio.Event().wait()
-        finally:
-            queue, self.queue = self.queue, None
-            await queue.close()
+    def initial_keys(self) -> list[str]:
+        return [_key(rs) for rs in self.cache.of_kind("replicasets")]
 
     # -- events -------------------------------------------------------------------------
 
     def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
         obj = event.obj
         if isinstance(obj, ReplicaSet):
-            self._add(event.key)
+            self.add(event.key)
         elif isinstance(obj, Pod):
             self._on_pod(event, previous)
 
@@ -102,11 +95,7 @@ class ReplicaSetController:
             if event.type == "DELETED" or pod.metadata.deletion_timestamp:
                 self.expectations.deleted(owner_key, pod.metadata.uid or "")
         for key in keys:
-            self._add(key)
-
-    def _add(self, key: str) -> None:
-        if self.queue is not None:
-            self.queue.add(key)
+            self.add(key)
 
     # -- reconcile ----------------------------------------------------------------------
 
@@ -126,28 +115,13 @@ class ReplicaSetController:
         if claim is None:
             return Done()
         try:
-            await self._adopt_and_release(rs, claim.adopt, claim.release)
+            await adopt_and_release(self.api, "pods", rs, claim)
         except (Conflict, NotFound) as exc:
             rlog.info("claim_conflict", error=exc.message)
             return RetryAfter(RETRY_SECONDS)
         active = [p for p in claim.owned if is_active(p)]
         failure = None if deleting else await self._manage(rs, key, active, rlog)
         return await self._write_status(rs, active, failure, rlog)
-
-    async def _adopt_and_release(self, rs: ReplicaSet, adopt: list[Pod],
-                                 release: list[Pod]) -> None:
-        ref = controller_reference("ReplicaSet", rs.metadata.name or "", rs.metadata.uid or "")
-        for pod in adopt:
-            updated = pod.model_copy(deep=True)
-            updated.metadata.owner_references = [*(pod.metadata.owner_references or []), ref]
-            await self.api.update("pods", updated.to_wire())
-            log.info("pod_adopted", pod=pod.key, uid=pod.metadata.uid, owner=rs.metadata.name)
-        for pod in release:
-            updated = pod.model_copy(deep=True)
-            updated.metadata.owner_references = [
-                r for r in pod.metadata.owner_references or [] if r.uid != rs.metadata.uid] or None
-            await self.api.update("pods", updated.to_wire())
-            log.info("pod_released", pod=pod.key, uid=pod.metadata.uid, owner=rs.metadata.name)
 
     async def _manage(self, rs: ReplicaSet, key: str, active: list[Pod],
                       rlog: Any) -> str | None:

@@ -78,9 +78,10 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
     try:
         yield {"admin": admin, "manager": manager, "nodes": nodes}
     finally:
-        with contextlib.suppress(NotFound):
-            await request(admin, s.api("replicasets", "delete"), {"namespace": "default",
-                                                                  "name": "web"})
+        for resource in ("deployments", "replicasets"):
+            with contextlib.suppress(NotFound):
+                await request(admin, s.api(resource, "delete"), {"namespace": "default",
+                                                                 "name": "web"})
         for _ in range(150):  # the collector deletes the pods, the kubelets stop them
             if not await request(admin, s.api("pods", "list"), {}):
                 break
