@@ -165,6 +165,46 @@ class Deployment(Model):
     status: DeploymentStatus | None = None
 
 
+class RollingUpdateDaemonSet(Model):
+    max_unavailable: IntOrPercent = 1
+
+
+class DaemonSetUpdateStrategy(Model):
+    type: Literal["RollingUpdate", "OnDelete"] = "RollingUpdate"
+    rolling_update: RollingUpdateDaemonSet | None = None
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DaemonSetUpdateStrategy:
+        if self.type == "RollingUpdate" and self.rolling_update is None:
+            self.rolling_update = RollingUpdateDaemonSet()
+        return self
+
+
+class DaemonSetSpec(Model):
+    selector: LabelSelector | None = None
+    template: PodTemplateSpec
+    update_strategy: DaemonSetUpdateStrategy = Field(default_factory=DaemonSetUpdateStrategy)
+
+
+class DaemonSetStatus(Model):
+    current_number_scheduled: int = 0
+    number_misscheduled: int = 0
+    desired_number_scheduled: int = 0
+    number_ready: int = 0
+    observed_generation: int | None = None
+    updated_number_scheduled: int | None = None
+    number_available: int | None = None
+    number_unavailable: int | None = None
+
+
+class DaemonSet(Model):
+    api_version: Literal["apps/v1"] = "apps/v1"
+    kind: Literal["DaemonSet"] = "DaemonSet"
+    metadata: ObjectMeta
+    spec: DaemonSetSpec
+    status: DaemonSetStatus | None = None
+
+
 _PERCENT = re.compile(r"^[0-9]+%$")
 
 
@@ -242,4 +282,21 @@ def deployment_problems(deploy: Deployment) -> list[str]:
                 and int(rolling.max_unavailable[:-1]) > 100:
             problems.append(f"{where}.maxUnavailable: Invalid value: "
                             f"{rolling.max_unavailable!r}: must not be greater than 100%")
+    return problems
+
+
+def daemonset_problems(ds: DaemonSet) -> list[str]:
+    problems = (meta_problems(ds.metadata, namespaced=True)
+                + _selector_problems(ds.spec.selector, ds.spec.template, "daemonset")
+                + _template_problems(ds.spec.template))
+    strategy = ds.spec.update_strategy
+    if strategy.type == "OnDelete" and strategy.rolling_update is not None:
+        problems.append("spec.updateStrategy.rollingUpdate: Forbidden: may not be specified "
+                        "when strategy `type` is 'OnDelete'")
+    elif strategy.rolling_update is not None:
+        where = "spec.updateStrategy.rollingUpdate.maxUnavailable"
+        value = strategy.rolling_update.max_unavailable
+        problems += int_or_percent_problems(where, value)
+        if value in (0, "0%"):
+            problems.append(f"{where}: Invalid value: {value!r}: cannot be 0")
     return problems

@@ -13,7 +13,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from peapod.api.apps import Deployment, ReplicaSet, deployment_problems, replicaset_problems
+from peapod.api.apps import (
+    DaemonSet,
+    Deployment,
+    ReplicaSet,
+    daemonset_problems,
+    deployment_problems,
+    replicaset_problems,
+)
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
@@ -22,11 +29,12 @@ from peapod.api.validation import namespace_problems, node_problems, pod_problem
 from peapod.errors import Invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
-            | type[Deployment]] = {
+            | type[Deployment] | type[DaemonSet]] = {
     "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
-    "ReplicaSet": ReplicaSet, "Deployment": Deployment}
-API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1"}  # every other kind: v1
-ApiObject = Pod | Node | Event | Namespace | ReplicaSet | Deployment
+    "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet}
+API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
+                "DaemonSet": "apps/v1"}  # every other kind: v1
+ApiObject = Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
@@ -86,6 +94,8 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = replicaset_problems(obj)
     elif isinstance(obj, Deployment):
         problems = deployment_problems(obj)
+    elif isinstance(obj, DaemonSet):
+        problems = daemonset_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj

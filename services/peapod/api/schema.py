@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from peapod.api.apps import Deployment, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.base import Model
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
@@ -36,6 +36,7 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "namespace.schema.json": Namespace,
     "replicaset.schema.json": ReplicaSet,
     "deployment.schema.json": Deployment,
+    "daemonset.schema.json": DaemonSet,
 }
 SUBJECTS_FILE = "subjects.md"
 

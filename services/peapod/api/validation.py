@@ -81,7 +81,8 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
     return problems + owner_problems(meta)
 
 
-OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1"}
+OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1",
+               "DaemonSet": "apps/v1"}
 
 
 def owner_problems(meta: ObjectMeta) -> list[str]:
@@ -101,8 +102,9 @@ def owner_problems(meta: ObjectMeta) -> list[str]:
         expected = OWNER_KINDS.get(ref.kind)
         if expected is None:
             problems.append(f"metadata.ownerReferences[{i}].kind: Unsupported value: "
-                            f"{ref.kind!r}: supported values: \"Deployment\", \"Pod\", "
-                            "\"ReplicaSet\" (the kinds peapod's garbage collector follows)")
+                            f"{ref.kind!r}: supported values: \"DaemonSet\", \"Deployment\", "
+                            "\"Pod\", \"ReplicaSet\" (the kinds peapod's garbage collector "
+                            "follows)")
         elif ref.api_version != expected:
             problems.append(f"metadata.ownerReferences[{i}].apiVersion: Invalid value: "
                             f"{ref.api_version!r}: kind {ref.kind} is {expected!r}")

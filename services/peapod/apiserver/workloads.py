@@ -33,7 +33,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from peapod.api import now_rfc3339, parse_object
-from peapod.api.apps import Deployment, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
 from peapod.apiserver import admission
 from peapod.apiserver.namespaces import Namespaces
@@ -45,7 +45,7 @@ from peapod.errors import Conflict, Invalid, NotFound
 log = structlog.get_logger("apiserver.workloads")
 
 Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
-Workload = TypeVar("Workload", ReplicaSet, Deployment)
+Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet)
 PROPAGATION = {"Background": None, "Foreground": FOREGROUND_DELETION, "Orphan": ORPHAN}
 
 
@@ -240,5 +240,6 @@ def _expected(wanted: str | None, latest: int, what: str, *, required: bool = Fa
 
 
 def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi]:
-    return {"deployments": WorkloadApi(store, namespaces, resource="deployments", model=Deployment),
+    return {"daemonsets": WorkloadApi(store, namespaces, resource="daemonsets", model=DaemonSet),
+            "deployments": WorkloadApi(store, namespaces, resource="deployments", model=Deployment),
             "replicasets": WorkloadApi(store, namespaces, resource="replicasets", model=ReplicaSet)}

@@ -82,7 +82,7 @@ def scheduler_permissions() -> dict[str, Any]:
     }
 
 
-CONTROLLED_RESOURCES = ("replicasets", "deployments")
+CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets")
 
 
 def controller_manager_permissions() -> dict[str, Any]:

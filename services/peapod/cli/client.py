@@ -32,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
 from peapod.api import Event, Namespace, Node, Pod
-from peapod.api.apps import Deployment, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
 from peapod.bus.events import latest_events, parse_event
@@ -165,8 +165,10 @@ async def connect_cli(context: Context, *, deadline: float = CONNECT_DEADLINE) -
     raise ServerUnreachable(attempts or [(context.server, "no server in the context")])
 
 
-WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments"}
-WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment}
+WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments",
+                      "DaemonSet": "daemonsets"}
+WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment,
+                                   "daemonsets": DaemonSet}
 
 
 class Client:

@@ -19,7 +19,7 @@ from peapod.api.base import Model
 from peapod.cli.client import Client
 from peapod.errors import Conflict, Invalid
 
-LABELABLE = ("pods", "nodes", "replicasets", "deployments")
+LABELABLE = ("pods", "nodes", "replicasets", "deployments", "daemonsets")
 _RETRIES = 10
 
 
@@ -132,7 +132,8 @@ def _verb(field: str, before: Any, after: Any, overwrite: bool) -> str:
 
 
 def _kind_word(resource: str) -> str:
-    return f"{resource[:-1]}.apps" if resource in ("replicasets", "deployments") else resource[:-1]
+    apps = ("replicasets", "deployments", "daemonsets")
+    return f"{resource[:-1]}.apps" if resource in apps else resource[:-1]
 
 
 async def cmd_cordon(client: Client, args: argparse.Namespace) -> int:

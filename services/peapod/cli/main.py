@@ -33,12 +33,13 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "namespaces": "namespaces", "namespace": "namespaces", "ns": "namespaces",
              "events": "events", "event": "events", "ev": "events",
              "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
-             "deployments": "deployments", "deployment": "deployments", "deploy": "deployments"}
-WORKLOADS = ("replicasets", "deployments")  # apps/v1 kinds, served by the same generic verbs
-ALL = ("pods", "deployments", "replicasets")  # `get all`, in kubectl's order
-WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment")  # for create, apply, delete -f
+             "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
+             "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets"}
+WORKLOADS = ("replicasets", "deployments", "daemonsets")  # apps/v1, served by generic verbs
+ALL = ("pods", "daemonsets", "deployments", "replicasets")  # `get all`, in kubectl's order
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
-                  "Deployment": "deployments"}  # else pods
+                  "Deployment": "deployments", "DaemonSet": "daemonsets"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -475,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
             "or a namespace: create namespace NAME", cmd_create)
     p.add_argument("-f", "--filename")
     p.add_argument("what", nargs="*", metavar="namespace NAME")
-    p = add("get", "list objects: pods, deployments, replicasets, nodes, namespaces, events; "
+    p = add("get", "list objects: pods, deployments, replicasets, daemonsets, nodes, namespaces, "
+            "events; "
             "several as deploy,rs; all", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")

@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from peapod.api import Event, Pod
-from peapod.api.apps import Deployment, PodTemplateSpec, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, PodTemplateSpec, ReplicaSet
 from peapod.cli.describe import NONE, _events, _ports, _Writer, environment
 from peapod.cli.printers import age, namespaced_table
 
 RS_COLUMNS = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
 DEPLOY_COLUMNS = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+DS_COLUMNS = ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR",
+              "AGE"]
 WIDE_COLUMNS = ["CONTAINERS", "IMAGES", "SELECTOR"]
 
 
@@ -47,6 +49,19 @@ def _deploy_row(d: Deployment, now: datetime, wide: bool) -> list[str]:
     return row + (_wide(d.spec.template, d.spec.selector) if wide else [])
 
 
+def _ds_row(ds: DaemonSet, now: datetime, wide: bool) -> list[str]:
+    """kubectl's ``printDaemonSet``."""
+    st = ds.status
+    selector = ",".join(f"{k}={v}" for k, v in sorted(
+        (ds.spec.template.spec.node_selector or {}).items())) or NONE
+    row = [ds.metadata.name or "", str(st.desired_number_scheduled if st else 0),
+           str(st.current_number_scheduled if st else 0), str(st.number_ready if st else 0),
+           str((st.updated_number_scheduled if st else 0) or 0),
+           str((st.number_available if st else 0) or 0), selector,
+           age(ds.metadata.creation_timestamp, now)]
+    return row + (_wide(ds.spec.template, ds.spec.selector) if wide else [])
+
+
 def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool = False,
                    all_namespaces: bool = False, no_headers: bool = False,
                    show_labels: bool = False) -> str:
@@ -54,6 +69,9 @@ def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool 
     if kind == "replicasets":
         items = [o for o in objs if isinstance(o, ReplicaSet)]
         header, rows = RS_COLUMNS, [_rs_row(o, now, wide) for o in items]
+    elif kind == "daemonsets":
+        items = [o for o in objs if isinstance(o, DaemonSet)]
+        header, rows = DS_COLUMNS, [_ds_row(o, now, wide) for o in items]
     else:
         items = [o for o in objs if isinstance(o, Deployment)]
         header, rows = DEPLOY_COLUMNS, [_deploy_row(o, now, wide) for o in items]

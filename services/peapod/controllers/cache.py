@@ -1,8 +1,8 @@
-"""The controller manager's view: one informer over pods, ReplicaSets and Deployments.
+"""The controller manager's view: one informer over pods, workloads and nodes.
 
-One consumer lists and watches ``pods.>``, ``replicasets.>`` and
-``deployments.>`` of the KV bucket, so the three arrive in the order they
-were written: a pod created by a ReplicaSet is never seen before that
+One consumer lists and watches ``pods.>``, ``replicasets.>``,
+``deployments.>``, ``daemonsets.>`` and ``nodes.>`` of the KV bucket, so
+they arrive in the order they were written: a pod created by a ReplicaSet is never seen before that
 ReplicaSet. Objects are kept by key and by uid (the garbage collector finds
 owners by uid), and every change is handed to the controllers' handlers,
 which only put keys on their work queues.
@@ -16,16 +16,18 @@ from typing import Any
 
 from nats.js import JetStreamContext
 
-from peapod.api import Pod
-from peapod.api.apps import Deployment, ReplicaSet
+from peapod.api import Node, Pod
+from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.bus import subjects as s
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.informer import Informer, WatchEvent
 
-Object = Pod | ReplicaSet | Deployment
+Object = Pod | ReplicaSet | Deployment | DaemonSet | Node
 MODELS: dict[str, type[Object]] = {"pods": Pod, "replicasets": ReplicaSet,
-                                   "deployments": Deployment}
-RESOURCE_OF_KIND = {"Pod": "pods", "ReplicaSet": "replicasets", "Deployment": "deployments"}
+                                   "deployments": Deployment, "daemonsets": DaemonSet,
+                                   "nodes": Node}
+RESOURCE_OF_KIND = {"Pod": "pods", "ReplicaSet": "replicasets", "Deployment": "deployments",
+                    "DaemonSet": "daemonsets"}  # the namespaced kinds (nodes are only read)
 
 
 def decode_object(key: str, data: bytes) -> Object:

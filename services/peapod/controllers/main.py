@@ -1,4 +1,4 @@
-"""peapod-controller-manager: the ReplicaSet and Deployment controllers and the garbage collector.
+"""peapod-controller-manager: the workload controllers and the garbage collector.
 
 One process, one NATS user (``controller-manager``, see ``bus/auth.py``):
 it reads the KV bucket through one informer and writes only through the
@@ -21,6 +21,7 @@ from peapod.bus.identity import Credentials
 from peapod.bus.supervise import supervise
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import ControllerCache
+from peapod.controllers.daemonset import DaemonSetController
 from peapod.controllers.deployment import DeploymentController
 from peapod.controllers.garbage import GarbageCollector
 from peapod.controllers.replicaset import ReplicaSetController
@@ -40,11 +41,14 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
         cache=cache, api=api, events=EventRecorder(nc, component="replicaset-controller", host=host))
     deployments = DeploymentController(
         cache=cache, api=api, events=EventRecorder(nc, component="deployment-controller", host=host))
+    daemonsets = DaemonSetController(
+        cache=cache, api=api, events=EventRecorder(nc, component="daemonset-controller", host=host))
     collector = GarbageCollector(cache=cache, api=api)
     log.info("controller_manager_ready", url=creds.url)
     try:
         await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
-                         "deployment": deployments.run, "garbagecollector": collector.run},
+                         "deployment": deployments.run, "daemonset": daemonsets.run,
+                         "garbagecollector": collector.run},
                         stop=stop)
     finally:
         await nc.drain()

@@ -16,11 +16,17 @@ from typing import Any
 
 import structlog
 
+from peapod.api import Pod
+from peapod.bus import subjects as s
 from peapod.bus.clock import Clock
+from peapod.bus.events import EventRecorder
+from peapod.bus.informer import WatchEvent
 from peapod.bus.workqueue import Outcome, WorkQueue
 from peapod.controllers.apiclient import ApiClient
-from peapod.controllers.cache import ControllerCache
+from peapod.controllers.cache import ControllerCache, Object
 from peapod.controllers.claiming import Claim, controller_reference
+from peapod.controllers.expectations import Expectations
+from peapod.errors import PeapodError
 
 log = structlog.get_logger("controllers")
 
@@ -53,6 +59,58 @@ class QueuedController:
         finally:
             queue, self.queue = self.queue, None
             await queue.close()
+
+
+class PodOwningController(QueuedController):
+    """A controller whose objects own pods (ReplicaSet, DaemonSet): expectations, pod events
+    mapped to their owner's key, and the deletion of one pod with its event."""
+
+    owner_kind = ""  # "ReplicaSet"
+    owner_resource = ""  # "replicasets"
+
+    def __init__(self, *, cache: ControllerCache, api: ApiClient, events: EventRecorder,
+                 clock: Clock) -> None:
+        super().__init__(cache=cache, clock=clock)
+        self.api = api
+        self.events = events
+        self.expectations = Expectations(clock=clock)
+        cache.on_event(self._on_event)
+
+    def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
+        raise NotImplementedError
+
+    def initial_keys(self) -> list[str]:
+        return [self.owner_key(o.metadata.namespace, o.metadata.name)
+                for o in self.cache.of_kind(self.owner_resource)]
+
+    def owner_key(self, namespace: str | None, name: str | None) -> str:
+        return s.kv_key(self.owner_resource, namespace or "default", name or "")
+
+    def observe_pod(self, event: WatchEvent[Object]) -> str | None:
+        """The key of the pod's owner (if of our kind), its expectations lowered by what the
+        event shows: a pod that appeared, or one that went or is going."""
+        pod = event.obj
+        ref = pod.metadata.controller_ref()
+        if ref is None or ref.kind != self.owner_kind:
+            return None
+        key = self.owner_key(pod.metadata.namespace, ref.name)
+        if event.type == "ADDED":
+            self.expectations.created(key)
+        if event.type == "DELETED" or pod.metadata.deletion_timestamp:
+            self.expectations.deleted(key, pod.metadata.uid or "")
+        return key
+
+    async def delete_pod(self, owner: Any, key: str, pod: Pod, olog: Any) -> None:
+        name = pod.metadata.name or ""
+        try:
+            await self.api.delete("pods", pod.metadata.namespace or "default", name)
+        except PeapodError as exc:
+            self.expectations.deleted(key, pod.metadata.uid or "")  # it will not be seen going
+            olog.warning("pod_delete_failed", pod=name, error=exc.message)
+            return
+        olog.info("pod_deleted", pod=name, node=pod.spec.node_name)
+        await self.events.record(owner.to_wire(), reason="SuccessfulDelete",
+                                 message=f"Deleted pod: {name}")
 
 
 async def adopt_and_release(api: ApiClient, resource: str, owner: Any, claim: Claim[Any]) -> None:

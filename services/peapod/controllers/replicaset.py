@@ -41,8 +41,7 @@ from peapod.controllers.claiming import (
     pods_to_delete,
     replicaset_status,
 )
-from peapod.controllers.expectations import Expectations
-from peapod.controllers.queueing import QueuedController, adopt_and_release
+from peapod.controllers.queueing import PodOwningController, adopt_and_release
 from peapod.errors import Conflict, NotFound, PeapodError
 
 log = structlog.get_logger("controllers.replicaset")
@@ -52,19 +51,13 @@ RETRY_SECONDS = 1.0
 WAIT_FOR_CACHE_SECONDS = 5.0
 
 
-class ReplicaSetController(QueuedController):
+class ReplicaSetController(PodOwningController):
     name = "replicaset"
+    owner_kind, owner_resource = "ReplicaSet", "replicasets"
 
     def __init__(self, *, cache: ControllerCache, api: ApiClient, events: EventRecorder,
                  clock: Clock = SYSTEM_CLOCK) -> None:
-        super().__init__(cache=cache, clock=clock)
-        self.api = api
-        self.events = events
-        self.expectations = Expectations(clock=clock)
-        cache.on_event(self._on_event)
-
-    def initial_keys(self) -> list[str]:
-        return [_key(rs) for rs in self.cache.of_kind("replicasets")]
+        super().__init__(cache=cache, api=api, events=events, clock=clock)
 
     # -- events -------------------------------------------------------------------------
 
@@ -87,13 +80,7 @@ class ReplicaSetController(QueuedController):
         if pod.metadata.controller_ref() is None:  # an orphan: who might adopt it?
             keys.update(_key(rs) for rs in self.cache.of_kind("replicasets", namespace)
                         if rs.spec.selector and rs.spec.selector.matches(pod.metadata.labels))
-        ref = pod.metadata.controller_ref()
-        if ref is not None and ref.kind == "ReplicaSet":
-            owner_key = s.kv_key("replicasets", namespace, ref.name)
-            if event.type == "ADDED":
-                self.expectations.created(owner_key)
-            if event.type == "DELETED" or pod.metadata.deletion_timestamp:
-                self.expectations.deleted(owner_key, pod.metadata.uid or "")
+        self.observe_pod(event)
         for key in keys:
             self.add(key)
 
@@ -165,16 +152,7 @@ class ReplicaSetController(QueuedController):
     async def _delete(self, rs: ReplicaSet, key: str, pods: list[Pod], rlog: Any) -> None:
         self.expectations.expect(key, deletes={p.metadata.uid or "" for p in pods})
         for pod in pods:
-            name = pod.metadata.name or ""
-            try:
-                await self.api.delete("pods", pod.metadata.namespace or "default", name)
-            except PeapodError as exc:
-                self.expectations.deleted(key, pod.metadata.uid or "")
-                rlog.warning("pod_delete_failed", pod=name, error=exc.message)
-                continue
-            rlog.info("pod_deleted", pod=name)
-            await self.events.record(rs.to_wire(), reason="SuccessfulDelete",
-                                     message=f"Deleted pod: {name}")
+            await self.delete_pod(rs, key, pod, rlog)
 
     async def _write_status(self, rs: ReplicaSet, active: list[Pod], failure: str | None,
                             rlog: Any) -> Outcome:

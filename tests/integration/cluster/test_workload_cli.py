@@ -99,3 +99,26 @@ async def test_label_annotate_cordon_uncordon(controllers, tmp_path):
     assert (await cli("uncordon", "node-a")).out == "node/node-a uncordoned\n"
     node = await request(admin, s.api("nodes", "get"), {"name": "node-a"})
     assert "unschedulable" not in node["spec"]
+
+
+async def test_get_ds_and_the_daemon_bound_to_a_registered_node(controllers, tmp_path):
+    admin, cli = controllers["admin"], cli_for(controllers, tmp_path)
+    await register(controllers["creds"], "node-a", labels={"role": "edge"})
+    manifest = tmp_path / "ds.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {
+            "metadata": {"labels": {"app": "agent"}},
+            "spec": {"nodeSelector": {"role": "edge"},
+                     "containers": [{"name": "a", "image": "busybox:1"}]}}}}))
+    assert (await cli("apply", "-f", str(manifest))).out == "daemonset/agent created\n"
+
+    async def table() -> str | None:
+        out = (await cli("get", "ds")).out
+        return out if re.search(r"^agent\s+1\s+1\s+0\s+1\s+0\s+role=edge\s", out, re.M) else None
+    out = await eventually(table, "get ds: 1 desired, 1 current")
+    assert out.splitlines()[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE",
+                                           "AVAILABLE", "NODE", "SELECTOR", "AGE"]
+    [pod] = await pods(admin)
+    assert pod["spec"]["nodeName"] == "node-a" and pod["metadata"]["name"].startswith("agent-")
+    assert "daemonset.apps/agent" in (await cli("get", "all")).out

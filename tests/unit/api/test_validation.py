@@ -220,9 +220,9 @@ def test_a_wrong_api_version_is_refused():
 
 
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
-    assert refusal(lambda d: d.update(kind="DaemonSet")) == (
-        "DaemonSet 'db' is invalid: kind: unsupported kind 'DaemonSet', "
-        "supported kinds: Deployment, Event, Namespace, Node, Pod, ReplicaSet")
+    assert refusal(lambda d: d.update(kind="StatefulSet")) == (
+        "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
+        "supported kinds: DaemonSet, Deployment, Event, Namespace, Node, Pod, ReplicaSet")
 
 
 def test_a_missing_kind_is_refused():

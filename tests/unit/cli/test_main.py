@@ -22,8 +22,8 @@ def test_resource_names_and_short_forms_like_kubectl(text, expected) -> None:
 
 
 def test_an_unknown_resource_is_kubectls_error() -> None:
-    with pytest.raises(Invalid, match='the server doesn\'t have a resource type "daemonsets"'):
-        _resource("daemonsets")
+    with pytest.raises(Invalid, match='the server doesn\'t have a resource type "statefulsets"'):
+        _resource("statefulsets")
 
 
 def test_a_file_is_refused_whole_when_one_object_is_bad() -> None:
@@ -32,7 +32,8 @@ def test_a_file_is_refused_whole_when_one_object_is_bad() -> None:
     with pytest.raises(Invalid) as caught:
         _validated([POD, bad, node], verb="apply")
     assert "metadata.name" in caught.value.message
-    assert ("Node 'n1': only Pods, Namespaces, ReplicaSets and Deployments can be applied"
+    assert ("Node 'n1': only Pods, Namespaces, ReplicaSets, Deployments and DaemonSets can be "
+            "applied"
             in caught.value.message)
     assert _validated([POD], verb="apply") == [POD]
     with pytest.raises(Invalid, match="no objects passed to apply"):

@@ -1,0 +1,111 @@
+"""Which nodes a DaemonSet runs on, and what to change on each: pure functions.
+
+Kubernetes' rules (``pkg/controller/daemon``), as far as peapod's pods go:
+
+* a node should run the DaemonSet's pod when its labels match the
+  template's ``nodeSelector`` and it has no ``NoSchedule`` or ``NoExecute``
+  taint the pod does not tolerate; a DaemonSet's pods tolerate what
+  Kubernetes adds to them (``node.kubernetes.io/unschedulable``,
+  ``not-ready``, ``unreachable``, the pressure taints), so a cordoned or
+  unreachable node keeps its daemon (peapod pods have no tolerations of
+  their own yet, so any other such taint keeps the daemon away);
+* one pod per such node: a missing one is created, extras are deleted
+  (the oldest stays); pods on a node that should not run one, or that is
+  gone, are deleted;
+* a node whose pod is being deleted waits for it to be gone before a new
+  one is created there (a daemon often holds a host port);
+* **RollingUpdate**: pods of an older template (label
+  ``controller-revision-hash``) are deleted, at most ``maxUnavailable``
+  nodes at a time counting those whose daemon is already not ready; the
+  next pass creates the new pod on that node. **OnDelete**: only pods
+  people delete are replaced.
+
+The one difference from Kubernetes: its daemon pods carry a node affinity
+and the scheduler binds them; peapod binds them at creation
+(``spec.nodeName``), as Kubernetes did before 1.12, since peapod's pods
+have no node affinity yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from peapod.api import Node, Pod
+from peapod.api.apps import DaemonSet, DaemonSetStatus
+from peapod.controllers.claiming import is_active, is_ready
+from peapod.controllers.rollout import scaled_value
+
+REVISION_HASH = "controller-revision-hash"
+TOLERATED = frozenset({
+    "node.kubernetes.io/unschedulable", "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable", "node.kubernetes.io/disk-pressure",
+    "node.kubernetes.io/memory-pressure", "node.kubernetes.io/pid-pressure"})
+
+
+def should_run(ds: DaemonSet, node: Node) -> bool:
+    labels = node.metadata.labels or {}
+    if any(labels.get(k) != v for k, v in (ds.spec.template.spec.node_selector or {}).items()):
+        return False
+    return not any(t.effect in ("NoSchedule", "NoExecute") and t.key not in TOLERATED
+                   for t in node.spec.taints or [])
+
+
+@dataclass
+class DaemonPlan:
+    create_on: list[str] = field(default_factory=list)  # node names
+    delete: list[Pod] = field(default_factory=list)
+    status: DaemonSetStatus = field(default_factory=DaemonSetStatus)
+
+
+def plan_daemonset(ds: DaemonSet, nodes: list[Node], pods: list[Pod], *, hash_: str) -> DaemonPlan:
+    """What to create and delete now, and the status that follows from what is."""
+    plan = DaemonPlan()
+    by_node: dict[str, list[Pod]] = {}
+    for pod in pods:
+        by_node.setdefault(pod.spec.node_name or "", []).append(pod)
+    wanted = {n.metadata.name or "" for n in nodes if should_run(ds, n)}
+    counts = {"current": 0, "misscheduled": 0, "ready": 0, "updated": 0}
+    outdated: list[Pod] = []
+    unavailable = 0
+    for node_name in sorted(set(by_node) | wanted):
+        on_node = sorted(by_node.get(node_name, []), key=lambda p: p.metadata.creation_timestamp or "")
+        active = [p for p in on_node if is_active(p)]
+        if node_name not in wanted:
+            plan.delete += active
+            counts["misscheduled"] += 1 if active else 0
+            continue
+        if not active:
+            unavailable += 1
+            if len(on_node) == len(active):  # nothing still terminating there
+                plan.create_on.append(node_name)
+            continue
+        keep, extra = active[0], active[1:]
+        plan.delete += extra
+        counts["current"] += 1
+        counts["ready"] += 1 if is_ready(keep) else 0
+        unavailable += 0 if is_ready(keep) else 1
+        if (keep.metadata.labels or {}).get(REVISION_HASH) == hash_:
+            counts["updated"] += 1
+        else:
+            outdated.append(keep)
+    plan.delete += _rolling_deletions(ds, outdated, len(wanted), unavailable)
+    plan.status = DaemonSetStatus(
+        current_number_scheduled=counts["current"], number_misscheduled=counts["misscheduled"],
+        desired_number_scheduled=len(wanted), number_ready=counts["ready"],
+        observed_generation=ds.metadata.generation, updated_number_scheduled=counts["updated"],
+        number_available=counts["ready"], number_unavailable=len(wanted) - counts["ready"])
+    return plan
+
+
+def _rolling_deletions(ds: DaemonSet, outdated: list[Pod], desired: int,
+                       unavailable: int) -> list[Pod]:
+    """Old pods to delete now: not-ready ones first, within maxUnavailable."""
+    strategy = ds.spec.update_strategy
+    if strategy.type != "RollingUpdate" or strategy.rolling_update is None or not outdated:
+        return []
+    budget = max(scaled_value(strategy.rolling_update.max_unavailable, desired, round_up=True), 1)
+    ordered = sorted(outdated, key=lambda p: is_ready(p))  # the not ready cost nothing more
+    chosen = [p for p in ordered if not is_ready(p)]
+    room = budget - unavailable
+    chosen += [p for p in ordered if is_ready(p)][:max(room, 0)]
+    return chosen

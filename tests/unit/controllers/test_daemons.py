@@ -1,0 +1,83 @@
+"""One daemon per node that should run it: the DaemonSet rules without a cluster."""
+
+from __future__ import annotations
+
+from peapod.api import Node, Pod
+from peapod.api.apps import DaemonSet
+from peapod.controllers.daemons import REVISION_HASH, plan_daemonset, should_run
+
+
+def daemonset(*, selector: dict | None = None, max_unavailable: object = 1,
+              strategy: str = "RollingUpdate") -> DaemonSet:
+    update: dict = {"type": strategy}
+    if strategy == "RollingUpdate":
+        update["rollingUpdate"] = {"maxUnavailable": max_unavailable}
+    return DaemonSet.model_validate({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "default", "uid": "ds", "generation": 2},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "updateStrategy": update,
+                 "template": {"metadata": {"labels": {"app": "agent"}},
+                              "spec": {"containers": [{"name": "a", "image": "busybox"}],
+                                       **({"nodeSelector": selector} if selector else {})}}}})
+
+
+def node(name: str, labels: dict | None = None, taints: list | None = None) -> Node:
+    return Node.model_validate({"metadata": {"name": name, "labels": labels or {}},
+                                "spec": {"taints": taints or []}})
+
+
+def pod(name: str, node_name: str, *, hash_: str = "new", ready: bool = True,
+        deleting: bool = False, created: str = "2026-01-01T00:00:00Z") -> Pod:
+    meta: dict = {"name": name, "namespace": "default", "uid": f"u-{name}",
+                  "labels": {"app": "agent", REVISION_HASH: hash_}, "creationTimestamp": created}
+    if deleting:
+        meta["deletionTimestamp"] = created
+    status: dict = {"phase": "Running"}
+    if ready:
+        status["conditions"] = [{"type": "Ready", "status": "True"}]
+    return Pod.model_validate({"metadata": meta, "status": status, "spec": {
+        "nodeName": node_name, "containers": [{"name": "a", "image": "busybox"}]}})
+
+
+def test_node_selector_and_taints_decide_and_cordon_or_unreachable_do_not():
+    ds = daemonset(selector={"role": "edge"})
+    assert should_run(ds, node("a", {"role": "edge"}))
+    assert not should_run(ds, node("b"))
+    assert should_run(daemonset(), node("c", taints=[
+        {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"},
+        {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]))
+    assert not should_run(daemonset(), node("d", taints=[{"key": "gpu", "effect": "NoSchedule"}]))
+    assert should_run(daemonset(), node("e", taints=[{"key": "gpu",
+                                                      "effect": "PreferNoSchedule"}]))
+
+
+def test_missing_pods_are_created_extras_and_misplaced_ones_deleted():
+    ds = daemonset(selector={"role": "edge"})
+    nodes = [node("a", {"role": "edge"}), node("b", {"role": "edge"}), node("c")]
+    pods = [pod("keep", "a", created="2026-01-01T00:00:00Z"),
+            pod("extra", "a", created="2026-01-02T00:00:00Z"), pod("wrong", "c"),
+            pod("gone-node", "z")]
+    plan = plan_daemonset(ds, nodes, pods, hash_="new")
+    assert plan.create_on == ["b"]
+    assert sorted(p.metadata.name for p in plan.delete) == ["extra", "gone-node", "wrong"]
+    assert plan.status.to_wire() == {
+        "currentNumberScheduled": 1, "numberMisscheduled": 2, "desiredNumberScheduled": 2,
+        "numberReady": 1, "observedGeneration": 2, "updatedNumberScheduled": 1,
+        "numberAvailable": 1, "numberUnavailable": 1}
+
+
+def test_a_node_whose_daemon_is_terminating_waits_before_a_new_one():
+    plan = plan_daemonset(daemonset(), [node("a")], [pod("old", "a", deleting=True)], hash_="new")
+    assert plan.create_on == [] and plan.delete == []
+
+
+def test_rolling_update_replaces_within_max_unavailable_not_ready_first():
+    nodes = [node(n) for n in "abcd"]
+    pods = [pod("pa", "a", hash_="old"), pod("pb", "b", hash_="old"),
+            pod("pc", "c", hash_="old", ready=False), pod("pd", "d", hash_="new")]
+    plan = plan_daemonset(daemonset(max_unavailable=2), nodes, pods, hash_="new")
+    assert sorted(p.metadata.name for p in plan.delete) == ["pa", "pc"]  # pc was down already
+    plan = plan_daemonset(daemonset(max_unavailable="25%"), nodes, pods, hash_="new")
+    assert [p.metadata.name for p in plan.delete] == ["pc"]  # 25% of 4 is 1, spent by pc
+    plan = plan_daemonset(daemonset(strategy="OnDelete"), nodes, pods, hash_="new")
+    assert plan.delete == []
