@@ -22,6 +22,7 @@ from peapod.api.meta import GC_FINALIZERS, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod, PodSpec
+from peapod.api.podsecurity import label_problems
 from peapod.api.quantity import parse_quantity
 from peapod.api.security import context_problems, host_problems
 from peapod.errors import Invalid
@@ -232,6 +233,7 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
 def namespace_problems(namespace: Namespace) -> list[str]:
     """A Namespace's name is a DNS label (Kubernetes' ValidateNamespaceName)."""
     problems = meta_problems(namespace.metadata, namespaced=False, check_name=check_dns1123_label)
+    problems.extend(label_problems(namespace.metadata.labels or {}))
     for i, finalizer in enumerate(namespace.spec.finalizers or []):
         if finalizer != FINALIZER_KUBERNETES:
             problems.append(f"spec.finalizers[{i}]: unsupported value {finalizer!r}: peapod has no "

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from peapod.api import Node, Pod, PodStatus, now_rfc3339
 from peapod.api.manifest import needs_generated_name
+from peapod.api.podsecurity import DEFAULT_POLICY, Policy, forbidden_reason, policy_for
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.events import EventsApi
@@ -58,8 +59,10 @@ def _pod_key(namespace: str, name: str) -> tuple[str, str]:
 
 class Api:
     def __init__(self, store: Store, *, leases: Leases | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 pod_security: Policy = DEFAULT_POLICY) -> None:
         self.store = store
+        self.pod_security = pod_security  # the level of a namespace without the label
         self.leases = leases  # None: serve Nodes exactly as stored
         self.clock = clock
         self.namespaces = Namespaces(store, remove_pod=self.remove_pod)
@@ -117,7 +120,10 @@ class Api:
             raise Invalid(f'Pod "{pod.metadata.name}" is invalid: spec.nodeName: {problem}')
         namespace = pod.metadata.namespace or "default"
         key, what = _pod_key(namespace, pod.metadata.name or "")
-        await self.namespaces.admit_into(namespace, what)
+        ns = await self.namespaces.admit_into(namespace, what)
+        refusal = forbidden_reason(pod, policy_for(ns.metadata.labels, self.pod_security))
+        if refusal:
+            raise Forbidden(refusal)
         stored = await self.store.create(key, pod.to_wire(), what=what)
         try:
             await self.namespaces.admit_into(namespace, what)  # a deletion may have raced us

@@ -14,6 +14,7 @@ import structlog
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from peapod.api.podsecurity import DEFAULT_POLICY, Policy, parse_policy
 from peapod.apiserver.fanout import run_fanout
 from peapod.apiserver.handlers import Api
 from peapod.apiserver.store import Store, ensure_jetstream
@@ -26,7 +27,8 @@ from peapod.logging import configure_logging
 log = structlog.get_logger("apiserver")
 
 
-async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> None:
+async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1,
+              pod_security: Policy = DEFAULT_POLICY) -> None:
     nc = await connect(creds, name="peapod-apiserver")
     js = jetstream(nc)
     await ensure_jetstream(js, replicas=replicas)
@@ -34,7 +36,7 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1) -> 
     for key in await store.rekey_legacy():
         log.info("legacy_key_moved", key=key)
     leases = Leases()
-    api = Api(store, leases=leases)
+    api = Api(store, leases=leases, pod_security=pod_security)
     await api.namespaces.ensure_initial()
     for subject, handler in api.routes().items():
         await serve(nc, subject, handler, queue=s.API_QUEUE)
@@ -76,17 +78,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--creds", required=True,
                         help="NKEY credentials file (JSON: url, user, seed, ca_file)")
     parser.add_argument("--replicas", type=int, default=1, help="JetStream replicas for streams")
+    parser.add_argument("--pod-security", type=_policy, default=DEFAULT_POLICY,
+                        metavar="LEVEL[:VERSION]",
+                        help="Pod Security level of namespaces without the label "
+                             "pod-security.kubernetes.io/enforce: privileged, baseline (default) "
+                             "or restricted")
     args = parser.parse_args(argv)
     configure_logging(component="apiserver")
-    asyncio.run(_main(Credentials.load(args.creds), args.replicas))
+    asyncio.run(_main(Credentials.load(args.creds), args.replicas, args.pod_security))
 
 
-async def _main(creds: Credentials, replicas: int) -> None:
+def _policy(text: str) -> Policy:
+    try:
+        return parse_policy(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def _main(creds: Credentials, replicas: int, pod_security: Policy) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run(creds, stop=stop, replicas=replicas)
+    await run(creds, stop=stop, replicas=replicas, pod_security=pod_security)
 
 
 if __name__ == "__main__":

@@ -142,13 +142,14 @@ class Namespaces:
 
     # -- admission ----------------------------------------------------------------------
 
-    async def admit_into(self, namespace: str, what: str) -> None:
+    async def admit_into(self, namespace: str, what: str) -> Namespace:
         """Refuse creating ``what`` (``pods "web"``) in a missing or terminating namespace."""
         key, ns_what = namespace_key(namespace)
         ns = Namespace.model_validate((await self.store.get(key, what=ns_what)).value)
         if ns.terminating:
             raise Forbidden(f"{what} is forbidden: unable to create new content in namespace "
                             f"{namespace} because it is being terminated")
+        return ns
 
     async def ensure_initial(self) -> None:
         """``default``, and a Namespace for every namespace that holds pods but has none."""

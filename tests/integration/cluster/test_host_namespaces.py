@@ -17,6 +17,7 @@ import pytest
 
 from peapod.kubelet.sandbox import read_resolv_conf
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    allow_privileged,
     apply,
     cluster,
     pod_manifest,
@@ -44,6 +45,7 @@ async def run_to_end(ctx: dict, manifest: dict) -> dict:
 
 
 async def test_host_network_pid_and_ipc_are_the_hosts(ctx):
+    await allow_privileged(ctx)  # host namespaces: not in the baseline level
     marker = await asyncio.create_subprocess_exec("sleep", "1234.5")  # the pod must see it
     try:
         name = f"hostns-{uuid.uuid4().hex[:6]}"

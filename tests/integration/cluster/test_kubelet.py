@@ -94,6 +94,13 @@ async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
     await asyncio.wait_for(scheduler, 10)
 
 
+async def allow_privileged(ctx: dict, namespace: str = "default") -> None:
+    """Label ``namespace`` for Pod Security level privileged (hostPort, hostPath, …)."""
+    await request(ctx["admin"], s.api("namespaces", "apply"), {"object": {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": namespace, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}})
+
+
 async def apply(ctx: dict, manifest: dict) -> dict:
     ctx["created"].append(manifest["metadata"]["name"])
     return await request(ctx["admin"], s.api("pods", "create"), {"object": manifest})
@@ -274,6 +281,7 @@ async def test_host_port_and_host_path_reach_the_host(cluster, tmp_path):
     (site / "index.html").write_text("from the host\n")
     port = free_port()
     name = f"hp-{uuid.uuid4().hex[:6]}"
+    await allow_privileged(cluster)  # hostPort and hostPath: not in the baseline level
     await apply(cluster, pod_manifest(name, [
         {"name": "web", "image": "localhost/peapod-busybox:latest",
          "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],

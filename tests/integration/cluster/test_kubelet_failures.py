@@ -26,6 +26,7 @@ from peapod.bus.replay import read_all
 from peapod.cli.describe import describe_pod
 from peapod.cli.printers import pod_status_reason
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    allow_privileged,
     apply,
     cluster,
     pod_manifest,
@@ -144,6 +145,7 @@ async def test_a_sandbox_podman_cannot_create_is_shown_retried_with_back_off_and
     taken.listen()
     port = taken.getsockname()[1]
     name = f"sandbox-{uuid.uuid4().hex[:6]}"
+    await allow_privileged(ctx)  # a hostPort: not in the baseline level
     try:
         await apply(ctx, pod_manifest(name, [busybox(
             ["sleep", "3600"], ports=[{"containerPort": 8080, "hostPort": port}])]))

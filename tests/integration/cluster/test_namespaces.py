@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from peapod.api import Namespace
 from peapod.apiserver.handlers import Api
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.store import OP_HEADER, Store
@@ -167,12 +168,12 @@ async def _create_racing_a_deletion(admin, deletion) -> Exception:
     admit = api.namespaces.admit_into
     calls = 0
 
-    async def admit_around_a_deletion(namespace: str, what: str) -> None:
+    async def admit_around_a_deletion(namespace: str, what: str) -> Namespace:
         nonlocal calls
         calls += 1
         if calls == 2:  # after the pod's write, before the check that follows it
             await deletion(api, namespace)
-        await admit(namespace, what)
+        return await admit(namespace, what)
 
     api.namespaces.admit_into = admit_around_a_deletion  # type: ignore[method-assign]
     with pytest.raises((Forbidden, NotFound)) as refused:

@@ -17,6 +17,7 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    allow_privileged,
     apply,
     cluster,
     pod_manifest,
@@ -73,6 +74,7 @@ def waiting(pod: dict) -> dict:
 
 async def test_pod_and_container_security_contexts_reach_the_kernel(ctx):
     name = f"sec-{uuid.uuid4().hex[:6]}"
+    await allow_privileged(ctx)  # privileged and Unconfined: not in the baseline level
     manifest = pod_manifest(name, [
         reporter("plain"),
         # the container's runAsUser overrides the pod's; the pod's group and fsGroup stay
