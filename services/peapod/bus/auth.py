@@ -16,7 +16,11 @@ design's subject table exactly:
   named consumer whose filter is its own partition ``peapod.node.<node>.>``
   (the server checks the filter in the subject against the consumer's), and
   answers ``logs``/``exec`` requests; it cannot read another node's pods;
-* the admin (CLI) may do everything.
+* the admin (CLI) may do everything;
+* a viewer (``viewer`` or ``viewer-<name>``, one per person) may only look,
+  as Kubernetes' ``view`` role: ``get`` and ``list`` of every kind but
+  Secrets, ``get -w``, events and ``logs``; no create, apply, delete, bind or
+  exec, and no write to any stream or bucket.
 
 Each user has its own reply inbox prefix (``_INBOX_<user>``), so no component
 can subscribe to another's replies. Users authenticate with NKEYs
@@ -41,6 +45,9 @@ from peapod.bus import subjects as s
 from peapod.bus.identity import Credentials, ensure
 
 JS = "$JS.API"
+
+
+VIEWER = "viewer"
 
 
 def kubelet_user(node: str) -> str:
@@ -118,17 +125,43 @@ def kubelet_permissions(node: str) -> dict[str, Any]:
     }
 
 
+def _stream_reader(stream: str) -> list[str]:
+    """What an ordered (ephemeral, unacknowledged) consumer needs to read ``stream``."""
+    return [f"{JS}.STREAM.INFO.{stream}", f"{JS}.CONSUMER.CREATE.{stream}",
+            f"{JS}.CONSUMER.CREATE.{stream}.>", f"{JS}.CONSUMER.INFO.{stream}.>",
+            f"$JS.FC.{stream}.>"]
+
+
+def viewer_permissions(user: str) -> dict[str, Any]:
+    """Kubernetes' ``view``: read everything but Secrets, follow logs; never write or exec."""
+    return {
+        "publish": {
+            "allow": [f"{JS}.INFO", s.api("*", "get"), s.api("*", "list"),
+                      *_stream_reader(s.WATCH_STREAM), *_stream_reader(s.EVENTS_STREAM),
+                      "peapod.kubelet.*.logs"],
+            "deny": [s.api("secrets", ">")],
+        },
+        "subscribe": {"allow": [_inbox(user)]},
+    }
+
+
 def admin_permissions() -> dict[str, Any]:
     return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
 
 
 def permissions_for(user: str) -> dict[str, Any]:
-    """The permissions of a user, from its name: admin, apiserver, scheduler, kubelet-<node>."""
+    """The permissions of a user, from its name: admin, apiserver, scheduler, kubelet-<node>,
+    viewer[-<name>]."""
     fixed = {"admin": admin_permissions, "apiserver": apiserver_permissions,
              "scheduler": scheduler_permissions,
              "controller-manager": controller_manager_permissions}
     if user in fixed:
         return fixed[user]()
+    if user == VIEWER or user.startswith(f"{VIEWER}-"):
+        if user == VIEWER or NODE_NAME.fullmatch(user.removeprefix(f"{VIEWER}-")):
+            return viewer_permissions(user)
+        raise ValueError(f"viewer name {user!r}: after 'viewer-' comes a DNS label (lower-case "
+                         "letters, digits and '-', at most 63)")
     if user.startswith("kubelet-"):
         node = user.removeprefix("kubelet-")
         if NODE_NAME.fullmatch(node):
@@ -136,7 +169,7 @@ def permissions_for(user: str) -> dict[str, Any]:
         raise ValueError(f"node name {node!r} is not a DNS label (lower-case letters, digits and "
                          "'-', at most 63): a node's name is one NATS subject token")
     raise ValueError(f"unknown NATS user {user!r}: expected admin, apiserver, scheduler, "
-                     "controller-manager or kubelet-<node name>")
+                     "controller-manager, kubelet-<node name>, viewer or viewer-<name>")
 
 
 # a node name is one subject token: DNS-label characters only, so no node's
@@ -205,7 +238,7 @@ def server_config(*, users: dict[str, str], port: int, http_port: int, store_dir
 
 def cluster_users(nodes: list[str]) -> list[str]:
     """Every user of a cluster."""
-    return ["admin", "apiserver", "scheduler", "controller-manager",
+    return ["admin", "apiserver", "scheduler", "controller-manager", VIEWER,
             *(kubelet_user(node) for node in nodes)]
 
 

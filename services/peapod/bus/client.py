@@ -11,10 +11,13 @@ a handler crashed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import nats
 import structlog
@@ -25,8 +28,8 @@ from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 
 from peapod.bus.identity import Credentials
-from peapod.bus.subjects import inbox_prefix
-from peapod.errors import Invalid, PeapodError, Unavailable, from_wire
+from peapod.bus.subjects import API_PREFIX, inbox_prefix
+from peapod.errors import Forbidden, Invalid, PeapodError, Unavailable, from_wire
 
 log = structlog.get_logger("bus")
 
@@ -75,7 +78,7 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
     connected = False
 
     async def on_error(exc: Exception) -> None:
-        if connected:  # errors while connecting are raised to the caller below
+        if connected and not note_refusal(nc, exc, creds.user):  # connecting: raised below
             log.warning("nats_error", error=str(exc))
 
     tls = creds.tls_context()
@@ -115,11 +118,65 @@ def decode(data: bytes) -> Any:
     return json.loads(data) if data else None
 
 
+_PERMISSION = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
+# per connection: subject → (who, set once the NATS server refused that user to publish there)
+_refusals: WeakKeyDictionary[NATS, dict[str, tuple[str, asyncio.Event]]] = WeakKeyDictionary()
+
+
+def _refusal(nc: NATS, subject: str) -> tuple[str, asyncio.Event]:
+    subject = subject.lower()
+    known = _refusals.setdefault(nc, {})
+    if subject not in known:
+        known[subject] = ("", asyncio.Event())
+    return known[subject]
+
+
+def note_refusal(nc: NATS, exc: Exception, user: str) -> bool:
+    """Record the server's "permissions violation" for a publish; True if ``exc`` was one.
+
+    NATS answers a forbidden publish with an asynchronous error, not a
+    reply, so ``request`` waits for either and says Forbidden at once.
+    """
+    match = _PERMISSION.search(str(exc))
+    if match is None:
+        return False
+    subject = match.group(1).lower()  # nats-py lower-cases the server's message
+    known = _refusals.setdefault(nc, {})
+    event = known[subject][1] if subject in known else asyncio.Event()
+    known[subject] = (user, event)
+    event.set()
+    return True
+
+
+def forbidden(subject: str, user: str, payload: dict[str, Any]) -> Forbidden:
+    """Kubernetes' words for a request this user may not make."""
+    parts = subject.split(".")
+    if subject.startswith(API_PREFIX + ".") and len(parts) == 5:
+        resource, verb = parts[3], parts[4]
+    elif parts[:2] == ["peapod", "kubelet"] and len(parts) == 4:
+        resource, verb = f"pods/{parts[3]}", "create"
+    else:
+        return Forbidden(f'User "{user}" cannot publish on {subject}')
+    where = f' in the namespace "{payload["namespace"]}"' if payload.get("namespace") else ""
+    return Forbidden(f'{resource} is forbidden: User "{user}" cannot {verb} resource '
+                     f'"{resource}" in API group ""{where}')
+
+
 async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
                   timeout: float = 10) -> Any:
     """Send one API request and return its result, or raise the server's error."""
+    refused = _refusal(nc, subject)[1]
+    ask = asyncio.ensure_future(nc.request(subject, encode(payload), timeout=timeout))
+    watch = asyncio.ensure_future(refused.wait())
     try:
-        msg = await nc.request(subject, encode(payload), timeout=timeout)
+        await asyncio.wait({ask, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not ask.done():
+        ask.cancel()
+        raise forbidden(subject, _refusal(nc, subject)[0], payload)
+    try:
+        msg = ask.result()
     except NoRespondersError:
         raise Unavailable(f"no server is answering on {subject}") from None
     except TimeoutError:  # nats-py raises both its own and asyncio's

@@ -34,7 +34,7 @@ from nats.js.api import DeliverPolicy
 from peapod.api import Event, Namespace, Node, Pod
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.bus import subjects as s
-from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, request
+from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, note_refusal, request
 from peapod.bus.events import latest_events, parse_event
 from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
@@ -116,7 +116,8 @@ async def _connect_once(creds: Credentials, server: str, tls: ssl.SSLContext | N
     seen: list[BaseException] = []
 
     async def on_error(exc: Exception) -> None:
-        seen.append(exc)  # what went wrong at TCP level: nats-py only says "no servers"
+        if not note_refusal(nc, exc, creds.user):  # a forbidden publish: `request` says so
+            seen.append(exc)  # what went wrong at TCP level: nats-py only says "no servers"
 
     options: dict[str, Any] = {"tls": tls} if tls is not None else {}
     try:
