@@ -9,7 +9,7 @@ import pytest
 from peapod.apiserver.main import run as run_apiserver
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
-from peapod.errors import Unavailable
+from peapod.errors import Forbidden, Unavailable
 
 
 async def test_apiserver_serves_and_permissions_hold_against_containerised_nats(nats_container):
@@ -29,7 +29,7 @@ async def test_apiserver_serves_and_permissions_hold_against_containerised_nats(
         assert created["metadata"]["resourceVersion"]
         # the scheduler user may bind, but may not create pods
         scheduler = await connect(nats_container["scheduler"], name="scheduler")
-        with pytest.raises(Unavailable):
+        with pytest.raises(Forbidden, match='User "scheduler" cannot create resource "pods"'):
             await request(scheduler, s.api("pods", "create"), {"object": pod}, timeout=1)
         await scheduler.close()
     finally:

@@ -118,8 +118,9 @@ async def test_node_restriction_kubelet_may_only_touch_its_own_pods(apiserver):
     await request(b, s.node_api("node-b", "register"), {"object": node("node-b")})
     with pytest.raises(Forbidden, match="not bound to that node"):
         await request(b, s.node_api("node-b", "status"), status)
-    # NATS itself refuses node-b publishing on node-a's subject: nobody answers it
-    with pytest.raises(Unavailable):
+    # NATS itself refuses node-b publishing on node-a's subject, and says so
+    with pytest.raises(Forbidden, match='User "kubelet-node-b" cannot publish on '
+                                        r'peapod\.api\.v1\.node\.node-a\.status'):
         await request(b, s.node_api("node-a", "status"), status, timeout=1)
     got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
     assert got["status"]["phase"] == "Running"

@@ -20,7 +20,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import connect, jetstream, request
 from peapod.bus.events import EventRecorder, latest_events
 from peapod.bus.replay import read_all
-from peapod.errors import Forbidden, Invalid, Unavailable
+from peapod.errors import Forbidden, Invalid
 
 
 def pod(name: str, node: str | None = None) -> dict:
@@ -117,7 +117,7 @@ async def test_a_kubelet_may_not_write_about_what_is_not_its_own(cluster, doc, w
 
 async def test_a_kubelet_cannot_use_another_nodes_or_the_cluster_subject(cluster):
     for subject in (s.node_api("node-b", "events"), s.api("events", "create")):
-        with pytest.raises(Unavailable):  # the server refuses to deliver it: nobody answers
+        with pytest.raises(Forbidden, match='User "kubelet-node-a" cannot'):  # the server says no
             await request(cluster["kubelet-node-a"], subject,
                           {"object": event("Pod", "theirs", host="node-b")}, timeout=0.5)
     assert await stored_events(cluster["admin"]) == []
