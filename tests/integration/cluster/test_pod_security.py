@@ -14,6 +14,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
 from peapod.errors import Forbidden, Invalid
 from tests.integration.cluster.test_namespaces import ns, pod, pods_in
+from tests.integration.cluster.test_replicasets import eventually, replicaset
 
 LEVEL = "pod-security.kubernetes.io/enforce"
 
@@ -120,3 +121,23 @@ async def test_the_cluster_default_is_the_apiservers_to_choose(privileged_cluste
     await request(admin, s.api("namespaces", "create"),
                   {"object": ns("locked", labels={LEVEL: "restricted"})})
     assert "restricted:latest" in await refused(admin, PRIVILEGED_POD, "locked")
+
+
+async def test_a_replicaset_whose_pods_break_the_level_reports_kubernetes_failure(controllers):
+    admin = controllers["admin"]
+    rs = replicaset("agent", 2)
+    rs["spec"]["template"]["spec"]["hostNetwork"] = True
+    await request(admin, s.api("replicasets", "create"), {"object": rs})
+
+    async def failure() -> dict | None:
+        got = await request(admin, s.api("replicasets", "get"),
+                            {"namespace": "default", "name": "agent"})
+        conditions = (got.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "ReplicaFailure"), None)
+
+    condition = await eventually(failure, "a ReplicaFailure condition")
+    assert condition["reason"] == "FailedCreate"
+    assert condition["message"].startswith('pods "agent-'), condition
+    assert condition["message"].endswith(
+        'is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)')
+    assert await pods_in(admin) == []

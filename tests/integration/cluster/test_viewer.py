@@ -124,9 +124,16 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
         assert result.err.startswith('Error from server (Forbidden): '), (verb, result.err)
         assert f'User "viewer-alice" {what}' in result.err, (verb, result.err)
 
-    # and straight on the bus: the server refuses each one
+    # and straight on the bus: `get -w` reads the watch stream as an ordered consumer
     errors: list[str] = []
     nc = await viewer_connection(creds["viewer-alice"], errors)
+    watch = await nc.jetstream().subscribe(s.watch_all("pods", "default"), stream=s.WATCH_STREAM,
+                                           ordered_consumer=True)
+    seen = await watch.next_msg(timeout=5)
+    assert seen.subject.startswith("peapod.watch.pods.default.")
+    await watch.unsubscribe()
+    assert errors == []
+    # while the server refuses each of these
     pod = {"object": pod_manifest("intruder", [{"name": "c", **IMAGE}])}
     attempts = [
         (s.api("pods", "create"), pod), (s.api("pods", "apply"), pod),
