@@ -94,7 +94,9 @@ def container_fields(pod: Pod, spec: Container, *, seccomp_dir: Path,
             body["read_only_filesystem"] = True
         if ctx.allow_privilege_escalation is False:
             body["no_new_privileges"] = True
-    profile = _seccomp_path(eff.seccomp, seccomp_dir)
+    # a privileged container runs unconfined whatever the pod's profile, as in Kubernetes
+    profile = None if ctx is not None and ctx.privileged else _seccomp_path(eff.seccomp,
+                                                                             seccomp_dir)
     if profile:
         body["seccomp_profile_path"] = profile
     if eff.unconfined_apparmor:

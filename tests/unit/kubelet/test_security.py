@@ -59,6 +59,9 @@ def test_capabilities_privileged_and_the_rest() -> None:
                            "no_new_privileges": True, "apparmor_profile": "unconfined",
                            "seccomp_profile_path": "unconfined"}
     assert fields(make(ctx={"privileged": True})) == {"privileged": True}
+    # the pod's profile does not confine a privileged container (Kubernetes: unconfined)
+    assert fields(make({"seccompProfile": {"type": "Localhost", "localhostProfile": "x.json"}},
+                       {"privileged": True})) == {"privileged": True}
 
 
 def test_seccomp_profiles(tmp_path: Path) -> None:
