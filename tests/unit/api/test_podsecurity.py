@@ -116,3 +116,42 @@ def test_init_containers_are_checked_too() -> None:
     pod = make(initContainers=[c("setup", privileged=True)])
     assert violations(pod, "baseline") == [
         ("privileged", 'container "setup" must not set securityContext.privileged=true')]
+
+
+# The Pod examples of Kubernetes' "Configure a Security Context" page, as a user feeds them
+DOCS_EXAMPLES = {
+    "security-context": {"securityContext": {"runAsUser": 1000, "fsGroup": 2000},
+                         "volumes": [{"name": "sec-ctx-vol", "emptyDir": {}}],
+                         "containers": [{"name": "sec-ctx-demo", "image": "node-hello:1.0",
+                                         "volumeMounts": [{"name": "sec-ctx-vol",
+                                                           "mountPath": "/data/demo"}],
+                                         "securityContext": {"allowPrivilegeEscalation": False}}]},
+    "security-context-2": {"securityContext": {"runAsUser": 1000},
+                           "containers": [{"name": "sec-ctx-demo-2", "image": "hello-app:2.0",
+                                           "securityContext": {"runAsUser": 2000,
+                                                               "allowPrivilegeEscalation": False}}]},
+    "security-context-4": {"containers": [{"name": "sec-ctx-4", "image": "node-hello:1.0",
+                                           "securityContext": {"capabilities": {
+                                               "add": ["NET_ADMIN", "SYS_TIME"]}}}]},
+    "security-context-5": {"securityContext": {"runAsUser": 1000, "runAsGroup": 3000,
+                                               "supplementalGroups": [4000]},
+                           "containers": [{"name": "sec-ctx-demo", "image": "agnhost:2.45",
+                                           "command": ["sh", "-c", "sleep 1h"],
+                                           "securityContext": {"allowPrivilegeEscalation": False}}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOCS_EXAMPLES))
+def test_the_security_context_docs_examples(name: str) -> None:
+    pod = parse_object({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                        "spec": DOCS_EXAMPLES[name]})
+    assert isinstance(pod, Pod)
+    reason = forbidden_reason(pod, Policy("baseline"))
+    if name == "security-context-4":  # accepted in a namespace labelled privileged
+        assert reason == (
+            'pods "security-context-4" is forbidden: violates PodSecurity "baseline:latest": '
+            'non-default capabilities (container "sec-ctx-4" must not include "NET_ADMIN", '
+            '"SYS_TIME" in securityContext.capabilities.add)')
+        assert forbidden_reason(pod, Policy("privileged")) is None
+    else:
+        assert reason is None
