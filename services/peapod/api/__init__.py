@@ -4,6 +4,7 @@ Imports nothing else of peapod's but ``errors``.
 """
 
 from peapod.api.base import Model, now_rfc3339, parse_rfc3339
+from peapod.api.config import ConfigMap, Secret
 from peapod.api.event import Event, EventSource
 from peapod.api.manifest import ApiObject, load_documents, parse_object
 from peapod.api.meta import Condition, ObjectList, ObjectMeta, ObjectReference, OwnerReference
@@ -26,11 +27,11 @@ from peapod.api.pod import (
 )
 
 __all__ = [
-    "ApiObject", "Condition", "Container", "ContainerPort", "ContainerState",
+    "ApiObject", "Condition", "ConfigMap", "Container", "ContainerPort", "ContainerState",
     "ContainerStateRunning", "ContainerStateTerminated", "ContainerStateWaiting",
     "ContainerStatus", "EnvVar", "Event", "EventSource", "Model", "Namespace", "NamespaceSpec",
     "NamespaceStatus", "Node", "NodeAddress",
     "NodeSpec", "NodeStatus", "NodeSystemInfo", "ObjectList", "ObjectMeta", "ObjectReference",
-    "OwnerReference", "Pod", "PodSpec", "PodStatus", "Volume", "VolumeMount",
+    "OwnerReference", "Pod", "PodSpec", "PodStatus", "Secret", "Volume", "VolumeMount",
     "load_documents", "now_rfc3339", "parse_object", "parse_rfc3339",
 ]

@@ -21,20 +21,28 @@ from peapod.api.apps import (
     deployment_problems,
     replicaset_problems,
 )
+from peapod.api.config import ConfigMap, Secret, configmap_problems, secret_problems, undecodable
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
-from peapod.api.validation import namespace_problems, node_problems, pod_problems, pydantic_problems
+from peapod.api.validation import (
+    meta_problems,
+    namespace_problems,
+    node_problems,
+    pod_problems,
+    pydantic_problems,
+)
 from peapod.errors import Invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
-            | type[Deployment] | type[DaemonSet]] = {
+            | type[Deployment] | type[DaemonSet] | type[ConfigMap] | type[Secret]] = {
     "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
-    "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet}
+    "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet,
+    "ConfigMap": ConfigMap, "Secret": Secret}
 API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                 "DaemonSet": "apps/v1"}  # every other kind: v1
-ApiObject = Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet
+ApiObject = Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | ConfigMap | Secret
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:
@@ -84,7 +92,12 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
     except ValidationError as exc:
         raise Invalid(f"{label} is invalid: " + "; ".join(pydantic_problems(exc))) from None
     problems: list[str] = []
-    if isinstance(obj, Pod):
+    if isinstance(obj, ConfigMap | Secret):
+        if error := undecodable(obj):
+            raise Invalid(error)
+        problems = meta_problems(obj.metadata, namespaced=True)
+        problems += configmap_problems(obj) if isinstance(obj, ConfigMap) else secret_problems(obj)
+    elif isinstance(obj, Pod):
         problems = pod_problems(obj)
     elif isinstance(obj, Node):
         problems = node_problems(obj)

@@ -15,11 +15,20 @@ from pydantic import Field, model_validator
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.security import HostAlias, PodDNSConfig, PodSecurityContext, SecurityContext
+from peapod.api.sources import (
+    ConfigMapVolumeSource,
+    DownwardAPIVolumeSource,
+    EnvFromSource,
+    EnvVarSource,
+    ProjectedVolumeSource,
+    SecretVolumeSource,
+)
 
 
 class EnvVar(Model):
     name: str
     value: str | None = None
+    value_from: EnvVarSource | None = None
 
 
 class ContainerPort(Model):
@@ -49,6 +58,7 @@ class Container(Model):
     args: list[str] | None = None
     working_dir: str | None = None
     env: list[EnvVar] | None = None
+    env_from: list[EnvFromSource] | None = None
     ports: list[ContainerPort] | None = None
     resources: ResourceRequirements | None = None
     volume_mounts: list[VolumeMount] | None = None
@@ -84,6 +94,10 @@ class Volume(Model):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
     host_path: HostPathVolumeSource | None = None
+    config_map: ConfigMapVolumeSource | None = None
+    secret: SecretVolumeSource | None = None
+    projected: ProjectedVolumeSource | None = None
+    downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
 
 
 class PodSpec(Model):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.base import Model
+from peapod.api.config import ConfigMap, Secret
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
@@ -37,6 +38,8 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "replicaset.schema.json": ReplicaSet,
     "deployment.schema.json": Deployment,
     "daemonset.schema.json": DaemonSet,
+    "configmap.schema.json": ConfigMap,
+    "secret.schema.json": Secret,
 }
 SUBJECTS_FILE = "subjects.md"
 

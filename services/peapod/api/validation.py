@@ -25,6 +25,7 @@ from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
 from peapod.api.quantity import parse_quantity
 from peapod.api.security import context_problems, host_problems
+from peapod.api.sources import env_problems, path_problems, volume_source_problems
 from peapod.errors import Invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
@@ -149,15 +150,19 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
     if not spec.containers:
         problems.append("spec.containers: required value: a pod needs at least one container")
     volume_names = set()
+    names = [c.name for c in [*(spec.init_containers or []), *spec.containers]]
     for i, vol in enumerate(spec.volumes or []):
         where = f"spec.volumes[{i}]"
         problems.extend(_name(f"{where}.name", vol.name, check_dns1123_label))
         if vol.name in volume_names:
             problems.append(f"{where}.name: duplicate name {vol.name!r}")
         volume_names.add(vol.name)
-        sources = [s for s in (vol.empty_dir, vol.host_path) if s is not None]
+        sources = [s for s in (vol.empty_dir, vol.host_path, vol.config_map, vol.secret,
+                               vol.projected, vol.downward_api) if s is not None]
         if len(sources) != 1:
-            problems.append(f"{where}: must specify exactly one of emptyDir, hostPath")
+            problems.append(f"{where}: must specify exactly one of emptyDir, hostPath, "
+                            "configMap, secret, projected, downwardAPI")
+        problems.extend(volume_source_problems(where, vol, set(names)))
         if vol.host_path is not None and not vol.host_path.path.startswith("/"):
             problems.append(f"{where}.hostPath.path: must be an absolute path")
         if vol.empty_dir is not None and vol.empty_dir.size_limit is not None:
@@ -177,6 +182,7 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
                 problems.append(f"{where}.restartPolicy: Forbidden: may not be set for "
                                 "non-init containers")
             problems.extend(_container_problems(where, container, volume_names))
+            problems.extend(env_problems(where, container, names))
             if container.security_context is not None:
                 problems.extend(context_problems(f"{where}.securityContext",
                                                  container.security_context))
@@ -204,6 +210,8 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
             yield f"{where}.volumeMounts[{j}].name: volume {mount.name!r} not found in spec.volumes"
         if not mount.mount_path.startswith("/"):
             yield f"{where}.volumeMounts[{j}].mountPath: must be an absolute path"
+        if mount.sub_path:
+            yield from path_problems(f"{where}.volumeMounts[{j}].subPath", mount.sub_path)
         if mount.mount_path in mount_paths:
             yield f"{where}.volumeMounts[{j}].mountPath: duplicate mount path {mount.mount_path!r}"
         mount_paths.add(mount.mount_path)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
+from peapod.api.meta import ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.errors import Invalid
 
@@ -51,7 +52,16 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     obj = parse_object(with_generated_name(doc))
     if not isinstance(obj, Pod):
         raise Invalid(f"expected kind Pod, got {obj.kind}")
-    meta = obj.metadata
+    prepare_namespaced(obj.metadata, namespace=namespace)
+    obj.metadata.generation = 1
+    refuse_pod_finalizers(obj)
+    obj.status = PodStatus(phase="Pending")
+    return obj
+
+
+def prepare_namespaced(meta: ObjectMeta, *, namespace: str | None) -> None:
+    """What the server sets on any namespaced object's first write: its namespace (the
+    request's unless the object names one; a contradiction is refused), uid, creation time."""
     if namespace and meta.namespace and meta.namespace != namespace:
         raise Invalid(f"the namespace of the provided object ({meta.namespace}) does not match "
                       f"the namespace sent on the request ({namespace})")
@@ -61,10 +71,6 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     meta.resource_version = None
     meta.deletion_timestamp = None
     meta.deletion_grace_period_seconds = None
-    meta.generation = 1
-    refuse_pod_finalizers(obj)
-    obj.status = PodStatus(phase="Pending")
-    return obj
 
 
 def refuse_pod_finalizers(pod: Pod) -> None:

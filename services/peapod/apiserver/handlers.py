@@ -13,7 +13,6 @@ the containers and then ``finalize``s it, which removes it from the store.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +26,7 @@ from peapod.api.manifest import needs_generated_name
 from peapod.api.podsecurity import DEFAULT_POLICY, Policy, forbidden_reason, policy_for
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
+from peapod.apiserver.configs import ConfigObjects
 from peapod.apiserver.events import EventsApi
 from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
@@ -68,6 +68,8 @@ class Api:
         self.namespaces = Namespaces(store, remove_pod=self.remove_pod)
         self.workloads = workload_apis(store, self.namespaces)
         self.namespaces.removers.update({r: api.remove for r, api in self.workloads.items()})
+        self.configs = ConfigObjects(store, self.namespaces)
+        self.namespaces.removers.update(self.configs.removers())
 
     def _shown_node(self, node: dict[str, Any]) -> dict[str, Any]:
         if self.leases is None:
@@ -94,6 +96,7 @@ class Api:
             **EventsApi(self.store).routes(),
             **self.namespaces.routes(),
             **{route: fn for api in self.workloads.values() for route, fn in api.routes().items()},
+            **self.configs.routes(),
         }
 
     # -- pods -------------------------------------------------------------------------
@@ -124,13 +127,7 @@ class Api:
         refusal = forbidden_reason(pod, policy_for(ns.metadata.labels, self.pod_security))
         if refusal:
             raise Forbidden(refusal)
-        stored = await self.store.create(key, pod.to_wire(), what=what)
-        try:
-            await self.namespaces.admit_into(namespace, what)  # a deletion may have raced us
-        except (NotFound, Forbidden):
-            with contextlib.suppress(NotFound, Conflict):
-                await self.store.delete(key, stored.value, expected=stored.revision, what=what)
-            raise
+        stored = await self.namespaces.create_in(namespace, key, pod.to_wire(), what=what)
         log.info("pod_created", pod=pod.key, uid=pod.metadata.uid, revision=stored.revision)
         return stored.value
 

@@ -13,8 +13,8 @@ place because it has no controller-manager yet:
   exists: each apiserver creates it at start, with a Namespace for any
   namespace that already holds pods (objects stored before Namespaces were);
 * **deletion** (Kubernetes' namespace controller): deleting a namespace sets
-  its ``deletionTimestamp`` and phase ``Terminating``, then every Deployment
-  and ReplicaSet in it (``removers``), then every pod in it
+  its ``deletionTimestamp`` and phase ``Terminating``, then every Deployment,
+  ReplicaSet, ConfigMap and Secret in it (``removers``), then every pod in it
   is deleted the ordinary way (at once if unbound, with its grace period if
   bound, its kubelet finishing it); when none is left the Namespace itself
   is removed. A sweep runs at once on delete, again whenever a pod of the
@@ -40,7 +40,7 @@ from nats.aio.msg import Msg
 from peapod.api import Namespace, NamespaceStatus, now_rfc3339
 from peapod.apiserver import admission
 from peapod.apiserver.selectors import parse_label_selector
-from peapod.apiserver.store import Store
+from peapod.apiserver.store import Store, Stored
 from peapod.bus import subjects as s
 from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
 
@@ -150,6 +150,20 @@ class Namespaces:
             raise Forbidden(f"{what} is forbidden: unable to create new content in namespace "
                             f"{namespace} because it is being terminated")
         return ns
+
+    async def create_in(self, namespace: str, key: str, value: dict[str, Any], *,
+                        what: str) -> Stored:
+        """Store a new namespaced object, admitted into ``namespace`` before and after the
+        write: a create that raced the namespace's deletion is removed again."""
+        await self.admit_into(namespace, what)
+        stored = await self.store.create(key, value, what=what)
+        try:
+            await self.admit_into(namespace, what)  # a deletion may have raced us
+        except (NotFound, Forbidden):
+            with contextlib.suppress(NotFound, Conflict):
+                await self.store.delete(key, stored.value, expected=stored.revision, what=what)
+            raise
+        return stored
 
     async def ensure_initial(self) -> None:
         """``default``, and a Namespace for every namespace that holds pods but has none."""

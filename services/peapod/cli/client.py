@@ -31,7 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 
-from peapod.api import Event, Namespace, Node, Pod
+from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, note_refusal, request
@@ -170,6 +170,8 @@ WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments",
                       "DaemonSet": "daemonsets"}
 WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment,
                                    "daemonsets": DaemonSet}
+CONFIG_RESOURCES = {"ConfigMap": "configmaps", "Secret": "secrets"}
+OBJECT_MODELS: dict[str, Any] = {**WORKLOAD_MODELS, "configmaps": ConfigMap, "secrets": Secret}
 
 
 class Client:
@@ -193,7 +195,7 @@ class Client:
         if obj.get("kind") == "Namespace":
             return "namespaces", {"object": obj}
         namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
-        resource = WORKLOAD_RESOURCES.get(str(obj.get("kind")), "pods")
+        resource = {**WORKLOAD_RESOURCES, **CONFIG_RESOURCES}.get(str(obj.get("kind")), "pods")
         return resource, {"object": obj, "namespace": namespace}
 
     async def apply(self, obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -228,10 +230,10 @@ class Client:
                            timeout: float = 120) -> bool:
         return await _wait_gone(lambda: self.get_pod(name, namespace), uid, timeout)
 
-    # -- workloads (apps/v1) --------------------------------------------------------------
+    # -- workloads (apps/v1), configmaps and secrets ------------------------------------------
 
     async def get_object(self, resource: str, name: str, namespace: str | None = None) -> Any:
-        return WORKLOAD_MODELS[resource].model_validate(await request(
+        return OBJECT_MODELS[resource].model_validate(await request(
             self.nc, s.api(resource, "get"), {"namespace": namespace or self.namespace,
                                               "name": name}))
 
@@ -239,7 +241,7 @@ class Client:
                            selector: str | None = None) -> list[Any]:
         items = await request(self.nc, s.api(resource, "list"), {
             "namespace": None if all_namespaces else self.namespace, "labelSelector": selector})
-        return [WORKLOAD_MODELS[resource].model_validate(item) for item in items]
+        return [OBJECT_MODELS[resource].model_validate(item) for item in items]
 
     async def update_object(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
         """A compare-and-set write of the whole object at its ``resourceVersion``."""
@@ -352,19 +354,19 @@ class Client:
             await sub.unsubscribe()
 
     async def watch(self, resource: str, *, all_namespaces: bool = False
-                    ) -> AsyncIterator[tuple[str, Pod | Node | Namespace]]:
+                    ) -> AsyncIterator[tuple[str, Pod | Node | Namespace | ConfigMap | Secret]]:
         """Changes to pods, nodes or namespaces from now on. Subscribed when called, not when
         first iterated, so a caller that subscribes and then lists misses nothing in between."""
         if resource in ("nodes", "namespaces"):
             subject = s.watch_all(resource)
         else:
             subject = s.watch_all(resource, None if all_namespaces else self.namespace)
-        model: Any = {"nodes": Node, "namespaces": Namespace, **WORKLOAD_MODELS}.get(
-            resource, Pod)
+        model: Any = {"nodes": Node, "namespaces": Namespace, **OBJECT_MODELS}.get(resource, Pod)
         sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
                                       deliver_policy=DeliverPolicy.NEW)
 
-        async def changes() -> AsyncIterator[tuple[str, Pod | Node | Namespace]]:
+        async def changes() -> AsyncIterator[tuple[str, Pod | Node | Namespace | ConfigMap
+                                                   | Secret]]:
             try:
                 async for msg in sub.messages:
                     kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")

@@ -14,8 +14,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from peapod.api import Event, Namespace, Node, Pod, parse_rfc3339
-from peapod.api.pod import Container, ContainerState, ContainerStatus, Volume
+from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret, parse_rfc3339
+from peapod.api.downward import Where, field_value, resource_value
+from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable, is_active
@@ -111,7 +112,8 @@ def _ports(container: Container) -> tuple[str, str]:
             ", ".join(f"{p.host_port or 0}/{p.protocol}" for p in ports))
 
 
-def _container(w: _Writer, container: Container, status: ContainerStatus | None) -> None:
+def _container(w: _Writer, pod: Pod, container: Container,
+               status: ContainerStatus | None) -> None:
     w.line(1, f"{container.name}:")
     if status and status.container_id:
         w.line(2, "Container ID:", status.container_id)
@@ -141,7 +143,7 @@ def _container(w: _Writer, container: Container, status: ContainerStatus | None)
             w.line(2, f"{title}:")
             for key, value in sorted(values.items()):
                 w.line(3, f"{key}:", str(value))
-    environment(w, 2, container)
+    environment(w, 2, container, pod)
     if container.volume_mounts:
         w.line(2, "Mounts:")
         for m in container.volume_mounts:
@@ -152,13 +154,94 @@ def _container(w: _Writer, container: Container, status: ContainerStatus | None)
         w.line(2, "Mounts:", NONE)
 
 
-def environment(w: _Writer, level: int, container: Container) -> None:
+def environment(w: _Writer, level: int, container: Container, pod: Pod | None = None) -> None:
+    """kubectl's describeContainerEnvFrom and describeContainerEnvVars (``pod`` is None for a
+    pod template, whose fields have no values yet)."""
+    if container.env_from:
+        w.line(level, "Environment Variables from:")
+        for env_from in container.env_from:
+            ref, kind = ((env_from.config_map_ref, "ConfigMap") if env_from.config_map_ref
+                         else (env_from.secret_ref, "Secret"))
+            prefix = f" with prefix '{env_from.prefix}'" if env_from.prefix else ""
+            w.line(level + 1, ref.name if ref else "", f"{kind}{prefix}",
+                   f"Optional: {_bool(ref.optional if ref else None)}")
     if container.env:
         w.line(level, "Environment:")
         for env in container.env:
-            w.line(level + 1, f"{env.name}:", env.value or "")
+            w.line(level + 1, f"{env.name}:", *_env_value(pod, container, env))
     else:
         w.line(level, "Environment:", NONE)
+
+
+def _bool(value: bool | None) -> str:
+    return "true" if value else "false"
+
+
+def _env_value(pod: Pod | None, container: Container, env: EnvVar) -> list[str]:
+    """kubectl's describeContainerEnvVars: where a value comes from, never a Secret's value.
+
+    As kubectl's EnvValueRetriever, a ``fieldRef`` shows its value for ``metadata.*``
+    paths only, and a resource its value, or ``node allocatable`` for an unset limit."""
+    source = env.value_from
+    if source is None:
+        return [env.value or ""]
+    if source.field_ref:
+        ref = source.field_ref
+        value = field_value(pod, ref, Where()) \
+            if pod is not None and ref.field_path.startswith("metadata.") else ""
+        return [f"{value} ({ref.api_version or 'v1'}:{ref.field_path})"]
+    if source.resource_field_ref:
+        resource = source.resource_field_ref.resource
+        value = resource_value(pod, container, source.resource_field_ref, Where()) \
+            if pod is not None else ""
+        if value == "0" and resource in ("limits.cpu", "limits.memory"):
+            value = "node allocatable"
+        return [f"{value} ({resource})"]
+    if source.secret_key_ref:
+        ref = source.secret_key_ref
+        return [f"<set to the key '{ref.key}' in secret '{ref.name}'>",
+                f"Optional: {_bool(ref.optional)}"]
+    if source.config_map_key_ref:
+        cm = source.config_map_key_ref
+        return [f"<set to the key '{cm.key}' of config map '{cm.name}'>",
+                f"Optional: {_bool(cm.optional)}"]
+    return [""]
+
+
+def _api_volume(w: _Writer, volume: Volume) -> None:
+    """kubectl's printConfigMapVolumeSource, printSecretVolumeSource, printProjected…, printDownward…"""
+    if volume.config_map is not None:
+        w.line(2, "Type:", "ConfigMap (a volume populated by a ConfigMap)")
+        w.line(2, "Name:", volume.config_map.name)
+        w.line(2, "Optional:", _bool(volume.config_map.optional))
+    elif volume.secret is not None:
+        w.line(2, "Type:", "Secret (a volume populated by a Secret)")
+        w.line(2, "SecretName:", volume.secret.secret_name)
+        w.line(2, "Optional:", _bool(volume.secret.optional))
+    elif volume.downward_api is not None:
+        w.line(2, "Type:", "DownwardAPI (a volume populated by information about the pod)")
+        w.line(2, "Items:")
+        for item in volume.downward_api.items or []:
+            ref = item.field_ref.field_path if item.field_ref else (
+                item.resource_field_ref.resource if item.resource_field_ref else "")
+            w.line(3, f"{ref} -> {item.path}")
+    elif volume.projected is not None:
+        w.line(2, "Type:", "Projected (a volume that contains injected data from multiple sources)")
+        for source in volume.projected.sources:
+            if source.secret:
+                w.line(2, "SecretName:", source.secret.name)
+                w.line(2, "SecretOptionalName:", _optional(source.secret.optional))
+            elif source.downward_api:
+                w.line(2, "DownwardAPI:", "true")
+            elif source.config_map:
+                w.line(2, "ConfigMapName:", source.config_map.name)
+                w.line(2, "ConfigMapOptional:", _optional(source.config_map.optional))
+    else:
+        w.line(2, "Type:", "<unknown>")
+
+
+def _optional(value: bool | None) -> str:
+    return "<nil>" if value is None else _bool(value)
 
 
 def _volume(w: _Writer, volume: Volume) -> None:
@@ -172,7 +255,7 @@ def _volume(w: _Writer, volume: Volume) -> None:
         w.line(2, "Path:", volume.host_path.path)
         w.line(2, "HostPathType:", volume.host_path.type or "")
     else:
-        w.line(2, "Type:", "<unknown>")
+        _api_volume(w, volume)
 
 
 def _events(w: _Writer, events: Sequence[Event], now: datetime) -> None:
@@ -227,11 +310,11 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
         inits = {s.name: s for s in (status.init_container_statuses if status else None) or []}
         w.line(0, "Init Containers:")
         for container in spec.init_containers:
-            _container(w, container, inits.get(container.name))
+            _container(w, pod, container, inits.get(container.name))
     statuses = {s.name: s for s in (status.container_statuses if status else None) or []}
     w.line(0, "Containers:")
     for container in spec.containers:
-        _container(w, container, statuses.get(container.name))
+        _container(w, pod, container, statuses.get(container.name))
     conditions = (status.conditions if status else None) or []
     if conditions:
         w.line(0, "Conditions:")
@@ -360,4 +443,42 @@ def describe_namespace(namespace: Namespace) -> str:
     w.line(0, "No resource quota.")
     w.line(0, "")
     w.line(0, "No LimitRange resource.")
+    return w.text()
+
+
+# -- configmaps and secrets ----------------------------------------------------------
+
+def describe_config(obj: ConfigMap | Secret, *, now: datetime) -> str:
+    """kubectl's ``describeConfigMap`` (values shown) or ``describeSecret`` (byte counts only,
+    never a value), keys in order."""
+    meta = obj.metadata
+    w = _Writer()
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Namespace:", meta.namespace or "default")
+    w.mapping(0, "Labels", meta.labels)
+    w.mapping(0, "Annotations", meta.annotations, sep=": ")
+    if isinstance(obj, Secret):
+        w.line(0, "")
+        w.line(0, "Type:", obj.type or "Opaque")
+        w.line(0, "")
+        w.line(0, "Data")
+        w.line(0, "====")
+        for key, value in sorted(obj.contents().items()):
+            w.line(0, f"{key}:", f"{len(value)} bytes")
+        return w.text()
+    w.line(0, "")
+    w.line(0, "Data")
+    w.line(0, "====")
+    for key, text in sorted((obj.data or {}).items()):
+        w.line(0, f"{key}:")
+        w.line(0, "----")
+        w.lines.extend(text.split("\n"))  # the value as it is: no cells, no indent
+    w.line(0, "")
+    w.line(0, "BinaryData")
+    w.line(0, "====")
+    for key, raw in sorted(obj.contents().items()):
+        if key in (obj.binary_data or {}):
+            w.line(0, f"{key}: {len(raw)} bytes")
+    w.line(0, "")
+    _events(w, [], now)
     return w.text()

@@ -34,12 +34,17 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "events": "events", "event": "events", "ev": "events",
              "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
              "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
-             "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets"}
+             "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
+             "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
+             "secrets": "secrets", "secret": "secrets"}
 WORKLOADS = ("replicasets", "deployments", "daemonsets")  # apps/v1, served by generic verbs
+CONFIGS = ("configmaps", "secrets")  # v1 kinds served by the same generic verbs
 ALL = ("pods", "daemonsets", "deployments", "replicasets")  # `get all`, in kubectl's order
-WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet")  # create, apply
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "ConfigMap",
+                  "Secret")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
-                  "Deployment": "deployments", "DaemonSet": "daemonsets"}  # else pods
+                  "Deployment": "deployments", "DaemonSet": "daemonsets",
+                  "ConfigMap": "configmaps", "Secret": "secrets"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -133,7 +138,7 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
         docs = _validated(_read_manifests(args.filename), verb="create",
                           namespace=_flag_namespace(args))
     elif args.what:
-        docs = [_named_object(args.what)]
+        docs = [_named_object(args)]
     else:
         raise Invalid("must specify one of -f or a resource: peapod create namespace NAME")
     for doc in docs:
@@ -142,12 +147,24 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _named_object(what: list[str]) -> dict[str, Any]:
-    """``create namespace NAME``, kubectl's one generator peapod has."""
+def _named_object(args: argparse.Namespace) -> dict[str, Any]:
+    """kubectl's generators: ``create namespace|configmap NAME``, ``create secret generic NAME``."""
+    from peapod.cli import generators
+
+    what = args.what
     kind, names = what[0], what[1:]
+    if RESOURCES.get(kind.lower()) in ("configmaps", "secrets"):
+        doc = generators.generate(what, literals=args.from_literal or [],
+                                  files=args.from_file or [], type_=args.type)
+        return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
     if RESOURCES.get(kind.lower()) != "namespaces":
         raise Invalid(f'unknown command "{kind}" for "peapod create": peapod creates a '
-                      "namespace by name (create namespace NAME), anything else from a file (-f)")
+                      "namespace, configmap or secret generic by name, anything else from a "
+                      "file (-f)")
+    for flag, value in (("--from-literal", args.from_literal), ("--from-file", args.from_file),
+                        ("--type", args.type)):
+        if value:
+            raise Invalid(f"unknown flag: {flag}")
     if len(names) != 1:
         raise Invalid(f"exactly one NAME is required, got {len(names)}")
     doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names[0]}}
@@ -232,7 +249,7 @@ async def _fetch(client: Client, resource: str, name: str | None,
     elif resource == "nodes":
         objs = [await client.get_node(name)] if name else await client.list_nodes(
             selector=args.selector)
-    elif resource in WORKLOADS:
+    elif resource in (*WORKLOADS, *CONFIGS):
         objs = [await client.get_object(resource, name)] if name else await client.list_objects(
             resource, all_namespaces=args.all_namespaces, selector=args.selector)
     else:
@@ -307,8 +324,11 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         events = [e for e in await client.list_events(kind="Deployment", name=name)
                   if e.involved_object.uid in (None, deploy.metadata.uid)]
         print(describe_deployment(deploy, owned, events, now=_now()))
+    elif resource in CONFIGS:
+        print(describe.describe_config(await client.get_object(resource, name), now=_now()))
     else:
-        raise Invalid("describe supports pods, deployments, replicasets, nodes and namespaces")
+        raise Invalid("describe supports pods, deployments, replicasets, nodes, namespaces, "
+                      "configmaps and secrets")
     return 0
 
 
@@ -363,6 +383,8 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             elif resource in WORKLOADS:
                 result = await client.delete_object(resource, name, namespace=namespace,
                                                     propagation=cascade)
+            elif resource in CONFIGS:
+                result = await client.delete_object(resource, name, namespace=namespace)
             else:
                 raise Invalid(f"cannot delete {resource}")
             print(f'{_singular(resource)} "{name}" deleted', flush=True)
@@ -469,16 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)
-    p = add("apply", "apply pods, deployments, replicasets and namespaces from a file (YAML or "
-            "JSON, - for stdin)", cmd_apply)
+    p = add("apply", "apply pods, deployments, replicasets, namespaces, configmaps and secrets "
+            "from a file (YAML or JSON, - for stdin)", cmd_apply)
     p.add_argument("-f", "--filename", required=True)
-    p = add("create", "create pods and namespaces from a file (YAML or JSON, - for stdin), "
-            "or a namespace: create namespace NAME", cmd_create)
+    p = add("create", "create objects from a file (YAML or JSON, - for stdin), or by name: "
+            "create namespace|configmap NAME, create secret generic NAME", cmd_create)
     p.add_argument("-f", "--filename")
-    p.add_argument("what", nargs="*", metavar="namespace NAME")
+    p.add_argument("what", nargs="*", metavar="KIND NAME")
+    p.add_argument("--from-literal", action="append", metavar="KEY=VALUE",
+                   help="configmap, secret generic: a key and its value")
+    p.add_argument("--from-file", action="append", metavar="[KEY=]PATH",
+                   help="configmap, secret generic: a file (key: its name) or a directory")
+    p.add_argument("--type", help="secret generic: the Secret's type (default Opaque)")
     p = add("get", "list objects: pods, deployments, replicasets, daemonsets, nodes, namespaces, "
-            "events; "
-            "several as deploy,rs; all", cmd_get)
+            "configmaps, secrets, events; several as deploy,rs; all", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -486,12 +512,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
-    p = add("describe", "show details of a pod, deployment, replicaset, node or namespace",
-            cmd_describe)
+    p = add("describe", "show details of a pod, deployment, replicaset, node, namespace, "
+            "configmap or secret", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p = add("delete", "delete pods, deployments, replicasets or namespaces by name, label or "
-            "file", cmd_delete)
+    p = add("delete", "delete pods, deployments, replicasets, namespaces, configmaps or secrets "
+            "by name, label or file", cmd_delete)
     p.add_argument("resource", nargs="?")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename")

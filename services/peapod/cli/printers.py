@@ -24,7 +24,17 @@ from typing import Any
 
 import yaml
 
-from peapod.api import ContainerStatus, Event, Namespace, Node, Pod, PodStatus, parse_rfc3339
+from peapod.api import (
+    ConfigMap,
+    ContainerStatus,
+    Event,
+    Namespace,
+    Node,
+    Pod,
+    PodStatus,
+    Secret,
+    parse_rfc3339,
+)
 from peapod.api.meta import ListMeta, ObjectList
 from peapod.errors import Invalid
 
@@ -38,6 +48,8 @@ POD_WIDE_COLUMNS = ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
 NODE_COLUMNS = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
 NODE_WIDE_COLUMNS = ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
 NAMESPACE_COLUMNS = ["NAME", "STATUS", "AGE"]
+CONFIGMAP_COLUMNS = ["NAME", "DATA", "AGE"]
+SECRET_COLUMNS = ["NAME", "TYPE", "DATA", "AGE"]
 EVENT_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 EVENT_WIDE_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE",
                       "FIRST SEEN", "COUNT", "NAME"]
@@ -324,6 +336,26 @@ def namespaces_table(namespaces: Sequence[Namespace], *, now: datetime, no_heade
     return _table(header, rows, no_headers=no_headers)
 
 
+# -- configmaps and secrets ------------------------------------------------------------
+
+def configs_table(objs: Sequence[ConfigMap | Secret], *, now: datetime,
+                  all_namespaces: bool = False, no_headers: bool = False,
+                  show_labels: bool = False) -> str:
+    """kubectl's ``printConfigMap`` (NAME DATA AGE) or ``printSecret`` (NAME TYPE DATA AGE)."""
+    secrets = bool(objs) and isinstance(objs[0], Secret)
+    header = list(SECRET_COLUMNS if secrets else CONFIGMAP_COLUMNS)
+    rows = []
+    for obj in objs:
+        if isinstance(obj, Secret):
+            rows.append([obj.metadata.name or "", obj.type or "", str(len(obj.data or {})),
+                         age(obj.metadata.creation_timestamp, now)])
+        else:
+            rows.append([obj.metadata.name or "", str(len(obj.keys())),
+                         age(obj.metadata.creation_timestamp, now)])
+    return namespaced_table(header, rows, objs, all_namespaces=all_namespaces,
+                            show_labels=show_labels, no_headers=no_headers)
+
+
 # -- events ----------------------------------------------------------------------------
 
 def event_object(event: Event) -> str:
@@ -399,6 +431,10 @@ def render(objs: Sequence[Any], *, output: str | None, kind: str,
     if kind == "namespaces":
         return namespaces_table([o for o in objs if isinstance(o, Namespace)], now=now,
                                 no_headers=no_headers, show_labels=show_labels)
+    if kind in ("configmaps", "secrets"):
+        return configs_table([o for o in objs if isinstance(o, ConfigMap | Secret)], now=now,
+                             all_namespaces=all_namespaces, no_headers=no_headers,
+                             show_labels=show_labels)
     if kind == "events":
         return events_table([o for o in objs if isinstance(o, Event)], now=now, wide=wide,
                             all_namespaces=all_namespaces, no_headers=no_headers)

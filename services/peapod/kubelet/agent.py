@@ -53,6 +53,7 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.errors import PeapodError
 from peapod.kubelet.backoff import Backoff
+from peapod.kubelet.configure import Configurator
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.node import build_node
 from peapod.kubelet.reconcile import (
@@ -127,6 +128,8 @@ class Kubelet:
         self.backoff = Backoff()
         self.images = ImagePuller(runtime=runtime, threads=self.threads, events=events,
                                   clock=clock)
+        self.configs = Configurator(nc=nc, node_name=node_name, runtime=runtime,
+                                    threads=self.threads, host_ip=host_ip)
         self.pods: dict[str, PodRecord] = {}
         self.observed: dict[str, PodInfo] = {}
         self.observed_since = float("-inf")  # loop time the last relist's list call began
@@ -362,6 +365,7 @@ class Kubelet:
         obj = pod.to_wire()
         try:
             await self.images.ensure(pod, spec)
+            resolved = await self.configs.prepare(pod, spec, pod_id=pod_id)
             entry = None
             if action.restart_count > 0:  # Kubernetes' doBackOff: counted from the last exit
                 now = self.clock()
@@ -369,7 +373,7 @@ class Kubelet:
                                           now=now)
             container_id = await self.threads.call(
                 self.runtime.run_container, pod, name, restart_count=action.restart_count,
-                pod_id=pod_id, backoff=entry)
+                resolved=resolved, pod_id=pod_id, backoff=entry)
         except RuntimeFailure as exc:
             failed_at = self.clock()
             retry = (exc.retry_at if isinstance(exc, ImageFailure) else None) or \
@@ -379,7 +383,9 @@ class Kubelet:
             plog.warning("container_failed", container=name, reason=exc.reason,
                          error=exc.message, retry_in=round(retry - failed_at, 1))
             detail = exc.reason if exc.reason in IMAGE_REASONS else exc.message
-            await self.events.record(obj, reason="Failed", type="Warning", message=f"Error: {detail}")
+            event = getattr(exc, "event_reason", "Failed")  # FailedMount says what it is itself
+            await self.events.record(obj, reason=event, type="Warning",
+                                     message=f"Error: {detail}" if event == "Failed" else detail)
             return
         record.reasons.pop(name, None)
         record.retry_at.pop(name, None)

@@ -97,7 +97,11 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         await supervise({"node-status": kubelet.post_node_status,
                          "lease": kubelet.renew_lease,
                          "partition": kubelet.watch_partition,
-                         "relist": kubelet.relist}, stop=stop)
+                         "relist": kubelet.relist,
+                         "volumes": lambda: kubelet.configs.run(lambda: [
+                             r.pod for r in kubelet.pods.values()
+                             if not r.deleted and not r.pod.metadata.deletion_timestamp])},
+                        stop=stop)
         try:
             await kubelet.register(ready=False)
         except PeapodError as exc:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from podman import PodmanClient
@@ -52,6 +52,9 @@ from peapod.errors import NotFound, Unavailable
 from peapod.kubelet import sandbox, security
 from peapod.kubelet.backoff import Entry
 from peapod.kubelet.oom import KernelOomLog
+
+if TYPE_CHECKING:
+    from peapod.kubelet.env import Resolved
 
 log = structlog.get_logger("kubelet.runtime")
 
@@ -156,13 +159,15 @@ class _Exit:
 
 class PodmanRuntime:
     def __init__(self, *, socket_path: str, state_dir: str, connections: int = 32,
-                 oom_log: KernelOomLog | None = None) -> None:
+                 oom_log: KernelOomLog | None = None, memory_dir: str | None = None) -> None:
         # one kept-alive connection per worker thread of the kubelet, none re-opened per call
         self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120,
                                    max_pool_size=connections)
         self.api = self.client.api
         self.state_dir = Path(state_dir)
         self.kubelet_id = _kubelet_id(self.state_dir)
+        # API-data volumes (Secrets above all) live in memory, never in the state directory
+        self.memory_dir = Path(memory_dir or f"/dev/shm/peapod/{self.kubelet_id}")
         self.oom_log = oom_log if oom_log is not None else KernelOomLog()
         self._ips: dict[str, str | None] = {}
         self._exits: dict[str, _Exit] = {}  # an exited container never changes: inspect it once
@@ -239,6 +244,10 @@ class PodmanRuntime:
             self._exits[container_id] = details
         return details
 
+    def pod_ip(self, pod_id: str | None) -> str | None:
+        """The pod's address (its infra container's), once its sandbox runs."""
+        return self._pod_ip(pod_id or "")
+
     def _pod_ip(self, pod_id: str) -> str | None:
         if not pod_id:
             return None
@@ -306,6 +315,18 @@ class PodmanRuntime:
     def _pod_dir(self, uid: str) -> Path:
         return self.state_dir / "pods" / uid
 
+    def disk_volume(self, pod: Pod, volume: str) -> Path:
+        """Where an emptyDir of ``pod`` lives on disk."""
+        return self._pod_dir(pod.metadata.uid or "") / "volumes" / volume
+
+    def memory_volume(self, pod: Pod, volume: str) -> Path:
+        """Where an API-data volume (configMap, secret, projected, downwardAPI) of ``pod`` lives."""
+        return self.memory_dir / (pod.metadata.uid or "") / "volumes" / volume
+
+    @staticmethod
+    def prepare_host_path(path: Path, kind: str) -> None:
+        _prepare_host_path(path, kind)
+
     def create_pod(self, pod: Pod) -> str:
         """The Pod's sandbox: a podman pod whose infra container runs (network, host ports).
 
@@ -347,12 +368,15 @@ class PodmanRuntime:
         return str(pods[0]["Id"]) if pods else None
 
     def run_container(self, pod: Pod, container_name: str, *, restart_count: int,
-                      pod_id: str | None = None, backoff: Entry | None = None) -> str:
+                      resolved: Resolved, pod_id: str | None = None,
+                      backoff: Entry | None = None) -> str:
+        """Create and start one attempt; ``resolved`` is its env, command, args and mounts."""
         spec = next(c for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
                     if c.name == container_name)
         pod_id = pod_id or self.create_pod(pod)
         try:
-            body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count)
+            body = self._container_body(pod, spec, pod_id=pod_id, restart_count=restart_count,
+                                        resolved=resolved)
         except security.Refusal as exc:
             raise RuntimeFailure(exc.reason, exc.message) from None
         if backoff is not None:
@@ -369,7 +393,7 @@ class PodmanRuntime:
         return container_id
 
     def _container_body(self, pod: Pod, spec: Container, *, pod_id: str,
-                        restart_count: int) -> dict[str, Any]:
+                        restart_count: int, resolved: Resolved) -> dict[str, Any]:
         uid = pod.metadata.uid or ""
         body: dict[str, Any] = {
             "name": f"k8s_{spec.name}_{pod.metadata.name}_{pod.metadata.namespace}_{uid[:8]}"
@@ -379,18 +403,18 @@ class PodmanRuntime:
             "labels": {**self._labels(pod), LABEL_CONTAINER: spec.name,
                        LABEL_RESTART_COUNT: str(restart_count),
                        "io.peapod.container.image": spec.image},
-            "env": {e.name: e.value or "" for e in spec.env or []},
-            "mounts": self._mounts(pod, spec),
+            "env": resolved.env,
+            "mounts": resolved.mounts,
             **security.container_fields(pod, spec, seccomp_dir=self.state_dir / "seccomp",
                                         image_user=cache(lambda: self._image_user(spec.image))),
             **sandbox.container_fields(pod, resolv_conf=self.resolv_conf),
         }
         # Kubernetes: command replaces ENTRYPOINT, args replaces CMD; a command drops CMD.
-        if spec.command is not None:
-            body["entrypoint"] = spec.command
-            body["command"] = spec.args or []
-        elif spec.args is not None:
-            body["command"] = spec.args
+        if resolved.command is not None:
+            body["entrypoint"] = resolved.command
+            body["command"] = resolved.args or []
+        elif resolved.args is not None:
+            body["command"] = resolved.args
         if spec.working_dir:
             body["work_dir"] = spec.working_dir
         limits = (spec.resources.limits or {}) if spec.resources else {}
@@ -403,30 +427,6 @@ class PodmanRuntime:
         if resource_limits:
             body["resource_limits"] = resource_limits
         return body
-
-    def _mounts(self, pod: Pod, spec: Container) -> list[dict[str, Any]]:
-        volumes = {v.name: v for v in pod.spec.volumes or []}
-        mounts = []
-        for mount in spec.volume_mounts or []:
-            volume = volumes[mount.name]
-            options = ["ro"] if mount.read_only else ["rw"]
-            if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
-                size = volume.empty_dir.size_limit
-                tmpfs_opts = options + ([f"size={memory_bytes(size)}"] if size else [])
-                mounts.append({"type": "tmpfs", "source": "tmpfs",
-                               "destination": mount.mount_path, "options": tmpfs_opts})
-                continue
-            if volume.empty_dir is not None:
-                source = self._pod_dir(pod.metadata.uid or "") / "volumes" / volume.name
-                source.mkdir(parents=True, exist_ok=True)
-            elif volume.host_path is not None:
-                source = Path(volume.host_path.path)
-                _prepare_host_path(source, volume.host_path.type or "")
-            else:  # pragma: no cover - validation guarantees one source
-                continue
-            mounts.append({"type": "bind", "source": str(source),
-                           "destination": mount.mount_path, "options": ["rbind", *options]})
-        return mounts
 
     def signal_container(self, container_id: str, signal: str) -> None:
         """Send ``signal`` to a container's main process; one that already exited is fine."""
@@ -464,6 +464,7 @@ class PodmanRuntime:
             self._ips.pop(pod_id, None)
             log.info("pod_removed", uid=uid)
         shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+        shutil.rmtree(self.memory_dir / uid, ignore_errors=True)
 
     # -- exec and logs ------------------------------------------------------------------
 

@@ -198,7 +198,8 @@ def test_two_mounts_on_the_same_path_are_refused():
 ], ids=["two-sources", "no-source"])
 def test_a_volume_needs_exactly_one_source(volume):
     assert refusal(with_volumes(volume)) == (
-        "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath")
+        "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath, "
+        "configMap, secret, projected, downwardAPI")
 
 
 def test_a_relative_host_path_is_refused():
@@ -222,7 +223,8 @@ def test_a_wrong_api_version_is_refused():
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
         "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
-        "supported kinds: DaemonSet, Deployment, Event, Namespace, Node, Pod, ReplicaSet")
+        "supported kinds: ConfigMap, DaemonSet, Deployment, Event, Namespace, Node, Pod, "
+        "ReplicaSet, Secret")
 
 
 def test_a_missing_kind_is_refused():

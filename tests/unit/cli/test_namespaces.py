@@ -83,16 +83,16 @@ def test_a_namespace_object_is_not_held_to_n():
 
 
 def test_create_namespace_name_builds_the_object_and_refuses_anything_else():
-    assert _named_object(["ns", "dev"]) == {"apiVersion": "v1", "kind": "Namespace",
+    assert _named_object(parse_args(["create", "ns", "dev"])) == {"apiVersion": "v1", "kind": "Namespace",
                                            "metadata": {"name": "dev"}}
     with pytest.raises(Invalid, match=r"exactly one NAME is required, got 0"):
-        _named_object(["namespace"])
+        _named_object(parse_args(["create", "namespace"]))
     with pytest.raises(Invalid, match=r"exactly one NAME is required, got 2"):
-        _named_object(["namespace", "a", "b"])
+        _named_object(parse_args(["create", "namespace", "a", "b"]))
     with pytest.raises(Invalid, match=r'unknown command "pod" for "peapod create"'):
-        _named_object(["pod", "web"])
+        _named_object(parse_args(["create", "pod", "web"]))
     with pytest.raises(Invalid, match=r"metadata.name: invalid name 'Dev'"):
-        _named_object(["namespace", "Dev"])
+        _named_object(parse_args(["create", "namespace", "Dev"]))
 
 
 def test_create_parses_a_file_or_a_namespace_name():

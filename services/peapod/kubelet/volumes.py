@@ -1,0 +1,284 @@
+"""Volumes as a container sees them: API-data volumes written to memory, mounts, subPath.
+
+**API-data volumes** (``configMap``, ``secret``, ``projected``,
+``downwardAPI``) are files the kubelet writes for the pod, laid out as
+Kubernetes' AtomicWriter lays them out: the files live in a timestamped
+directory ``..<time>``, ``..data`` is a symlink to it and each top-level
+name a symlink through ``..data``; a rewrite makes a new directory and
+swaps ``..data`` in one rename, so a reader never sees half an update. They
+are written at every start of one of the pod's containers and again every
+minute while the pod runs (``Configurator.run``), so a running container sees
+a changed ConfigMap, Secret or label within about a minute, as in
+Kubernetes (the volume directory is bind-mounted, and ``..data`` swapped).
+They are mounted read-only, as Kubernetes mounts them.
+
+They are written under the kubelet's *memory directory*
+(``/dev/shm/peapod/<kubelet id>`` by default, a tmpfs on every Linux), never
+under its state directory: like Kubernetes' tmpfs per secret volume, a
+Secret never reaches persistent disk; the pod's directory there is removed
+with the pod. If that directory is not a tmpfs, the kubelet says so in its
+log once per volume written (``volume_not_in_memory``).
+
+**subPath** mounts one path inside the volume instead of its root, on any
+volume. Kubernetes' rules: the path is relative without ``..`` (checked at
+admission); in an ``emptyDir`` or ``hostPath`` a missing path is created as
+a directory; the path, symlinks resolved, must stay inside the volume
+(otherwise CreateContainerConfigError, as Kubernetes refuses a subPath that
+escapes). A subPath into a ConfigMap or Secret volume is a copy at start, as
+in Kubernetes (it never sees updates): a private copy made at the start,
+so a later rewrite of the volume never pulls files away from under it. An ``emptyDir`` with ``medium:
+Memory`` is a podman tmpfs per mount, which has no subPath: such a mount is
+refused when the container starts, with a message saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from peapod.api import ConfigMap, Container, Pod, Secret, Volume
+from peapod.api.config import KeyToPath
+from peapod.api.downward import Where, field_value, resource_value
+from peapod.api.quantity import memory_bytes
+from peapod.api.sources import DEFAULT_MODE, DownwardAPIVolumeFile
+from peapod.kubelet.env import ConfigFailure, Lookup
+
+log = structlog.get_logger("kubelet.volumes")
+
+DATA_DIR = "..data"
+Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
+
+
+def api_volumes(pod: Pod) -> list[Volume]:
+    return [v for v in pod.spec.volumes or []
+            if v.config_map or v.secret or v.projected or v.downward_api]
+
+
+# -- what goes into a volume ---------------------------------------------------------------
+
+def _missing(kind: str, name: str, volume: str) -> ConfigFailure:
+    return ConfigFailure(f'MountVolume.SetUp failed for volume "{volume}" : '
+                         f'{kind.lower()} "{name}" not found', event_reason="FailedMount",
+                         reason="ContainerCreating")
+
+
+def _object_files(volume: str, obj: ConfigMap | Secret, items: list[KeyToPath] | None,
+                  mode: int, optional: bool | None) -> Files:
+    contents = obj.contents()
+    if not items:
+        return {key: (value, mode) for key, value in contents.items()}
+    files: Files = {}
+    for item in items:
+        if item.key not in contents:
+            if optional:
+                continue
+            word = "config" if isinstance(obj, ConfigMap) else "secret"
+            raise ConfigFailure(f'MountVolume.SetUp failed for volume "{volume}" : '
+                                f"{obj.kind.lower()} references non-existent {word} key: "
+                                f"{item.key}", event_reason="FailedMount",
+                                reason="ContainerCreating")
+        files[item.path] = (contents[item.key], item.mode if item.mode is not None else mode)
+    return files
+
+
+def _from_object(volume: str, lookup: Lookup, kind: str, name: str,
+                 items: list[KeyToPath] | None, mode: int, optional: bool | None) -> Files:
+    obj = lookup(kind, name)
+    if obj is None:
+        if optional:
+            return {}
+        raise _missing(kind, name, volume)
+    return _object_files(volume, obj, items, mode, optional)
+
+
+def _downward_files(pod: Pod, items: list[DownwardAPIVolumeFile] | None, mode: int,
+                    where: Where) -> Files:
+    files: Files = {}
+    for item in items or []:
+        if item.field_ref:
+            text = field_value(pod, item.field_ref, where)
+        elif item.resource_field_ref:
+            text = resource_value(pod, pod.spec.containers[0], item.resource_field_ref, where)
+        else:
+            continue
+        files[item.path] = (text.encode(), item.mode if item.mode is not None else mode)
+    return files
+
+
+def volume_files(pod: Pod, volume: Volume, lookup: Lookup, where: Where) -> Files:
+    """The files of one API-data volume; ConfigFailure if a required object or key is missing."""
+    name = volume.name
+    if volume.config_map:
+        src = volume.config_map
+        return _from_object(name, lookup, "ConfigMap", src.name, src.items,
+                            _mode(src.default_mode), src.optional)
+    if volume.secret:
+        sec = volume.secret
+        return _from_object(name, lookup, "Secret", sec.secret_name, sec.items,
+                            _mode(sec.default_mode), sec.optional)
+    if volume.downward_api:
+        return _downward_files(pod, volume.downward_api.items,
+                               _mode(volume.downward_api.default_mode), where)
+    files: Files = {}
+    projected = volume.projected
+    mode = _mode(projected.default_mode if projected else None)
+    for source in projected.sources if projected else []:
+        if source.config_map:
+            cm = source.config_map
+            files.update(_from_object(name, lookup, "ConfigMap", cm.name, cm.items, mode,
+                                      cm.optional))
+        elif source.secret:
+            sec_proj = source.secret
+            files.update(_from_object(name, lookup, "Secret", sec_proj.name, sec_proj.items,
+                                      mode, sec_proj.optional))
+        elif source.downward_api:
+            files.update(_downward_files(pod, source.downward_api.items, mode, where))
+    return files
+
+
+def _mode(mode: int | None) -> int:
+    return DEFAULT_MODE if mode is None else mode
+
+
+# -- writing it, atomically ------------------------------------------------------------------
+
+def write_atomic(directory: Path, files: Files) -> None:
+    """Kubernetes' AtomicWriter: a new timestamped directory, then one rename of ``..data``."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+    directory.chmod(0o755)
+    stamp = f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{uuid.uuid4().hex[:8]}"
+    target = directory / stamp
+    target.mkdir(mode=0o755)
+    for relative, (content, mode) in files.items():
+        path = target / relative
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        path.chmod(mode)
+    old = os.readlink(directory / DATA_DIR) if (directory / DATA_DIR).is_symlink() else None
+    temporary = directory / "..data_tmp"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(stamp)
+    temporary.rename(directory / DATA_DIR)
+    tops = {relative.split("/", 1)[0] for relative in files}
+    for top in tops:
+        link = directory / top
+        if not link.is_symlink():
+            link.symlink_to(f"{DATA_DIR}/{top}")
+    for entry in directory.iterdir():
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in tops:
+            entry.unlink()
+    if old and old != stamp:
+        shutil.rmtree(directory / old, ignore_errors=True)
+
+
+def in_memory(path: Path) -> bool:
+    """Is ``path`` on a tmpfs (from /proc/mounts: the longest mount point above it)?"""
+    best, fstype = "", ""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    resolved = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        above = len(fields) >= 3 and (resolved == fields[1] or
+                                      resolved.startswith(fields[1].rstrip("/") + "/"))
+        if above and len(fields[1]) >= len(best):
+            best, fstype = fields[1], fields[2]
+    return fstype == "tmpfs"
+
+
+def write_volumes(pod: Pod, lookup: Lookup, where: Where, *,
+                  volume_dir: Callable[[str], Path]) -> None:
+    """Write every API-data volume of ``pod``; ConfigFailure before anything is written if a
+    required object or key is missing."""
+    prepared = [(v, volume_files(pod, v, lookup, where)) for v in api_volumes(pod)]
+    for volume, files in prepared:
+        directory = volume_dir(volume.name)
+        write_atomic(directory, files)
+        if not in_memory(directory):
+            log.warning("volume_not_in_memory", namespace=pod.metadata.namespace,
+                        name=pod.metadata.name, uid=pod.metadata.uid, volume=volume.name,
+                        path=str(directory))
+
+
+# -- mounting it -----------------------------------------------------------------------------
+
+def _sub_path(root: Path, sub_path: str, *, create: bool, container: str, mount: str) -> Path:
+    """``root/sub_path``, created as a directory if allowed, refused if it leaves ``root``."""
+    candidate = root / sub_path
+    if create and not candidate.exists() and not candidate.is_symlink():
+        candidate.mkdir(parents=True, exist_ok=True, mode=0o750)
+    real_root, real = root.resolve(), candidate.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise ConfigFailure(f'failed to prepare subPath for volumeMount "{mount}" of container '
+                            f'"{container}": the path {sub_path!r} leaves the volume')
+    if not real.exists():
+        raise ConfigFailure(f'failed to prepare subPath for volumeMount "{mount}" of container '
+                            f'"{container}": {sub_path!r} does not exist in the volume')
+    return real
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """A private copy of ``source`` (file or directory, modes kept) at ``target``."""
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if source.is_dir():
+        shutil.copytree(source, target, symlinks=False)
+    else:
+        shutil.copy2(source, target)
+    return target
+
+
+def container_mounts(pod: Pod, container: Container, *, disk_dir: Callable[[str], Path],
+                     memory_dir: Callable[[str], Path],
+                     prepare_host_path: Callable[[Path, str], None]) -> list[dict[str, Any]]:
+    """podman's mount list for ``container``; ``disk_dir``/``memory_dir`` give a volume's
+    directory on disk (emptyDir) and in memory (API-data volumes)."""
+    return list(_mounts(pod, container, disk_dir, memory_dir, prepare_host_path))
+
+
+def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
+            memory_dir: Callable[[str], Path],
+            prepare_host_path: Callable[[Path, str], None]) -> Iterator[dict[str, Any]]:
+    volumes = {v.name: v for v in pod.spec.volumes or []}
+    for index, mount in enumerate(container.volume_mounts or []):
+        volume = volumes[mount.name]
+        options = ["ro"] if mount.read_only else ["rw"]
+        if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
+            if mount.sub_path:
+                raise ConfigFailure(f'volumeMount "{mount.name}" of container "{container.name}"'
+                                    ": subPath is not supported on an emptyDir with medium "
+                                    "Memory (a podman tmpfs per mount in peapod)")
+            size = volume.empty_dir.size_limit
+            yield {"type": "tmpfs", "source": "tmpfs", "destination": mount.mount_path,
+                   "options": options + ([f"size={memory_bytes(size)}"] if size else [])}
+            continue
+        create = True
+        if volume.empty_dir is not None:
+            source = disk_dir(volume.name)
+            source.mkdir(parents=True, exist_ok=True)
+        elif volume.host_path is not None:
+            source = Path(volume.host_path.path)
+            prepare_host_path(source, volume.host_path.type or "")
+        else:  # an API-data volume: written before the container starts, always read-only
+            source, options, create = memory_dir(volume.name), ["ro"], False
+        if mount.sub_path:
+            source = _sub_path(source, mount.sub_path, create=create, container=container.name,
+                               mount=mount.name)
+            if not create:  # API data: a copy, so a later rewrite of the volume cannot touch it
+                source = _copy(source, memory_dir(f"..subpath-{container.name}-{index}"))
+        yield {"type": "bind", "source": str(source), "destination": mount.mount_path,
+               "options": ["rbind", *options]}
