@@ -1,4 +1,4 @@
-"""kubectl's generators: ``create configmap`` and ``create secret generic`` from literals and files.
+"""kubectl's generators: ``create configmap``, ``create secret generic|docker-registry|tls``.
 
 ``--from-literal=key=value`` (quotes around the value trimmed, as kubectl
 does), ``--from-file=[key=]path`` (the key defaults to the file's name; a
@@ -10,6 +10,8 @@ value never appears in an error.
 
 from __future__ import annotations
 
+import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -107,20 +109,75 @@ def secret(name: str, *, literals: list[str], files: list[str],
     return doc
 
 
-def generate(what: list[str], *, literals: list[str], files: list[str],
-             type_: str | None) -> dict[str, Any]:
-    """``create configmap NAME …`` or ``create secret generic NAME …``."""
+DOCKER_HUB = "https://index.docker.io/v1/"  # kubectl's default --docker-server
+# each generator's flags (argparse names); any other flag given is refused
+FLAGS = {
+    "configmap": ("from_literal", "from_file"),
+    "generic": ("from_literal", "from_file", "type"),
+    "docker-registry": ("from_file", "docker_server", "docker_username", "docker_password",
+                        "docker_email"),
+    "tls": ("cert", "key"),
+}
+
+
+def docker_registry(name: str, *, server: str | None, username: str | None,
+                    password: str | None, email: str | None, files: list[str]) -> dict[str, Any]:
+    """kubectl's ``create secret docker-registry``: a ``.dockerconfigjson`` for one server."""
+    if files:
+        return secret(name, literals=[], files=files, type_="kubernetes.io/dockerconfigjson")
+    if not (username and password):
+        raise Invalid("either --from-file or the combination of --docker-username, "
+                      "--docker-password and --docker-server is required")
+    entry = {"username": username, "password": password, **({"email": email} if email else {}),
+             "auth": encode_b64(f"{username}:{password}".encode())}
+    config = json.dumps({"auths": {server or DOCKER_HUB: entry}}, separators=(",", ":"))
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": encode_b64(config.encode())}}
+
+
+def tls(name: str, *, cert: str | None, key: str | None) -> dict[str, Any]:
+    """kubectl's ``create secret tls``: the pair must load together, as kubectl checks it."""
+    if not (cert and key):
+        raise Invalid("key and cert must be specified")
+    cert_pem, key_pem = _read(Path(cert)), _read(Path(key))
+    try:
+        ssl.create_default_context().load_cert_chain(cert, key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise Invalid(f"failed to load key pair {getattr(exc, 'reason', None) or exc}") from None
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": encode_b64(cert_pem), "tls.key": encode_b64(key_pem)}}
+
+
+def refuse_flags(args: Any, *, allowed: tuple[str, ...] = ()) -> None:
+    """kubectl's ``unknown flag`` for a generator's flag given to another verb."""
+    for flag in sorted({f for fs in FLAGS.values() for f in fs} - set(allowed)):
+        if getattr(args, flag, None):
+            raise Invalid(f"unknown flag: --{flag.replace('_', '-')}")
+
+
+def generate(what: list[str], args: Any) -> dict[str, Any]:
+    """``create configmap NAME``, ``create secret generic|docker-registry|tls NAME``, with the
+    flags in ``args`` (argparse's namespace)."""
     kind, rest = what[0].lower(), what[1:]
+    sub = "configmap"
     if kind in ("secret", "secrets"):
-        if not rest or rest[0] != "generic":
-            sub = rest[0] if rest else ""
+        sub = rest[0] if rest else ""
+        if sub not in ("generic", "docker-registry", "tls"):
             raise Invalid(f'unknown command "{sub}" for "peapod create secret": peapod creates '
-                          "secret generic NAME [--type=TYPE] [--from-literal] [--from-file]")
+                          "secret generic|docker-registry|tls NAME")
         rest = rest[1:]
     if len(rest) != 1:
         raise Invalid(f"exactly one NAME is required, got {len(rest)}")
-    if kind in ("configmap", "configmaps", "cm"):
-        if type_:
-            raise Invalid("unknown flag: --type")
-        return configmap(rest[0], literals=literals, files=files)
-    return secret(rest[0], literals=literals, files=files, type_=type_)
+    refuse_flags(args, allowed=FLAGS[sub])
+    name, literals, files = rest[0], args.from_literal or [], args.from_file or []
+    if sub == "configmap":
+        return configmap(name, literals=literals, files=files)
+    if sub == "generic":
+        return secret(name, literals=literals, files=files, type_=args.type)
+    if sub == "docker-registry":
+        return docker_registry(name, server=args.docker_server, username=args.docker_username,
+                               password=args.docker_password, email=args.docker_email,
+                               files=files)
+    return tls(name, cert=args.cert, key=args.key)

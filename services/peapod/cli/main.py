@@ -154,17 +154,13 @@ def _named_object(args: argparse.Namespace) -> dict[str, Any]:
     what = args.what
     kind, names = what[0], what[1:]
     if RESOURCES.get(kind.lower()) in ("configmaps", "secrets"):
-        doc = generators.generate(what, literals=args.from_literal or [],
-                                  files=args.from_file or [], type_=args.type)
+        doc = generators.generate(what, args)
         return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
     if RESOURCES.get(kind.lower()) != "namespaces":
         raise Invalid(f'unknown command "{kind}" for "peapod create": peapod creates a '
                       "namespace, configmap or secret generic by name, anything else from a "
                       "file (-f)")
-    for flag, value in (("--from-literal", args.from_literal), ("--from-file", args.from_file),
-                        ("--type", args.type)):
-        if value:
-            raise Invalid(f"unknown flag: {flag}")
+    generators.refuse_flags(args)
     if len(names) != 1:
         raise Invalid(f"exactly one NAME is required, got {len(names)}")
     doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names[0]}}
@@ -503,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-file", action="append", metavar="[KEY=]PATH",
                    help="configmap, secret generic: a file (key: its name) or a directory")
     p.add_argument("--type", help="secret generic: the Secret's type (default Opaque)")
+    for flag, text in (("--docker-server", "secret docker-registry: the registry (default "
+                        "Docker Hub)"), ("--docker-username", "secret docker-registry"),
+                       ("--docker-password", "secret docker-registry"),
+                       ("--docker-email", "secret docker-registry"),
+                       ("--cert", "secret tls: PEM certificate file"),
+                       ("--key", "secret tls: PEM private key file")):
+        p.add_argument(flag, help=text)
     p = add("get", "list objects: pods, deployments, replicasets, daemonsets, nodes, namespaces, "
             "configmaps, secrets, events; several as deploy,rs; all", cmd_get)
     p.add_argument("resource")

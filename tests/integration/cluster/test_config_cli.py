@@ -87,6 +87,15 @@ async def test_generators_tables_and_describe(apiserver, tmp_path):
     bad = await peapod("create", "configmap", "bad", "--from-literal=novalue")
     assert bad.err == "error: invalid literal source novalue, expected key=value\n"
 
+    registry = await peapod("create", "secret", "docker-registry", "regcred",
+                            "--docker-server=registry.example:5000", "--docker-username=u",
+                            f"--docker-password={SECRET_VALUE}")
+    assert (registry.code, registry.out) == (0, "secret/regcred created\n"), registry.err
+    typed = await peapod("get", "secret", "regcred")
+    assert typed.out.splitlines()[1].split()[:3] == [
+        "regcred", "kubernetes.io/dockerconfigjson", "1"]
+    assert SECRET_VALUE not in (await peapod("describe", "secret", "regcred")).out
+
 
 async def test_manifests_string_data_binary_data_and_base64_errors(apiserver, tmp_path):
     peapod = cli_for(apiserver, tmp_path)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 from peapod.api import parse_object
 from peapod.api.config import base64_error, decode_b64
-from peapod.cli.generators import configmap, parse_file_source, secret
+from peapod.cli.generators import configmap, docker_registry, parse_file_source, secret, tls
+from peapod.cli.main import _named_object, parse_args
 from peapod.errors import Invalid
+from tests.pki import TestCA
 
 
 @pytest.mark.parametrize(("text", "error"), [
@@ -96,3 +101,30 @@ def test_generators(tmp_path):
             parse_file_source(source)
     with pytest.raises(Invalid, match=r"error reading .*: no such file or directory"):
         configmap("c", literals=[], files=[str(tmp_path / "absent")])
+
+
+def test_docker_registry_and_tls_generators(tmp_path):
+    doc = docker_registry("regcred", server="registry.example:5000", username="u",
+                          password="p@ss", email=None, files=[])
+    assert doc["type"] == "kubernetes.io/dockerconfigjson"
+    assert json.loads(base64.b64decode(doc["data"][".dockerconfigjson"])) == {
+        "auths": {"registry.example:5000": {"username": "u", "password": "p@ss",
+                                            "auth": base64.b64encode(b"u:p@ss").decode()}}}
+    parse_object(doc)  # a valid dockerconfigjson Secret
+    with pytest.raises(Invalid, match="either --from-file or the combination"):
+        docker_registry("r", server=None, username="u", password=None, email=None, files=[])
+
+    ca = TestCA(tmp_path)
+    pair, other = ca.issue("web"), ca.issue("other")
+    made = tls("web-tls", cert=str(pair.cert), key=str(pair.key))
+    assert made["type"] == "kubernetes.io/tls" and set(made["data"]) == {"tls.crt", "tls.key"}
+    with pytest.raises(Invalid, match="failed to load key pair"):
+        tls("bad", cert=str(pair.cert), key=str(other.key))
+    with pytest.raises(Invalid, match="unknown flag: --cert"):
+        _named_object(parse_args(["create", "secret", "generic", "s", "--cert", "x"]))
+    with pytest.raises(Invalid, match="unknown flag: --docker-server"):
+        _named_object(parse_args(["create", "namespace", "n", "--docker-server", "x"]))
+    made = _named_object(parse_args(["create", "secret", "docker-registry", "r",
+                                     "--docker-username", "u", "--docker-password", "p"]))
+    assert "https://index.docker.io/v1/" in base64.b64decode(
+        made["data"][".dockerconfigjson"]).decode()
