@@ -39,11 +39,11 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from peapod.apiserver.store import KV_OP, OP_HEADER, Store, with_revision
+from peapod.apiserver.store import KV_OP, OP_HEADER, Store, decode_stored, with_revision
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
 from peapod.bus.replay import read_all
-from peapod.errors import NotFound
+from peapod.errors import Invalid, NotFound
 
 log = structlog.get_logger("apiserver.fanout")
 
@@ -74,7 +74,11 @@ async def fan_out(js: JetStreamContext, msg: Msg) -> None:
     if not msg.data:
         log.warning("change_without_body", key=key, revision=seq)
         return
-    obj = with_revision(json.loads(msg.data), seq)
+    try:
+        obj = with_revision(decode_stored(key, msg.data), seq)
+    except Invalid as exc:  # written by hand or half-written: readers never see it
+        log.warning("change_value_skipped", key=key, revision=seq, reason=exc.message)
+        return
     body = json.dumps(obj, separators=(",", ":")).encode()
     headers = {EVENT_TYPE_HEADER: event_type}
     await js.publish(s.watch(kind, namespace, name), body,

@@ -29,9 +29,11 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
+from peapod.api import Namespace, Node, Pod
+from peapod.api.manifest import decode_json_object, validate_model
 from peapod.bus import subjects as s
 from peapod.bus.replay import read_all
-from peapod.errors import AlreadyExists, Conflict, NotFound, Unavailable
+from peapod.errors import AlreadyExists, Conflict, Invalid, NotFound, PeapodError, Unavailable
 
 OP_HEADER = "Peapod-Op"
 KV_OP = "KV-Operation"
@@ -41,6 +43,36 @@ _WRONG_LAST_SEQUENCE = (10071, 10164)
 # shorter than a client's request timeout (10 s), so the client hears the outcome.
 WRITE_RETRY_FOR = 8.0
 log = structlog.get_logger("apiserver")
+
+
+# the kinds whose stored values are checked against their model when read; any other kind's
+# value must be a JSON object whose metadata names its key
+STORED_MODELS: dict[str, type[Pod] | type[Node] | type[Namespace]] = {
+    "pods": Pod, "nodes": Node, "namespaces": Namespace}
+
+
+def decode_stored(key: str, data: bytes) -> dict[str, Any]:
+    """A value read from the bucket, or ``Invalid`` saying why it is not the object its key
+    names (not JSON, not that kind, another object's metadata).
+
+    Only the apiserver writes the bucket, through the models; but a value written by hand
+    with the store's credentials, or one left half-written, must not stop a list, the
+    fan-out or a kubelet: every reader of stored values goes through here.
+    """
+    try:
+        kind, namespace, name = s.parse_kv_key(key)
+    except ValueError:  # a key from before names were encoded: Store.rekey_legacy moves it
+        return decode_json_object(data, "stored object")
+    model = STORED_MODELS.get(kind)
+    doc = decode_json_object(data, model.__name__ if model else "stored object")
+    if model is not None:
+        validate_model(doc, model)
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    if meta.get("name") != name or meta.get("namespace", namespace) != namespace:
+        raise Invalid(f"not the object of its key: metadata names {meta.get('namespace')!r}/"
+                      f"{meta.get('name')!r}")
+    return doc
 
 
 @dataclass(frozen=True)
@@ -115,7 +147,13 @@ class Store:
             raise NotFound(f"{what} not found") from None
         if msg.headers and msg.headers.get(KV_OP) in ("DEL", "PURGE"):
             raise NotFound(f"{what} not found")
-        return Stored(key=key, value=with_revision(json.loads(msg.data), msg.seq), revision=msg.seq)
+        try:
+            value = decode_stored(key, msg.data)
+        except Invalid as exc:  # InternalError, as Kubernetes' "unable to decode" from etcd
+            log.warning("stored_value_unreadable", key=key, revision=msg.seq, reason=exc.message)
+            raise PeapodError(f"{what} cannot be read: its stored value (revision {msg.seq}) is "
+                              f"{exc.message}") from None
+        return Stored(key=key, value=with_revision(value, msg.seq), revision=msg.seq)
 
     async def list(self, prefix: str) -> list[Stored]:
         """Every live object whose key starts with ``prefix`` (``pods.default.``)."""
@@ -125,9 +163,13 @@ class Store:
                                   subject=f"{self._subject(prefix)}>", last_per_subject=True):
             if msg.headers and msg.headers.get(KV_OP) in ("DEL", "PURGE"):
                 continue
-            seq = msg.metadata.sequence.stream
-            items.append(Stored(key=msg.subject[base:], revision=seq,
-                                value=with_revision(json.loads(msg.data), seq)))
+            seq, key = msg.metadata.sequence.stream, msg.subject[base:]
+            try:
+                value = decode_stored(key, msg.data)
+            except Invalid as exc:  # one unreadable value must not stop every list
+                log.warning("stored_value_skipped", key=key, revision=seq, reason=exc.message)
+                continue
+            items.append(Stored(key=key, revision=seq, value=with_revision(value, seq)))
         return sorted(items, key=lambda item: item.key)
 
     async def create(self, key: str, value: dict[str, Any], *, what: str) -> Stored:

@@ -27,7 +27,6 @@ types; readers and the apiserver's event handler share them.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import OrderedDict
@@ -38,11 +37,10 @@ from typing import Any
 import nats.errors
 import structlog
 from nats.aio.client import Client as NATS
-from pydantic import ValidationError
 
 from peapod.api import Event, EventSource, ObjectMeta, ObjectReference, now_rfc3339, parse_rfc3339
 from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
-from peapod.api.validation import pydantic_problems
+from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Invalid, PeapodError
@@ -110,16 +108,7 @@ def event_problems(event: Event) -> list[str]:
 
 def parse_event(data: bytes) -> Event:
     """One message of the events stream as an Event; ``Invalid`` says why it is not one."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
-        raise Invalid(f"not JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise Invalid(f"not an Event: a JSON {type(doc).__name__}, not an object")
-    try:
-        event = Event.model_validate(doc)
-    except ValidationError as exc:
-        raise Invalid("not an Event: " + "; ".join(pydantic_problems(exc))) from None
+    event = decode_model(data, Event)
     if problems := event_problems(event):
         raise Invalid("not an Event: " + "; ".join(problems))
     return event
