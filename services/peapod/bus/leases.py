@@ -7,16 +7,31 @@ node lifecycle controller does (``Ready=Unknown``, ``NodeStatusUnknown``).
 Renewal times are the server's stamp on each entry. The bucket is followed
 by an ``Informer`` (list, then watch, resuming after a reconnect); a lease's
 value is not read, so no junk in it can stop the watch.
+
+``LeaseKeeper`` is the kubelet's side. The bucket lives in memory, so after a
+single nats-server restarts it is gone until the apiserver recreates it (within
+10 s), and while the link is down nothing can be published at all. Neither may
+stop the heartbeat: a renewal that fails is logged once per outage
+(``lease_not_renewed``), tried again after 0.5 s doubling up to the heartbeat
+period, and the first renewal after the outage says how long it lasted
+(``lease_renewed``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 
+import nats.errors
+import structlog
 from nats.js import JetStreamContext
 
+from peapod.api import now_rfc3339
 from peapod.bus import subjects as s
 from peapod.bus.informer import Informer, WatchEvent
+
+log = structlog.get_logger("leases")
 
 
 def _unread(key: str, data: bytes) -> bytes:
@@ -46,3 +61,44 @@ class Leases:
         self.renewed[event.key] = event.written_at
         if came_alive and on_alive is not None:
             on_alive()
+
+
+class LeaseKeeper:
+    """Renews ``node``'s lease every ``period`` seconds, through any outage."""
+
+    def __init__(self, js: JetStreamContext, node: str, *, period: float = 10.0,
+                 first_retry: float = 0.5) -> None:
+        self.js = js
+        self.node = node
+        self.period = period
+        self._first_retry = first_retry
+        self._outage_since: float | None = None  # loop time of the first failed renewal
+        self._log = log.bind(node=node)
+
+    async def renew(self) -> bool:
+        """One renewal; False (logged once per outage) if it could not be published."""
+        lease = {"holderIdentity": self.node, "renewTime": now_rfc3339(),
+                 "leaseDurationSeconds": s.LEASE_DURATION_SECONDS}
+        now = asyncio.get_running_loop().time()
+        try:
+            await self.js.publish(s.lease(self.node), json.dumps(lease).encode())
+        except (nats.errors.Error, TimeoutError) as exc:  # no stream, no link, no answer
+            if self._outage_since is None:
+                self._outage_since = now
+                self._log.warning("lease_not_renewed", error=str(exc) or type(exc).__name__,
+                                  retrying=True)
+            return False
+        if self._outage_since is not None:
+            self._log.info("lease_renewed", after_seconds=round(now - self._outage_since, 1))
+            self._outage_since = None
+        return True
+
+    async def run(self) -> None:
+        """Renew until cancelled: every ``period``, sooner while renewals fail."""
+        retry = self._first_retry
+        while True:
+            if await self.renew():
+                retry, delay = self._first_retry, self.period
+            else:
+                delay, retry = retry, min(retry * 2, self.period)
+            await asyncio.sleep(delay)

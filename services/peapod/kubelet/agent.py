@@ -51,6 +51,7 @@ from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
 from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
+from peapod.bus.leases import LeaseKeeper
 from peapod.errors import PeapodError
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
@@ -136,6 +137,7 @@ class Kubelet:
         self.orphans: dict[str, asyncio.Task[None]] = {}
         self.removed: dict[str, float] = {}  # uid -> loop time its podman pod was removed
         self.synced = asyncio.Event()
+        self.lease = LeaseKeeper(js, node_name, period=heartbeat)
         self.log = log.bind(node=node_name)
 
     def close(self) -> None:
@@ -158,21 +160,14 @@ class Kubelet:
         The lease is renewed first, so a node that reads Ready can be scheduled at once.
         """
         while True:
-            await self.publish_lease()
+            await self.lease.renew()  # a failure is the lease task's to log and retry
             await self.register()
             await asyncio.sleep(self.status_period)
 
     async def renew_lease(self) -> None:
-        """The heartbeat, every ``heartbeat`` seconds."""
-        while True:
-            await self.publish_lease()
-            await asyncio.sleep(self.heartbeat)
-
-    async def publish_lease(self) -> None:
-        """A coordination.k8s.io Lease in the memory-backed bucket."""
-        lease = {"holderIdentity": self.node_name, "renewTime": now_rfc3339(),
-                 "leaseDurationSeconds": s.LEASE_DURATION_SECONDS}
-        await self.js.publish(s.lease(self.node_name), json.dumps(lease).encode())
+        """The heartbeat: a coordination.k8s.io Lease in the memory-backed bucket, every
+        ``heartbeat`` seconds, kept through a missing bucket or a lost link."""
+        await self.lease.run()
 
     # -- partition ----------------------------------------------------------------------
 
