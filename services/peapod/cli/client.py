@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -33,6 +32,7 @@ from nats.js.api import DeliverPolicy
 
 from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
+from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, note_refusal, request
 from peapod.bus.events import latest_events, parse_event
@@ -45,6 +45,7 @@ from peapod.errors import Invalid, NotFound, Unavailable, from_wire
 # (slow on a Raspberry Pi) a command still fails within five seconds
 CONNECT_DEADLINE = 2.5
 WARNING_LIMIT = 300  # characters of a skipped message's reason on the warning line
+T = TypeVar("T")
 
 
 def _printable(text: str) -> str:
@@ -52,15 +53,15 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def event_or_warning(msg: Msg) -> Event | None:
-    """The Event in ``msg``, or None after one warning line on stderr.
+def parsed_or_warning(msg: Msg, parse: Callable[[bytes], T]) -> T | None:
+    """``parse(msg.data)``, or None after one warning line on stderr.
 
-    Anything may sit on the events stream (an old writer, an admin's typo): a
-    reader skips what is not an Event and carries on, instead of failing for
-    everyone until the stream's retention drops it.
+    Anything may sit on a stream the CLI reads (an old writer, an admin's
+    typo): a reader skips what ``parse`` refuses and carries on, instead of
+    failing for everyone until the stream's retention drops it.
     """
     try:
-        return parse_event(msg.data)
+        return parse(msg.data)
     except Invalid as exc:
         seq = msg.metadata.sequence.stream if msg.metadata else "?"
         reason = _printable(exc.message)
@@ -69,6 +70,11 @@ def event_or_warning(msg: Msg) -> Event | None:
         print(f"warning: skipped message {seq} on {_printable(msg.subject)}: {reason}",
               file=sys.stderr, flush=True)
         return None
+
+
+def event_or_warning(msg: Msg) -> Event | None:
+    """The Event in ``msg``, or None after one warning line on stderr."""
+    return parsed_or_warning(msg, parse_event)
 
 
 class ServerUnreachable(Unavailable):
@@ -370,7 +376,9 @@ class Client:
             try:
                 async for msg in sub.messages:
                     kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")
-                    yield kind, model.model_validate(json.loads(msg.data))
+                    obj = parsed_or_warning(msg, lambda data: decode_model(data, model))
+                    if obj is not None:
+                        yield kind, obj
             finally:
                 await sub.unsubscribe()
 
