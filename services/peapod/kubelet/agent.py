@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,17 +41,19 @@ from typing import Any
 
 import structlog
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from peapod.api import Pod, PodStatus, now_rfc3339
+from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
 from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.bus.leases import LeaseKeeper
-from peapod.errors import PeapodError
+from peapod.errors import Invalid, PeapodError
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
@@ -191,14 +192,34 @@ class Kubelet:
                     self._mark_synced()
                     continue
                 for msg in messages:
-                    deleted = (msg.headers or {}).get(EVENT_TYPE_HEADER) == "DELETED"
-                    self.receive(Pod.model_validate(json.loads(msg.data)), deleted=deleted)
+                    if (pod := self._partition_pod(msg)) is not None:
+                        deleted = (msg.headers or {}).get(EVENT_TYPE_HEADER) == "DELETED"
+                        self.receive(pod, deleted=deleted)
                     await msg.ack()
                     if msg.metadata.num_pending == 0:
                         self._mark_synced()
         finally:  # a pull subscription left behind makes the connection's drain wait 30 s
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    def _partition_pod(self, msg: Msg) -> Pod | None:
+        """The pod a partition message carries, or None after one log line: only the
+        apiserver publishes here, but a message that is not a pod of this node at that
+        subject must neither stop the partition nor reach podman."""
+        try:
+            pod = decode_model(msg.data, Pod)
+            meta = pod.metadata
+            if pod.spec.node_name != self.node_name:
+                raise Invalid(f"pod {meta.namespace}/{meta.name} is bound to node "
+                              f"{pod.spec.node_name!r}")
+            if msg.subject != s.node_partition(self.node_name, meta.namespace or "default",
+                                               meta.name or "-"):
+                raise Invalid(f"pod {meta.namespace}/{meta.name} does not belong on this subject")
+        except Invalid as exc:
+            self.log.warning("partition_message_skipped", subject=msg.subject,
+                             seq=msg.metadata.sequence.stream, reason=exc.message)
+            return None
+        return pod
 
     def _mark_synced(self) -> None:
         if not self.synced.is_set():
