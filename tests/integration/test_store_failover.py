@@ -38,16 +38,16 @@ async def test_a_write_waits_out_the_election_after_the_stream_leader_dies(tmp_p
                     raise
                 await asyncio.sleep(0.5)
         store = Store(js)
-        await store.create("pods.default.before", {"metadata": {"name": "before"}}, what="before")
+        await store.create("widgets.default.before", {"metadata": {"name": "before"}}, what="before")
         info = await js.stream_info(s.KV_STREAM)
         leader = next(i for i, server in enumerate(cluster.servers)
                       if info.cluster and info.cluster.leader == f"nats{i}")
         cluster.servers[leader].kill()
-        created = await store.create("pods.default.after", {"metadata": {"name": "after"}}, what="after")
-        got = await store.get("pods.default.after", what="after")
+        created = await store.create("widgets.default.after", {"metadata": {"name": "after"}}, what="after")
+        got = await store.get("widgets.default.after", what="after")
         assert got.revision == created.revision
         # direct gets are answered by any replica; the earlier write is still there
-        assert (await store.get("pods.default.before", what="before")).value["metadata"]["name"] == "before"
+        assert (await store.get("widgets.default.before", what="before")).value["metadata"]["name"] == "before"
         new_leader = (await js.stream_info(s.KV_STREAM)).cluster.leader
         assert new_leader != f"nats{leader}"
         await nc.close()

@@ -80,6 +80,7 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
         problems.extend(_name("metadata.namespace", meta.namespace, check_dns1123_label))
     for key, value in (meta.labels or {}).items():
         problems.extend(_label_problems(key, value))
+    problems.extend(_annotation_problems(meta.annotations or {}))
     return problems + owner_problems(meta)
 
 
@@ -121,20 +122,40 @@ def owner_problems(meta: ObjectMeta) -> list[str]:
     return problems
 
 
+ANNOTATIONS_LIMIT = 256 * 1024  # Kubernetes' TotalAnnotationSizeLimitB
+
+
+def _annotation_problems(annotations: dict[str, str]) -> list[str]:
+    """Kubernetes' ValidateAnnotations: qualified-name keys, at most 256 KiB in all."""
+    problems = [problem for key in annotations
+                for problem in _key_problems(key, field="metadata.annotations", what="annotation")]
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if size > ANNOTATIONS_LIMIT:
+        problems.append(f"metadata.annotations: Too long: must have at most {ANNOTATIONS_LIMIT} "
+                        "bytes")
+    return problems
+
+
 def _mask_trailing_dash(prefix: str) -> str:
     # Kubernetes' maskTrailingDash: "web-" is a valid prefix because a suffix follows it
     return prefix[:-1] + "a" if len(prefix) > 1 and prefix.endswith("-") else prefix
 
 
-def _label_problems(key: str, value: str) -> list[str]:
-    # Label keys and values are what selectors match on; Kubernetes refuses malformed ones.
+def _key_problems(key: str, *, field: str = "metadata.labels", what: str = "label") -> list[str]:
+    """A label or annotation key: Kubernetes' qualified name, ``[prefix/]name``."""
     problems = []
     prefix, slash, name = key.rpartition("/")
     if slash and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
-        problems.append(f"metadata.labels: invalid label key {key!r}: prefix part must be "
+        problems.append(f"{field}: invalid {what} key {key!r}: prefix part must be "
                         "a lowercase RFC 1123 subdomain of at most 253 characters")
     if len(name) > 63 or not _LABEL_VALUE.match(name):
-        problems.append(f"metadata.labels: invalid label key {key!r}: name part {_LABEL_RULE}")
+        problems.append(f"{field}: invalid {what} key {key!r}: name part {_LABEL_RULE}")
+    return problems
+
+
+def _label_problems(key: str, value: str) -> list[str]:
+    # Label keys and values are what selectors match on; Kubernetes refuses malformed ones.
+    problems = _key_problems(key)
     if value and (len(value) > 63 or not _LABEL_VALUE.match(value)):
         problems.append(f"metadata.labels.{key}: invalid label value {value!r}: "
                         f"a label value must be empty or {_LABEL_RULE}")

@@ -75,6 +75,19 @@ def decode_stored(key: str, data: bytes) -> dict[str, Any]:
     return doc
 
 
+# The largest object stored. A NATS message carries at most 1 MiB (max_payload) and an
+# object travels in one, with its resourceVersion, to the watch stream and its node's
+# partition; half of that leaves room for the status its kubelet adds.
+MAX_OBJECT_BYTES = 512 * 1024
+
+
+def _check_size(value: dict[str, Any], what: str) -> None:
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > MAX_OBJECT_BYTES:
+        raise Invalid(f"{what}: Request entity too large: the object is {size} bytes, "
+                      f"at most {MAX_OBJECT_BYTES} may be stored")
+
+
 @dataclass(frozen=True)
 class Stored:
     key: str
@@ -173,6 +186,7 @@ class Store:
         return sorted(items, key=lambda item: item.key)
 
     async def create(self, key: str, value: dict[str, Any], *, what: str) -> Stored:
+        _check_size(value, what)
         try:
             revision = await self._write(key, value, expected=0, op="ADDED")
         except Conflict:
@@ -187,6 +201,7 @@ class Store:
         return Stored(key=key, value=with_revision(value, revision), revision=revision)
 
     async def update(self, key: str, value: dict[str, Any], *, expected: int, what: str) -> Stored:
+        _check_size(value, what)
         try:
             revision = await self._write(key, value, expected=expected, op="MODIFIED")
         except Conflict:

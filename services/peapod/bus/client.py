@@ -162,6 +162,18 @@ def forbidden(subject: str, user: str, payload: dict[str, Any]) -> Forbidden:
                      f'"{resource}" in API group ""{where}')
 
 
+def decode_request(data: bytes) -> dict[str, Any]:
+    """A request body, which must be a JSON object; ``Invalid`` otherwise (not JSON, not
+    UTF-8, empty, a list …), so a handler only ever sees an object."""
+    try:
+        payload = decode(data)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+        raise Invalid(f"request body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise Invalid("request body must be a JSON object")
+    return payload
+
+
 async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
                   timeout: float = 10) -> Any:
     """Send one API request and return its result, or raise the server's error."""
@@ -202,14 +214,9 @@ async def serve(nc: NATS, subject: str, handler: Handler, *,
 
     async def on_message(msg: Msg) -> None:
         try:
-            payload = decode(msg.data)
-            if not isinstance(payload, dict):
-                raise Invalid("request body must be a JSON object")
-            result = await handler(payload, msg)
+            result = await handler(decode_request(msg.data), msg)
         except PeapodError as exc:
             await respond(msg, error=exc)
-        except json.JSONDecodeError as exc:
-            await respond(msg, error=Invalid(f"request body is not JSON: {exc}"))
         except Exception as exc:  # answer, then let the operator see the traceback
             log.exception("handler_failed", subject=msg.subject)
             await respond(msg, error=PeapodError(f"internal error: {exc}"))

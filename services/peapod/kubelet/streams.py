@@ -20,7 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
 from peapod.bus import subjects as s
-from peapod.bus.client import encode, respond, serve
+from peapod.bus.client import decode_request, encode, respond, serve
 from peapod.errors import Invalid, NotFound, PeapodError
 from peapod.kubelet.reconcile import attempts
 from peapod.kubelet.runtime import PodmanRuntime
@@ -45,8 +45,10 @@ class Streams:
     def _target(self, payload: dict[str, Any]) -> tuple[str, str]:
         namespace = payload.get("namespace") or "default"
         name = payload.get("name")
-        if not isinstance(name, str):
-            raise Invalid("request field 'name' must be a string")
+        for field, value in (("name", name), ("namespace", namespace),
+                             ("container", payload.get("container") or "")):
+            if not isinstance(value, str):
+                raise Invalid(f"request field {field!r} must be a string")
         found = self.find_uid(namespace, name)
         if found is None:
             raise NotFound(f'pods "{name}" not found on node {self.node_name}')
@@ -78,8 +80,12 @@ class Streams:
             await respond(msg, error=PeapodError(f"internal error: {exc}"))
 
     async def logs(self, msg: Msg) -> None:
-        import json
-        payload = json.loads(msg.data)
+        payload = decode_request(msg.data)
+        tail, follow, previous = (payload.get(f) for f in ("tail", "follow", "previous"))
+        if tail is not None and (not isinstance(tail, int) or isinstance(tail, bool) or tail < 0):
+            raise Invalid("request field 'tail' must be a non-negative integer")
+        if not all(isinstance(flag, bool | None) for flag in (follow, previous)):
+            raise Invalid("request fields 'follow' and 'previous' must be true or false")
         uid, container = self._target(payload)
         info = self.runtime.get_pod(uid)
         tries = attempts(info, container)

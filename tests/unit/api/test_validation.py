@@ -131,6 +131,23 @@ def test_malformed_label_keys_and_values_are_refused(labels, problem):
     assert problem in refusal(lambda d: d["metadata"].update(labels=labels))
 
 
+@pytest.mark.parametrize(("annotations", "problem"), [
+    ({"Bad Key!": "x"}, "metadata.annotations: invalid annotation key 'Bad Key!': name part"),
+    ({"Example.com/a": "x"}, "invalid annotation key 'Example.com/a': prefix part must be"),
+    ({"note": "x" * (256 * 1024)}, "metadata.annotations: Too long: must have at most 262144 bytes"),
+])
+def test_malformed_or_oversized_annotations_are_refused_as_kubernetes_does(annotations, problem):
+    assert problem in refusal(lambda d: d["metadata"].update(annotations=annotations))
+
+
+def test_annotations_may_hold_any_text_up_to_the_limit():
+    doc = copy.deepcopy(SEED)
+    notes = {"example.com/note": "$(rm -rf /) `id`\n" * 100}
+    notes["big"] = "x" * (256 * 1024 - 3 - 16 - len(notes["example.com/note"]))
+    doc["metadata"]["annotations"] = notes
+    assert parse_object(doc).metadata.annotations == notes
+
+
 def test_well_formed_labels_are_accepted():
     doc = copy.deepcopy(SEED)
     labels = {"app.kubernetes.io/name": "db", "tier": "", "Vendor_1.x-y": "MongoLabs_3.3-a"}
