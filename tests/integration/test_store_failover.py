@@ -47,7 +47,8 @@ async def test_a_write_waits_out_the_election_after_the_stream_leader_dies(tmp_p
         got = await store.get("widgets.default.after", what="after")
         assert got.revision == created.revision
         # direct gets are answered by any replica; the earlier write is still there
-        assert (await store.get("widgets.default.before", what="before")).value["metadata"]["name"] == "before"
+        before = await store.get("widgets.default.before", what="before")
+        assert before.value["metadata"]["name"] == "before"
         new_leader = (await js.stream_info(s.KV_STREAM)).cluster.leader
         assert new_leader != f"nats{leader}"
         await nc.close()
