@@ -22,6 +22,7 @@ class Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_assignment=False,
+        strict=True,  # JSON types as Kubernetes reads them: "5" is not 5, 1 is not true
     )
 
     def to_wire(self) -> dict[str, Any]:
