@@ -253,9 +253,9 @@ def test_watch_describe_logs_and_delete_by_file(cluster, tmp_path):
 
     bad = peapod(env, "get", "pods", "-l", "app in (web)", check=False)
     assert bad.returncode == 1 and "set-based selectors are not supported" in bad.stderr
-    unknown = peapod(env, "get", "deployments", check=False)
+    unknown = peapod(env, "get", "statefulsets", check=False)
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == 'error: the server doesn\'t have a resource type "deployments"'
+    assert unknown.stderr.strip() == 'error: the server doesn\'t have a resource type "statefulsets"'
 
     assert peapod(env, "delete", "-f", str(manifest)).stdout.strip() == 'pod "web" deleted'
     assert peapod(env, "get", "pods", "web", check=False).returncode == 1
