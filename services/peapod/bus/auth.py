@@ -71,6 +71,15 @@ def apiserver_permissions() -> dict[str, Any]:
     }
 
 
+def _not_the_apiservers(stream: str) -> list[str]:
+    """What a reader of ``stream`` may not do to the apiserver's durable fan-out cursor: its
+    creation subjects name the consumer, so a reader allowed to create and delete its own
+    (server-named) watch consumers could otherwise delete or update that one."""
+    fanout = s.FANOUT_DURABLE
+    return [f"{JS}.CONSUMER.CREATE.{stream}.{fanout}", f"{JS}.CONSUMER.CREATE.{stream}.{fanout}.>",
+            f"{JS}.CONSUMER.DURABLE.CREATE.{stream}.>", f"{JS}.CONSUMER.DELETE.{stream}.{fanout}"]
+
+
 def _kv_reader(kv: str) -> list[str]:
     """The JetStream calls a KV watch makes, on one bucket only."""
     return [f"{JS}.STREAM.INFO.{kv}", f"{JS}.CONSUMER.CREATE.{kv}",
@@ -84,7 +93,7 @@ def scheduler_permissions() -> dict[str, Any]:
         "publish": {"allow": [
             f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
             s.api("pods", "bind"), s.api("events", "create"),
-        ]},
+        ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("scheduler")]},
     }
 
@@ -101,7 +110,7 @@ def controller_manager_permissions() -> dict[str, Any]:
             *(s.api(resource, verb) for resource in CONTROLLED_RESOURCES
               for verb in ("create", "get", "update", "status", "delete")),
             s.api("events", "create"),
-        ]},
+        ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("controller-manager")]},
     }
 
