@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
+from peapod.api.probe import Lifecycle, Probe
 from peapod.api.security import HostAlias, PodDNSConfig, PodSecurityContext, SecurityContext
 from peapod.api.sources import (
     ConfigMapVolumeSource,
@@ -66,6 +67,10 @@ class Container(Model):
     # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
     restart_policy: Literal["Always"] | None = None
     security_context: SecurityContext | None = None
+    liveness_probe: Probe | None = None
+    readiness_probe: Probe | None = None
+    startup_probe: Probe | None = None
+    lifecycle: Lifecycle | None = None
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:

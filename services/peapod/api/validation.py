@@ -23,6 +23,7 @@ from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
+from peapod.api.probe import probe_problems
 from peapod.api.quantity import parse_quantity
 from peapod.api.security import context_problems, host_problems
 from peapod.api.sources import env_problems, path_problems, volume_source_problems
@@ -202,6 +203,12 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
             if kind == "containers" and container.restart_policy is not None:
                 problems.append(f"{where}.restartPolicy: Forbidden: may not be set for "
                                 "non-init containers")
+            problems.extend(probe_problems(
+                where, {"livenessProbe": container.liveness_probe,
+                        "readinessProbe": container.readiness_probe,
+                        "startupProbe": container.startup_probe}, container.lifecycle,
+                init=kind == "initContainers" and container.restart_policy != "Always",
+                grace=spec.termination_grace_period_seconds))
             problems.extend(_container_problems(where, container, volume_names))
             problems.extend(env_problems(where, container, names))
             if container.security_context is not None:

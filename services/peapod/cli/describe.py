@@ -17,6 +17,7 @@ from datetime import datetime
 from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret, parse_rfc3339
 from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
+from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable, is_active
@@ -112,6 +113,22 @@ def _ports(container: Container) -> tuple[str, str]:
             ", ".join(f"{p.host_port or 0}/{p.protocol}" for p in ports))
 
 
+def describe_probe(probe: Probe) -> str:
+    """kubectl's ``DescribeProbe``: ``exec [cat /tmp/ok] delay=0s timeout=1s period=10s …``."""
+    attrs = (f"delay={probe.initial_delay_seconds or 0}s timeout={probe.timeout_seconds}s "
+             f"period={probe.period_seconds}s #success={probe.success_threshold} "
+             f"#failure={probe.failure_threshold}")
+    if probe.exec is not None:
+        return f"exec [{' '.join(probe.exec.command or [])}] {attrs}"
+    if probe.http_get is not None:
+        get = probe.http_get
+        host = f"[{get.host}]" if get.host and ":" in get.host else (get.host or "")
+        return f"http-get {get.scheme.lower()}://{host}:{get.port}{get.path} {attrs}"
+    if probe.tcp_socket is not None:
+        return f"tcp-socket {probe.tcp_socket.host or ''}:{probe.tcp_socket.port} {attrs}"
+    return f"unknown {attrs}"
+
+
 def _container(w: _Writer, pod: Pod, container: Container,
                status: ContainerStatus | None) -> None:
     w.line(1, f"{container.name}:")
@@ -143,6 +160,11 @@ def _container(w: _Writer, pod: Pod, container: Container,
             w.line(2, f"{title}:")
             for key, value in sorted(values.items()):
                 w.line(3, f"{key}:", str(value))
+    for title, probe in (("Liveness", container.liveness_probe),
+                         ("Readiness", container.readiness_probe),
+                         ("Startup", container.startup_probe)):
+        if probe is not None:
+            w.line(2, f"{title}:", describe_probe(probe))
     environment(w, 2, container, pod)
     if container.volume_mounts:
         w.line(2, "Mounts:")

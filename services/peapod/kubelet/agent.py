@@ -46,7 +46,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from peapod.api import Pod, PodStatus, now_rfc3339
+from peapod.api import Container, Pod, PodStatus, now_rfc3339
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
@@ -54,22 +54,27 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.bus.leases import LeaseKeeper
 from peapod.errors import Invalid, PeapodError
+from peapod.kubelet.actions import Target, named_ports
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
+from peapod.kubelet.hooks import run_hook
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.node import build_node
+from peapod.kubelet.probes import ProbeManager
 from peapod.kubelet.reconcile import (
     Action,
     Plan,
+    ProbeView,
     attempts,
     backoff_key,
     container_spec,
     field_path,
+    is_sidecar,
     plan_pod,
     pod_status,
 )
 from peapod.kubelet.runtime import PodInfo, PodmanRuntime, RuntimeFailure
-from peapod.kubelet.termination import grace_seconds, terminate_pod
+from peapod.kubelet.termination import grace_seconds, stop_container, terminate_pod
 from peapod.kubelet.threads import PodmanThreads
 
 log = structlog.get_logger("kubelet")
@@ -140,8 +145,13 @@ class Kubelet:
         self.synced = asyncio.Event()
         self.lease = LeaseKeeper(js, node_name, period=heartbeat)
         self.log = log.bind(node=node_name)
+        self.probes = ProbeManager(exec_fn=self._exec, on_change=self._probe_changed,
+                                   on_failure=self._probe_failed, event=self._warning,
+                                   clock=clock, log=self.log)
+        self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
 
     def close(self) -> None:
+        self.probes.close()
         self.threads.shutdown()
 
     # -- node ---------------------------------------------------------------------------
@@ -311,12 +321,15 @@ class Kubelet:
             return record.deleted
         observed = await self._observe(record, uid)
         now = self.clock()
-        plan = plan_pod(pod, observed, backoff=self.backoff, now=now)
+        self.probes.sync(pod, observed)
+        plan = plan_pod(pod, observed, backoff=self.backoff, now=now,
+                        probes=self.probes.view(uid))
         if plan.actions and await self._execute(record, plan, observed, plog, now=now):
             record.acted = asyncio.get_running_loop().time()
             observed = await self._observe(record, uid)
+            self.probes.sync(pod, observed)
         await self._crash_loop_events(record, observed, plan)
-        await self._report(record, observed, plan, plog)
+        await self._report(record, observed, plan, plog, probes=self.probes.view(uid))
         return False
 
     async def _observe(self, record: PodRecord, uid: str) -> PodInfo | None:
@@ -346,6 +359,10 @@ class Kubelet:
                 pod_id = await self._create_sandbox(record, plog)
                 if pod_id is None:
                     return acted
+            elif action.kind == "stop" and action.container_id:
+                self._stop(record.pod, action.container or "", action.container_id,
+                           grace=record.pod.spec.termination_grace_period_seconds,
+                           message=f"Stopping container {action.container}")
             elif action.kind == "remove_container" and action.container_id:
                 await self.threads.call(self.runtime.remove_container, action.container_id)
                 acted = True
@@ -409,6 +426,25 @@ class Kubelet:
                   container_id=container_id[:12], field_path=field_path(pod, name))
         await self.events.record(obj, reason="Created", message=f"Created container {name}")
         await self.events.record(obj, reason="Started", message=f"Started container {name}")
+        if spec.lifecycle is not None and spec.lifecycle.post_start is not None:
+            await self._post_start(record, spec, container_id, pod_id=pod_id, plog=plog)
+
+    async def _post_start(self, record: PodRecord, spec: Container, container_id: str, *,
+                          pod_id: str | None, plog: Any) -> None:
+        """Kubernetes' postStart: run right after the start; its failure kills the container."""
+        pod, hook = record.pod, spec.lifecycle.post_start  # type: ignore[union-attr]
+        ip = await self.threads.call(self.runtime.pod_ip, pod_id) if pod_id else None
+        target = Target(container_id=container_id, pod_ip=ip,
+                        ports=named_ports(spec))
+        failure = await run_hook(hook, pod, spec, target, exec_fn=self._exec,  # type: ignore[arg-type]
+                                 timeout=None)
+        if failure is None:
+            return
+        plog.warning("post_start_hook_failed", container=spec.name)
+        record.reasons[spec.name] = ("PostStartHookError", failure)
+        await self._warning(pod, "FailedPostStartHook", failure)
+        self._stop(pod, spec.name, container_id,
+                   grace=pod.spec.termination_grace_period_seconds, message="FailedPostStartHook")
 
     async def _crash_loop_events(self, record: PodRecord, observed: PodInfo | None,
                                  plan: Plan) -> None:
@@ -442,8 +478,11 @@ class Kubelet:
                     await self.events.record(obj, reason="Killing",
                                              message=f"Stopping container {container.name}")
 
+        self.probes.forget(uid)
         found = await terminate_pod(uid=uid, runtime=self.runtime, threads=self.threads,
-                                    grace=grace, wake=record.wake, on_stopping=stopping, log=plog)
+                                    grace=grace, wake=record.wake, on_stopping=stopping,
+                                    order=lambda info: stop_order(pod, info),
+                                    pre_stop=self._pre_stop_hooks(pod, plog), log=plog)
         self.removed[uid] = asyncio.get_running_loop().time()
         self.observed.pop(uid, None)
         record.fresh = None
@@ -454,6 +493,81 @@ class Kubelet:
         if record.pod.metadata.uid != uid:  # a new pod of that name is waiting its turn
             record.wake.set()
 
+    # -- probes, hooks and stopping one container ----------------------------------------
+
+    async def _exec(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
+        return await self.threads.probe(self.runtime.exec_in, container_id, argv)
+
+    async def _warning(self, pod: Pod, reason: str, message: str) -> None:
+        await self.events.record(pod.to_wire(), reason=reason, type="Warning", message=message)
+
+    def _probe_changed(self, pod: Pod) -> None:
+        record = self.pods.get(pod.key)
+        if record is not None and record.pod.metadata.uid == pod.metadata.uid:
+            record.wake.set()
+
+    async def _probe_failed(self, pod: Pod, name: str, container_id: str, kind: str,
+                            grace: int) -> None:
+        restart = is_sidecar(container_spec(pod, name)) or pod.spec.restart_policy != "Never"
+        message = f"Container {name} failed {kind} probe"
+        self._stop(pod, name, container_id, grace=grace,
+                   message=f"{message}, will be restarted" if restart else message)
+
+    def _target(self, pod: Pod, container: Container, container_id: str) -> Target:
+        info = self.observed.get(pod.metadata.uid or "")
+        record = self.pods.get(pod.key)
+        fresh = record.fresh if record is not None else None
+        ip = (fresh.ip if fresh else None) or (info.ip if info else None)
+        return Target(container_id=container_id, pod_ip=ip,
+                      ports=named_ports(container))
+
+    def _pre_stop_hooks(self, pod: Pod, plog: Any) -> Any:
+        """The preStop hooks of the given running containers, side by side."""
+        async def run(container_ids: list[str], left: float) -> None:
+            info = await self.threads.call(self.runtime.get_pod, pod.metadata.uid or "")
+            names = {c.id: c.name for c in (info.containers if info else [])}
+            await asyncio.gather(*(self._pre_stop(pod, names[cid], cid, left, plog)
+                                   for cid in container_ids if cid in names))
+        return run
+
+    async def _pre_stop(self, pod: Pod, name: str, container_id: str, left: float,
+                        plog: Any) -> None:
+        container = container_spec(pod, name)
+        hook = container.lifecycle.pre_stop if container.lifecycle else None
+        if hook is None:
+            return
+        failure = await run_hook(hook, pod, container, self._target(pod, container, container_id),
+                                 exec_fn=self._exec, timeout=max(left, 0.0))
+        if failure is not None:
+            plog.warning("pre_stop_hook_failed", container=name)
+            await self._warning(pod, "FailedPreStopHook", failure)
+
+    def _stop(self, pod: Pod, name: str, container_id: str, *, grace: int, message: str) -> None:
+        """Stop one container in a task of its own: Killing, preStop, SIGTERM, grace, SIGKILL."""
+        if container_id in self.stopping:
+            return
+        self.stopping[container_id] = asyncio.create_task(
+            self._stop_container(pod, name, container_id, grace=grace, message=message),
+            name=f"stop:{container_id[:12]}")
+
+    async def _stop_container(self, pod: Pod, name: str, container_id: str, *, grace: int,
+                              message: str) -> None:
+        plog = self.log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name,
+                             uid=pod.metadata.uid)
+        try:
+            await self.events.record(pod.to_wire(), reason="Killing", message=message)
+            await stop_container(container_id, runtime=self.runtime, threads=self.threads,
+                                 grace=grace, pre_stop=self._pre_stop_hooks(pod, plog), log=plog)
+            plog.info("container_stopped", container=name, why=message)
+        except Exception:
+            plog.exception("container_not_stopped", container=name)
+        finally:
+            self.stopping.pop(container_id, None)
+            record = self.pods.get(pod.key)
+            if record is not None and record.pod.metadata.uid == pod.metadata.uid:
+                record.acted = asyncio.get_running_loop().time()
+                record.wake.set()
+
     async def _finalize(self, pod: Pod, plog: Any) -> None:
         try:
             await request(self.nc, s.node_api(self.node_name, "finalize"), {
@@ -463,13 +577,13 @@ class Kubelet:
             plog.info("finalize_failed", error=exc.message)
 
     async def _report(self, record: PodRecord, observed: PodInfo | None, plan: Plan,
-                      plog: Any) -> None:
+                      plog: Any, *, probes: ProbeView) -> None:
         pod = record.pod
         if record.start_time is None:
             record.start_time = now_rfc3339()
         status = pod_status(pod, observed, waiting={**record.reasons, **plan.waiting},
                             host_ip=self.host_ip, start_time=record.start_time,
-                            previous=record.last_status, now=now_rfc3339())
+                            previous=record.last_status, now=now_rfc3339(), probes=probes)
         wire = status.to_wire()
         if wire == record.reported:
             return
@@ -482,3 +596,12 @@ class Kubelet:
             return
         record.reported, record.last_status = wire, status
         plog.debug("status_reported", phase=status.phase)
+
+
+def stop_order(pod: Pod, info: PodInfo) -> list[list[str]]:
+    """The running containers in the order Kubernetes stops them: the app (and init)
+    containers together, then the sidecars one by one, the last started first."""
+    sidecars = [c.name for c in pod.spec.init_containers or [] if is_sidecar(c)]
+    running = {c.name: c.id for c in info.containers if c.state == "running"}
+    first = [cid for name, cid in running.items() if name not in sidecars]
+    return [first, *([running[name]] for name in reversed(sidecars) if name in running)]

@@ -40,7 +40,16 @@ from peapod.api import (
 from peapod.kubelet.backoff import Backoff, go_duration
 from peapod.kubelet.runtime import ContainerInfo, PodInfo
 
-ActionKind = Literal["create_pod", "start", "remove_container"]
+ActionKind = Literal["create_pod", "start", "remove_container", "stop"]
+
+
+@dataclass(frozen=True)
+class ProbeView:
+    """What the probes say of the running containers, by container id (probes.py)."""
+
+    not_started: frozenset[str] = frozenset()  # startup probe not (yet) succeeded
+    not_ready: frozenset[str] = frozenset()  # readiness not (yet) succeeded, or not started
+
 
 
 @dataclass(frozen=True)
@@ -108,12 +117,16 @@ def _exited(info: ContainerInfo) -> bool:
     return info.state in ("exited", "stopped")
 
 
-def plan_pod(pod: Pod, observed: PodInfo | None, *, backoff: Backoff, now: float) -> Plan:
+def plan_pod(pod: Pod, observed: PodInfo | None, *, backoff: Backoff, now: float,
+             probes: ProbeView | None = None) -> Plan:
     """What to do next for a pod that should be running.
 
     Init containers run one at a time, each to completion, before any app
-    container (a sidecar only has to be running); once an app container has
-    run the pod is initialized for good and only sidecars are restarted.
+    container (a sidecar only has to be started: running, and its startup
+    probe passed); once an app container has run the pod is initialized for
+    good and only sidecars are restarted. When every app container has
+    finished for good, or an init container failed for good, the sidecars
+    are stopped and not restarted (the pod is done).
     """
     plan = Plan()
     if observed is None:
@@ -122,11 +135,36 @@ def plan_pod(pod: Pod, observed: PodInfo | None, *, backoff: Backoff, now: float
         for old in attempts(observed, container.name)[2:]:  # keep the current and previous
             plan.actions.append(Action("remove_container", container.name,
                                        container_id=old.id))
-    if _plan_init(pod, observed, plan, backoff=backoff, now=now):
+    if finished(pod, observed):
+        _stop_sidecars(pod, observed, plan)
+        return plan
+    if _plan_init(pod, observed, plan, backoff=backoff, now=now, probes=probes or ProbeView()):
         for container in pod.spec.containers:
             _plan_container(pod, container, observed, plan, backoff=backoff, now=now,
                             restart=should_restart)
     return plan
+
+
+def finished(pod: Pod, observed: PodInfo | None) -> bool:
+    """Is the pod done: an init container or every app container exited, never to restart?"""
+    for container in pod.spec.init_containers or []:
+        tries = attempts(observed, container.name)
+        if (not is_sidecar(container) and tries and _exited(tries[0])
+                and tries[0].exit_code != 0
+                and not should_restart_init(pod, container, tries[0].exit_code)):
+            return True
+    for container in pod.spec.containers:
+        tries = attempts(observed, container.name)
+        if not tries or not _exited(tries[0]) or should_restart(pod, tries[0].exit_code):
+            return False
+    return True
+
+
+def _stop_sidecars(pod: Pod, observed: PodInfo | None, plan: Plan) -> None:
+    for container in pod.spec.init_containers or []:
+        tries = attempts(observed, container.name)
+        if is_sidecar(container) and tries and tries[0].state == "running":
+            plan.actions.append(Action("stop", container.name, container_id=tries[0].id))
 
 
 def initialized(pod: Pod, observed: PodInfo | None) -> bool:
@@ -135,7 +173,7 @@ def initialized(pod: Pod, observed: PodInfo | None) -> bool:
 
 
 def _plan_init(pod: Pod, observed: PodInfo | None, plan: Plan, *, backoff: Backoff,
-               now: float) -> bool:
+               now: float, probes: ProbeView) -> bool:
     """Plan the init containers; True when the app containers may run."""
     done = initialized(pod, observed)
     for container in pod.spec.init_containers or []:
@@ -150,7 +188,7 @@ def _plan_init(pod: Pod, observed: PodInfo | None, plan: Plan, *, backoff: Backo
         if latest is None:
             return False
         if is_sidecar(container):
-            if latest.state != "running":
+            if latest.state != "running" or latest.id in probes.not_started:
                 return False
         elif not (_exited(latest) and latest.exit_code == 0):
             return False
@@ -194,7 +232,8 @@ def _terminated(info: ContainerInfo) -> ContainerStateTerminated:
 
 
 def container_status(pod: Pod, name: str, image: str, observed: PodInfo | None,
-                     waiting: tuple[str, str] | None, *, init: bool = False) -> ContainerStatus:
+                     waiting: tuple[str, str] | None, *, init: bool = False,
+                     probes: ProbeView | None = None) -> ContainerStatus:
     """One entry of ``containerStatuses`` (or, with ``init``, ``initContainerStatuses``)."""
     tries = attempts(observed, name)
     status = ContainerStatus(name=name, image=image)
@@ -214,9 +253,12 @@ def container_status(pod: Pod, name: str, image: str, observed: PodInfo | None,
         status.last_state = ContainerState(terminated=_terminated(tries[1]))
     if latest.state == "running":
         status.state = ContainerState(running=ContainerStateRunning(started_at=latest.started_at))
-        # an init container that runs to completion is ready only once it completed
-        status.ready = not init or is_sidecar(container_spec(pod, name))
-        status.started = True
+        # an init container that runs to completion is ready only once it completed;
+        # a container with a startup or readiness probe once the probe says so
+        view = probes or ProbeView()
+        status.ready = (not init or is_sidecar(container_spec(pod, name))) and \
+            latest.id not in view.not_ready
+        status.started = latest.id not in view.not_started
     elif _exited(latest):
         if waiting:
             status.state = ContainerState(waiting=ContainerStateWaiting(reason=waiting[0],
@@ -314,11 +356,13 @@ def _not_initialized(pod: Pod, init_statuses: list[ContainerStatus]) -> list[str
 
 def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[str, str]],
                host_ip: str | None, start_time: str | None,
-               previous: PodStatus | None = None, now: str) -> PodStatus:
+               previous: PodStatus | None = None, now: str,
+               probes: ProbeView | None = None) -> PodStatus:
     init_statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name),
-                                      init=True)
+                                      init=True, probes=probes)
                      for c in pod.spec.init_containers or []]
-    statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name))
+    statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name),
+                                 probes=probes)
                 for c in pod.spec.containers]
     phase = pod_phase(pod, statuses, init_statuses)
     sidecars = [st for st in init_statuses

@@ -488,6 +488,21 @@ class PodmanRuntime:
         out, err = output if isinstance(output, tuple) else (output, b"")
         return int(code or 0), out or b"", err or b""
 
+    def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
+        """Run ``argv`` in a running container (podman's exec API): exit code, combined output."""
+        created = self.api.post(f"/containers/{container_id}/exec", data=_json({
+            "AttachStdout": True, "AttachStderr": True, "Cmd": argv}))
+        if created.status_code >= 400:
+            raise RuntimeFailure("ExecError", _explain(created))
+        exec_id = created.json()["Id"]
+        started = self.api.post(f"/exec/{exec_id}/start", data=_json({"Detach": False,
+                                                                       "Tty": False}))
+        if started.status_code >= 400:
+            raise RuntimeFailure("ExecError", _explain(started))
+        inspected = self.api.get(f"/exec/{exec_id}/json")
+        code = inspected.json().get("ExitCode") if inspected.status_code == 200 else None
+        return (int(code) if code is not None else -1), _demux(started.content)
+
     def logs(self, container_id: str, *, tail: int | None = None,
              follow: bool = False) -> Iterator[bytes]:
         container = self.client.containers.get(container_id)
@@ -496,6 +511,16 @@ class PodmanRuntime:
         if tail is not None:
             params["tail"] = tail
         yield from container.logs(**params)
+
+
+def _demux(data: bytes) -> bytes:
+    """The payload of a multiplexed attach stream (8-byte frame headers), stdout and stderr."""
+    out, i = bytearray(), 0
+    while i + 8 <= len(data) and data[i] in (0, 1, 2) and data[i + 1:i + 4] == b"\0\0\0":
+        size = int.from_bytes(data[i + 4:i + 8], "big")
+        out += data[i + 8:i + 8 + size]
+        i += 8 + size
+    return bytes(out) if i else data
 
 
 def _prepare_host_path(path: Path, kind: str) -> None:

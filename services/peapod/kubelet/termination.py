@@ -53,48 +53,90 @@ def _running(info: PodInfo | None) -> list[str]:
     return [c.id for c in (info.containers if info else []) if c.state == "running"]
 
 
+# (container ids, seconds of grace left) -> their preStop hooks have run
+PreStop = Callable[[list[str], float], Awaitable[None]]
+
+
 async def terminate_pod(*, uid: str, runtime: PodmanRuntime, threads: PodmanThreads,
                         grace: Callable[[], int], wake: asyncio.Event | None = None,
                         on_stopping: Callable[[PodInfo], Awaitable[None]] | None = None,
-                        log: Any) -> bool:
+                        order: Callable[[PodInfo], list[list[str]]] | None = None,
+                        pre_stop: PreStop | None = None, log: Any) -> bool:
     """Stop and remove the podman pod of ``uid``; False when there was nothing to stop.
 
     ``grace`` is asked again after every wake, so a shorter grace (a force delete)
     takes effect at once; ``wake`` is set by whoever learns of such a change.
+    ``order`` splits the running containers into groups stopped one after the
+    other (the app containers, then the sidecars in reverse order), all within
+    the one grace period; ``pre_stop`` runs the groups' preStop hooks before
+    their SIGTERM.
     """
     info = await threads.call(runtime.get_pod, uid)
     running = _running(info)
     if info is not None and running:
         if on_stopping is not None:
             await on_stopping(info)
-        for container_id in running:
-            await threads.call(runtime.signal_container, container_id, "TERM")
-        await _wait_for_exit(running, runtime=runtime, threads=threads, grace=grace, wake=wake,
-                             log=log)
+        started = asyncio.get_running_loop().time()
+        for group in order(info) if order else [running]:
+            group = [c for c in group if c in running]
+            if group:
+                await _stop_group(group, runtime=runtime, threads=threads, grace=grace,
+                                  wake=wake, pre_stop=pre_stop, started=started, log=log)
     await threads.call(runtime.remove_pod, uid)
     return info is not None
 
 
-async def _wait_for_exit(running: list[str], *, runtime: PodmanRuntime, threads: PodmanThreads,
-                         grace: Callable[[], int], wake: asyncio.Event | None, log: Any) -> None:
-    """Until the containers exit or the grace period (re-read on every wake) is over."""
+async def stop_container(container_id: str, *, runtime: PodmanRuntime, threads: PodmanThreads,
+                         grace: int, pre_stop: PreStop | None = None, log: Any) -> None:
+    """Stop one container of a pod that stays: preStop, SIGTERM, the grace period, SIGKILL."""
+    await _stop_group([container_id], runtime=runtime, threads=threads,
+                      grace=lambda: max(grace, MINIMUM_GRACE_SECONDS), wake=None,
+                      pre_stop=pre_stop, started=asyncio.get_running_loop().time(), log=log)
+    await threads.call(runtime.signal_container, container_id, "KILL")
+
+
+async def _stop_group(group: list[str], *, runtime: PodmanRuntime, threads: PodmanThreads,
+                      grace: Callable[[], int], wake: asyncio.Event | None,
+                      pre_stop: PreStop | None, started: float, log: Any) -> None:
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    if pre_stop is not None:
+        left = grace() - (loop.time() - started)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pre_stop(group, left), max(left, 0.0))
+    for container_id in group:
+        await threads.call(runtime.signal_container, container_id, "TERM")
+    await _wait_for_exit(group, runtime=runtime, threads=threads, grace=grace, wake=wake,
+                         log=log, started=started)
+
+
+async def _wait_for_exit(running: list[str], *, runtime: PodmanRuntime, threads: PodmanThreads,
+                         grace: Callable[[], int], wake: asyncio.Event | None, log: Any,
+                         started: float | None = None) -> None:
+    """Until the containers exit or the grace period (re-read on every wake) is over.
+
+    The grace is counted from ``started`` (the stop's beginning: preStop hooks
+    and earlier groups use it up), but a container always gets the minimum
+    two seconds after its SIGTERM.
+    """
+    loop = asyncio.get_running_loop()
+    signalled = loop.time()
+    started = signalled if started is None else started
     granted = grace()
     log.info("pod_stopping", grace_seconds=granted, containers=len(running))
     polls = itertools.chain(POLL_SECONDS, itertools.repeat(POLL_SECONDS[-1]))
-    next_poll = started + next(polls)
+    next_poll = signalled + next(polls)
     while running:
         granted = min(granted, grace())
+        end = max(started + granted, signalled + MINIMUM_GRACE_SECONDS)
         now = loop.time()
-        if now >= started + granted:
+        if now >= end:
             log.info("grace_period_over", grace_seconds=granted, killed=len(running))
             return
         if now >= next_poll:  # one inspect per container still running: cheaper than a list
             running = await threads.call(runtime.still_running, running)
             next_poll = loop.time() + next(polls)
             continue
-        await _sleep(min(started + granted, next_poll) - now, wake)
+        await _sleep(min(end, next_poll) - now, wake)
 
 
 async def _sleep(seconds: float, wake: asyncio.Event | None) -> None:

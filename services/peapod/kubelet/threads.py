@@ -14,6 +14,10 @@ relist, not another pod's start, so every pod's status stalls. Hence:
 * ``pull``: one thread, so image pulls are serialized (Kubernetes' default,
   ``serializeImagePulls``): a slow link is not hammered by parallel pulls, and
   a long pull holds back only the pods waiting for an image.
+* ``probe``: exec probes and exec hooks. podman's exec call blocks until the
+  command ends; one that outlives its timeout is abandoned by the caller but
+  keeps its thread, so these have threads of their own and never take the
+  pods' threads away.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 POD_WORKERS = 8
+PROBE_WORKERS = 4
 
 
 class PodmanThreads:
@@ -37,6 +42,7 @@ class PodmanThreads:
         self._pods = ThreadPoolExecutor(workers, thread_name_prefix="podman")
         self._relist = ThreadPoolExecutor(1, thread_name_prefix="podman-relist")
         self._pulls = ThreadPoolExecutor(1, thread_name_prefix="podman-pull")
+        self._probes = ThreadPoolExecutor(PROBE_WORKERS, thread_name_prefix="podman-probe")
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._run(self._pods, fn, *args, **kwargs)
@@ -47,6 +53,9 @@ class PodmanThreads:
     async def pull(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._run(self._pulls, fn, *args, **kwargs)
 
+    async def probe(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._run(self._probes, fn, *args, **kwargs)
+
     @staticmethod
     async def _run(pool: ThreadPoolExecutor, fn: Callable[P, T], /, *args: P.args,
                    **kwargs: P.kwargs) -> T:
@@ -56,5 +65,5 @@ class PodmanThreads:
         return await loop.run_in_executor(pool, functools.partial(context.run, fn, *args, **kwargs))
 
     def shutdown(self) -> None:
-        for pool in (self._pods, self._relist, self._pulls):
+        for pool in (self._pods, self._relist, self._pulls, self._probes):
             pool.shutdown(wait=False, cancel_futures=True)

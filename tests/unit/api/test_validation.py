@@ -326,3 +326,50 @@ def test_init_containers_share_the_names_of_app_containers_and_only_they_take_re
     pod = parse_object(doc)
     assert isinstance(pod, Pod) and pod.spec.init_containers
     assert pod.spec.init_containers[0].image_pull_policy == "IfNotPresent"
+
+
+def test_probes_and_hooks_are_checked_as_kubernetes_does():
+    def probes(**fields: Any) -> Callable[[Doc], None]:
+        return lambda doc: container(doc).update(fields)
+
+    assert refusal(probes(livenessProbe={})).endswith(
+        "spec.containers[0].livenessProbe: Required value: must specify a handler type")
+    both = refusal(probes(readinessProbe={"exec": {"command": ["true"]},
+                                          "tcpSocket": {"port": 80}}))
+    assert both.endswith("spec.containers[0].readinessProbe.tcpSocket: Forbidden: may not "
+                         "specify more than 1 handler type")
+    assert refusal(probes(startupProbe={"tcpSocket": {"port": 80}, "successThreshold": 2})
+                   ).endswith("spec.containers[0].startupProbe.successThreshold: Invalid "
+                              "value: 2: must be 1")
+    assert "must not be set for readinessProbes" in refusal(probes(readinessProbe={
+        "httpGet": {"port": 80}, "terminationGracePeriodSeconds": 5}))
+    assert "httpGet.port: Invalid value: 0" in refusal(probes(livenessProbe={
+        "httpGet": {"port": 0}}))
+    assert "httpGet.port: Invalid value: 'Not_A_Name'" in refusal(probes(livenessProbe={
+        "httpGet": {"port": "Not_A_Name"}}))
+    grpc = refusal(probes(livenessProbe={"grpc": {"port": 9090}}))
+    assert "spec.containers[0].livenessProbe.grpc: Unsupported: peapod does not run gRPC" in grpc
+    assert "exec.command: Required value" in refusal(probes(lifecycle={"postStart": {
+        "exec": {}}}))
+    assert refusal(probes(lifecycle={"preStop": {"sleep": {"seconds": 30}}})).endswith(
+        "spec.containers[0].lifecycle.preStop.sleep.seconds: Invalid value: 30: must be "
+        "non-negative and less than terminationGracePeriodSeconds (30)")
+    assert "lifecycle.preStop.tcpSocket: unknown field" in refusal(probes(lifecycle={
+        "preStop": {"tcpSocket": {"port": 80}}}))
+
+    def init_probe(doc: Doc) -> None:
+        doc["spec"]["initContainers"] = [{"name": "init", "image": "busybox:1",
+                                          "livenessProbe": {"tcpSocket": {"port": 80}}}]
+    assert refusal(init_probe).endswith("spec.initContainers[0].livenessProbe: Forbidden: may "
+                                        "not be set for init containers without "
+                                        "restartPolicy=Always")
+
+
+def test_probe_defaults_are_kubernetes_defaults():
+    doc = copy.deepcopy(SEED)
+    container(doc)["livenessProbe"] = {"httpGet": {"port": 8080}}
+    pod = parse_object(doc)
+    assert isinstance(pod, Pod)
+    assert pod.to_wire()["spec"]["containers"][0]["livenessProbe"] == {
+        "httpGet": {"path": "/", "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
+        "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}

@@ -294,3 +294,15 @@ Allocated resources:
   cpu       1500m (75%)   1 (50%)
   memory    1536Mi (37%)  2560Mi (62%)
 Events:     <none>""" in text
+
+
+def test_probes_are_described_as_kubectl_does() -> None:
+    from peapod.api.probe import Probe
+    from peapod.cli.describe import describe_probe
+    assert describe_probe(Probe.model_validate({"exec": {"command": ["cat", "/tmp/ok"]},
+                                                "initialDelaySeconds": 5})) == (
+        "exec [cat /tmp/ok] delay=5s timeout=1s period=10s #success=1 #failure=3")
+    assert describe_probe(Probe.model_validate({"httpGet": {"path": "/healthz", "port": 8080}})) \
+        == "http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3"
+    assert describe_probe(Probe.model_validate({"tcpSocket": {"port": "http"}})).startswith(
+        "tcp-socket :http delay=0s")

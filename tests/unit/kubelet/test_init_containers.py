@@ -118,3 +118,27 @@ def test_a_sidecar_before_an_init_container_lets_it_start():
     status = pod_status(pod, observed(container("proxy"), container("init-a")), waiting={},
                         host_ip=None, start_time=None, now="t")
     assert status.phase == "Pending"
+
+
+def test_when_the_app_is_done_for_good_the_sidecars_are_stopped_not_restarted():
+    pod = make_pod("Never", inits=(), sidecars=("proxy",))
+    obs = observed(container("proxy"), container("app", state="exited", exit_code=0))
+    plan = plan_pod(pod, obs, backoff=Backoff(), now=FINISHED + 1)
+    assert plan.actions == [Action("stop", "proxy", container_id=container("proxy").id)]
+    stopped = observed(container("proxy", state="exited", exit_code=143),
+                       container("app", state="exited", exit_code=0))
+    assert starts(pod, stopped) == []
+    status = pod_status(pod, stopped, waiting={}, host_ip=None, start_time=None, now="t")
+    assert status.phase == "Succeeded"
+    # under Always the app restarts, so the sidecar stays
+    assert plan_pod(make_pod(inits=(), sidecars=("proxy",)), obs, backoff=Backoff(),
+                    now=FINISHED + 1).actions == [
+        Action("start", "app", restart_count=1, finished_at=FINISHED)]
+
+
+def test_stop_order_is_the_app_then_the_sidecars_last_started_first():
+    from peapod.kubelet.agent import stop_order
+    pod = make_pod(inits=(), sidecars=("log", "proxy"))
+    obs = observed(container("log"), container("proxy"), container("app"))
+    assert stop_order(pod, obs) == [[container("app").id], [container("proxy").id],
+                                    [container("log").id]]
