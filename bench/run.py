@@ -13,6 +13,9 @@ scheduler, one kubelet on podman) in a temporary PEAPOD_HOME, then measures:
   under it measured in the same run: the same pods made directly through
   podman's REST API on the kubelet's socket (pod create, infra start, container
   create, start), one at a time and with several workers;
+- idle CPU of the kubelet (and of the podman service with its children: conmon,
+  runc exec) over a minute with N Running pods, without probes and with an exec
+  liveness and an http readiness probe each at the default 10 s period;
 - resident memory of each component afterwards (VmRSS and VmHWM from /proc).
 
 Figures are printed as a Markdown section; `--write FILE` replaces the
@@ -276,6 +279,86 @@ def podman_baseline(n: int) -> list[str]:
     return [f"| baseline: `podman run -d --pod new:…` (same image, podman CLI) | {n} | {ms(samples)} |"]
 
 
+PROBED = {  # an exec liveness and an http readiness probe, both every 10 s (the default)
+    "command": ["sh", "-c", "mkdir -p /www /tmp; echo ok > /www/index.html; touch /tmp/healthy; "
+                            "exec httpd -f -p 8080 -h /www"],
+    "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 10},
+    "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 10},
+}
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU of a process from /proc (with its waited-for children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: conmon, runc exec
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def podman_service_pid() -> int | None:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"system" in argv and b"service" in argv and any(
+                PODMAN_SOCKET.encode() in a for a in argv):
+            return int(proc.name)
+    return None
+
+
+async def idle_cpu(client: Client, home: Path, n: int, *, probed: bool,
+                   window: float) -> tuple[float, float | None]:
+    """The kubelet's (and podman's) CPU share while n Running pods sit idle for ``window`` s."""
+    kubelet = json.loads((home / "pids.json").read_text())["kubelet"]
+    service = podman_service_pid()
+    names = [f"idle-{'p' if probed else 'n'}-{i}" for i in range(n)]
+    for name in names:
+        manifest = pod(name)
+        if probed:
+            manifest["spec"]["containers"][0].update(PROBED)  # type: ignore[index]
+        await client.create(manifest)
+
+    async def all_ready() -> bool:
+        pods = await client.list_pods(selector="app=bench")
+        return sum(all(c.ready for c in (p.status.container_statuses or []))
+                   and bool(p.status.container_statuses) for p in pods if p.status) >= n
+
+    await wait_until(all_ready, timeout=600, interval=0.5)
+    await asyncio.sleep(15)  # let the starts' work settle
+    k0, p0, t0 = cpu_seconds(kubelet), service and cpu_seconds(service, children=True), \
+        time.perf_counter()
+    await asyncio.sleep(window)
+    elapsed = time.perf_counter() - t0
+    k_share = (cpu_seconds(kubelet) - k0) / elapsed
+    p_share = (cpu_seconds(service, children=True) - p0) / elapsed if service else None
+    for name in names:
+        await client.delete_pod(name, grace=0)
+
+    async def all_gone() -> bool:
+        return not await client.list_pods(selector="app=bench")
+
+    await wait_until(all_gone, timeout=600, interval=0.2)
+    await podman_idle(home)
+    return k_share, p_share
+
+
+async def probes_idle(client: Client, home: Path, n: int, window: float = 60) -> list[str]:
+    rows = []
+    for probed in (False, True):
+        kubelet, podman = await idle_cpu(client, home, n, probed=probed, window=window)
+        what = "an exec liveness + an http readiness probe each, period 10 s" if probed \
+            else "no probes"
+        podman_text = f", podman service and its children {podman * 100:.1f} %" \
+            if podman is not None else ""
+        rows.append(f"| idle CPU, {n} Running pods, {what} | {window:.0f} s | kubelet "
+                    f"{kubelet * 100:.2f} % of one core{podman_text} |")
+    return rows
+
+
 def memory(home: Path) -> list[str]:
     pids = json.loads((home / "pids.json").read_text())
     rows = []
@@ -289,8 +372,10 @@ def memory(home: Path) -> list[str]:
 
 async def measure(home: Path, args: argparse.Namespace) -> list[str]:
     client = await Client.open(load_context("local", path=home / "config"))  # what `up` wrote
-    if args.only_burst:
+    if args.only_burst or args.only_probes:
         try:
+            if args.only_probes:
+                return await probes_idle(client, home, args.burst_pods)
             return await burst(client, home, args.burst_pods)
         finally:
             await client.close()
@@ -299,9 +384,10 @@ async def measure(home: Path, args: argparse.Namespace) -> list[str]:
         one = await apply_to_running(client, args.e2e_pods)
         sched = await scheduling(client, args.sched_pods)
         many = await burst(client, home, args.burst_pods)
+        idle = await probes_idle(client, home, args.burst_pods)
     finally:
         await client.close()
-    return [*api, *one, *sched, *many]
+    return [*api, *one, *sched, *many, *idle]
 
 
 def report(rows: list[str], memory_rows: list[str]) -> str:
@@ -324,6 +410,8 @@ def main() -> int:
     parser.add_argument("--burst-pods", type=int, default=20)
     parser.add_argument("--only-burst", action="store_true",
                         help="measure the burst only (quicker, for kubelet work)")
+    parser.add_argument("--only-probes", action="store_true",
+                        help="measure the kubelet's idle CPU with and without probes only")
     parser.add_argument("--write", type=Path, help="replace the latest-run section of this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="peapod-bench-") as tmp:
@@ -335,7 +423,7 @@ def main() -> int:
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
             rows = asyncio.run(measure(home, args))
-            if not args.only_burst:
+            if not (args.only_burst or args.only_probes):
                 rows += [*cli_wall_time(peapod, env), *podman_baseline(args.e2e_pods)]
             text = report(rows, memory(home))
         finally:

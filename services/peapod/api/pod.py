@@ -71,6 +71,8 @@ class Container(Model):
     readiness_probe: Probe | None = None
     startup_probe: Probe | None = None
     lifecycle: Lifecycle | None = None
+    termination_message_path: str = "/dev/termination-log"  # Kubernetes' defaults
+    termination_message_policy: Literal["File", "FallbackToLogsOnError"] = "File"
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:
@@ -113,6 +115,7 @@ class PodSpec(Model):
     node_selector: dict[str, str] | None = None
     node_name: str | None = None
     termination_grace_period_seconds: int = Field(default=30, ge=0)
+    active_deadline_seconds: int | None = Field(default=None, ge=1)
     hostname: str | None = None
     security_context: PodSecurityContext | None = None
     host_network: bool | None = None

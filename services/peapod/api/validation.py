@@ -200,6 +200,8 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
             seen.add(container.name)
             if not container.image.strip():
                 problems.append(f"{where}.image: required value")
+            if not container.termination_message_path.startswith("/"):
+                problems.append(f"{where}.terminationMessagePath: must be an absolute path")
             if kind == "containers" and container.restart_policy is not None:
                 problems.append(f"{where}.restartPolicy: Forbidden: may not be set for "
                                 "non-init containers")

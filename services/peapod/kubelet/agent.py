@@ -46,7 +46,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from peapod.api import Container, Pod, PodStatus, now_rfc3339
+from peapod.api import Container, Pod, PodStatus, now_rfc3339, parse_rfc3339
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
@@ -102,6 +102,9 @@ class PodRecord:
     retry_at: dict[str, float] = field(default_factory=dict)
     # container -> the exited attempt whose BackOff event was sent
     backoff_events: dict[str, str] = field(default_factory=dict)
+    # (reason, message) once the pod failed for good here (activeDeadlineSeconds):
+    # nothing is started again and the status says Failed
+    terminal: tuple[str, str] | None = None
     acted: float = float("-inf")  # loop time of the last podman change made for this pod
     # podman's view of this pod read right after that change, until a newer relist
     fresh: PodInfo | None = None
@@ -109,7 +112,7 @@ class PodRecord:
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
-        self.reported = self.last_status = self.start_time = None
+        self.reported = self.last_status = self.start_time = self.terminal = None
         self.reasons, self.retry_at, self.backoff_events = {}, {}, {}
 
 
@@ -321,9 +324,10 @@ class Kubelet:
             return record.deleted
         observed = await self._observe(record, uid)
         now = self.clock()
-        self.probes.sync(pod, observed)
-        plan = plan_pod(pod, observed, backoff=self.backoff, now=now,
-                        probes=self.probes.view(uid))
+        await self._check_deadline(record, observed, now=now)
+        self.probes.sync(pod, observed if record.terminal is None else None)
+        plan = Plan() if record.terminal else plan_pod(pod, observed, backoff=self.backoff,
+                                                       now=now, probes=self.probes.view(uid))
         if plan.actions and await self._execute(record, plan, observed, plog, now=now):
             record.acted = asyncio.get_running_loop().time()
             observed = await self._observe(record, uid)
@@ -493,6 +497,30 @@ class Kubelet:
         if record.pod.metadata.uid != uid:  # a new pod of that name is waiting its turn
             record.wake.set()
 
+    # -- activeDeadlineSeconds -------------------------------------------------------------
+
+    async def _check_deadline(self, record: PodRecord, observed: PodInfo | None, *,
+                              now: float) -> None:
+        """Kubernetes' activeDeadlineSeconds: counted from the pod's startTime on this node;
+        once past, the pod is Failed (DeadlineExceeded) and its containers are stopped.
+        The relist wakes every pod each second, so the deadline is seen within one."""
+        pod = record.pod
+        seconds = pod.spec.active_deadline_seconds
+        if record.terminal is None and seconds is not None and record.start_time:
+            if parse_rfc3339(record.start_time).timestamp() + seconds > now:
+                return
+            record.terminal = ("DeadlineExceeded",
+                               "Pod was active on the node longer than the specified deadline")
+            self.probes.forget(pod.metadata.uid or "")
+            await self.events.record(pod.to_wire(), reason="DeadlineExceeded",
+                                     message=record.terminal[1])
+        if record.terminal is not None:
+            for container in observed.containers if observed else []:
+                if container.state == "running":
+                    self._stop(pod, container.name, container.id,
+                               grace=pod.spec.termination_grace_period_seconds,
+                               message=f"Stopping container {container.name}")
+
     # -- probes, hooks and stopping one container ----------------------------------------
 
     async def _exec(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
@@ -583,7 +611,8 @@ class Kubelet:
             record.start_time = now_rfc3339()
         status = pod_status(pod, observed, waiting={**record.reasons, **plan.waiting},
                             host_ip=self.host_ip, start_time=record.start_time,
-                            previous=record.last_status, now=now_rfc3339(), probes=probes)
+                            previous=record.last_status, now=now_rfc3339(), probes=probes,
+                            terminal=record.terminal)
         wire = status.to_wire()
         if wire == record.reported:
             return

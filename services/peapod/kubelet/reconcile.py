@@ -226,7 +226,8 @@ def _plan_container(pod: Pod, container: Container, observed: PodInfo | None, pl
 def _terminated(info: ContainerInfo) -> ContainerStateTerminated:
     code = info.exit_code if info.exit_code is not None else 0
     reason = "OOMKilled" if info.oom_killed else ("Completed" if code == 0 else "Error")
-    return ContainerStateTerminated(exit_code=code, reason=reason, started_at=info.started_at,
+    return ContainerStateTerminated(exit_code=code, reason=reason, message=info.message,
+                                    started_at=info.started_at,
                                     finished_at=info.finished_at,
                                     container_id=f"podman://{info.id}")
 
@@ -357,14 +358,16 @@ def _not_initialized(pod: Pod, init_statuses: list[ContainerStatus]) -> list[str
 def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[str, str]],
                host_ip: str | None, start_time: str | None,
                previous: PodStatus | None = None, now: str,
-               probes: ProbeView | None = None) -> PodStatus:
+               probes: ProbeView | None = None,
+               terminal: tuple[str, str] | None = None) -> PodStatus:
+    """The pod's status; ``terminal`` (reason, message) when the kubelet failed it for good."""
     init_statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name),
                                       init=True, probes=probes)
                      for c in pod.spec.init_containers or []]
     statuses = [container_status(pod, c.name, c.image, observed, waiting.get(c.name),
                                  probes=probes)
                 for c in pod.spec.containers]
-    phase = pod_phase(pod, statuses, init_statuses)
+    phase = "Failed" if terminal else pod_phase(pod, statuses, init_statuses)
     sidecars = [st for st in init_statuses
                 if is_sidecar(container_spec(pod, st.name))]
     unready = [st.name for st in [*sidecars, *statuses] if not st.ready]
@@ -393,4 +396,6 @@ def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[s
         start_time=start_time,
         init_container_statuses=init_statuses or None,
         container_statuses=statuses,
+        reason=terminal[0] if terminal else None,
+        message=terminal[1] if terminal else None,
     )

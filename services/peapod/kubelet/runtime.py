@@ -71,6 +71,13 @@ LABEL_KUBELET = "io.peapod.kubelet.id"
 # raised, in Unix seconds): a restarted kubelet reads it back instead of forgetting it.
 LABEL_BACKOFF_DELAY = "io.peapod.container.backoffSeconds"
 LABEL_BACKOFF_SINCE = "io.peapod.container.backoffSince"
+# terminationMessagePolicy FallbackToLogsOnError: read the log tail when the file is empty
+LABEL_MESSAGE_FROM_LOGS = "io.peapod.container.messageFromLogs"
+# Kubernetes' limits on a termination message: the file's first 4 KiB, or the log's
+# last 80 lines and at most 2 KiB of them
+MESSAGE_FILE_BYTES = 4096
+MESSAGE_LOG_LINES = 80
+MESSAGE_LOG_BYTES = 2048
 
 CPU_PERIOD = 100_000
 _INFRA_PREFIX = re.compile(r"^starting container [0-9a-f]{64}: ")
@@ -99,6 +106,7 @@ class ContainerInfo:
     oom_killed: bool = False
     finished_ts: float | None = None  # Unix seconds, for back-off arithmetic
     backoff: Entry | None = None  # the back-off recorded when this attempt started
+    message: str | None = None  # its termination message, once it exited
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ def _backoff_entry(labels: dict[str, str]) -> Entry | None:
 class _Exit:
     oom_killed: bool
     finished_ts: float | None
+    message: str | None = None
 
 
 class PodmanRuntime:
@@ -220,6 +229,7 @@ class PodmanRuntime:
                 oom_killed=bool(details and details.oom_killed),
                 finished_ts=details.finished_ts if details else None,
                 backoff=_backoff_entry(entry["Labels"]),
+                message=details.message if details else None,
             ))
         return PodInfo(uid=uid, namespace=labels.get(LABEL_NAMESPACE, ""),
                        name=labels.get(LABEL_NAME, ""), podman_id=pod_id,
@@ -239,7 +249,8 @@ class PodmanRuntime:
             state = {}
         finished = parse_go_time(state.get("FinishedAt")) or listed
         oom = bool(state.get("OOMKilled")) or self.oom_log.killed(container_id)
-        details = _Exit(oom_killed=oom, finished_ts=finished)
+        details = _Exit(oom_killed=oom, finished_ts=finished,
+                        message=self._termination_message(entry, int(entry.get("ExitCode", 0))))
         if state:  # cache only a real answer
             self._exits[container_id] = details
         return details
@@ -247,6 +258,39 @@ class PodmanRuntime:
     def pod_ip(self, pod_id: str | None) -> str | None:
         """The pod's address (its infra container's), once its sandbox runs."""
         return self._pod_ip(pod_id or "")
+
+    def _termination_file(self, uid: str, container: str, restart_count: int) -> Path:
+        return self._pod_dir(uid) / "termination" / f"{container}-{restart_count}"
+
+    def _termination_message(self, entry: dict[str, Any], exit_code: int) -> str | None:
+        """What the container wrote to its terminationMessagePath, else (FallbackToLogsOnError,
+        a failure) the tail of its log, within Kubernetes' limits."""
+        labels = entry["Labels"]
+        path = self._termination_file(labels[LABEL_UID], labels.get(LABEL_CONTAINER, ""),
+                                      int(labels.get(LABEL_RESTART_COUNT, 0)))
+        try:
+            with path.open("rb") as file:
+                text = file.read(MESSAGE_FILE_BYTES).decode(errors="replace")
+        except OSError:
+            text = ""
+        if not text and exit_code != 0 and labels.get(LABEL_MESSAGE_FROM_LOGS):
+            response = self.api.get(f"/containers/{entry['Id']}/logs", params={
+                "stdout": True, "stderr": True, "tail": MESSAGE_LOG_LINES})
+            if response.status_code == 200:
+                text = _demux(response.content)[-MESSAGE_LOG_BYTES:].decode(errors="replace")
+        return text or None
+
+    def _termination_mount(self, pod: Pod, spec: Container, restart_count: int,
+                           labels: dict[str, str]) -> dict[str, Any]:
+        """A file of the kubelet's at the container's terminationMessagePath."""
+        path = self._termination_file(pod.metadata.uid or "", spec.name, restart_count)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+        path.chmod(0o666)  # as Kubernetes: whatever user the container runs as may write it
+        if spec.termination_message_policy == "FallbackToLogsOnError":
+            labels[LABEL_MESSAGE_FROM_LOGS] = "true"
+        return {"type": "bind", "source": str(path), "destination": spec.termination_message_path,
+                "options": ["rbind", "rw"]}
 
     def _pod_ip(self, pod_id: str) -> str | None:
         if not pod_id:
@@ -379,6 +423,7 @@ class PodmanRuntime:
                                         resolved=resolved)
         except security.Refusal as exc:
             raise RuntimeFailure(exc.reason, exc.message) from None
+        body["mounts"].append(self._termination_mount(pod, spec, restart_count, body["labels"]))
         if backoff is not None:
             body["labels"][LABEL_BACKOFF_DELAY] = f"{backoff.delay:g}"
             body["labels"][LABEL_BACKOFF_SINCE] = f"{backoff.last_update:.3f}"

@@ -220,3 +220,37 @@ async def test_post_start_and_pre_stop_hooks(ctx, tmp_path: Path):
         f'"{failing}_default({uid})" failed - error: command \'sh -c exit 3\' exited with 3: , '
         'message: ""')
     assert any(e.reason == "Killing" and e.message == "FailedPostStartHook" for e in events)
+
+
+async def test_active_deadline_fails_the_pod_and_stops_its_containers(ctx):
+    name = f"deadline-{uuid.uuid4().hex[:6]}"
+    await apply(ctx, pod_manifest(name, [box("c", "sleep 3600")], activeDeadlineSeconds=3,
+                                  terminationGracePeriodSeconds=2))
+    pod = await wait_pod(ctx, name, lambda p: p.get("status", {}).get("phase") == "Failed"
+                         and "terminated" in app_status(p).get("state", {}))
+    status = pod["status"]
+    assert (status["reason"], status["message"]) == (
+        "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+    await asyncio.sleep(2)  # restartPolicy Always, yet nothing is started again
+    pod = await wait_pod(ctx, name, lambda p: True)
+    assert app_status(pod)["restartCount"] == 0 and "terminated" in app_status(pod)["state"]
+    events = await pod_events(ctx, name)
+    assert any(e.reason == "DeadlineExceeded" for e in events)
+
+
+async def test_termination_messages_from_the_file_or_the_log_tail(ctx):
+    name = f"msg-{uuid.uuid4().hex[:6]}"
+    await apply(ctx, pod_manifest(name, [
+        box("file", "echo 'bye now' > /dev/termination-log; exit 2"),
+        box("custom", "echo 'from a custom path' > /var/msg", terminationMessagePath="/var/msg"),
+        box("logs", "echo first; echo oops; exit 1",
+            terminationMessagePolicy="FallbackToLogsOnError"),
+        box("quiet", "echo not a message; exit 1"),
+    ], restartPolicy="Never"))
+    pod = await wait_pod(ctx, name, lambda p: p.get("status", {}).get("phase") == "Failed"
+                         and all("terminated" in c.get("state", {})
+                                 for c in p["status"].get("containerStatuses") or []))
+    messages = {c["name"]: c["state"]["terminated"].get("message")
+                for c in pod["status"]["containerStatuses"]}
+    assert messages == {"file": "bye now\n", "custom": "from a custom path\n",
+                        "logs": "first\noops\n", "quiet": None}

@@ -106,6 +106,9 @@ def test_seed_manifest_to_wire_is_kubernetes_camel_case_json_without_nulls():
             "containers": [{
                 "name": "db", "image": "mongo:3.3", "command": ["mongod"],
                 "args": ["--rest", "--httpinterface"], "imagePullPolicy": "IfNotPresent",
+                # Kubernetes' defaults, stored and returned as the apiserver does
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
             }],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
