@@ -187,3 +187,12 @@ def test_a_reason_from_the_reason_cache_is_the_waiting_state():
     for cs in status.container_statuses or []:
         assert cs.state.waiting is not None
         assert (cs.state.waiting.reason, cs.state.waiting.message) == why
+
+
+def test_a_pod_failed_by_the_kubelet_reads_failed_with_its_reason_and_is_never_ready():
+    why = ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+    status = pod_status(make_pod(), observed(container()), waiting={}, host_ip=None,
+                        start_time=None, now="t", terminal=why)
+    assert (status.phase, status.reason, status.message) == ("Failed", *why)
+    ready = next(c for c in status.conditions or [] if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "PodFailed")
