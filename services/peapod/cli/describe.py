@@ -61,7 +61,7 @@ def _timestamp(value: str | None) -> str:
 def _qos_class(pod: Pod) -> str:
     """kubectl's ``ComputePodQOS``: only positive cpu and memory quantities count."""
     requests, limits = [], []
-    for c in pod.spec.containers:
+    for c in [*pod.spec.containers, *(pod.spec.init_containers or [])]:  # as ComputePodQOS
         res = c.resources
         requests.append(_qos_quantities(res.requests if res else None))
         limits.append(_qos_quantities(res.limits if res else None))

@@ -93,3 +93,20 @@ def test_pods_without_requests_spread_as_kubernetes_counts_them_non_zero():
     assert [p.spec.node_name for p in placed] == ["a", "b", "c", "a", "b", "c"]
     # fitting still counts what is asked for: nothing
     assert pod_requests(pod("p")).cpu_millis == 0
+
+
+def test_init_containers_and_sidecars_count_as_kubernetes_counts_them():
+    def box(name: str, cpu: str, sidecar: bool = False) -> dict:
+        return {"name": name, "image": "i:1", "resources": {"requests": {"cpu": cpu}},
+                **({"restartPolicy": "Always"} if sidecar else {})}
+
+    def requests(inits: list[dict]) -> int:
+        return pod_requests(Pod.model_validate({
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"initContainers": inits, "containers": [box("app", "200m")]}})).cpu_millis
+
+    assert requests([box("big", "1")]) == 1000  # the init container runs alone: the max
+    assert requests([box("small", "100m")]) == 200  # the app is the larger
+    # a sidecar runs beside the app and beside the init containers after it
+    assert requests([box("proxy", "50m", sidecar=True), box("init", "900m")]) == 950
+    assert requests([box("proxy", "50m", sidecar=True)]) == 250
