@@ -110,6 +110,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         for record in kubelet.pods.values():
             if record.task:
                 record.task.cancel()
+        kubelet.probes.close()
         await nc.drain()
         if service is not None:
             service.terminate()
