@@ -39,7 +39,9 @@ def test_the_documented_example_parses_and_round_trips() -> None:
     assert isinstance(parsed, Pod)
     assert parsed.to_wire()["spec"] == doc["spec"] | {
         "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
-        "containers": [doc["spec"]["containers"][0] | {"imagePullPolicy": "Always"}]}
+        "containers": [doc["spec"]["containers"][0] | {
+            "imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log",
+            "terminationMessagePolicy": "File"}]}
 
 
 @pytest.mark.parametrize(("doc", "expected"), [
