@@ -19,6 +19,7 @@ from peapod.bus.client import request
 from peapod.cli.printers import pod_status_reason
 from peapod.errors import NotFound
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    allow_privileged,
     apply,
     cluster,
     kubelet_exec,
@@ -189,6 +190,7 @@ async def test_post_start_and_pre_stop_hooks(ctx, tmp_path: Path):
     out.mkdir()
     name = f"hooks-{uuid.uuid4().hex[:6]}"
     mount = [{"name": "out", "mountPath": "/out"}]
+    await allow_privileged(ctx)  # a hostPath shows what the hooks wrote: not in baseline
     await apply(ctx, pod_manifest(name, [box(
         "c", "sleep 3600", volumeMounts=mount,
         lifecycle={"postStart": {"exec": {"command": ["sh", "-c", "echo hi > /out/started"]}},
