@@ -78,6 +78,7 @@ class Namespaces:
     def routes(self) -> dict[str, Route]:
         return {s.api("namespaces", "create"): self.create_namespace,
                 s.api("namespaces", "apply"): self.apply_namespace,
+                s.api("namespaces", "update"): self.update_namespace,
                 s.api("namespaces", "get"): self.get_namespace,
                 s.api("namespaces", "list"): self.list_namespaces,
                 s.api("namespaces", "delete"): self.delete_namespace}
@@ -106,6 +107,21 @@ class Namespaces:
         result = await self.store.update(key, merged.to_wire(), expected=current.revision,
                                          what=what)
         return {"object": result.value, "action": action}
+
+    async def update_namespace(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """Labels and annotations at the sender's resourceVersion (``label ns``): compare-and-set."""
+        incoming = admission.parse_applied(self._object(payload), Namespace)
+        key, what = namespace_key(incoming.metadata.name or "")
+        current = await self.store.get(key, what=what)
+        if incoming.metadata.resource_version != str(current.revision):
+            raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
+                           "modified; please apply your changes to the latest version and try "
+                           "again")
+        merged, _ = admission.merge_applied_namespace(Namespace.model_validate(current.value),
+                                                      incoming)
+        result = await self.store.update(key, merged.to_wire(), expected=current.revision,
+                                         what=what)
+        return result.value
 
     async def get_namespace(self, payload: dict[str, Any], msg: Msg) -> Any:
         key, what = namespace_key(_request_name(payload))

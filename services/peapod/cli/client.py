@@ -266,6 +266,8 @@ class Client:
             return await self.get_pod(name)
         if resource == "nodes":
             return await self.get_node(name)
+        if resource == "namespaces":
+            return await self.get_namespace(name)
         return await self.get_object(resource, name)
 
     async def list_any(self, resource: str, *, selector: str | None = None) -> list[Any]:
@@ -273,12 +275,14 @@ class Client:
             return await self.list_pods(selector=selector)
         if resource == "nodes":
             return await self.list_nodes(selector=selector)
+        if resource == "namespaces":
+            return await self.list_namespaces(selector=selector)
         return await self.list_objects(resource, selector=selector)
 
     async def update_any(self, resource: str, obj: dict[str, Any]) -> Any:
         """An update (PUT) at the object's ``resourceVersion``: a compare-and-set."""
-        if resource == "nodes":
-            return await request(self.nc, s.api("nodes", "update"), {"object": obj})
+        if resource in ("nodes", "namespaces"):  # cluster-scoped
+            return await request(self.nc, s.api(resource, "update"), {"object": obj})
         return await request(self.nc, s.api(resource, "update"), {
             "object": obj, "namespace": obj["metadata"].get("namespace") or self.namespace})
 

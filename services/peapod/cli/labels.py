@@ -19,7 +19,7 @@ from peapod.api.base import Model
 from peapod.cli.client import Client
 from peapod.errors import Conflict, Invalid
 
-LABELABLE = ("pods", "nodes", "replicasets", "deployments", "daemonsets")
+LABELABLE = ("pods", "nodes", "namespaces", "replicasets", "deployments", "daemonsets")
 _RETRIES = 10
 
 
@@ -93,7 +93,7 @@ def _split(args: argparse.Namespace) -> tuple[str, list[str], list[str]]:
     resource = RESOURCES.get(kind.lower())
     if resource not in LABELABLE:
         raise Invalid(f'the server doesn\'t have a resource type "{kind}" that peapod labels '
-                      "(pods, nodes, replicasets, deployments)")
+                      "(pods, nodes, namespaces, replicasets, deployments, daemonsets)")
     words = ([first] if first else []) + list(args.words)
     names = [w for w in words if "=" not in w and not w.endswith("-")]
     return resource, names, [w for w in words if w not in names]

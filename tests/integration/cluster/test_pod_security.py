@@ -12,7 +12,8 @@ from peapod.api.podsecurity import Policy
 from peapod.apiserver.main import run as run_apiserver
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
-from peapod.errors import Forbidden, Invalid
+from peapod.errors import Conflict, Forbidden, Invalid
+from tests.integration.cluster.cli import cli_for
 from tests.integration.cluster.test_namespaces import ns, pod, pods_in
 from tests.integration.cluster.test_replicasets import eventually, replicaset
 
@@ -141,3 +142,25 @@ async def test_a_replicaset_whose_pods_break_the_level_reports_kubernetes_failur
     assert condition["message"].endswith(
         'is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)')
     assert await pods_in(admin) == []
+
+
+async def test_kubectls_way_to_set_a_level_is_label_ns(apiserver, tmp_path):
+    peapod = cli_for(apiserver, tmp_path)
+    admin = apiserver["admin"]
+    assert "baseline:latest" in await refused(admin, PRIVILEGED_POD)
+    labeled = await peapod("label", "ns", "default", f"{LEVEL}=privileged")
+    assert (labeled.code, labeled.out) == (0, "namespace/default labeled\n"), labeled
+    await request(admin, s.api("pods", "create"), {"object": PRIVILEGED_POD})
+
+    bad = await peapod("label", "ns", "default", f"{LEVEL}=strict", "--overwrite")
+    assert bad.code == 1 and 'Invalid value: "strict": must be one of privileged, baseline, ' \
+        "restricted" in bad.err, bad
+    stored = await request(admin, s.api("namespaces", "get"), {"name": "default"})
+    assert stored["metadata"]["labels"][LEVEL] == "privileged"
+    assert stored["metadata"]["labels"]["kubernetes.io/metadata.name"] == "default"
+
+    # an update names the version it was made from: a stale one is a Conflict
+    stale = {**stored, "metadata": {**stored["metadata"], "labels": {}}}
+    await peapod("label", "ns", "default", "team=a")
+    with pytest.raises(Conflict, match="the object has been modified"):
+        await request(admin, s.api("namespaces", "update"), {"object": stale})
