@@ -111,6 +111,18 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
         await asyncio.sleep(0.2)
     assert logs.out == "hello\n", logs
 
+    # ConfigMaps are for everyone who may look, Secrets are not (Kubernetes' view role)
+    for kind, data in (("ConfigMap", {"greeting": "hi"}), ("Secret", {"password": "aHVudGVyMg=="})):
+        await request(admin, s.api(f"{kind.lower()}s", "create"), {"object": {
+            "apiVersion": "v1", "kind": kind, "metadata": {"name": "app"}, "data": data}})
+    configmaps = await peapod("get", "configmaps")
+    assert configmaps.code == 0 and "app" in configmaps.out, configmaps
+    secrets = await peapod("get", "secrets")
+    assert secrets.code == 1 and secrets.err == (
+        'Error from server (Forbidden): secrets is forbidden: User "viewer-alice" cannot list '
+        'resource "secrets" in API group "" in the namespace "default"\n'), secrets
+    assert "aHVudGVyMg" not in secrets.out + secrets.err
+
     # every write through the CLI fails, and says it was refused
     manifest = json.dumps(pod_manifest("intruder", [{"name": "c", **IMAGE}]))
     for verb, stdin, what in (
