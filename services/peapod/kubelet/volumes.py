@@ -10,7 +10,9 @@ are written at every start of one of the pod's containers and again every
 minute while the pod runs (``Configurator.run``), so a running container sees
 a changed ConfigMap, Secret or label within about a minute, as in
 Kubernetes (the volume directory is bind-mounted, and ``..data`` swapped).
-They are mounted read-only, as Kubernetes mounts them.
+They are mounted read-only, as Kubernetes mounts them. With the pod's ``fsGroup``
+their files belong to that group and are group-readable (``mode | 0440``),
+so a non-root user of that group reads a ``0400`` Secret, as in Kubernetes.
 
 They are written under the kubelet's *memory directory*
 (``/dev/shm/peapod/<kubelet id>`` by default, a tmpfs on every Linux), never
@@ -149,8 +151,11 @@ def _mode(mode: int | None) -> int:
 
 # -- writing it, atomically ------------------------------------------------------------------
 
-def write_atomic(directory: Path, files: Files) -> None:
-    """Kubernetes' AtomicWriter: a new timestamped directory, then one rename of ``..data``."""
+def write_atomic(directory: Path, files: Files, *, fs_group: int | None = None) -> None:
+    """Kubernetes' AtomicWriter: a new timestamped directory, then one rename of ``..data``.
+
+    With ``fs_group``, as Kubernetes' SetVolumeOwnership does for a read-only volume: every
+    file and directory gets that group, files ``mode | 0440``, directories setgid."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
     directory.chmod(0o755)
     stamp = f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{uuid.uuid4().hex[:8]}"
@@ -163,6 +168,13 @@ def write_atomic(directory: Path, files: Files) -> None:
         with os.fdopen(fd, "wb") as out:
             out.write(content)
         path.chmod(mode)
+        if fs_group is not None:
+            os.chown(path, -1, fs_group)
+            path.chmod(mode | 0o440)
+    if fs_group is not None:
+        for folder in [target, *(p for p in target.rglob("*") if p.is_dir())]:
+            os.chown(folder, -1, fs_group)
+            folder.chmod(0o2755)
     old = os.readlink(directory / DATA_DIR) if (directory / DATA_DIR).is_symlink() else None
     temporary = directory / "..data_tmp"
     temporary.unlink(missing_ok=True)
@@ -204,7 +216,8 @@ def write_volumes(pod: Pod, lookup: Lookup, where: Where, *,
     prepared = [(v, volume_files(pod, v, lookup, where)) for v in api_volumes(pod)]
     for volume, files in prepared:
         directory = volume_dir(volume.name)
-        write_atomic(directory, files)
+        context = pod.spec.security_context
+        write_atomic(directory, files, fs_group=context.fs_group if context else None)
         if not in_memory(directory):
             log.warning("volume_not_in_memory", namespace=pod.metadata.namespace,
                         name=pod.metadata.name, uid=pod.metadata.uid, volume=volume.name,

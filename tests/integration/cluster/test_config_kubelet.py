@@ -311,3 +311,17 @@ async def test_a_running_container_sees_its_configmap_and_labels_change(fast_res
     await eventually(updated, timeout=30)
     _, fixed = await kubelet_exec(ctx, name, "c", ["cat", "/etc/level"])
     assert fixed == "1"  # a subPath is a copy made at start, as in Kubernetes
+
+
+async def test_fs_group_lets_a_non_root_user_read_a_0400_secret(ctx):
+    tag = uuid.uuid4().hex[:6]
+    sec, name = f"grp-{tag}", f"grp-{tag}"
+    await put(ctx, "secrets", secret(sec, {"token": SECRET_VALUE}))
+    await apply(ctx, pod_manifest(name, [busybox(
+        ["sleep", "3600"], volumeMounts=[{"name": "s", "mountPath": "/etc/s"}])],
+        securityContext={"runAsUser": 1000, "fsGroup": 2000},
+        volumes=[{"name": "s", "secret": {"secretName": sec, "defaultMode": 0o400}}]))
+    await wait_pod(ctx, name, running)
+    code, out = await kubelet_exec(ctx, name, "c", [
+        "sh", "-c", "id -u; stat -L -c '%a %g' /etc/s/token; cat /etc/s/token"])
+    assert (code, out) == (0, f"1000\n440 2000\n{SECRET_VALUE}")
