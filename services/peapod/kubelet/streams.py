@@ -87,7 +87,7 @@ class Streams:
         if not all(isinstance(flag, bool | None) for flag in (follow, previous)):
             raise Invalid("request fields 'follow' and 'previous' must be true or false")
         uid, container = self._target(payload)
-        info = self.runtime.get_pod(uid)
+        info = await asyncio.to_thread(self.runtime.get_pod, uid)  # never block the loop
         tries = attempts(info, container)
         index = 1 if payload.get("previous") else 0
         if len(tries) <= index:
