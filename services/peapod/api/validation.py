@@ -86,7 +86,7 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
 
 
 OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-               "DaemonSet": "apps/v1"}
+               "DaemonSet": "apps/v1", "Job": "batch/v1"}
 
 
 def owner_problems(meta: ObjectMeta) -> list[str]:
@@ -107,8 +107,8 @@ def owner_problems(meta: ObjectMeta) -> list[str]:
         if expected is None:
             problems.append(f"metadata.ownerReferences[{i}].kind: Unsupported value: "
                             f"{ref.kind!r}: supported values: \"DaemonSet\", \"Deployment\", "
-                            "\"Pod\", \"ReplicaSet\" (the kinds peapod's garbage collector "
-                            "follows)")
+                            "\"Job\", \"Pod\", \"ReplicaSet\" (the kinds peapod's garbage "
+                            "collector follows)")
         elif ref.api_version != expected:
             problems.append(f"metadata.ownerReferences[{i}].apiVersion: Invalid value: "
                             f"{ref.api_version!r}: kind {ref.kind} is {expected!r}")

@@ -31,9 +31,11 @@ from typing import Any, TypeVar
 
 import structlog
 from nats.aio.msg import Msg
+from pydantic.alias_generators import to_camel
 
 from peapod.api import now_rfc3339, parse_object
-from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, LabelSelector, ReplicaSet
+from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, Job
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
 from peapod.apiserver import admission
 from peapod.apiserver.namespaces import Namespaces
@@ -45,7 +47,7 @@ from peapod.errors import Conflict, Invalid, NotFound
 log = structlog.get_logger("apiserver.workloads")
 
 Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
-Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet)
+Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet, Job)
 PROPAGATION = {"Background": None, "Foreground": FOREGROUND_DELETION, "Orphan": ORPHAN}
 
 
@@ -76,11 +78,14 @@ class WorkloadApi:
     """The API of one namespaced apps/v1 kind (``resource`` is its plural: ``replicasets``)."""
 
     def __init__(self, store: Store, namespaces: Namespaces, *, resource: str,
-                 model: type[Workload]) -> None:
+                 model: type[Workload], group: str = "apps",
+                 rules: KindRules | None = None) -> None:
         self.store = store
         self.namespaces = namespaces
         self.resource = resource
         self.model = model
+        self.group = group
+        self.rules = rules or KindRules()
 
     def routes(self) -> dict[str, Route]:
         verbs = {"create": self.create, "apply": self.apply, "get": self.get, "list": self.list,
@@ -88,7 +93,7 @@ class WorkloadApi:
         return {s.api(self.resource, verb): fn for verb, fn in verbs.items()}
 
     def _key(self, namespace: str, name: str) -> tuple[str, str]:
-        return s.kv_key(self.resource, namespace, name), f'{self.resource}.apps "{name}"'
+        return s.kv_key(self.resource, namespace, name), f'{self.resource}.{self.group} "{name}"'
 
     def _parse(self, doc: dict[str, Any]) -> Any:
         obj = parse_object(doc)
@@ -111,6 +116,7 @@ class WorkloadApi:
         meta.resource_version = meta.deletion_timestamp = meta.deletion_grace_period_seconds = None
         meta.generation, obj.status = 1, None
         key, what = self._key(namespace, meta.name or "")
+        self.rules.admit_new(obj, what)
         await self.namespaces.admit_into(namespace, what)
         stored = await self.store.create(key, obj.to_wire(), what=what)
         log.info("object_created", kind=obj.kind, namespace=namespace, name=meta.name, uid=meta.uid)
@@ -197,6 +203,7 @@ class WorkloadApi:
     def _merged(self, current: Stored, incoming: Any, *, keep_owners: bool) -> Any:
         """``incoming``'s labels, annotations, spec (and owners) over the stored object."""
         stored = self.model.model_validate(current.value)
+        self.rules.check_update(stored, incoming, current.key)
         merged = stored.model_copy(deep=True)
         meta, new = merged.metadata, incoming.metadata
         meta.labels, meta.annotations = new.labels, new.annotations
@@ -239,7 +246,51 @@ def _expected(wanted: str | None, latest: int, what: str, *, required: bool = Fa
     return latest
 
 
+class KindRules:
+    """What a kind adds to the generic rules: nothing, for the apps/v1 kinds."""
+
+    def admit_new(self, obj: Any, what: str) -> None:
+        """Fill in what the server generates, or refuse (the object has its uid)."""
+
+    def check_update(self, stored: Any, incoming: Any, key: str) -> None:
+        """Refuse a change of an immutable field; may fill in generated fields of ``incoming``."""
+
+
+class JobRules(KindRules):
+    """Kubernetes' Job strategy: a generated selector on the Job's uid, labels on its
+    template, and a spec that may change only in parallelism, activeDeadlineSeconds and
+    ttlSecondsAfterFinished."""
+
+    def admit_new(self, obj: Any, what: str) -> None:
+        spec, meta = obj.spec, obj.metadata
+        if spec.selector is not None:
+            raise Invalid(f"{what} is invalid: spec.selector: Invalid value: "
+                          f"{spec.selector.to_query()!r}: `selector` not auto-generated "
+                          "(peapod has no manualSelector)")
+        generated = {CONTROLLER_UID: meta.uid or "", "controller-uid": meta.uid or "",
+                     JOB_NAME: meta.name or "", "job-name": meta.name or ""}
+        spec.selector = LabelSelector(match_labels={CONTROLLER_UID: meta.uid or ""})
+        template = spec.template.metadata
+        template.labels = {**(template.labels or {}), **generated}
+
+    def check_update(self, stored: Any, incoming: Any, key: str) -> None:
+        incoming.spec.selector = incoming.spec.selector or stored.spec.selector
+        generated = {k: v for k, v in (stored.spec.template.metadata.labels or {}).items()
+                     if k in (CONTROLLER_UID, JOB_NAME, *LEGACY_LABELS)}
+        template = incoming.spec.template.metadata
+        template.labels = {**(template.labels or {}), **generated}
+        name = stored.metadata.name
+        for field in ("template", "completions", "selector", "backoff_limit"):
+            old, new = getattr(stored.spec, field), getattr(incoming.spec, field)
+            if (old.to_wire() if hasattr(old, "to_wire") else old) != \
+                    (new.to_wire() if hasattr(new, "to_wire") else new):
+                raise Invalid(f'Job.batch "{name}" is invalid: spec.{to_camel(field)}: '
+                              "Invalid value: field is immutable")
+
+
 def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi]:
-    return {"daemonsets": WorkloadApi(store, namespaces, resource="daemonsets", model=DaemonSet),
+    return {"jobs": WorkloadApi(store, namespaces, resource="jobs", model=Job, group="batch",
+                                rules=JobRules()),
+            "daemonsets": WorkloadApi(store, namespaces, resource="daemonsets", model=DaemonSet),
             "deployments": WorkloadApi(store, namespaces, resource="deployments", model=Deployment),
             "replicasets": WorkloadApi(store, namespaces, resource="replicasets", model=ReplicaSet)}

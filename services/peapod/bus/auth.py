@@ -98,7 +98,7 @@ def scheduler_permissions() -> dict[str, Any]:
     }
 
 
-CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets")
+CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets", "jobs")
 
 
 def controller_manager_permissions() -> dict[str, Any]:

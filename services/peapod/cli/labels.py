@@ -19,7 +19,7 @@ from peapod.api.base import Model
 from peapod.cli.client import Client
 from peapod.errors import Conflict, Invalid
 
-LABELABLE = ("pods", "nodes", "namespaces", "replicasets", "deployments", "daemonsets")
+LABELABLE = ("pods", "nodes", "namespaces", "replicasets", "deployments", "daemonsets", "jobs")
 _RETRIES = 10
 
 
@@ -132,8 +132,8 @@ def _verb(field: str, before: Any, after: Any, overwrite: bool) -> str:
 
 
 def _kind_word(resource: str) -> str:
-    apps = ("replicasets", "deployments", "daemonsets")
-    return f"{resource[:-1]}.apps" if resource in apps else resource[:-1]
+    from peapod.cli.main import _singular
+    return _singular(resource)
 
 
 async def cmd_cordon(client: Client, args: argparse.Namespace) -> int:

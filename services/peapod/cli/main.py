@@ -35,15 +35,17 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "replicasets": "replicasets", "replicaset": "replicasets", "rs": "replicasets",
              "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
              "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
+             "jobs": "jobs", "job": "jobs",
              "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
              "secrets": "secrets", "secret": "secrets"}
-WORKLOADS = ("replicasets", "deployments", "daemonsets")  # apps/v1, served by generic verbs
+WORKLOADS = ("replicasets", "deployments", "daemonsets", "jobs")  # served by generic verbs
+GROUPS = {"jobs": "batch"}  # every other workload: apps
 CONFIGS = ("configmaps", "secrets")  # v1 kinds served by the same generic verbs
-ALL = ("pods", "daemonsets", "deployments", "replicasets")  # `get all`, in kubectl's order
-WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "ConfigMap",
-                  "Secret")  # create, apply
+ALL = ("pods", "daemonsets", "deployments", "replicasets", "jobs")  # `get all`, kubectl's order
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "Job",
+                  "ConfigMap", "Secret")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
-                  "Deployment": "deployments", "DaemonSet": "daemonsets",
+                  "Deployment": "deployments", "DaemonSet": "daemonsets", "Job": "jobs",
                   "ConfigMap": "configmaps", "Secret": "secrets"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
@@ -405,8 +407,10 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
 
 
 def _singular(resource: str) -> str:
-    """kubectl's words in ``deleted`` lines: pod, namespace, replicaset.apps."""
-    return f"{resource[:-1]}.apps" if resource in WORKLOADS else resource[:-1]
+    """kubectl's words in ``deleted`` lines: pod, namespace, replicaset.apps, job.batch."""
+    if resource in WORKLOADS:
+        return f"{resource[:-1]}.{GROUPS.get(resource, 'apps')}"
+    return resource[:-1]
 
 
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
@@ -506,8 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--cert", "secret tls: PEM certificate file"),
                        ("--key", "secret tls: PEM private key file")):
         p.add_argument(flag, help=text)
-    p = add("get", "list objects: pods, deployments, replicasets, daemonsets, nodes, namespaces, "
-            "configmaps, secrets, events; several as deploy,rs; all", cmd_get)
+    p = add("get", "list objects: pods, deployments, replicasets, daemonsets, jobs, nodes, "
+            "namespaces, configmaps, secrets, events; several as deploy,rs; all", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])

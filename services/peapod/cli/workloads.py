@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from peapod.api import Event, Pod
+from peapod.api import Event, Pod, parse_rfc3339
 from peapod.api.apps import DaemonSet, Deployment, PodTemplateSpec, ReplicaSet
+from peapod.api.batch import Job
 from peapod.cli.describe import NONE, _events, _ports, _Writer, environment
-from peapod.cli.printers import age, namespaced_table
+from peapod.cli.printers import age, human_duration, namespaced_table
 
 RS_COLUMNS = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
 DEPLOY_COLUMNS = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+JOB_COLUMNS = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
 DS_COLUMNS = ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR",
               "AGE"]
 WIDE_COLUMNS = ["CONTAINERS", "IMAGES", "SELECTOR"]
@@ -62,6 +64,20 @@ def _ds_row(ds: DaemonSet, now: datetime, wide: bool) -> list[str]:
     return row + (_wide(ds.spec.template, ds.spec.selector) if wide else [])
 
 
+def _job_row(job: Job, now: datetime, wide: bool) -> list[str]:
+    """kubectl's ``printJob``: STATUS, succeeded/completions, how long it ran."""
+    st = job.status
+    finished = job.finished()
+    state = finished.type if finished is not None else "Running"
+    duration = ""
+    if st and st.start_time:
+        end = parse_rfc3339(st.completion_time) if st.completion_time else now
+        duration = human_duration(end - parse_rfc3339(st.start_time))
+    row = [job.metadata.name or "", state, f"{(st.succeeded if st else 0) or 0}/"
+           f"{job.spec.completions}", duration, age(job.metadata.creation_timestamp, now)]
+    return row + (_wide(job.spec.template, job.spec.selector) if wide else [])
+
+
 def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool = False,
                    all_namespaces: bool = False, no_headers: bool = False,
                    show_labels: bool = False) -> str:
@@ -69,6 +85,9 @@ def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool 
     if kind == "replicasets":
         items = [o for o in objs if isinstance(o, ReplicaSet)]
         header, rows = RS_COLUMNS, [_rs_row(o, now, wide) for o in items]
+    elif kind == "jobs":
+        items = [o for o in objs if isinstance(o, Job)]
+        header, rows = JOB_COLUMNS, [_job_row(o, now, wide) for o in items]
     elif kind == "daemonsets":
         items = [o for o in objs if isinstance(o, DaemonSet)]
         header, rows = DS_COLUMNS, [_ds_row(o, now, wide) for o in items]

@@ -43,7 +43,8 @@ def is_ready(pod: Pod) -> bool:
 
 
 def controller_reference(owner_kind: str, name: str, uid: str) -> OwnerReference:
-    return OwnerReference(api_version="apps/v1", kind=owner_kind, name=name, uid=uid,
+    api_version = "batch/v1" if owner_kind == "Job" else "apps/v1"
+    return OwnerReference(api_version=api_version, kind=owner_kind, name=name, uid=uid,
                           controller=True, block_owner_deletion=True)
 
 

@@ -24,6 +24,7 @@ from peapod.controllers.cache import ControllerCache
 from peapod.controllers.daemonset import DaemonSetController
 from peapod.controllers.deployment import DeploymentController
 from peapod.controllers.garbage import GarbageCollector
+from peapod.controllers.job import JobController
 from peapod.controllers.replicaset import ReplicaSetController
 from peapod.logging import configure_logging
 
@@ -43,11 +44,14 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
         cache=cache, api=api, events=EventRecorder(nc, component="deployment-controller", host=host))
     daemonsets = DaemonSetController(
         cache=cache, api=api, events=EventRecorder(nc, component="daemonset-controller", host=host))
+    jobs = JobController(
+        cache=cache, api=api, events=EventRecorder(nc, component="job-controller", host=host))
     collector = GarbageCollector(cache=cache, api=api)
     log.info("controller_manager_ready", url=creds.url)
     try:
         await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
                          "deployment": deployments.run, "daemonset": daemonsets.run,
+                         "job": jobs.run,
                          "garbagecollector": collector.run},
                         stop=stop)
     finally:

@@ -100,6 +100,34 @@ class PodOwningController(QueuedController):
             self.expectations.deleted(key, pod.metadata.uid or "")
         return key
 
+    async def create_pods(self, owner: Any, key: str, pod: Pod, count: int, olog: Any
+                          ) -> str | None:
+        """Create ``count`` copies of ``pod`` (named by generateName) in doubling batches (1, 2,
+        4 …, client-go's slow start); the first refusal stops it and is returned."""
+        self.expectations.expect(key, adds=count)
+        batch, done = 1, 0
+        while done < count:
+            size = min(batch, count - done)
+            results = await asyncio.gather(*(self.api.create("pods", pod.to_wire())
+                                             for _ in range(size)), return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for created in results:
+                if isinstance(created, dict):
+                    olog.info("pod_created", pod=created["metadata"]["name"])
+                    await self.events.record(owner.to_wire(), reason="SuccessfulCreate",
+                                             message=f"Created pod: {created['metadata']['name']}")
+            done += size
+            if errors:
+                for _ in range(count - done + len(errors)):
+                    self.expectations.created(key)  # never coming: do not wait for them
+                message = errors[0].message if isinstance(errors[0], PeapodError) else str(errors[0])
+                olog.warning("pod_create_failed", error=message)
+                await self.events.record(owner.to_wire(), reason="FailedCreate", type="Warning",
+                                         message=f"Error creating: {message}")
+                return message
+            batch *= 2
+        return None
+
     async def delete_pod(self, owner: Any, key: str, pod: Pod, olog: Any) -> None:
         name = pod.metadata.name or ""
         try:

@@ -19,7 +19,6 @@ orphan, every ReplicaSet of its namespace whose selector matches it).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import structlog
@@ -42,7 +41,7 @@ from peapod.controllers.claiming import (
     replicaset_status,
 )
 from peapod.controllers.queueing import PodOwningController, adopt_and_release
-from peapod.errors import Conflict, NotFound, PeapodError
+from peapod.errors import Conflict, NotFound
 
 log = structlog.get_logger("controllers.replicaset")
 
@@ -125,29 +124,7 @@ class ReplicaSetController(PodOwningController):
         pod = new_pod(rs.spec.template, namespace=meta.namespace or "default",
                       prefix=f"{meta.name}-",
                       owner=controller_reference("ReplicaSet", meta.name or "", meta.uid or ""))
-        self.expectations.expect(key, adds=count)
-        batch, done = 1, 0
-        while done < count:
-            size = min(batch, count - done)
-            results = await asyncio.gather(*(self.api.create("pods", pod.to_wire())
-                                             for _ in range(size)), return_exceptions=True)
-            errors = [r for r in results if isinstance(r, BaseException)]
-            for created in results:
-                if isinstance(created, dict):
-                    rlog.info("pod_created", pod=created["metadata"]["name"])
-                    await self.events.record(rs.to_wire(), reason="SuccessfulCreate",
-                                             message=f"Created pod: {created['metadata']['name']}")
-            done += size
-            if errors:
-                for _ in range(count - done + len(errors)):
-                    self.expectations.created(key)  # never coming: do not wait for them
-                message = errors[0].message if isinstance(errors[0], PeapodError) else str(errors[0])
-                rlog.warning("pod_create_failed", error=message)
-                await self.events.record(rs.to_wire(), reason="FailedCreate", type="Warning",
-                                         message=f"Error creating: {message}")
-                return message
-            batch *= 2
-        return None
+        return await self.create_pods(rs, key, pod, count, rlog)
 
     async def _delete(self, rs: ReplicaSet, key: str, pods: list[Pod], rlog: Any) -> None:
         self.expectations.expect(key, deletes={p.metadata.uid or "" for p in pods})

@@ -76,7 +76,7 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
             return False
     await eventually(both_registered, "two nodes registered")
     try:
-        yield {"admin": admin, "manager": manager, "nodes": nodes}
+        yield {"admin": admin, "manager": manager, "nodes": nodes, "creds": creds}
     finally:
         for resource in ("deployments", "replicasets"):
             with contextlib.suppress(NotFound):

@@ -1,0 +1,75 @@
+"""A Job's next step: completions, parallelism, backoffLimit, deadline and TTL, without a cluster."""
+
+from __future__ import annotations
+
+from peapod.api import Pod
+from peapod.api.batch import Job
+from peapod.controllers.jobs import plan_job, ttl_due_in
+
+START = "2026-01-01T00:00:00Z"
+T0 = 1767225600.0  # START in epoch seconds
+
+
+def job(**spec) -> Job:
+    return Job.model_validate({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "pi", "namespace": "default", "uid": "j"},
+        "spec": {"template": {"spec": {"restartPolicy": spec.pop("policy", "Never"),
+                                       "containers": [{"name": "c", "image": "busybox"}]}},
+                 **spec},
+        "status": {"startTime": START}})
+
+
+def pod(name: str, phase: str, restarts: int = 0) -> Pod:
+    return Pod.model_validate({"metadata": {"name": name, "uid": name,
+                                            "creationTimestamp": START},
+                               "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                               "status": {"phase": phase, "containerStatuses": [
+                                   {"name": "c", "restartCount": restarts}]}})
+
+
+def test_parallelism_and_completions_decide_how_many_run():
+    plan = plan_job(job(completions=5, parallelism=2), [], now=T0, now_text=START)
+    assert plan.create == 2
+    done = [pod("a", "Succeeded"), pod("b", "Succeeded"), pod("c", "Succeeded"),
+            pod("d", "Succeeded"), pod("e", "Running")]
+    plan = plan_job(job(completions=5, parallelism=2), done, now=T0, now_text=START)
+    assert plan.create == 0 and plan.delete == []  # one left to do, and it runs
+    assert (plan.status.succeeded, plan.status.active) == (4, 1)
+
+
+def test_completion_sets_the_condition_and_time():
+    plan = plan_job(job(completions=1), [pod("a", "Succeeded")], now=T0 + 5,
+                    now_text="2026-01-01T00:00:05Z")
+    [cond] = plan.status.conditions or []
+    assert (cond.type, cond.status) == ("Complete", "True")
+    assert plan.status.completion_time == "2026-01-01T00:00:05Z"
+
+
+def test_failures_beyond_the_backoff_limit_fail_the_job_and_stop_its_pods():
+    pods = [pod("a", "Failed"), pod("b", "Failed"), pod("c", "Running")]
+    plan = plan_job(job(backoffLimit=1), pods, now=T0, now_text=START)
+    [cond] = plan.status.conditions or []
+    assert (cond.type, cond.reason) == ("Failed", "BackoffLimitExceeded")
+    assert [p.metadata.name for p in plan.delete] == ["c"]
+    restarts = [pod("a", "Running", restarts=3)]
+    plan = plan_job(job(backoffLimit=2, policy="OnFailure"), restarts, now=T0, now_text=START)
+    assert plan.status.conditions and plan.status.conditions[0].reason == "BackoffLimitExceeded"
+
+
+def test_the_deadline_is_a_timer_then_a_failure():
+    plan = plan_job(job(activeDeadlineSeconds=60), [pod("a", "Running")], now=T0 + 20,
+                    now_text=START)
+    assert plan.recheck_in == 40 and not plan.status.conditions
+    plan = plan_job(job(activeDeadlineSeconds=60), [pod("a", "Running")], now=T0 + 61,
+                    now_text=START)
+    assert plan.status.conditions and plan.status.conditions[0].reason == "DeadlineExceeded"
+
+
+def test_ttl_counts_from_when_the_job_finished():
+    finished = job(ttlSecondsAfterFinished=30)
+    finished.status.conditions = plan_job(finished, [pod("a", "Succeeded")], now=T0,
+                                          now_text=START).status.conditions
+    assert ttl_due_in(finished, T0 + 10) == 20
+    assert ttl_due_in(finished, T0 + 31) == 0
+    assert ttl_due_in(job(), T0) is None
