@@ -78,6 +78,19 @@ async def supervise(tasks: dict[str, TaskFactory], *, stop: asyncio.Event,
     try:
         await stop.wait()
     finally:
-        for task in running:
+        await cancel_all(running)
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]], *, again_after: float = 0.5) -> None:
+    """Cancel every task and wait for each to end, cancelling again those that go on.
+
+    Again, because Python 3.11's ``asyncio.wait_for`` (nats-py's request uses it) drops a
+    cancellation that arrives just as the awaited reply does; the task then runs on as if
+    nothing happened, and a loop would never end.
+    """
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        _, pending = await asyncio.wait(pending, timeout=again_after)
+    await asyncio.gather(*tasks, return_exceptions=True)

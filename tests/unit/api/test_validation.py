@@ -240,7 +240,7 @@ def test_a_wrong_api_version_is_refused():
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
         "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
-        "supported kinds: ConfigMap, DaemonSet, Deployment, Event, Namespace, Node, Pod, "
+        "supported kinds: ConfigMap, DaemonSet, Deployment, Event, Job, Namespace, Node, Pod, "
         "ReplicaSet, Secret")
 
 

@@ -11,7 +11,7 @@ import asyncio
 
 from structlog.testing import capture_logs
 
-from peapod.bus.supervise import RestartBackoff, supervise
+from peapod.bus.supervise import RestartBackoff, cancel_all, supervise
 
 
 def test_the_pause_doubles_to_its_cap_while_runs_are_short() -> None:
@@ -63,3 +63,24 @@ async def test_a_task_that_returns_is_restarted_too() -> None:
                         backoff=lambda: RestartBackoff(initial=0.001, cap=0.001))
     assert [entry["event"] for entry in logs] == ["task_returned", "task_returned"]
     assert len(calls) == 3
+
+
+async def test_a_task_that_loses_a_cancellation_is_cancelled_again() -> None:
+    # What Python 3.11's asyncio.wait_for does when a reply lands as the cancel does: the
+    # CancelledError is swallowed and the task carries on with its loop.
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_all([task], again_after=0.05), 5)
+    assert task.cancelled() and swallowed == 1
