@@ -14,6 +14,7 @@ class Taint(Model):
     key: str
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    time_added: str | None = None  # NoExecute taints: when it was added (evictions count from it)
 
 
 class NodeSpec(Model):

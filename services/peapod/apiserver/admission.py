@@ -143,6 +143,8 @@ def admit_node(doc: dict[str, Any], *, existing: Node | None) -> Node:
         obj.metadata.creation_timestamp = existing.metadata.creation_timestamp
         if obj.spec.unschedulable is None:
             obj.spec.unschedulable = existing.spec.unschedulable
+        if obj.spec.taints is None:  # the controller manager's (unreachable) stay
+            obj.spec.taints = existing.spec.taints
         # labels and annotations people set (peapod label node …) outlive a re-registration
         obj.metadata.labels = {**(existing.metadata.labels or {}), **(obj.metadata.labels or {})} \
             or None
@@ -152,12 +154,14 @@ def admit_node(doc: dict[str, Any], *, existing: Node | None) -> Node:
 
 
 def merge_updated_node(stored: Node, incoming: Node) -> Node:
-    """A node update by people: labels, annotations and ``spec.unschedulable``, nothing else
-    (the rest of a Node is its kubelet's to report)."""
+    """A node update by people or the controller manager: labels, annotations,
+    ``spec.unschedulable`` and ``spec.taints``, nothing else (the rest of a Node is its
+    kubelet's to report)."""
     merged = stored.model_copy(deep=True)
     merged.metadata.labels = incoming.metadata.labels
     merged.metadata.annotations = incoming.metadata.annotations
     merged.spec.unschedulable = incoming.spec.unschedulable or None
+    merged.spec.taints = incoming.spec.taints or None
     return merged
 
 

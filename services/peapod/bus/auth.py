@@ -7,9 +7,10 @@ design's subject table exactly:
 * the apiserver owns the JetStream objects and is the only writer of the KV;
 * the scheduler may read the KV and ask for ``pods.bind`` and ``events.create``
   — nothing else;
-* the controller manager may read the KV and ask for ``create``, ``get``,
-  ``update`` and ``delete`` of pods, the same and ``status`` of the
-  workloads it controls, and ``events.create``;
+* the controller manager may read the KV and the leases and ask for
+  ``create``, ``get``, ``update`` and ``delete`` of pods, the same and
+  ``status`` of the workloads it controls, ``nodes.update`` (the unreachable
+  taint) and ``events.create``;
 * only the apiserver publishes on ``peapod.events.>``: the others record events
   by request, so the apiserver checks who writes about what;
 * a kubelet may use only ``peapod.api.v1.node.<its node>.…``, may create one
@@ -105,8 +106,9 @@ def controller_manager_permissions() -> dict[str, Any]:
     """Read the KV; create, update and delete pods and the workloads it controls."""
     return {
         "publish": {"allow": [
-            f"{JS}.INFO", *_kv_reader(s.KV_STREAM),
+            f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
             *(s.api("pods", verb) for verb in ("create", "get", "update", "delete")),
+            s.api("nodes", "update"),  # the unreachable taint
             *(s.api(resource, verb) for resource in CONTROLLED_RESOURCES
               for verb in ("create", "get", "update", "status", "delete")),
             s.api("events", "create"),

@@ -46,16 +46,21 @@ class Leases:
         """Nodes whose lease has not expired at ``now``."""
         return {node for node, at in self.renewed.items() if now - at < s.LEASE_DURATION_SECONDS}
 
-    async def watch(self, js: JetStreamContext, *, on_alive: Callable[[], None] | None = None) -> None:
-        """Follow the bucket until cancelled; ``on_alive`` runs when a node comes (back) to life."""
+    async def watch(self, js: JetStreamContext, *, on_alive: Callable[[], None] | None = None,
+                    on_gone: Callable[[], None] | None = None) -> None:
+        """Follow the bucket until cancelled; ``on_alive`` runs when a node comes (back) to
+        life, ``on_gone`` when a lease is deleted (its node is silent from now on)."""
         self.renewed.clear()
         informer = Informer(js, bucket=s.LEASE_BUCKET, decode=_unread)
-        informer.add_handler(lambda event: self._observe(event, on_alive))
+        informer.add_handler(lambda event: self._observe(event, on_alive, on_gone))
         await informer.run()
 
-    def _observe(self, event: WatchEvent[bytes], on_alive: Callable[[], None] | None) -> None:
+    def _observe(self, event: WatchEvent[bytes], on_alive: Callable[[], None] | None,
+                 on_gone: Callable[[], None] | None = None) -> None:
         if event.type == "DELETED":
             self.renewed.pop(event.key, None)
+            if on_gone is not None:
+                on_gone()
             return
         came_alive = event.key not in self.live(event.written_at)
         self.renewed[event.key] = event.written_at

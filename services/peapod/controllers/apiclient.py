@@ -39,6 +39,11 @@ class ApiClient:
             "object": obj, "namespace": obj["metadata"].get("namespace")})
         return result
 
+    async def update_node(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Labels, annotations, unschedulable and taints of a Node, at its resourceVersion."""
+        result: dict[str, Any] = await request(self.nc, s.api("nodes", "update"), {"object": obj})
+        return result
+
     async def delete(self, resource: str, namespace: str, name: str, *,
                      policy: str | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"namespace": namespace, "name": name}

@@ -18,6 +18,7 @@ import structlog
 from peapod.bus.client import connect, jetstream
 from peapod.bus.events import EventRecorder
 from peapod.bus.identity import Credentials
+from peapod.bus.leases import Leases
 from peapod.bus.supervise import supervise
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import ControllerCache
@@ -25,6 +26,7 @@ from peapod.controllers.daemonset import DaemonSetController
 from peapod.controllers.deployment import DeploymentController
 from peapod.controllers.garbage import GarbageCollector
 from peapod.controllers.job import JobController
+from peapod.controllers.nodelifecycle import DEFAULT_EVICTION_SECONDS, NodeLifecycleController
 from peapod.controllers.replicaset import ReplicaSetController
 from peapod.logging import configure_logging
 
@@ -33,7 +35,8 @@ log = structlog.get_logger("controller-manager")
 USER = "controller-manager"
 
 
-async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
+async def run(creds: Credentials, *, stop: asyncio.Event,
+              eviction_seconds: float = DEFAULT_EVICTION_SECONDS) -> None:
     nc = await connect(creds, name="peapod-controller-manager")
     cache = ControllerCache(jetstream(nc))
     api = ApiClient(nc)
@@ -46,12 +49,18 @@ async def run(creds: Credentials, *, stop: asyncio.Event) -> None:
         cache=cache, api=api, events=EventRecorder(nc, component="daemonset-controller", host=host))
     jobs = JobController(
         cache=cache, api=api, events=EventRecorder(nc, component="job-controller", host=host))
+    leases = Leases()
+    nodes = NodeLifecycleController(
+        cache=cache, api=api, leases=leases, eviction_seconds=eviction_seconds,
+        events=EventRecorder(nc, component="node-controller", host=host))
     collector = GarbageCollector(cache=cache, api=api)
     log.info("controller_manager_ready", url=creds.url)
     try:
         await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
                          "deployment": deployments.run, "daemonset": daemonsets.run,
-                         "job": jobs.run,
+                         "job": jobs.run, "nodelifecycle": nodes.run,
+                         "leases": lambda: leases.watch(jetstream(nc), on_alive=nodes.lease_changed,
+                                                        on_gone=nodes.lease_changed),
                          "garbagecollector": collector.run},
                         stop=stop)
     finally:
@@ -62,17 +71,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="peapod-controller-manager")
     parser.add_argument("--creds", required=True,
                         help="NKEY credentials file (JSON: url, user, seed, ca_file)")
+    parser.add_argument("--pod-eviction-timeout", type=float, default=DEFAULT_EVICTION_SECONDS,
+                        help="seconds a node may be unreachable before its pods are deleted "
+                        "(default 300, Kubernetes' DefaultTolerationSeconds)")
     args = parser.parse_args(argv)
     configure_logging(component="controller-manager")
-    asyncio.run(_main(Credentials.load(args.creds)))
+    asyncio.run(_main(Credentials.load(args.creds), args.pod_eviction_timeout))
 
 
-async def _main(creds: Credentials) -> None:
+async def _main(creds: Credentials, eviction_seconds: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run(creds, stop=stop)
+    await run(creds, stop=stop, eviction_seconds=eviction_seconds)
 
 
 if __name__ == "__main__":

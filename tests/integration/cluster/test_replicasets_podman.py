@@ -33,15 +33,16 @@ IMAGE = "localhost/peapod-busybox:latest"
 
 
 class ControllerManagerProcess:
-    def __init__(self, creds_file: Path, log_file: Path) -> None:
-        self.creds_file, self.log_file = creds_file, log_file
+    def __init__(self, creds_file: Path, log_file: Path, *, args: tuple[str, ...] = ()) -> None:
+        self.creds_file, self.log_file, self.args = creds_file, log_file, args
         self.proc: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
     def start(self) -> None:
         with self.log_file.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "peapod.controllers.main", "--creds", str(self.creds_file)],
+                [sys.executable, "-m", "peapod.controllers.main", "--creds", str(self.creds_file),
+                 *self.args],
                 stdout=out, stderr=out, stdin=subprocess.DEVNULL)
 
     def kill(self) -> None:

@@ -1,0 +1,138 @@
+"""Node lifecycle: a node whose heartbeat stopped is tainted unreachable, then its pods evicted.
+
+Kubernetes' node lifecycle controller and taint manager, in peapod's terms:
+
+* a node whose lease (``bus/leases.py``) is older than
+  ``LEASE_DURATION_SECONDS`` reads ``Ready=Unknown`` (the apiserver shows
+  that already) and gets the taint ``node.kubernetes.io/unreachable:NoExecute``
+  with ``timeAdded``; the scheduler places nothing there;
+* once the taint is ``eviction_seconds`` old (300 s by default: Kubernetes'
+  DefaultTolerationSeconds, which its admission adds to every pod as a
+  toleration), the node's pods are deleted, so their owners (ReplicaSets,
+  Deployments, Jobs) replace them on other nodes. DaemonSet pods stay, as
+  they tolerate the taint in Kubernetes. Deleting a pod of a silent node
+  leaves it ``Terminating`` until its kubelet comes back and stops its
+  containers, or the node is deleted, as in Kubernetes; a terminating pod
+  no longer counts for its owner, so no replica is lost meanwhile and none
+  is doubled once the node returns;
+* a node that heartbeats again loses the taint at once.
+
+Time: leases carry the server's stamp, compared with the injected clock's
+``now()``; the next check of a node is a ``RetryAfter`` timer on its key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+
+from peapod.api import Node, Pod, parse_rfc3339
+from peapod.api.node import Taint
+from peapod.bus import subjects as s
+from peapod.bus.clock import SYSTEM_CLOCK, Clock
+from peapod.bus.events import EventRecorder
+from peapod.bus.informer import WatchEvent
+from peapod.bus.leases import Leases
+from peapod.bus.workqueue import Done, Outcome, RetryAfter
+from peapod.controllers.apiclient import ApiClient
+from peapod.controllers.cache import ControllerCache, Object
+from peapod.controllers.queueing import QueuedController
+from peapod.errors import Conflict, NotFound, PeapodError
+
+log = structlog.get_logger("controllers.nodelifecycle")
+
+UNREACHABLE = "node.kubernetes.io/unreachable"
+DEFAULT_EVICTION_SECONDS = 300.0  # Kubernetes' DefaultTolerationSeconds
+RETRY_SECONDS = 1.0
+
+
+def unreachable_taint(node: Node) -> Taint | None:
+    return next((t for t in node.spec.taints or [] if t.key == UNREACHABLE), None)
+
+
+def evictable(pod: Pod, node_name: str) -> bool:
+    """A pod of the node, not already going, that does not tolerate the taint (a daemon does)."""
+    ref = pod.metadata.controller_ref()
+    return (pod.spec.node_name == node_name and pod.metadata.deletion_timestamp is None
+            and not (ref is not None and ref.kind == "DaemonSet"))
+
+
+class NodeLifecycleController(QueuedController):
+    name = "nodelifecycle"
+
+    def __init__(self, *, cache: ControllerCache, api: ApiClient, events: EventRecorder,
+                 leases: Leases, clock: Clock = SYSTEM_CLOCK,
+                 eviction_seconds: float = DEFAULT_EVICTION_SECONDS) -> None:
+        super().__init__(cache=cache, clock=clock)
+        self.api = api
+        self.events = events
+        self.leases = leases
+        self.eviction_seconds = eviction_seconds
+        cache.on_event(self._on_event)
+
+    def initial_keys(self) -> list[str]:
+        return [s.kv_key("nodes", None, n.metadata.name or "") for n in self.cache.of_kind("nodes")]
+
+    def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
+        if isinstance(event.obj, Node):
+            self.add(event.key)
+
+    def lease_changed(self) -> None:
+        """A node came (back) to life, or its lease was deleted: look at every node."""
+        for key in self.initial_keys():
+            self.add(key)
+
+    async def reconcile(self, key: str) -> Outcome:
+        node: Node | None = self.cache.get(key)
+        if node is None:
+            return Done()
+        name = node.metadata.name or ""
+        now = self.clock.now()
+        renewed = self.leases.renewed.get(name)
+        taint = unreachable_taint(node)
+        try:
+            if renewed is not None and now - renewed < s.LEASE_DURATION_SECONDS:
+                if taint is not None:
+                    await self._set_taint(node, None)
+                return RetryAfter(renewed + s.LEASE_DURATION_SECONDS - now + 0.5)
+            if taint is None:
+                added = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                await self._set_taint(node, Taint(key=UNREACHABLE, effect="NoExecute",
+                                                  time_added=added))
+                return Done()  # the node's change brings its key back
+        except (Conflict, NotFound):
+            return RetryAfter(RETRY_SECONDS)
+        since = parse_rfc3339(taint.time_added).timestamp() if taint.time_added else now
+        due = since + self.eviction_seconds - now
+        if due > 0:
+            return RetryAfter(due + 0.1)
+        await self._evict(node, name)
+        return RetryAfter(self.eviction_seconds)  # pods that show up later go the same way
+
+    async def _set_taint(self, node: Node, taint: Taint | None) -> None:
+        updated = node.model_copy(deep=True)
+        others = [t for t in node.spec.taints or [] if t.key != UNREACHABLE]
+        updated.spec.taints = [*others, *([taint] if taint else [])] or None
+        await self.api.update_node(updated.to_wire())
+        nlog = log.bind(node=node.metadata.name, uid=node.metadata.uid)
+        if taint is None:
+            nlog.info("node_reachable_again")
+            return
+        nlog.info("node_unreachable", evict_after=self.eviction_seconds)
+        await self.events.record(node.to_wire(), reason="NodeNotReady", type="Warning",
+                                 message=f"Node {node.metadata.name} status is now: NodeNotReady")
+
+    async def _evict(self, node: Node, name: str) -> None:
+        for pod in [p for p in self.cache.of_kind("pods") if evictable(p, name)]:
+            try:
+                await self.api.delete("pods", pod.metadata.namespace or "default",
+                                      pod.metadata.name or "")
+            except PeapodError as exc:
+                log.warning("eviction_failed", pod=pod.key, node=name, error=exc.message)
+                continue
+            log.info("pod_evicted", pod=pod.key, uid=pod.metadata.uid, node=name)
+            await self.events.record(pod.to_wire(), reason="TaintManagerEviction",
+                                     message=f"Marking for deletion Pod {pod.key}")
+
+

@@ -1,0 +1,93 @@
+"""Node lifecycle decisions on a fake clock: taint when the lease expired, evict 300 s later.
+
+The controller reads a cache and writes through an ApiClient; here the cache
+is filled by hand (no informer runs) and the ApiClient is a recording double,
+because what is checked is the decision and its timing, which the fake clock
+moves in milliseconds; the same controller against a real cluster is in
+tests/integration/cluster/test_node_lifecycle_podman.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peapod.api import Node, Pod
+from peapod.bus import subjects as s
+from peapod.bus.clock import FakeClock
+from peapod.bus.leases import Leases
+from peapod.bus.workqueue import Done, RetryAfter
+from peapod.controllers.cache import ControllerCache
+from peapod.controllers.nodelifecycle import UNREACHABLE, NodeLifecycleController, evictable
+
+
+class RecordingApi:
+    def __init__(self, cache: ControllerCache) -> None:
+        self.cache, self.calls = cache, []  # type: ignore[var-annotated]
+
+    async def update_node(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("update_node", obj["spec"].get("taints")))
+        self.cache.objects[s.kv_key("nodes", None, obj["metadata"]["name"])] = \
+            Node.model_validate(obj)
+        return obj
+
+    async def delete(self, resource: str, namespace: str, name: str, **_: Any) -> dict[str, Any]:
+        self.calls.append(("delete", name))
+        return {}
+
+
+class NoEvents:
+    async def record(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def pod(name: str, node: str, owner: str | None = None) -> Pod:
+    meta: dict = {"name": name, "namespace": "default", "uid": name}
+    if owner:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner, "name": "x",
+                                    "uid": "o", "controller": True}]
+    return Pod.model_validate({"metadata": meta, "spec": {
+        "nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}})
+
+
+def setup() -> tuple[NodeLifecycleController, RecordingApi, Leases, FakeClock, str]:
+    clock = FakeClock()
+    cache = ControllerCache(None, clock=clock)  # type: ignore[arg-type]  # no informer runs
+    key = s.kv_key("nodes", None, "n1")
+    cache.objects[key] = Node.model_validate({"metadata": {"name": "n1"}})
+    cache.objects["pods.default.web"] = pod("web", "n1", owner="ReplicaSet")
+    cache.objects["pods.default.agent"] = pod("agent", "n1", owner="DaemonSet")
+    api, leases = RecordingApi(cache), Leases()
+    controller = NodeLifecycleController(cache=cache, api=api, events=NoEvents(),  # type: ignore[arg-type]
+                                         leases=leases, clock=clock)
+    return controller, api, leases, clock, key
+
+
+async def test_a_live_node_is_left_alone_and_checked_when_its_lease_would_expire():
+    controller, api, leases, clock, key = setup()
+    leases.renewed["n1"] = clock.now() - 10
+    assert await controller.reconcile(key) == RetryAfter(s.LEASE_DURATION_SECONDS - 10 + 0.5)
+    assert api.calls == []
+
+
+async def test_silence_taints_then_evicts_after_300_seconds_but_not_the_daemon():
+    controller, api, leases, clock, key = setup()
+    leases.renewed["n1"] = clock.now() - s.LEASE_DURATION_SECONDS - 1
+    assert await controller.reconcile(key) == Done()
+    [(verb, taints)] = api.calls
+    assert verb == "update_node" and taints[0]["key"] == UNREACHABLE
+    assert taints[0]["effect"] == "NoExecute" and taints[0]["timeAdded"]
+    outcome = await controller.reconcile(key)
+    assert isinstance(outcome, RetryAfter) and 299 <= outcome.seconds <= 301
+    clock.advance(301)
+    await controller.reconcile(key)
+    assert api.calls[1:] == [("delete", "web")]  # the DaemonSet's pod tolerates it
+
+
+async def test_a_node_that_heartbeats_again_loses_the_taint():
+    controller, api, leases, clock, key = setup()
+    leases.renewed["n1"] = clock.now() - 100
+    await controller.reconcile(key)
+    leases.renewed["n1"] = clock.now()
+    await controller.reconcile(key)
+    assert api.calls[-1] == ("update_node", None)
+    assert evictable(pod("p", "n1"), "n1") and not evictable(pod("p", "n2"), "n1")
