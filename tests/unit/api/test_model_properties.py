@@ -107,6 +107,9 @@ def documents(filename: str) -> st.SearchStrategy[dict[str, Any]]:
                 template_meta = spec["template"].setdefault("metadata", {})
                 if isinstance(template_meta, dict):
                     template_meta["labels"] = {"app": name}
+                template_spec = spec["template"].get("spec")
+                if kind == "Job" and isinstance(template_spec, dict):
+                    template_spec["restartPolicy"] = "Never"  # a Job's pods may not be Always
         return {**doc, **envelope}
 
     return st.builds(plausible, strategy(schema, schema.get("$defs", {})),
