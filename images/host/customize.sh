@@ -42,3 +42,15 @@ rm -f "$root/etc/hostname"
 
 install -d -m 0700 "$root/root/.ssh"
 
+
+# A foreign image (armhf) runs under qemu-user, where systemd cannot set up a
+# unit's credentials ("Failed to set up credentials: Invalid argument": the
+# mount calls it makes are not emulated), so units that merely offer to load
+# optional credentials fail; none is ever passed to these hosts: drop them.
+if [[ "$(chroot "$root" dpkg --print-architecture)" != "$(dpkg --print-architecture)" ]]; then
+    for unit in systemd-sysusers systemd-tmpfiles-setup systemd-tmpfiles-setup-dev systemd-tmpfiles-clean; do
+        install -d "$root/etc/systemd/system/$unit.service.d"
+        printf '# qemu-user cannot set up credentials (images/host/customize.sh)\n[Service]\nLoadCredential=\n' \
+            > "$root/etc/systemd/system/$unit.service.d/peapod-qemu.conf"
+    done
+fi

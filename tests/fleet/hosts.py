@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_IMAGE = "localhost/peapod-host:bookworm"
+# 32-bit ARM, as a Raspberry Pi on 32-bit Raspberry Pi OS: PEAPOD_HOST_ARCH=armhf images/host/build.sh
+ARMHF_IMAGE = "localhost/peapod-host:bookworm-armhf"
 PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
 HOST_PODMAN_DIR = "/run/host-podman"
 SHARED_ROOT = Path("/var/lib/peapod-fleet")
@@ -151,8 +153,11 @@ class SimulatedFleet:
         except KeyError:
             raise FleetError(f"fleet {self.name!r} has no host {host!r}") from None
 
-    def start(self, names: Iterable[str]) -> dict[str, str]:
-        """Create or start the named hosts, wait until each takes SSH; their addresses."""
+    def start(self, names: Iterable[str], *, image: str | None = None) -> dict[str, str]:
+        """Create or start the named hosts, wait until each takes SSH; their addresses.
+
+        Hosts made now boot ``image`` (the fleet's by default), e.g. ``ARMHF_IMAGE``.
+        """
         names = [_check_name("host", n) for n in names]
         self._ensure_key()
         bridge, subnet = self._ensure_network()
@@ -164,7 +169,7 @@ class SimulatedFleet:
 
         def bring_up(host: str) -> None:
             if host not in existing:
-                self._create_host(host, bridge, addresses)
+                self._create_host(host, bridge, addresses, image or self.image)
             elif existing[host].status != "running":
                 existing[host].start()
             self._wait_until_ready(host)
@@ -294,7 +299,7 @@ class SimulatedFleet:
                 for config in (existing.attrs.get("IPAM") or {}).get("Config") or []
                 if "." in config.get("Subnet", "")]
 
-    def _create_host(self, host: str, bridge: Network, addresses: Mapping[str, str]) -> None:
+    def _create_host(self, host: str, bridge: Network, addresses: Mapping[str, str], image: str) -> None:
         """Create and start one host; the fleet's public key goes in before it boots."""
         from docker.errors import ImageNotFound
         from docker.types import EndpointConfig
@@ -304,7 +309,7 @@ class SimulatedFleet:
         shared = self.shared_dir(host)
         shared.mkdir(parents=True, exist_ok=True, mode=0o700)
         container = DockerContainer(
-            self.image,
+            image,
             name=self.container_name(host),
             volumes=[(str(Path(self.podman_socket).parent), HOST_PODMAN_DIR, "rw"),
                      (str(shared), str(shared), "rw")],
@@ -322,7 +327,7 @@ class SimulatedFleet:
         try:
             container.start()
         except ImageNotFound as error:
-            raise FleetError(f"{self.image} is missing: run images/host/build.sh") from error
+            raise FleetError(f"{image} is missing: run images/host/build.sh") from error
 
     def _boot_state(self, host: str) -> str:
         """``systemctl is-system-running``, or why it cannot answer yet; raises if the host died."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -46,10 +47,20 @@ NODE_LABELS = {"n1": {"disk": "ssd"}, "n2": {"topology.kubernetes.io/zone": "gar
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def build_prerequisites() -> None:
-    """The host image (cached) and the wheelhouse the playbook copies."""
-    subprocess.run([str(REPO / "images" / "host" / "build.sh")], check=True)
-    subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "wheel"], check=True)
+def build_prerequisites(*, armhf: bool = False) -> None:
+    """The host image (cached) and the wheelhouse the playbook copies.
+
+    ``armhf``: also the 32-bit ARM host image (it registers qemu-arm with
+    binfmt_misc, see images/host/binfmt-arm.sh) and the armv7l wheelhouse.
+    """
+    build = str(REPO / "images" / "host" / "build.sh")
+    subprocess.run([build], check=True)
+    arches = [platform.machine()]
+    if armhf:
+        subprocess.run([build], check=True, env={**os.environ, "PEAPOD_HOST_ARCH": "armhf"})
+        arches.append("armv7l")
+    subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "wheel",
+                    f"WHEEL_ARCHES={' '.join(arches)}"], check=True)
 
 
 class ProvisionedFleet:

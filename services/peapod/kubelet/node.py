@@ -11,18 +11,30 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import struct
 from pathlib import Path
 
 from peapod import __version__
 from peapod.api import Condition, Node, NodeAddress, NodeStatus, NodeSystemInfo, ObjectMeta
 from peapod.api.base import now_rfc3339
 
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm",
+# uname's machine to Go's GOARCH, which Kubernetes' kubernetes.io/arch holds
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv8l": "arm", "armv7l": "arm", "armv6l": "arm",
          "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+# the 32-bit userland a 64-bit kernel may run (32-bit Raspberry Pi OS on a Pi 4 or 5)
+_ARCH_32 = {"x86_64": "386", "aarch64": "arm"}
 
 
-def architecture() -> str:
-    machine = platform.machine()
+def architecture(machine: str | None = None, pointer_bytes: int | None = None) -> str:
+    """``kubernetes.io/arch``: the architecture of this userland, as a kubelet's GOARCH is.
+
+    uname names the kernel's; a 32-bit Python on a 64-bit kernel is a 32-bit
+    userland, whose podman pulls and runs 32-bit images.
+    """
+    machine = machine or platform.machine()
+    pointer_bytes = pointer_bytes or struct.calcsize("P")
+    if pointer_bytes == 4 and machine in _ARCH_32:
+        return _ARCH_32[machine]
     return _ARCH.get(machine, machine)
 
 
