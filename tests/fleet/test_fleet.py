@@ -378,7 +378,8 @@ def test_a_32_bit_arm_node_joins_and_nothing_else_restarts(fleet: ProvisionedFle
     started = time.monotonic()
     fleet.hosts.start([ARM_NODE], image=ARMHF_IMAGE)
     booted = time.monotonic()
-    assert fleet.ssh(ARM_NODE, "uname -m; dpkg --print-architecture").stdout.split() == ["armv7l", "armhf"]
+    uname = fleet.hosts.ssh(ARM_NODE, "uname -m; dpkg --print-architecture").stdout.split()
+    assert uname == ["armv7l", "armhf"], uname
     # a Pi's kernel command line gets the memory cgroup (no reboot here)
     fleet.hosts.exec_in(ARM_NODE, "sh", "-c", "mkdir -p /boot/firmware && "
                         "echo 'console=tty1 root=PARTUUID=1234-02 rootwait' > /boot/firmware/cmdline.txt")
