@@ -150,7 +150,7 @@ class Kubelet:
         self.log = log.bind(node=node_name)
         self.probes = ProbeManager(exec_fn=self._exec, on_change=self._probe_changed,
                                    on_failure=self._probe_failed, event=self._warning,
-                                   clock=clock, log=self.log)
+                                   clock=clock, host_ip=host_ip, log=self.log)
         self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
 
     def close(self) -> None:
@@ -437,7 +437,8 @@ class Kubelet:
                           pod_id: str | None, plog: Any) -> None:
         """Kubernetes' postStart: run right after the start; its failure kills the container."""
         pod, hook = record.pod, spec.lifecycle.post_start  # type: ignore[union-attr]
-        ip = await self.threads.call(self.runtime.pod_ip, pod_id) if pod_id else None
+        ip = self.host_ip if pod.spec.host_network else \
+            await self.threads.call(self.runtime.pod_ip, pod_id) if pod_id else None
         target = Target(container_id=container_id, pod_ip=ip,
                         ports=named_ports(spec))
         failure = await run_hook(hook, pod, spec, target, exec_fn=self._exec,  # type: ignore[arg-type]
@@ -546,6 +547,7 @@ class Kubelet:
         record = self.pods.get(pod.key)
         fresh = record.fresh if record is not None else None
         ip = (fresh.ip if fresh else None) or (info.ip if info else None)
+        ip = self.host_ip if pod.spec.host_network else ip
         return Target(container_id=container_id, pod_ip=ip,
                       ports=named_ports(container))
 

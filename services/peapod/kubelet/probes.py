@@ -92,8 +92,10 @@ def probed_containers(pod: Pod) -> list[Container]:
 class ProbeManager:
     def __init__(self, *, exec_fn: ExecFn, on_change: Callable[[Pod], None],
                  on_failure: FailureFn, event: EventFn,
-                 clock: Callable[[], float] = time.time, log: Any) -> None:
+                 clock: Callable[[], float] = time.time, host_ip: str | None = None,
+                 log: Any) -> None:
         self.exec_fn = exec_fn
+        self.host_ip = host_ip  # the pod IP of a hostNetwork pod, as its status says
         self.on_change = on_change
         self.on_failure = on_failure
         self.event = event
@@ -122,7 +124,8 @@ class ProbeManager:
         state = self.pods.get(uid)
         if state is None:
             state = self.pods[uid] = _PodProbes(pod=pod, ip=None)
-        state.pod, state.ip = pod, observed.ip if observed else None
+        state.pod = pod
+        state.ip = self.host_ip if pod.spec.host_network else (observed.ip if observed else None)
         wanted: set[tuple[str, ProbeKind]] = set()
         loop_now, wall_now = asyncio.get_running_loop().time(), self.clock()
         for container in containers:

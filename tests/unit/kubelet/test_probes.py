@@ -129,3 +129,15 @@ async def test_an_exited_container_is_not_probed_and_a_pod_without_probes_costs_
     assert h.manager.pods[UID].workers == {}
     h.manager.sync(make_pod(), observed(container()))
     assert UID not in h.manager.pods
+
+
+async def test_a_host_network_pod_is_probed_at_the_node_address():
+    h = Harness()
+    h.manager.host_ip = "192.0.2.7"
+    pod = make_pod(readinessProbe=EXEC)
+    h.manager.sync(pod, observed(container()))
+    assert h.manager.pods[UID].ip == "10.88.0.5"
+    pod.spec.host_network = True
+    h.manager.sync(pod, observed(container()))
+    assert h.manager.pods[UID].ip == "192.0.2.7"
+    h.manager.close()
