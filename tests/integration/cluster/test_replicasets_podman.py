@@ -76,8 +76,9 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
         except NotFound:
             return False
     await eventually(both_registered, "two nodes registered")
+    handles = {"admin": admin, "manager": manager, "nodes": nodes, "creds": creds}
     try:
-        yield {"admin": admin, "manager": manager, "nodes": nodes, "creds": creds}
+        yield handles
     finally:
         for resource in ("deployments", "replicasets"):
             with contextlib.suppress(NotFound):
@@ -87,7 +88,7 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
             if not await request(admin, s.api("pods", "list"), {}):
                 break
             await asyncio.sleep(0.2)
-        manager.stop()
+        handles["manager"].stop()  # a test may have replaced it with its own
         for node in nodes:
             await node.halt()
         stop.set()
