@@ -54,6 +54,7 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.bus.leases import LeaseKeeper
 from peapod.errors import Invalid, PeapodError
+from peapod.kubelet import volumes
 from peapod.kubelet.actions import Target, named_ports
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
@@ -102,9 +103,11 @@ class PodRecord:
     retry_at: dict[str, float] = field(default_factory=dict)
     # container -> the exited attempt whose BackOff event was sent
     backoff_events: dict[str, str] = field(default_factory=dict)
-    # (reason, message) once the pod failed for good here (activeDeadlineSeconds):
-    # nothing is started again and the status says Failed
+    # (reason, message) once the pod failed for good here (activeDeadlineSeconds, or
+    # evicted for an emptyDir over its sizeLimit): nothing is started again, the status
+    # says Failed, and running containers are stopped (grace 0 for an eviction)
     terminal: tuple[str, str] | None = None
+    sizes_checked: float = float("-inf")  # clock time of the last emptyDir sizeLimit check
     acted: float = float("-inf")  # loop time of the last podman change made for this pod
     # podman's view of this pod read right after that change, until a newer relist
     fresh: PodInfo | None = None
@@ -324,6 +327,7 @@ class Kubelet:
             return record.deleted
         observed = await self._observe(record, uid)
         now = self.clock()
+        await self._check_sizes(record, plog, now=now)
         await self._check_deadline(record, observed, now=now)
         self.probes.sync(pod, observed if record.terminal is None else None)
         plan = Plan() if record.terminal else plan_pod(pod, observed, backoff=self.backoff,
@@ -516,11 +520,34 @@ class Kubelet:
             await self.events.record(pod.to_wire(), reason="DeadlineExceeded",
                                      message=record.terminal[1])
         if record.terminal is not None:
+            evicted = record.terminal[0] == "Evicted"  # Kubernetes evicts with grace 0
             for container in observed.containers if observed else []:
                 if container.state == "running":
                     self._stop(pod, container.name, container.id,
-                               grace=pod.spec.termination_grace_period_seconds,
+                               grace=0 if evicted else pod.spec.termination_grace_period_seconds,
                                message=f"Stopping container {container.name}")
+
+    async def _check_sizes(self, record: PodRecord, plog: Any, *, now: float) -> None:
+        """Kubernetes' emptyDir sizeLimit: every SIZE_CHECK_SECONDS the eviction manager
+        measures each limited emptyDir; one over its limit evicts the pod (Failed, reason
+        Evicted, an Evicted event, its containers stopped at once)."""
+        pod = record.pod
+        limited = volumes.limited_empty_dirs(pod)
+        if record.terminal is not None or not limited or \
+                now < record.sizes_checked + volumes.SIZE_CHECK_SECONDS:
+            return
+        record.sizes_checked = now
+        for volume, limit in limited:
+            used = await self.threads.call(volumes.usage_bytes,
+                                           self.runtime.empty_dir(pod, volume))
+            if used > limit:
+                record.terminal = ("Evicted", f'Usage of EmptyDir volume "{volume.name}" '
+                                              f'exceeds the limit "{volume.empty_dir.size_limit}". ')
+                self.probes.forget(pod.metadata.uid or "")
+                plog.warning("pod_evicted", volume=volume.name, used_bytes=used,
+                             limit_bytes=limit)
+                await self._warning(pod, "Evicted", record.terminal[1])
+                return
 
     # -- probes, hooks and stopping one container ----------------------------------------
 

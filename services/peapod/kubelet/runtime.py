@@ -46,7 +46,7 @@ from podman import PodmanClient
 from podman.errors import APIError
 from podman.errors import NotFound as PodmanNotFound
 
-from peapod.api import Container, Pod
+from peapod.api import Container, Pod, Volume
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.errors import NotFound, Unavailable
 from peapod.kubelet import sandbox, security
@@ -363,8 +363,14 @@ class PodmanRuntime:
         """Where an emptyDir of ``pod`` lives on disk."""
         return self._pod_dir(pod.metadata.uid or "") / "volumes" / volume
 
+    def empty_dir(self, pod: Pod, volume: Volume) -> Path:
+        """Where an emptyDir of ``pod`` lives: in memory with ``medium: Memory``, else on disk."""
+        memory = volume.empty_dir is not None and volume.empty_dir.medium == "Memory"
+        return (self.memory_volume if memory else self.disk_volume)(pod, volume.name)
+
     def memory_volume(self, pod: Pod, volume: str) -> Path:
-        """Where an API-data volume (configMap, secret, projected, downwardAPI) of ``pod`` lives."""
+        """Where a volume of ``pod`` that lives in memory is: API data (configMap, secret,
+        projected, downwardAPI) and emptyDir with ``medium: Memory``."""
         return self.memory_dir / (pod.metadata.uid or "") / "volumes" / volume
 
     @staticmethod
@@ -382,8 +388,10 @@ class PodmanRuntime:
                  for c in [*(pod.spec.init_containers or []), *pod.spec.containers]
                  for p in (c.ports or []) if p.host_port]
         for volume in pod.spec.volumes or []:
-            if volume.empty_dir is not None and volume.empty_dir.medium != "Memory":
-                security.prepare_empty_dir(self._pod_dir(uid) / "volumes" / volume.name, pod)
+            if volume.empty_dir is not None:
+                if volume.empty_dir.medium == "Memory":
+                    self.memory_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                security.prepare_empty_dir(self.empty_dir(pod, volume), pod)
         body = {"name": f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}",
                 "labels": self._labels(pod),
                 "hostname": pod.spec.hostname or pod.metadata.name,

@@ -28,9 +28,15 @@ a directory; the path, symlinks resolved, must stay inside the volume
 (otherwise CreateContainerConfigError, as Kubernetes refuses a subPath that
 escapes). A subPath into a ConfigMap or Secret volume is a copy at start, as
 in Kubernetes (it never sees updates): a private copy made at the start,
-so a later rewrite of the volume never pulls files away from under it. An ``emptyDir`` with ``medium:
-Memory`` is a podman tmpfs per mount, which has no subPath: such a mount is
-refused when the container starts, with a message saying so.
+so a later rewrite of the volume never pulls files away from under it.
+
+**emptyDir** lives under the kubelet's state directory, or with ``medium:
+Memory`` under its memory directory (a tmpfs): either way one directory per
+pod, bind-mounted into each container that mounts it, so the pod's
+containers share it and it outlives their restarts, as in Kubernetes.
+``sizeLimit`` is enforced as Kubernetes' eviction manager enforces it: the
+kubelet measures each limited emptyDir (``usage_bytes``, what ``du``
+counts) every ``SIZE_CHECK_SECONDS`` and evicts the pod once one is over.
 """
 
 from __future__ import annotations
@@ -56,6 +62,39 @@ log = structlog.get_logger("kubelet.volumes")
 
 DATA_DIR = "..data"
 Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
+
+
+SIZE_CHECK_SECONDS = 10.0  # Kubernetes' eviction manager's monitoring interval
+
+
+def limited_empty_dirs(pod: Pod) -> list[tuple[Volume, int]]:
+    """The pod's emptyDirs with a ``sizeLimit``, and the limit in bytes."""
+    return [(v, memory_bytes(v.empty_dir.size_limit)) for v in pod.spec.volumes or []
+            if v.empty_dir is not None and v.empty_dir.size_limit
+            and memory_bytes(v.empty_dir.size_limit) > 0]
+
+
+def usage_bytes(path: Path) -> int:
+    """The space the files under ``path`` take (allocated blocks, as ``du`` counts them;
+    symlinks not followed, a file with several links counted once). 0 if it is gone."""
+    total, seen, stack = 0, set(), [path]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:  # gone, or removed while measured
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+    return total
 
 
 def api_volumes(pod: Pod) -> list[Volume]:
@@ -259,7 +298,7 @@ def container_mounts(pod: Pod, container: Container, *, disk_dir: Callable[[str]
                      memory_dir: Callable[[str], Path],
                      prepare_host_path: Callable[[Path, str], None]) -> list[dict[str, Any]]:
     """podman's mount list for ``container``; ``disk_dir``/``memory_dir`` give a volume's
-    directory on disk (emptyDir) and in memory (API-data volumes)."""
+    directory on disk (emptyDir) and in memory (emptyDir of medium Memory, API-data volumes)."""
     return list(_mounts(pod, container, disk_dir, memory_dir, prepare_host_path))
 
 
@@ -270,18 +309,10 @@ def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
     for index, mount in enumerate(container.volume_mounts or []):
         volume = volumes[mount.name]
         options = ["ro"] if mount.read_only else ["rw"]
-        if volume.empty_dir is not None and volume.empty_dir.medium == "Memory":
-            if mount.sub_path:
-                raise ConfigFailure(f'volumeMount "{mount.name}" of container "{container.name}"'
-                                    ": subPath is not supported on an emptyDir with medium "
-                                    "Memory (a podman tmpfs per mount in peapod)")
-            size = volume.empty_dir.size_limit
-            yield {"type": "tmpfs", "source": "tmpfs", "destination": mount.mount_path,
-                   "options": options + ([f"size={memory_bytes(size)}"] if size else [])}
-            continue
         create = True
         if volume.empty_dir is not None:
-            source = disk_dir(volume.name)
+            memory = volume.empty_dir.medium == "Memory"
+            source = (memory_dir if memory else disk_dir)(volume.name)
             source.mkdir(parents=True, exist_ok=True)
         elif volume.host_path is not None:
             source = Path(volume.host_path.path)
