@@ -1,6 +1,7 @@
 # peapod — every target installs what it needs on a fresh Debian machine.
 #   make up      run the local cluster (nats-server, apiserver, scheduler, controller manager, kubelet)
 #   make test    lint and run every test (unit, integration, end-to-end)
+#   make chaos   kill -9 each component under load, cut a node off NATS; count what was lost (slow)
 #   make images  build the local test images (no registry needed)
 #   make bench   run the benchmarks, figures go to docs/benchmarks.md
 #   make wheel   the peapod wheel and a wheelhouse per architecture, for Ansible (dist/)
@@ -17,7 +18,7 @@ export PEAPOD_PODMAN_SOCKET ?= /run/podman/podman.sock
 APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-plugins \
 	iptables uidmap slirp4netns fuse-overlayfs mmdebstrap openssh-client
 
-.PHONY: up down test unit integration e2e lint protos images deps venv bench clean wheel \
+.PHONY: up down test chaos unit integration e2e lint protos images deps venv bench clean wheel \
 	host-image host-image-armhf fleet-deps fleet-up fleet-down fleet-test
 
 up: deps venv images
@@ -26,9 +27,14 @@ up: deps venv images
 down: venv
 	$(VENV)/bin/peapod down
 
-# the fleet test is slow and runs once per CI run, on its own (make fleet-test)
+# the fleet test and the chaos tests are slow and run once per CI run, on their own
+# (make chaos, make fleet-test)
 test: deps venv images lint
-	$(VENV)/bin/pytest -q tests --ignore=tests/fleet
+	$(VENV)/bin/pytest -q tests --ignore=tests/fleet --ignore=tests/chaos
+
+# faults under load with the real processes, nats-server and podman (docs/reliability.md)
+chaos: deps venv images
+	$(VENV)/bin/pytest -q tests/chaos
 
 unit: venv
 	$(VENV)/bin/pytest -q tests/unit

