@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from peapod.api.base import Model
+from peapod.api.labelselector import LabelSelector, requirement_problems
 from peapod.api.meta import ObjectMeta
 from peapod.api.pod import PodSpec
 from peapod.api.validation import meta_problems, pod_spec_problems
@@ -26,47 +27,6 @@ APPS_V1 = "apps/v1"
 POD_TEMPLATE_HASH = "pod-template-hash"  # the label a Deployment's ReplicaSets select on
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE_ANNOTATION = "kubernetes.io/change-cause"
-
-
-class LabelSelectorRequirement(Model):
-    key: str
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[str] | None = None
-
-
-class LabelSelector(Model):
-    match_labels: dict[str, str] | None = None
-    match_expressions: list[LabelSelectorRequirement] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.match_labels and not self.match_expressions
-
-    def matches(self, labels: dict[str, str] | None) -> bool:
-        """Kubernetes' LabelSelectorAsSelector(...).Matches: every term must hold."""
-        labels = labels or {}
-        if any(labels.get(k) != v for k, v in (self.match_labels or {}).items()):
-            return False
-        return all(_requirement_holds(r, labels) for r in self.match_expressions or [])
-
-    def to_query(self) -> str:
-        """The selector as ``kubectl get -l`` text (``app=web,tier in (a,b)``), for describe."""
-        terms = [f"{k}={v}" for k, v in sorted((self.match_labels or {}).items())]
-        for req in self.match_expressions or []:
-            values = ",".join(req.values or [])
-            terms.append({"In": f"{req.key} in ({values})", "NotIn": f"{req.key} notin ({values})",
-                          "Exists": req.key, "DoesNotExist": f"!{req.key}"}[req.operator])
-        return ",".join(terms)
-
-
-def _requirement_holds(req: LabelSelectorRequirement, labels: dict[str, str]) -> bool:
-    if req.operator == "In":
-        return req.key in labels and labels[req.key] in (req.values or [])
-    if req.operator == "NotIn":
-        return labels.get(req.key) not in (req.values or [])
-    if req.operator == "Exists":
-        return req.key in labels
-    return req.key not in labels
 
 
 class PodTemplateSpec(Model):
@@ -214,15 +174,7 @@ def _selector_problems(selector: LabelSelector | None, template: PodTemplateSpec
         if selector is not None and kind == "deployment":
             return ["spec.selector: Invalid value: {}: empty selector is invalid for deployment"]
         return ["spec.selector: Required value"]
-    problems = []
-    for i, req in enumerate(selector.match_expressions or []):
-        where = f"spec.selector.matchExpressions[{i}].values"
-        if req.operator in ("In", "NotIn") and not req.values:
-            problems.append(f"{where}: Required value: must be specified when `operator` is "
-                            "'In' or 'NotIn'")
-        if req.operator in ("Exists", "DoesNotExist") and req.values:
-            problems.append(f"{where}: Forbidden: may not be specified when `operator` is "
-                            "'Exists' or 'DoesNotExist'")
+    problems = requirement_problems("spec.selector", selector)
     if not problems and not selector.matches(template.metadata.labels):
         labels = ", ".join(f'"{k}":"{v}"' for k, v in sorted((template.metadata.labels or {}).items()))
         problems.append(f"spec.template.metadata.labels: Invalid value: "

@@ -45,7 +45,7 @@ def field_value(pod: Pod, ref: ObjectFieldSelector, where: Where) -> str:
         "metadata.uid": meta.uid, "metadata.labels": format_map(meta.labels),
         "metadata.annotations": format_map(meta.annotations),
         "spec.nodeName": pod.spec.node_name,
-        "spec.serviceAccountName": getattr(pod.spec, "service_account_name", None) or "default",
+        "spec.serviceAccountName": pod.spec.service_account_name or "default",
         "status.hostIP": where.host_ip, "status.hostIPs": where.host_ip,
         "status.podIP": where.pod_ip, "status.podIPs": where.pod_ip,
     }

@@ -15,6 +15,13 @@ from pydantic import Field, model_validator
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.probe import Lifecycle, Probe
+from peapod.api.scheduling import (
+    DEFAULT_SCHEDULER,
+    Affinity,
+    PodSchedulingGate,
+    Toleration,
+    TopologySpreadConstraint,
+)
 from peapod.api.security import HostAlias, PodDNSConfig, PodSecurityContext, SecurityContext
 from peapod.api.sources import (
     ConfigMapVolumeSource,
@@ -125,6 +132,14 @@ class PodSpec(Model):
     host_aliases: list[HostAlias] | None = None
     dns_policy: Literal["ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"] | None = None
     dns_config: PodDNSConfig | None = None
+    # scheduling (api/scheduling.py; the scheduler honours them, docs/scheduling.md)
+    scheduler_name: str = DEFAULT_SCHEDULER
+    tolerations: list[Toleration] | None = None
+    affinity: Affinity | None = None
+    topology_spread_constraints: list[TopologySpreadConstraint] | None = None
+    scheduling_gates: list[PodSchedulingGate] | None = None
+    priority_class_name: str | None = None  # stored and shown; peapod neither orders nor preempts
+    service_account_name: str | None = None  # stored and shown; peapod has no ServiceAccounts
 
 
 class ContainerStateWaiting(Model):

@@ -25,6 +25,7 @@ from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
 from peapod.api.probe import probe_problems
 from peapod.api.quantity import parse_quantity
+from peapod.api.scheduling import scheduling_problems
 from peapod.api.security import context_problems, host_problems
 from peapod.api.sources import env_problems, path_problems, volume_source_problems
 from peapod.errors import Invalid
@@ -221,7 +222,7 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
     problems.extend(host_problems(spec))
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
-    return problems
+    return problems + scheduling_problems(spec)
 
 
 def _container_problems(where: str, container: Any, volume_names: set[str]) -> Iterable[str]:

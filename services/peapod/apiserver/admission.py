@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
-from peapod.api.meta import ObjectMeta
+from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
+from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
 from peapod.errors import Invalid
 
 # Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
@@ -56,6 +57,11 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     obj.metadata.generation = 1
     refuse_pod_finalizers(obj)
     obj.status = PodStatus(phase="Pending")
+    if obj.spec.scheduling_gates:  # as Kubernetes' pod strategy: kubectl then shows SchedulingGated
+        obj.status.conditions = [Condition(type="PodScheduled", status="False",
+                                           reason=SCHEDULING_GATED,
+                                           message=SCHEDULING_GATED_MESSAGE,
+                                           last_transition_time=now_rfc3339())]
     return obj
 
 
@@ -105,13 +111,34 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
     incoming_spec = applied.spec.model_copy()
     if incoming_spec.node_name is None:
         incoming_spec.node_name = stored.spec.node_name
+    gates = _remaining_gates(stored, incoming_spec.scheduling_gates or [])
+    incoming_spec.scheduling_gates = stored.spec.scheduling_gates
     if incoming_spec.to_wire() != stored.spec.to_wire():
         raise Invalid(
             f'Pod "{stored.metadata.name}" is invalid: spec: Forbidden: pod updates may not '
-            "change fields of the spec; delete the pod and create it again "
-            "(peapod does not support in-place pod updates)"
+            "change fields of the spec other than the removal of spec.schedulingGates; delete "
+            "the pod and create it again (peapod does not support in-place pod updates)"
         )
-    return merge_metadata(stored, applied.metadata.labels, applied.metadata.annotations)
+    merged, verb = merge_metadata(stored, applied.metadata.labels, applied.metadata.annotations)
+    if gates == (stored.spec.scheduling_gates or []):
+        return merged, verb
+    merged = merged.model_copy(deep=True)
+    merged.spec.scheduling_gates = gates or None
+    if not gates and merged.status is not None:  # the scheduler takes the pod from here
+        merged.status.conditions = [c for c in merged.status.conditions or []
+                                    if c.reason != SCHEDULING_GATED] or None
+    return merged, "configured"
+
+
+def _remaining_gates(stored: Pod, gates: list[PodSchedulingGate]) -> list[PodSchedulingGate]:
+    """Kubernetes' rule for an update of ``schedulingGates``: gates may only be removed."""
+    before = {g.name for g in stored.spec.scheduling_gates or []}
+    for gate in gates:
+        if gate.name not in before:
+            raise Invalid(f'Pod "{stored.metadata.name}" is invalid: spec.schedulingGates: '
+                          "Forbidden: only deletion is allowed, but found new scheduling gate "
+                          f"'{gate.name}'")
+    return gates
 
 
 def merge_metadata(stored: T, labels: dict[str, str] | None,

@@ -19,6 +19,7 @@ from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
+from peapod.api.scheduling import Toleration
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable, is_active
 
@@ -40,7 +41,11 @@ class _Writer:
 
         Annotations use ``sep=": "``, as kubectl's ``printAnnotationsMultiline`` does.
         """
-        items = [f"{k}{sep}{v}" for k, v in sorted((values or {}).items())] or [NONE]
+        self.block(level, title, [f"{k}{sep}{v}" for k, v in sorted((values or {}).items())])
+
+    def block(self, level: int, title: str, items: list[str]) -> None:
+        """``Title:  first`` and the other items on lines of their own, in the same column."""
+        items = items or [NONE]
         self.line(level, f"{title}:", items[0])
         for item in items[1:]:
             self.line(level, "", item)
@@ -296,11 +301,25 @@ def _events(w: _Writer, events: Sequence[Event], now: datetime) -> None:
         w.line(1, e.type, e.reason, when, source, e.message.strip())
 
 
+def describe_toleration(tol: Toleration) -> str:
+    """kubectl's ``printTolerationsMultilineWithIndent``: ``key=value:Effect for 300s``."""
+    if tol.operator == "Exists" and not tol.value:
+        text = f"{tol.key or ''}{':' + tol.effect if tol.effect else ''} op=Exists".lstrip()
+    else:
+        text = f"{tol.key or ''}{'=' + tol.value if tol.value else ''}" \
+               f"{':' + tol.effect if tol.effect else ''}"
+    return text + (f" for {tol.toleration_seconds}s" if tol.toleration_seconds is not None else "")
+
+
 def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
     meta, spec, status = pod.metadata, pod.spec, pod.status
     w = _Writer()
     w.line(0, "Name:", meta.name or "")
     w.line(0, "Namespace:", meta.namespace or "default")
+    if spec.priority_class_name:
+        w.line(0, "Priority Class Name:", spec.priority_class_name)
+    if spec.service_account_name:
+        w.line(0, "Service Account:", spec.service_account_name)
     host_ip = status.host_ip if status else None
     node = f"{spec.node_name}/{host_ip}" if spec.node_name and host_ip else spec.node_name or NONE
     w.line(0, "Node:", node)
@@ -351,7 +370,7 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
         w.line(0, "Volumes:", NONE)
     w.line(0, "QoS Class:", _qos_class(pod))
     w.mapping(0, "Node-Selectors", spec.node_selector)
-    w.line(0, "Tolerations:", NONE)
+    w.block(0, "Tolerations", [describe_toleration(t) for t in spec.tolerations or []])
     _events(w, events, now)
     return w.text()
 

@@ -36,6 +36,7 @@ from peapod.api import (
     parse_rfc3339,
 )
 from peapod.api.meta import ListMeta, ObjectList
+from peapod.api.scheduling import SCHEDULING_GATED
 from peapod.errors import Invalid
 
 TABLE_PADDING = 3
@@ -196,6 +197,9 @@ def pod_status_reason(pod: Pod) -> tuple[str, int]:
     """kubectl's STATUS column and the number of ready containers (``printPod``)."""
     status = pod.status or PodStatus()
     reason = status.reason or status.phase or ""
+    if any(c.type == "PodScheduled" and c.reason == SCHEDULING_GATED
+           for c in status.conditions or []):
+        reason = SCHEDULING_GATED
     init = _init_reason(pod, status)
     reason, ready = init.reason or reason, init.ready
     if init.reason is None or _condition_true(status, "Initialized"):

@@ -3,7 +3,12 @@
 Each filter returns ``None`` when the node passes, or the reason it fails in
 Kubernetes' own words, so the FailedScheduling event reads as a Kubernetes
 user expects: ``0/3 nodes are available: 1 Insufficient cpu, 2 node(s)
-didn't match Pod's node affinity/selector.``
+didn't match Pod's node affinity/selector.`` They run in the order of
+Kubernetes' default profile (NodeUnschedulable, TaintToleration,
+NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
+InterPodAffinity) and a node is reported under its first failure, as
+Kubernetes reports it. Inter-pod affinity and topology spread live in
+``topology.py``; what every filter reads of the cluster is a ``Snapshot``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from peapod.api import Container, Node, Pod
+from peapod.api.node import Taint
 from peapod.api.quantity import cpu_millis, memory_bytes
+from peapod.api.scheduling import (
+    fits_node_affinity,
+    format_taint,
+    untolerated_taint,
+)
+from peapod.scheduler.topology import Snapshot, inter_pod_affinity, is_active, topology_spread
 
 DEFAULT_MAX_PODS = 110
 
@@ -78,12 +90,6 @@ def allocatable(node: Node) -> Resources:
     )
 
 
-def is_active(pod: Pod) -> bool:
-    """Does the pod still hold its node's resources?"""
-    phase = pod.status.phase if pod.status else None
-    return phase not in ("Succeeded", "Failed")
-
-
 def requested_on(node: Node, pods: Iterable[Pod], *, non_zero: bool = False) -> Resources:
     total = Resources()
     for pod in pods:
@@ -92,32 +98,72 @@ def requested_on(node: Node, pods: Iterable[Pod], *, non_zero: bool = False) -> 
     return total
 
 
-Filter = Callable[[Pod, Node, Resources], str | None]
+Filter = Callable[[Pod, Node, Snapshot], str | None]
+UNSCHEDULABLE_TAINT = Taint(key="node.kubernetes.io/unschedulable", effect="NoSchedule")
 
 
-def node_ready(pod: Pod, node: Node, used: Resources) -> str | None:
+def node_ready(pod: Pod, node: Node, snap: Snapshot) -> str | None:
     return None if node.ready else "node(s) were not ready"
 
 
-def _lease_expired(pod: Pod, node: Node, used: Resources) -> str | None:
+def _lease_expired(pod: Pod, node: Node, snap: Snapshot) -> str | None:
     # Kubernetes reports a node whose heartbeat stopped as not ready.
     return "node(s) were not ready"
 
 
-def node_schedulable(pod: Pod, node: Node, used: Resources) -> str | None:
-    return "node(s) were unschedulable" if node.spec.unschedulable else None
+def node_schedulable(pod: Pod, node: Node, snap: Snapshot) -> str | None:
+    """A cordoned node takes only pods that tolerate its ``unschedulable`` taint, as Kubernetes'
+    NodeUnschedulable plugin."""
+    if not node.spec.unschedulable:
+        return None
+    if any(t.tolerates(UNSCHEDULABLE_TAINT) for t in pod.spec.tolerations or []):
+        return None
+    return "node(s) were unschedulable"
 
 
-def node_selector_matches(pod: Pod, node: Node, used: Resources) -> str | None:
-    labels = node.metadata.labels or {}
-    for key, value in (pod.spec.node_selector or {}).items():
-        if labels.get(key) != value:
-            return "node(s) didn't match Pod's node affinity/selector"
+def taints_tolerated(pod: Pod, node: Node, snap: Snapshot) -> str | None:
+    """Kubernetes' TaintToleration filter: every NoSchedule and NoExecute taint is tolerated."""
+    taint = untolerated_taint(node.spec.taints or [], pod.spec.tolerations or [],
+                              ("NoSchedule", "NoExecute"))
+    return None if taint is None else f"node(s) had untolerated taint {format_taint(taint)}"
+
+
+def node_affinity_matches(pod: Pod, node: Node, snap: Snapshot) -> str | None:
+    """``nodeSelector`` and the required node affinity, both (Kubernetes' NodeAffinity filter)."""
+    return None if fits_node_affinity(pod.spec.node_selector, pod.spec.affinity, node) else \
+        "node(s) didn't match Pod's node affinity/selector"
+
+
+def host_ports(pod: Pod) -> set[tuple[str, str, int]]:
+    """(hostIP, protocol, port) the pod takes on its node; a hostNetwork pod takes its
+    containerPorts (Kubernetes defaults hostPort to them)."""
+    taken = set()
+    for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
+        for port in container.ports or []:
+            number = port.host_port or (port.container_port if pod.spec.host_network else None)
+            if number:
+                taken.add((port.host_ip or "0.0.0.0", port.protocol, number))
+    return taken
+
+
+def _ports_conflict(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
+    return a[1:] == b[1:] and (a[0] == b[0] or "0.0.0.0" in (a[0], b[0]))
+
+
+def ports_free(pod: Pod, node: Node, snap: Snapshot) -> str | None:
+    """Kubernetes' NodePorts filter: no host port (protocol, overlapping address) taken twice."""
+    wanted = host_ports(pod)
+    if not wanted:
+        return None
+    for other in snap.on_node.get(node.metadata.name or "", []):
+        if any(_ports_conflict(w, t) for w in wanted for t in host_ports(other)):
+            return "node(s) didn't have free ports for the requested pod ports"
     return None
 
 
-def resources_fit(pod: Pod, node: Node, used: Resources) -> str | None:
+def resources_fit(pod: Pod, node: Node, snap: Snapshot) -> str | None:
     want, have = pod_requests(pod), allocatable(node)
+    used = requested_on(node, snap.on_node.get(node.metadata.name or "", []))
     if used.pods + 1 > have.pods:
         return "Too many pods"
     if used.cpu_millis + want.cpu_millis > have.cpu_millis and want.cpu_millis:
@@ -127,7 +173,8 @@ def resources_fit(pod: Pod, node: Node, used: Resources) -> str | None:
     return None
 
 
-FILTERS: list[Filter] = [node_ready, node_schedulable, node_selector_matches, resources_fit]
+FILTERS: list[Filter] = [node_ready, node_schedulable, taints_tolerated, node_affinity_matches,
+                         ports_free, resources_fit, topology_spread, inter_pod_affinity]
 
 
 @dataclass(frozen=True)
@@ -137,9 +184,11 @@ class Feasibility:
     total: int
 
     def message(self) -> str:
+        """Kubernetes' FitError: ``count reason`` strings sorted as strings (no preemption part:
+        peapod does not preempt)."""
         if self.total == 0:
             return "0/0 nodes are available: no nodes registered."
-        detail = ", ".join(f"{count} {reason}" for reason, count in sorted(self.reasons.items()))
+        detail = ", ".join(sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
         return f"0/{self.total} nodes are available: {detail}."
 
 
@@ -148,10 +197,10 @@ def feasible_nodes(pod: Pod, nodes: list[Node], pods: list[Pod], *,
     """Nodes that can run ``pod``; ``live`` names the nodes with a fresh lease (None: all)."""
     passing: list[Node] = []
     reasons: Counter[str] = Counter()
+    snap = Snapshot(nodes, pods)
     for node in nodes:
-        used = requested_on(node, pods)
-        filters = FILTERS if live is None or node.metadata.name in live else [_lease_expired]
-        failure = next((r for f in filters if (r := f(pod, node, used)) is not None), None)
+        checks = FILTERS if live is None or node.metadata.name in live else [_lease_expired]
+        failure = next((r for f in checks if (r := f(pod, node, snap)) is not None), None)
         if failure is None:
             passing.append(node)
         else:

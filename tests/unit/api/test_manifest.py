@@ -111,7 +111,7 @@ def test_seed_manifest_to_wire_is_kubernetes_camel_case_json_without_nulls():
                 "terminationMessagePolicy": "File",
             }],
             "restartPolicy": "Always",
-            "terminationGracePeriodSeconds": 30,
+            "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler",
         },
     }
 

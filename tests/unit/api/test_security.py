@@ -38,7 +38,7 @@ def test_the_documented_example_parses_and_round_trips() -> None:
     parsed = parse_object(doc)
     assert isinstance(parsed, Pod)
     assert parsed.to_wire()["spec"] == doc["spec"] | {
-        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+        "restartPolicy": "Always", "terminationGracePeriodSeconds": 30, "schedulerName": "default-scheduler",
         "containers": [doc["spec"]["containers"][0] | {
             "imagePullPolicy": "Always", "terminationMessagePath": "/dev/termination-log",
             "terminationMessagePolicy": "File"}]}
