@@ -2,13 +2,12 @@
 
 Kubernetes' rules (``pkg/controller/daemon``), as far as peapod's pods go:
 
-* a node should run the DaemonSet's pod when its labels match the
-  template's ``nodeSelector`` and it has no ``NoSchedule`` or ``NoExecute``
-  taint the pod does not tolerate; a DaemonSet's pods tolerate what
-  Kubernetes adds to them (``node.kubernetes.io/unschedulable``,
-  ``not-ready``, ``unreachable``, the pressure taints), so a cordoned or
-  unreachable node keeps its daemon (peapod pods have no tolerations of
-  their own yet, so any other such taint keeps the daemon away);
+* a node should run the DaemonSet's pod when it matches the template's
+  ``nodeSelector`` and required node affinity and has no ``NoSchedule`` or
+  ``NoExecute`` taint the template's tolerations, or those Kubernetes adds
+  to daemon pods (``node.kubernetes.io/unschedulable``, ``not-ready``,
+  ``unreachable``, the pressure taints), do not tolerate; so a cordoned or
+  unreachable node keeps its daemon;
 * one pod per such node: a missing one is created, extras are deleted
   (the oldest stays); pods on a node that should not run one, or that is
   gone, are deleted;
@@ -21,9 +20,9 @@ Kubernetes' rules (``pkg/controller/daemon``), as far as peapod's pods go:
   people delete are replaced.
 
 The one difference from Kubernetes: its daemon pods carry a node affinity
-and the scheduler binds them; peapod binds them at creation
-(``spec.nodeName``), as Kubernetes did before 1.12, since peapod's pods
-have no node affinity yet.
+(``matchFields`` on ``metadata.name``) and the scheduler binds them; peapod
+binds them at creation (``spec.nodeName``), as Kubernetes did before 1.12,
+so a daemon pod does not wait for the scheduler's other rules.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 
 from peapod.api import Node, Pod
 from peapod.api.apps import DaemonSet, DaemonSetStatus
+from peapod.api.scheduling import Toleration, fits_node_affinity, untolerated_taint
 from peapod.controllers.claiming import is_active, is_ready
 from peapod.controllers.rollout import scaled_value
 
@@ -42,12 +42,16 @@ TOLERATED = frozenset({
     "node.kubernetes.io/memory-pressure", "node.kubernetes.io/pid-pressure"})
 
 
+DAEMON_TOLERATIONS = [Toleration(key=key, operator="Exists") for key in sorted(TOLERATED)]
+
+
 def should_run(ds: DaemonSet, node: Node) -> bool:
-    labels = node.metadata.labels or {}
-    if any(labels.get(k) != v for k, v in (ds.spec.template.spec.node_selector or {}).items()):
+    spec = ds.spec.template.spec
+    if not fits_node_affinity(spec.node_selector, spec.affinity, node):
         return False
-    return not any(t.effect in ("NoSchedule", "NoExecute") and t.key not in TOLERATED
-                   for t in node.spec.taints or [])
+    tolerations = [*(spec.tolerations or []), *DAEMON_TOLERATIONS]
+    return untolerated_taint(node.spec.taints or [], tolerations,
+                             ("NoSchedule", "NoExecute")) is None
 
 
 @dataclass

@@ -6,11 +6,15 @@ Kubernetes' node lifecycle controller and taint manager, in peapod's terms:
   ``LEASE_DURATION_SECONDS`` reads ``Ready=Unknown`` (the apiserver shows
   that already) and gets the taint ``node.kubernetes.io/unreachable:NoExecute``
   with ``timeAdded``; the scheduler places nothing there;
-* once the taint is ``eviction_seconds`` old (300 s by default: Kubernetes'
+* a pod of the node is deleted once the taint is as old as the pod
+  tolerates it, so its owner (ReplicaSet, Deployment, Job) replaces it on
+  another node, with Kubernetes' taint manager rules: the smallest
+  ``tolerationSeconds`` of the pod's tolerations that match the taint (0 or
+  less: at once); matching tolerations without seconds: never; no matching
+  toleration: ``eviction_seconds`` (300 s by default, Kubernetes'
   DefaultTolerationSeconds, which its admission adds to every pod as a
-  toleration), the node's pods are deleted, so their owners (ReplicaSets,
-  Deployments, Jobs) replace them on other nodes. DaemonSet pods stay, as
-  they tolerate the taint in Kubernetes. Deleting a pod of a silent node
+  toleration; peapod applies it here instead of writing it into the pod).
+  DaemonSet pods stay, as they tolerate the taint in Kubernetes. Deleting a pod of a silent node
   leaves it ``Terminating`` until its kubelet comes back and stops its
   containers, or the node is deleted, as in Kubernetes; a terminating pod
   no longer counts for its owner, so no replica is lost meanwhile and none
@@ -49,6 +53,16 @@ RETRY_SECONDS = 1.0
 
 def unreachable_taint(node: Node) -> Taint | None:
     return next((t for t in node.spec.taints or [] if t.key == UNREACHABLE), None)
+
+
+def eviction_delay(pod: Pod, taint: Taint, default: float) -> float | None:
+    """Seconds after the taint's ``timeAdded`` that the pod goes; None: it tolerates it for ever
+    (Kubernetes' ``getMinTolerationTime`` over the tolerations that match the taint)."""
+    matching = [t for t in pod.spec.tolerations or [] if t.tolerates(taint)]
+    if not matching:
+        return default
+    seconds = [t.toleration_seconds for t in matching if t.toleration_seconds is not None]
+    return max(0.0, float(min(seconds))) if seconds else None
 
 
 def evictable(pod: Pod, node_name: str) -> bool:
@@ -104,11 +118,9 @@ class NodeLifecycleController(QueuedController):
         except (Conflict, NotFound):
             return RetryAfter(RETRY_SECONDS)
         since = parse_rfc3339(taint.time_added).timestamp() if taint.time_added else now
-        due = since + self.eviction_seconds - now
-        if due > 0:
-            return RetryAfter(due + 0.1)
-        await self._evict(node, name)
-        return RetryAfter(self.eviction_seconds)  # pods that show up later go the same way
+        due = await self._evict(name, taint, waited=now - since)
+        # the next pod's turn, or a look for pods that show up later
+        return RetryAfter(due + 0.1 if due is not None else self.eviction_seconds)
 
     async def _set_taint(self, node: Node, taint: Taint | None) -> None:
         updated = node.model_copy(deep=True)
@@ -123,8 +135,17 @@ class NodeLifecycleController(QueuedController):
         await self.events.record(node.to_wire(), reason="NodeNotReady", type="Warning",
                                  message=f"Node {node.metadata.name} status is now: NodeNotReady")
 
-    async def _evict(self, node: Node, name: str) -> None:
+    async def _evict(self, name: str, taint: Taint, *, waited: float) -> float | None:
+        """Delete the node's pods whose toleration of ``taint`` ran out; the seconds until the
+        next one's does (None: no pod left waiting)."""
+        next_due: float | None = None
         for pod in [p for p in self.cache.of_kind("pods") if evictable(p, name)]:
+            delay = eviction_delay(pod, taint, self.eviction_seconds)
+            if delay is None:
+                continue
+            if delay > waited:
+                next_due = min(delay - waited, next_due if next_due is not None else delay)
+                continue
             try:
                 await self.api.delete("pods", pod.metadata.namespace or "default",
                                       pod.metadata.name or "")
@@ -134,5 +155,6 @@ class NodeLifecycleController(QueuedController):
             log.info("pod_evicted", pod=pod.key, uid=pod.metadata.uid, node=name)
             await self.events.record(pod.to_wire(), reason="TaintManagerEviction",
                                      message=f"Marking for deletion Pod {pod.key}")
+        return next_due
 
 

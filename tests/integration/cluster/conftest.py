@@ -11,6 +11,7 @@ from peapod.apiserver.main import run as run_apiserver
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
 from peapod.controllers.main import run as run_controller_manager
+from peapod.scheduler.main import run as run_scheduler
 
 
 @pytest.fixture
@@ -38,6 +39,16 @@ async def controllers(apiserver: dict) -> AsyncIterator[dict]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_controller_manager(apiserver["creds"]["controller-manager"],
                                                       stop=stop))
+    yield apiserver
+    stop.set()
+    await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def scheduler(apiserver: dict) -> AsyncIterator[dict]:
+    """The apiserver fixture and an in-process scheduler with its own NATS user."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_scheduler(apiserver["creds"]["scheduler"], stop=stop))
     yield apiserver
     stop.set()
     await asyncio.wait_for(task, 10)

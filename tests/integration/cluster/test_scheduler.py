@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, jetstream, request
 from peapod.bus.replay import read_all
-from peapod.scheduler.main import run as run_scheduler
 
 
 def node(name: str, *, cpu: str = "2", memory: str = "2Gi", labels: dict | None = None,
@@ -28,15 +25,6 @@ def pod(name: str, *, cpu: str = "100m", selector: dict | None = None) -> dict:
     if selector:
         spec["nodeSelector"] = selector
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-
-
-@pytest.fixture
-async def scheduler(apiserver):
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_scheduler(apiserver["creds"]["scheduler"], stop=stop))
-    yield apiserver
-    stop.set()
-    await asyncio.wait_for(task, 10)
 
 
 async def wait_for_node_name(admin, name: str, timeout: float = 10) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from peapod.api import Node, Pod
 from peapod.api.apps import DaemonSet
+from peapod.api.scheduling import Affinity, Toleration
 from peapod.controllers.daemons import REVISION_HASH, plan_daemonset, should_run
 
 
@@ -49,6 +50,20 @@ def test_node_selector_and_taints_decide_and_cordon_or_unreachable_do_not():
     assert not should_run(daemonset(), node("d", taints=[{"key": "gpu", "effect": "NoSchedule"}]))
     assert should_run(daemonset(), node("e", taints=[{"key": "gpu",
                                                       "effect": "PreferNoSchedule"}]))
+
+
+def test_the_templates_tolerations_and_node_affinity_decide_too():
+    ds = daemonset()
+    spec = ds.spec.template.spec
+    spec.tolerations = [Toleration(key="gpu", operator="Exists", effect="NoSchedule")]
+    assert should_run(ds, node("d", taints=[{"key": "gpu", "effect": "NoSchedule"}]))
+    assert not should_run(ds, node("d", taints=[{"key": "gpu", "effect": "NoExecute"}]))
+    spec.affinity = Affinity.model_validate({"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "NotIn",
+                                   "values": ["arm"]}]}]}}})
+    assert should_run(ds, node("a", {"kubernetes.io/arch": "arm64"}))
+    assert not should_run(ds, node("b", {"kubernetes.io/arch": "arm"}))
 
 
 def test_missing_pods_are_created_extras_and_misplaced_ones_deleted():

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from peapod.api import Node, Pod
+from peapod.api.scheduling import Toleration
 from peapod.bus import subjects as s
 from peapod.bus.clock import FakeClock
 from peapod.bus.leases import Leases
@@ -91,3 +92,25 @@ async def test_a_node_that_heartbeats_again_loses_the_taint():
     await controller.reconcile(key)
     assert api.calls[-1] == ("update_node", None)
     assert evictable(pod("p", "n1"), "n1") and not evictable(pod("p", "n2"), "n1")
+
+
+async def test_a_pods_own_toleration_of_the_unreachable_taint_decides_when_it_goes():
+    controller, api, leases, clock, key = setup()
+    soon, forever = pod("soon", "n1"), pod("forever", "n1")
+    soon.spec.tolerations = [Toleration(key=UNREACHABLE, operator="Exists", effect="NoExecute",
+                                        toleration_seconds=60)]
+    forever.spec.tolerations = [Toleration(key=UNREACHABLE, operator="Exists")]
+    controller.cache.objects["pods.default.soon"] = soon
+    controller.cache.objects["pods.default.forever"] = forever
+    leases.renewed["n1"] = clock.now() - s.LEASE_DURATION_SECONDS - 1
+    assert await controller.reconcile(key) == Done()  # tainted
+    outcome = await controller.reconcile(key)
+    assert isinstance(outcome, RetryAfter) and 59 <= outcome.seconds <= 61
+    clock.advance(61)
+    outcome = await controller.reconcile(key)
+    assert api.calls[1:] == [("delete", "soon")]
+    assert isinstance(outcome, RetryAfter) and 238 <= outcome.seconds <= 240  # web's 300 s
+    soon.metadata.deletion_timestamp = "2026-01-01T00:00:00Z"  # as the apiserver marks it
+    clock.advance(240)
+    await controller.reconcile(key)
+    assert api.calls[1:] == [("delete", "soon"), ("delete", "web")]  # never "forever"
