@@ -6,9 +6,7 @@ from structlog.testing import capture_logs
 
 from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
-from tests.integration.cluster.test_scheduler import pod, register, scheduler, wait_for_node_name
-
-__all__ = ["scheduler"]  # the fixture, shared with test_scheduler.py
+from tests.integration.cluster.test_scheduler import pod, register, wait_for_node_name
 
 
 async def test_junk_in_the_bucket_is_skipped_and_scheduling_goes_on(scheduler):
