@@ -287,6 +287,21 @@ def node_problems(node: Node) -> list[str]:
         mapping = getattr(node.status, section, None) if node.status else None
         for name, value in (mapping or {}).items():
             problems.extend(_quantity(f"status.{section}.{name}", value))
+    seen: set[tuple[str, str]] = set()
+    for i, taint in enumerate(node.spec.taints or []):
+        problems.extend(taint_problems(taint.key, taint.value or "", where=f"spec.taints[{i}]"))
+        if (taint.key, taint.effect) in seen:
+            problems.append(f"spec.taints[{i}]: Duplicate value: \"{taint.key}:{taint.effect}\": "
+                            "taints must be unique by key and effect pair")
+        seen.add((taint.key, taint.effect))
+    return problems
+
+
+def taint_problems(key: str, value: str, *, where: str = "spec.taints") -> list[str]:
+    """Kubernetes' validateNodeTaints: a qualified-name key, a label-value value."""
+    problems = _key_problems(key, field=f"{where}.key", what="taint")
+    if value and (len(value) > 63 or not _LABEL_VALUE.match(value)):
+        problems.append(f"{where}.value: invalid taint value {value!r}: {_LABEL_RULE}")
     return problems
 
 

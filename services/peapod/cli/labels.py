@@ -59,7 +59,7 @@ def changed(current: dict[str, str] | None, sets: dict[str, str], removes: list[
     return result or None
 
 
-async def _modify(client: Client, resource: str, name: str, change: Callable[[Any], None]
+async def modify(client: Client, resource: str, name: str, change: Callable[[Any], None]
                   ) -> tuple[Any, Any]:
     """(before, after) once written at the version read; again on a conflict."""
     for _ in range(_RETRIES):
@@ -116,7 +116,7 @@ async def _metadata_verb(client: Client, args: argparse.Namespace, *, field: str
             meta = obj.metadata  # type: ignore[attr-defined]
             setattr(meta, field, changed(getattr(meta, field), sets, removes,
                                          overwrite=args.overwrite))
-        before, after = await _modify(client, resource, name, change)
+        before, after = await modify(client, resource, name, change)
         print(f"{_kind_word(resource)}/{name} {_verb(field, before, after, args.overwrite)}")
     return 0
 
@@ -153,7 +153,7 @@ async def _schedulable(client: Client, args: argparse.Namespace, *, unschedulabl
     for name in names:
         def change(node: Any) -> None:
             node.spec.unschedulable = True if unschedulable else None
-        before, _ = await _modify(client, "nodes", name, change)
+        before, _ = await modify(client, "nodes", name, change)
         word = "cordoned" if unschedulable else "uncordoned"
         done = bool(before.spec.unschedulable) == unschedulable
         print(f"node/{name} {'already ' if done else ''}{word}")

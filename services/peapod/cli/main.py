@@ -552,9 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
-    from peapod.cli import labels, rollout
+    from peapod.cli import labels, rollout, taints
     rollout.add_commands(add)
     labels.add_commands(add)
+    taints.add_commands(add)
     p = add("config", "show or edit the config file: contexts, clusters, users",
             run_config_verb, cluster=False)
     _add_config_verbs(p.add_subparsers(dest="config_verb", required=True, metavar="VERB"))
@@ -620,7 +621,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         argv, command = argv[:at], argv[at + 1:]
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.verb in ("label", "annotate") and not any(e.startswith("-") and
+    if extra and args.verb in ("label", "annotate", "taint") and not any(e.startswith("-") and
                                                                 not e.endswith("-") for e in extra):
         args.words = [*args.words, *extra]  # KEY=VALUE after -l SELECTOR, as kubectl takes them
     elif extra:
