@@ -80,6 +80,11 @@ class Container(Model):
     lifecycle: Lifecycle | None = None
     termination_message_path: str = "/dev/termination-log"  # Kubernetes' defaults
     termination_message_policy: Literal["File", "FallbackToLogsOnError"] = "File"
+    # a stdin kept open for `attach -i` (closed after the first attach ends if stdinOnce)
+    # and a terminal for the main process (`attach -t`); Kubernetes' defaults are false
+    stdin: bool | None = None
+    stdin_once: bool | None = None
+    tty: bool | None = None
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:

@@ -246,6 +246,9 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
         if mount.mount_path in mount_paths:
             yield f"{where}.volumeMounts[{j}].mountPath: duplicate mount path {mount.mount_path!r}"
         mount_paths.add(mount.mount_path)
+    if container.stdin and not container.stdin_once and not container.tty:
+        yield (f"{where}.stdinOnce: Unsupported value: false: without a tty, podman closes a "
+               "container's stdin when the first attach ends; set stdinOnce: true or tty: true")
     res = container.resources
     if res is None:
         return

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import nats
@@ -33,6 +33,7 @@ from peapod.errors import Forbidden, Invalid, PeapodError, Unavailable, from_wir
 
 log = structlog.get_logger("bus")
 
+T = TypeVar("T")
 Handler = Callable[[dict[str, Any], Msg], Awaitable[Any]]
 
 
@@ -172,6 +173,25 @@ def decode_request(data: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise Invalid("request body must be a JSON object")
     return payload
+
+
+async def wait_or_refused(nc: NATS, subject: str, payload: dict[str, Any],
+                          waiting: Awaitable[T], timeout: float) -> T:
+    """``waiting`` (the first reply to a publish on ``subject``); Forbidden at once if the NATS
+    server refused this user the publish, TimeoutError after ``timeout``."""
+    refused = _refusal(nc, subject)[1]
+    ask = asyncio.ensure_future(waiting)
+    watch = asyncio.ensure_future(refused.wait())
+    try:
+        await asyncio.wait({ask, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not ask.done():
+        ask.cancel()
+        if refused.is_set():
+            raise forbidden(subject, _refusal(nc, subject)[0], payload)
+        raise TimeoutError
+    return ask.result()
 
 
 async def request(nc: NATS, subject: str, payload: dict[str, Any], *,

@@ -150,8 +150,13 @@ def events_all(namespace: str | None = None) -> str:
 
 
 def kubelet(node: str, verb: str) -> str:
-    """Requests the CLI sends straight to one kubelet: ``logs`` and ``exec``."""
+    """Requests the CLI sends straight to one kubelet: ``logs``, ``exec`` and ``attach``."""
     return f"peapod.kubelet.{token(node)}.{verb}"
+
+
+def kubelet_input(node: str, session: str) -> str:
+    """The keys, window sizes and end-of-input of one interactive session on ``node``."""
+    return f"peapod.kubelet.{token(node)}.input.{session}"
 
 
 def inbox_prefix(user: str) -> str:
@@ -181,7 +186,12 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      f"apiserver only: components record events by request, on `{API_PREFIX}.events.create` "
      f"or, a kubelet, on `{API_PREFIX}.node.<node>.events` (its own Node and pods only)",
      f"CLI `events`, `describe` (stream `{EVENTS_STREAM}`)"),
-    ("peapod.kubelet.<node>.logs / .exec", "CLI (admin)", "the kubelet of `<node>`"),
+    ("peapod.kubelet.<node>.logs", "CLI (admin, viewer)", "the kubelet of `<node>`"),
+    ("peapod.kubelet.<node>.exec / .attach", "CLI (admin)",
+     "the kubelet of `<node>`; an interactive session answers with many replies (output, then "
+     "`{\"done\": true, \"exitCode\": n}`)"),
+    ("peapod.kubelet.<node>.input.<session>", "CLI (admin): stdin, window size, end of input",
+     "the kubelet of `<node>`, while that session lasts"),
 ]
 
 # (name, why it is an example) — rendered into protos/subjects.md next to its token.

@@ -35,7 +35,15 @@ from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.batch import Job
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
-from peapod.bus.client import TLSOnlyClient, decode, encode, jetstream, note_refusal, request
+from peapod.bus.client import (
+    TLSOnlyClient,
+    decode,
+    encode,
+    jetstream,
+    note_refusal,
+    request,
+    wait_or_refused,
+)
 from peapod.bus.events import latest_events, parse_event
 from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
@@ -393,7 +401,7 @@ class Client:
 
     async def exec(self, pod: Pod, container: str | None, command: list[str],
                    *, timeout: float = 60) -> tuple[int, bytes, bytes]:
-        result = await request(self.nc, s.kubelet(_node_of(pod), "exec"), {
+        result = await request(self.nc, s.kubelet(node_of(pod), "exec"), {
             "namespace": pod.metadata.namespace, "name": pod.metadata.name,
             "container": container, "command": command}, timeout=timeout)
         return (int(result["exitCode"]), base64.b64decode(result["stdout"]),
@@ -401,35 +409,45 @@ class Client:
 
     async def logs(self, pod: Pod, container: str | None, *, follow: bool, tail: int | None,
                    previous: bool) -> AsyncIterator[bytes]:
-        subject = s.kubelet(_node_of(pod), "logs")
+        subject = s.kubelet(node_of(pod), "logs")
         payload = {"namespace": pod.metadata.namespace, "name": pod.metadata.name,
                    "container": container, "follow": follow, "tail": tail, "previous": previous}
         if not follow:
             result = await request(self.nc, subject, payload, timeout=30)
             yield base64.b64decode(result["data"])
             return
+        async for result in self.replies(node_of(pod), "logs", payload):
+            if result.get("done"):
+                return
+            yield base64.b64decode(result["data"])
+
+    async def replies(self, node: str, verb: str,
+                      payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The many replies of one streamed request to a kubelet (``logs -f``, a session)."""
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox)
         try:
+            subject = s.kubelet(node, verb)
             await self.nc.publish(subject, encode(payload), reply=inbox)
-            timeout: float | None = 10  # for the first reply; then the stream may idle
+            try:  # the first reply; then the stream may idle
+                msg = await wait_or_refused(self.nc, subject, payload, sub.next_msg(timeout=None),
+                                            timeout=10)
+            except TimeoutError:
+                raise Unavailable(f"the kubelet of node {node} did not answer") from None
             while True:
-                try:
-                    msg = await sub.next_msg(timeout=timeout)  # type: ignore[arg-type]
-                except TimeoutError:
-                    raise Unavailable(f"the kubelet of node {_node_of(pod)} did not answer") from None
-                timeout = None
                 if (msg.headers or {}).get("Status") == "503":  # no responders
-                    raise Unavailable(f"the kubelet of node {_node_of(pod)} is not running")
+                    raise Unavailable(f"the kubelet of node {node} is not running")
                 reply = decode(msg.data)
                 if "error" in reply:
                     raise from_wire(reply["error"])
-                result = reply["result"]
-                if result.get("done"):
-                    return
-                yield base64.b64decode(result["data"])
+                yield reply["result"]
+                msg = await sub.next_msg(timeout=None)
         finally:
             await sub.unsubscribe()
+
+    async def send_input(self, node: str, session: str, message: dict[str, Any]) -> None:
+        """One message of an interactive session's input (keys, a window size, end of input)."""
+        await self.nc.publish(s.kubelet_input(node, session), encode(message))
 
 
 async def _wait_gone(fetch: Callable[[], Awaitable[Any]], uid: str, timeout: float) -> bool:
@@ -447,7 +465,7 @@ async def _wait_gone(fetch: Callable[[], Awaitable[Any]], uid: str, timeout: flo
     return False
 
 
-def _node_of(pod: Pod) -> str:
+def node_of(pod: Pod) -> str:
     if not pod.spec.node_name:
         raise Invalid(f"pod {pod.metadata.name} is not yet scheduled to a node")
     return pod.spec.node_name

@@ -2,7 +2,7 @@
 
 Verbs, flags, tables and messages follow kubectl, so a Kubernetes user needs
 no manual: ``apply -f``, ``get pods -o wide``, ``describe pod``, ``logs -f``,
-``exec -- cmd``, ``delete``, and ``config get-contexts|use-context|set-…`` over a
+``exec [-it] -- cmd``, ``attach``, ``delete``, and ``config get-contexts|use-context|set-…`` over a
 kubeconfig-shaped file (``peapod.cli.context``). Every error is one line on
 stderr and a non-zero exit: 1 for errors from the server or bad input, 2 for
 usage errors, and ``exec`` exits with the command's own status.
@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from peapod.api import load_documents, parse_object
+from peapod.api import Container, Pod, load_documents, parse_object
 from peapod.api.manifest import refuse_generate_name_for_apply
 from peapod.apiserver.selectors import parse_label_selector
 from peapod.bus.events import latest_events
-from peapod.cli import printers
+from peapod.cli import interactive, printers
 from peapod.cli.client import Client, ServerUnreachable
 from peapod.cli.context import load_context, peapod_home, run_config_verb
 from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
@@ -426,18 +426,50 @@ async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     command = args.command
     if not command:
         raise Invalid("you must specify at least one command for the container")
-    if args.stdin or args.tty:
-        print("warning: -i/-t are not supported yet: the command runs without stdin or a terminal",
-              file=sys.stderr)
     pod = await client.get_pod(args.pod)
-    code, out, err = await client.exec(pod, args.container, command)
-    sys.stdout.buffer.write(out)
-    sys.stdout.buffer.flush()
-    sys.stderr.buffer.write(err)
-    sys.stderr.buffer.flush()
+    use_tty = args.tty and args.stdin  # as kubectl: -t without -i gives no terminal
+    if use_tty and not interactive.stdin_is_terminal():
+        print(interactive.NO_TTY, file=sys.stderr)
+        use_tty = False
+    if args.stdin:
+        code = await interactive.run(client, "exec", pod, args.container, command=command,
+                                     stdin=True, tty=use_tty) or 0
+    else:
+        code, out, err = await client.exec(pod, args.container, command)
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+        sys.stderr.buffer.write(err)
+        sys.stderr.buffer.flush()
     if code != 0:
         print(f"command terminated with exit code {code}", file=sys.stderr)
     return code
+
+
+async def cmd_attach(client: Client, args: argparse.Namespace) -> int:
+    """kubectl attach: the container's main process, its stdin with -i, its terminal with -t."""
+    pod = await client.get_pod(args.pod)
+    spec = _container_spec(pod, args.container)
+    use_tty = args.tty and args.stdin
+    if use_tty and not spec.tty:
+        print(f"error: Unable to use a TTY - container {spec.name} did not allocate one",
+              file=sys.stderr)
+        use_tty = False
+    elif use_tty and not interactive.stdin_is_terminal():
+        print(interactive.NO_TTY, file=sys.stderr)
+        use_tty = False
+    if use_tty:
+        print(interactive.ATTACH_PROMPT, file=sys.stderr)
+    code = await interactive.run(client, "attach", pod, spec.name, command=None,
+                                 stdin=args.stdin, tty=use_tty)
+    return code or 0
+
+
+def _container_spec(pod: Pod, name: str | None) -> Container:
+    containers = [*pod.spec.containers, *(pod.spec.init_containers or [])]
+    found = next((c for c in containers if c.name == name), None) if name else containers[0]
+    if found is None:
+        raise Invalid(f"container {name} not found in pod {pod.metadata.name}")
+    return found
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -546,9 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("exec", "run a command in a container: exec POD [-c C] -- CMD ...", cmd_exec)
     p.add_argument("pod")
     p.add_argument("-c", "--container")
-    p.add_argument("-i", "--stdin", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("-t", "--tty", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the container")
+    p.add_argument("-t", "--tty", action="store_true", help="stdin is a TTY (with -i)")
     p.add_argument("command", nargs="*", help="the command, after --")
+    p = add("attach", "attach to a running container's main process: attach POD [-c C] [-it]",
+            cmd_attach)
+    p.add_argument("pod")
+    p.add_argument("-c", "--container")
+    p.add_argument("-i", "--stdin", action="store_true", help="pass stdin to the container")
+    p.add_argument("-t", "--tty", action="store_true", help="stdin is a TTY (with -i)")
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")

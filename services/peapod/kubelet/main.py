@@ -88,10 +88,10 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         if record is None or record.deleted:
             return None
         spec = record.pod.spec
-        return record.pod.metadata.uid, [c.name for c in [*spec.containers,
-                                                          *(spec.init_containers or [])]]
+        return record.pod.metadata.uid, [*spec.containers, *(spec.init_containers or [])]
 
-    await Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid).start()
+    await Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid,
+                  podman_socket=podman_socket).start()
     log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)
     try:
         await supervise({"node-status": kubelet.post_node_status,

@@ -470,6 +470,10 @@ class PodmanRuntime:
             body["command"] = resolved.args
         if spec.working_dir:
             body["work_dir"] = spec.working_dir
+        if spec.stdin:  # kept open by conmon for `attach -i`
+            body["stdin"] = True
+        if spec.tty:
+            body["terminal"] = True
         limits = (spec.resources.limits or {}) if spec.resources else {}
         resource_limits: dict[str, Any] = {}
         if "memory" in limits:
@@ -521,7 +525,8 @@ class PodmanRuntime:
 
     # -- exec and logs ------------------------------------------------------------------
 
-    def _running(self, uid: str, container_name: str) -> str:
+    def running_container(self, uid: str, container_name: str) -> str:
+        """The id of the running attempt of a container; NotFound if none runs."""
         info = self.get_pod(uid)
         tries = sorted((c for c in (info.containers if info else []) if c.name == container_name),
                        key=lambda c: c.restart_count, reverse=True)
@@ -533,7 +538,7 @@ class PodmanRuntime:
 
     def exec(self, uid: str, container_name: str, argv: list[str], *,
              timeout: float = 30) -> tuple[int, bytes, bytes]:
-        container = self.client.containers.get(self._running(uid, container_name))
+        container = self.client.containers.get(self.running_container(uid, container_name))
         try:
             code, output = container.exec_run(argv, demux=True)
         except (APIError, PodmanNotFound) as exc:

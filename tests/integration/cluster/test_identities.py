@@ -232,15 +232,31 @@ async def answer_another_nodes_exec(w: dict, a: Attacker) -> str:
     return subject
 
 
-async def answer_another_nodes_logs(w: dict, a: Attacker) -> str:
+async def answer_another_nodes_logs(w: dict, a: Attacker, verb: str = "logs") -> str:
     stolen: list[Any] = []
-    subject = s.kubelet("node-b", "logs")
+    subject = s.kubelet("node-b", verb)
     await a.nc.subscribe(subject, cb=collect(stolen))
     await a.nc.flush()
     await w["admin"].publish(subject, b'{"name": "theirs"}', reply="_INBOX_admin.x")
     await asyncio.sleep(0.5)
     assert stolen == []
     return subject
+
+
+async def read_another_nodes_session_input(w: dict, a: Attacker) -> str:
+    """The keys a user types into a shell on node-b (``exec -it``/``attach``)."""
+    stolen: list[Any] = []
+    subject = s.kubelet_input("node-b", "0" * 32)
+    await a.nc.subscribe("peapod.kubelet.node-b.input.*", cb=collect(stolen))
+    await a.nc.flush()
+    await w["admin"].publish(subject, b'{"data": "c2VjcmV0Cg=="}')
+    await asyncio.sleep(0.5)
+    assert stolen == []
+    return "peapod.kubelet.node-b.input.*"
+
+
+async def answer_another_nodes_attach(w: dict, a: Attacker) -> str:
+    return await answer_another_nodes_logs(w, a, "attach")
 
 
 async def write_the_store(w: dict, a: Attacker) -> str:
@@ -331,6 +347,8 @@ ATTACKS: list[tuple[str, Attack]] = [
     ("node-a", record_an_event_as_another_node),
     ("node-a", answer_another_nodes_exec),
     ("node-a", answer_another_nodes_logs),
+    ("node-a", answer_another_nodes_attach),
+    ("node-a", read_another_nodes_session_input),
     ("node-a", write_the_store),
     ("node-a", create_a_pod),
     ("node-a", publish_on_another_nodes_partition),

@@ -130,6 +130,8 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
             (["apply", "-f", "-"], manifest, 'cannot apply resource "pods"'),
             (["delete", "pod", name], None, 'cannot delete resource "pods"'),
             (["exec", name, "--", "id"], None, 'cannot create resource "pods/exec"'),
+            (["exec", "-i", name, "--", "cat"], "x", 'cannot create resource "pods/exec"'),
+            (["attach", name], None, 'cannot create resource "pods/attach"'),
             (["create", "namespace", "x"], None, 'cannot create resource "namespaces"')):
         result = await peapod(*verb, stdin=stdin, timeout=60)
         assert result.code == 1, (verb, result)
@@ -156,6 +158,8 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
         (s.api("secrets", "list"), {}),
         (s.node_api("node-a", "status"), {}),
         (s.kubelet("node-a", "exec"), {"namespace": "default", "name": name, "command": ["id"]}),
+        (s.kubelet("node-a", "attach"), {"namespace": "default", "name": name}),
+        (s.kubelet_input("node-a", "0" * 32), {"data": "aWQK"}),
         (f"$KV.{s.KV_BUCKET}.pods.default.intruder", pod),
         (f"$JS.API.STREAM.DELETE.{s.KV_STREAM}", {}),
         (f"$JS.API.STREAM.PURGE.{s.EVENTS_STREAM}", {}),

@@ -373,3 +373,21 @@ def test_probe_defaults_are_kubernetes_defaults():
     assert pod.to_wire()["spec"]["containers"][0]["livenessProbe"] == {
         "httpGet": {"path": "/", "port": 8080, "scheme": "HTTP"}, "timeoutSeconds": 1,
         "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+
+
+@pytest.mark.parametrize("fields", [{"stdin": True, "stdinOnce": True},
+                                    {"stdin": True, "tty": True},
+                                    {"stdin": True, "stdinOnce": True, "tty": True},
+                                    {"tty": True}])
+def test_stdin_and_tty_that_podman_can_honour_are_accepted(fields):
+    doc = copy.deepcopy(SEED)
+    container(doc).update(fields)
+    spec = parse_object(doc).spec.containers[0]
+    assert (spec.stdin, spec.stdin_once, spec.tty) == tuple(
+        fields.get(k) for k in ("stdin", "stdinOnce", "tty"))
+
+
+def test_stdin_kept_open_without_a_tty_is_refused_naming_stdin_once():
+    message = refusal(lambda d: container(d).update(stdin=True))
+    assert "spec.containers[0].stdinOnce: Unsupported value: false: without a tty, podman " \
+           "closes a container's stdin when the first attach ends" in message
