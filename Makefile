@@ -16,7 +16,8 @@ export CONTAINERS_CONF := $(CURDIR)/deploy/podman/containers.conf
 export PEAPOD_PODMAN_SOCKET ?= /run/podman/podman.sock
 
 APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-plugins \
-	iptables uidmap slirp4netns fuse-overlayfs mmdebstrap openssh-client
+	iptables uidmap slirp4netns fuse-overlayfs mmdebstrap openssh-client \
+	docker-registry apache2-utils
 
 .PHONY: up down test chaos unit integration e2e lint protos images deps venv bench clean wheel \
 	host-image host-image-armhf fleet-deps fleet-up fleet-down fleet-test

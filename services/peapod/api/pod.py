@@ -119,10 +119,18 @@ class Volume(Model):
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
 
 
+class PullSecretReference(Model):
+    """Kubernetes' LocalObjectReference: a Secret of the pod's namespace."""
+
+    name: str = ""
+
+
 class PodSpec(Model):
     init_containers: list[Container] | None = None
     containers: list[Container]
     volumes: list[Volume] | None = None
+    # kubernetes.io/dockerconfigjson (or dockercfg) Secrets: the registry auth of the pulls
+    image_pull_secrets: list[PullSecretReference] | None = None
     restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
     node_selector: dict[str, str] | None = None
     node_name: str | None = None

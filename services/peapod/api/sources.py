@@ -143,6 +143,7 @@ def referenced_objects(pod: Pod) -> set[tuple[Kind, str]]:
         found.update(container_references(container))
     for volume in pod.spec.volumes or []:
         found.update(volume_references(volume))
+    found.update(("Secret", ref.name) for ref in pod.spec.image_pull_secrets or [] if ref.name)
     return found
 
 

@@ -139,10 +139,10 @@ class Kubelet:
         self.clock = clock  # wall clock: back-off is counted from podman's finish times
         self.threads = threads or PodmanThreads()
         self.backoff = Backoff()
-        self.images = ImagePuller(runtime=runtime, threads=self.threads, events=events,
-                                  clock=clock)
         self.configs = Configurator(nc=nc, node_name=node_name, runtime=runtime,
                                     threads=self.threads, host_ip=host_ip)
+        self.images = ImagePuller(runtime=runtime, threads=self.threads, events=events,
+                                  clock=clock, pull_secrets=self.configs.pull_secrets)
         self.pods: dict[str, PodRecord] = {}
         self.observed: dict[str, PodInfo] = {}
         self.observed_since = float("-inf")  # loop time the last relist's list call began

@@ -26,9 +26,10 @@ from peapod.api.sources import container_references, volume_references
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import NotFound, PeapodError
-from peapod.kubelet import volumes
+from peapod.kubelet import pullsecrets, volumes
 from peapod.kubelet.env import ConfigFailure, Resolved, resolve
 from peapod.kubelet.node import memory_kib
+from peapod.kubelet.pullsecrets import RegistryAuth
 from peapod.kubelet.runtime import PodmanRuntime
 from peapod.kubelet.threads import PodmanThreads
 
@@ -68,6 +69,23 @@ class Configurator:
                                     f"{exc.message}") from None
             found[kind, name] = (ConfigMap if kind == "ConfigMap" else Secret).model_validate(raw)
         return found
+
+    async def pull_secrets(self, pod: Pod) -> tuple[list[RegistryAuth], list[str]]:
+        """The registry entries of the pod's ``imagePullSecrets``, and the names of those that
+        could not be read (missing, or refused): Kubernetes pulls without them."""
+        names = [ref.name for ref in pod.spec.image_pull_secrets or [] if ref.name]
+        auths: list[RegistryAuth] = []
+        missing: list[str] = []
+        for name in names:
+            try:
+                found = (await self.fetch(pod, [("Secret", name)]))[("Secret", name)]
+            except ConfigFailure:
+                found = None
+            if isinstance(found, Secret):
+                auths.extend(pullsecrets.entries(found))
+            else:
+                missing.append(name)
+        return auths, missing
 
     async def prepare(self, pod: Pod, container: Container, *, pod_id: str | None) -> Resolved:
         """Env, command, args and mounts of ``container``, its pod's volumes written."""

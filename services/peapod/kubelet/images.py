@@ -23,7 +23,7 @@ caller when the next attempt makes sense (the end of the pull back-off).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -31,11 +31,14 @@ import structlog
 from peapod.api import Container, Pod
 from peapod.bus.events import EventRecorder
 from peapod.kubelet.backoff import Backoff
-from peapod.kubelet.runtime import PodmanRuntime, RuntimeFailure
+from peapod.kubelet.pullsecrets import RegistryAuth, matching
+from peapod.kubelet.runtime import PodmanRuntime, RuntimeFailure, normalize_image
 from peapod.kubelet.threads import PodmanThreads
 
 log = structlog.get_logger("kubelet.images")
 
+# (pod) -> (registry entries of its imagePullSecrets, names of those that could not be read)
+PullSecrets = Callable[[Pod], Awaitable[tuple[list[RegistryAuth], list[str]]]]
 IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull",
                            "InvalidImageName"})
 
@@ -53,8 +56,9 @@ def pull_backoff_key(pod: Pod, image: str) -> str:
 class ImagePuller:
     def __init__(self, *, runtime: PodmanRuntime, threads: PodmanThreads,
                  events: EventRecorder, clock: Callable[[], float] = time.time,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, pull_secrets: PullSecrets | None = None) -> None:
         self.runtime = runtime
+        self.pull_secrets = pull_secrets
         self.threads = threads
         self.events = events
         self.clock = clock
@@ -86,9 +90,13 @@ class ImagePuller:
 
     async def _pull(self, obj: dict[str, Any], pod: Pod, image: str, *, key: str,
                     present: bool) -> None:
+        auths = await self._registry_auths(obj, pod, image)
         await self._event(obj, "Pulling", f'Pulling image "{image}"')
         started = time.monotonic()
-        error = await self.threads.pull(self.runtime.pull_image, image)
+        for auth in auths:  # the matching pull secrets' entries in turn, else anonymously
+            error = await self.threads.pull(self.runtime.pull_image, image, auth)
+            if error is None:
+                break
         took = time.monotonic() - started
         plog = log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name,
                         uid=pod.metadata.uid, image=image)
@@ -107,6 +115,17 @@ class ImagePuller:
             await self._already_present(obj, image)
             return
         raise ImageFailure("ErrImagePull", f'failed to pull image "{image}": {error}')
+
+    async def _registry_auths(self, obj: dict[str, Any], pod: Pod,
+                              image: str) -> list[RegistryAuth | None]:
+        if self.pull_secrets is None or not pod.spec.image_pull_secrets:
+            return [None]
+        auths, missing = await self.pull_secrets(pod)
+        if missing:  # Kubernetes' words; the pull goes on without them
+            await self._event(obj, "FailedToRetrieveImagePullSecret",
+                              f"Unable to retrieve some image pull secrets ({', '.join(missing)}); "
+                              "attempting to pull the image may not succeed.", type="Warning")
+        return [*matching(normalize_image(image), auths)] or [None]
 
     async def _already_present(self, obj: dict[str, Any], image: str) -> None:
         await self._event(obj, "Pulled", f'Container image "{image}" already present on machine')

@@ -52,6 +52,7 @@ from peapod.errors import NotFound, Unavailable
 from peapod.kubelet import sandbox, security
 from peapod.kubelet.backoff import Entry
 from peapod.kubelet.oom import KernelOomLog
+from peapod.kubelet.pullsecrets import RegistryAuth, registry_of
 
 if TYPE_CHECKING:
     from peapod.kubelet.env import Resolved
@@ -323,11 +324,14 @@ class PodmanRuntime:
                                    f"cannot read the user of image {image}: {_explain(response)}")
         return str((response.json().get("Config") or {}).get("User") or "")
 
-    def pull_image(self, image: str) -> str | None:
-        """Pull ``image``; the error podman reported, or None when it is now present."""
-        return self._pull(normalize_image(image))
+    def pull_image(self, image: str, auth: RegistryAuth | None = None) -> str | None:
+        """Pull ``image`` (with ``auth``, an imagePullSecrets entry, as podman's
+        ``X-Registry-Auth``); the error podman reported, or None when it is now present."""
+        reference = normalize_image(image)
+        headers = {"X-Registry-Auth": auth.header(registry_of(reference))} if auth else None
+        return self._pull(reference, headers)
 
-    def _pull(self, reference: str) -> str | None:
+    def _pull(self, reference: str, headers: dict[str, str] | None = None) -> str | None:
         """Pull through libpod's ``/images/pull``; the error podman reported, or None.
 
         podman answers 200 and puts a failure in the body as ``{"error": ...}``
@@ -335,7 +339,8 @@ class PodmanRuntime:
         raising), so the body is read here.
         """
         try:
-            response = self.api.post("/images/pull", params={"reference": reference, "quiet": True})
+            response = self.api.post("/images/pull", params={"reference": reference, "quiet": True},
+                                     headers=headers)
         except (APIError, OSError) as exc:
             return str(exc)
         if response.status_code >= 400:
