@@ -90,8 +90,9 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         spec = record.pod.spec
         return record.pod.metadata.uid, [*spec.containers, *(spec.init_containers or [])]
 
-    await Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid,
-                  podman_socket=podman_socket).start()
+    streams = Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid,
+                      podman_socket=podman_socket)
+    await streams.start()
     log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)
     try:
         await supervise({"node-status": kubelet.post_node_status,
@@ -111,6 +112,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
             if record.task:
                 record.task.cancel()
         kubelet.probes.close()
+        streams.stop()
         await nc.drain()
         if service is not None:
             service.terminate()

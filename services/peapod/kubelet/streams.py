@@ -51,6 +51,11 @@ class Streams:
         for verb, handler in (("exec", self.exec), ("attach", self.attach), ("logs", self.logs)):
             await self.nc.subscribe(s.kubelet(self.node_name, verb), cb=self._spawner(handler))
 
+    def stop(self) -> None:
+        """End every request still served (``logs -f``, sessions): the kubelet is stopping."""
+        for task in list(self._tasks):
+            task.cancel()
+
     def _spawner(self, handler: Any) -> Any:
         """Each request in its own task: one long ``logs -f`` or shell never holds back the next
         (a NATS subscription runs its callbacks one after the other)."""
