@@ -63,8 +63,9 @@ def resource_value(pod: Pod, container: Container, ref: ResourceFieldSelector,
     requests = dict((resources.requests if resources else None) or {})
     requests = {**limits, **requests}  # Kubernetes defaults a missing request to the limit
     value = (limits if section == "limits" else requests).get(name)
-    if value is None and section == "limits":
-        value = where.allocatable.get(name)
+    if value is None and section == "limits":  # the pod-level limit, else the node's allocatable
+        pod_limits = (pod.spec.resources.limits if pod.spec.resources else None) or {}
+        value = pod_limits.get(name, where.allocatable.get(name))
     amount = parse_quantity(value if value is not None else 0)
     divisor = parse_quantity(ref.divisor if ref.divisor not in (None, "", 0, "0") else 1)
     if name == "cpu":

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.probe import Lifecycle, Probe
+from peapod.api.resources import default_pod_requests
 from peapod.api.scheduling import (
     DEFAULT_SCHEDULER,
     Affinity,
@@ -134,6 +135,8 @@ class PodSpec(Model):
     restart_policy: Literal["Always", "OnFailure", "Never"] = "Always"
     node_selector: dict[str, str] | None = None
     node_name: str | None = None
+    # pod-level requests and limits (cpu, memory), Kubernetes' PodLevelResources
+    resources: ResourceRequirements | None = None
     termination_grace_period_seconds: int = Field(default=30, ge=0)
     active_deadline_seconds: int | None = Field(default=None, ge=1)
     hostname: str | None = None
@@ -153,6 +156,11 @@ class PodSpec(Model):
     scheduling_gates: list[PodSchedulingGate] | None = None
     priority_class_name: str | None = None  # stored and shown; peapod neither orders nor preempts
     service_account_name: str | None = None  # stored and shown; peapod has no ServiceAccounts
+
+    @model_validator(mode="after")
+    def _default_pod_requests(self) -> PodSpec:
+        default_pod_requests(self)
+        return self
 
 
 class ContainerStateWaiting(Model):
@@ -192,16 +200,28 @@ class ContainerStatus(Model):
     started: bool | None = None
 
 
+class PodIP(Model):
+    ip: str
+
+
+class HostIP(Model):
+    ip: str
+
+
 class PodStatus(Model):
     phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] | None = None
     conditions: list[Condition] | None = None
     message: str | None = None
     reason: str | None = None
     host_ip: str | None = Field(default=None, alias="hostIP")
+    host_ips: list[HostIP] | None = Field(default=None, alias="hostIPs")
     pod_ip: str | None = Field(default=None, alias="podIP")
+    pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
     start_time: str | None = None
     init_container_statuses: list[ContainerStatus] | None = None
     container_statuses: list[ContainerStatus] | None = None
+    qos_class: Literal["Guaranteed", "Burstable", "BestEffort"] | None = Field(
+        default=None, alias="qosClass")
 
 
 class Pod(Model):

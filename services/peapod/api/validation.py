@@ -25,6 +25,7 @@ from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
 from peapod.api.probe import probe_problems
 from peapod.api.quantity import parse_quantity
+from peapod.api.resources import pod_level_problems
 from peapod.api.scheduling import scheduling_problems
 from peapod.api.security import context_problems, host_problems
 from peapod.api.sources import env_problems, path_problems, volume_source_problems
@@ -220,6 +221,7 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
     if spec.security_context is not None:
         problems.extend(context_problems("spec.securityContext", spec.security_context))
     problems.extend(host_problems(spec))
+    problems.extend(pod_level_problems(spec))
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
     return problems + scheduling_problems(spec)

@@ -20,6 +20,7 @@ from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
+from peapod.api.resources import qos_class
 from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
 from peapod.errors import Invalid
 
@@ -56,7 +57,7 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
     prepare_namespaced(obj.metadata, namespace=namespace)
     obj.metadata.generation = 1
     refuse_pod_finalizers(obj)
-    obj.status = PodStatus(phase="Pending")
+    obj.status = PodStatus(phase="Pending", qos_class=qos_class(obj))  # type: ignore[arg-type]
     if obj.spec.scheduling_gates:  # as Kubernetes' pod strategy: kubectl then shows SchedulingGated
         obj.status.conditions = [Condition(type="PodScheduled", status="False",
                                            reason=SCHEDULING_GATED,

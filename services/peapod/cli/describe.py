@@ -19,6 +19,7 @@ from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
+from peapod.api.resources import qos_class
 from peapod.api.scheduling import Toleration
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable, is_active
@@ -62,26 +63,6 @@ def _timestamp(value: str | None) -> str:
 
 
 # -- pods ------------------------------------------------------------------------------
-
-def _qos_class(pod: Pod) -> str:
-    """kubectl's ``ComputePodQOS``: only positive cpu and memory quantities count."""
-    requests, limits = [], []
-    for c in [*pod.spec.containers, *(pod.spec.init_containers or [])]:  # as ComputePodQOS
-        res = c.resources
-        requests.append(_qos_quantities(res.requests if res else None))
-        limits.append(_qos_quantities(res.limits if res else None))
-    if not any(requests) and not any(limits):
-        return "BestEffort"
-    guaranteed = all(
-        set(lim) == {"cpu", "memory"} and all(req.get(k, lim[k]) == lim[k] for k in lim)
-        for req, lim in zip(requests, limits, strict=True))
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-def _qos_quantities(values: dict[str, str | int | float] | None) -> dict[str, int]:
-    converted = {k: (cpu_millis if k == "cpu" else memory_bytes)(v)
-                 for k, v in (values or {}).items() if k in ("cpu", "memory")}
-    return {k: v for k, v in converted.items() if v > 0}
 
 
 def _state(w: _Writer, level: int, title: str, state: ContainerState) -> None:
@@ -368,7 +349,7 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
             _volume(w, volume)
     else:
         w.line(0, "Volumes:", NONE)
-    w.line(0, "QoS Class:", _qos_class(pod))
+    w.line(0, "QoS Class:", (pod.status.qos_class if pod.status else None) or qos_class(pod))
     w.mapping(0, "Node-Selectors", spec.node_selector)
     w.block(0, "Tolerations", [describe_toleration(t) for t in spec.tolerations or []])
     _events(w, events, now)

@@ -37,6 +37,8 @@ from peapod.api import (
     Pod,
     PodStatus,
 )
+from peapod.api.pod import HostIP, PodIP
+from peapod.api.resources import qos_class
 from peapod.kubelet.backoff import Backoff, go_duration
 from peapod.kubelet.runtime import ContainerInfo, PodInfo
 
@@ -381,6 +383,7 @@ def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[s
         _not_initialized(pod, init_statuses)
     condition = _condition_of({c.type: c for c in (previous.conditions if previous and
                                                     previous.conditions else [])}, now)
+    pod_ip = host_ip if pod.spec.host_network else (observed.ip if observed else None)
     return PodStatus(
         phase=phase,  # type: ignore[arg-type]
         conditions=[
@@ -392,7 +395,10 @@ def pod_status(pod: Pod, observed: PodInfo | None, *, waiting: dict[str, tuple[s
             condition("ContainersReady", ready, reason, message),
             condition("PodScheduled", "True")],
         host_ip=host_ip,
-        pod_ip=host_ip if pod.spec.host_network else (observed.ip if observed else None),
+        host_ips=[HostIP(ip=host_ip)] if host_ip else None,
+        pod_ip=pod_ip,
+        pod_ips=[PodIP(ip=pod_ip)] if pod_ip else None,
+        qos_class=qos_class(pod),  # type: ignore[arg-type]
         start_time=start_time,
         init_container_statuses=init_statuses or None,
         container_statuses=statuses,

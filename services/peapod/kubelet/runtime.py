@@ -401,6 +401,9 @@ class PodmanRuntime:
                 "labels": self._labels(pod),
                 "hostname": pod.spec.hostname or pod.metadata.name,
                 "portmappings": ports, **sandbox.pod_fields(pod, resolv_conf=self.resolv_conf)}
+        pod_limits = _linux_limits((pod.spec.resources.limits or {}) if pod.spec.resources else {})
+        if pod_limits:  # pod-level limits: the pod's cgroup, shared by all its containers
+            body["resource_limits"] = pod_limits
         response = self.api.post("/pods/create", data=_json(body))
         if response.status_code == 409:  # made by an earlier attempt (its name is the uid's)
             existing = self._find_pod(uid)
@@ -479,13 +482,11 @@ class PodmanRuntime:
             body["stdin"] = True
         if spec.tty:
             body["terminal"] = True
-        limits = (spec.resources.limits or {}) if spec.resources else {}
-        resource_limits: dict[str, Any] = {}
-        if "memory" in limits:
-            resource_limits["memory"] = {"limit": memory_bytes(limits["memory"])}
-        if "cpu" in limits:
-            resource_limits["cpu"] = {"quota": cpu_millis(limits["cpu"]) * CPU_PERIOD // 1000,
-                                      "period": CPU_PERIOD}
+        # a container without a limit of its own gets the pod-level one in its cgroup, as
+        # Kubernetes does (runtimes such as the JVM size themselves from it)
+        limits = {**(pod.spec.resources.limits or {} if pod.spec.resources else {}),
+                  **((spec.resources.limits or {}) if spec.resources else {})}
+        resource_limits = _linux_limits(limits)
         if resource_limits:
             body["resource_limits"] = resource_limits
         return body
@@ -615,6 +616,17 @@ def _json_stream(text: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError:
         return [{"error": f"unreadable reply from podman: {text[:200]!r}"}]
+
+
+def _linux_limits(limits: dict[str, Any]) -> dict[str, Any]:
+    """podman's resource_limits (OCI LinuxResources) for cpu and memory limits."""
+    resource_limits: dict[str, Any] = {}
+    if "memory" in limits:
+        resource_limits["memory"] = {"limit": memory_bytes(limits["memory"])}
+    if "cpu" in limits:
+        resource_limits["cpu"] = {"quota": cpu_millis(limits["cpu"]) * CPU_PERIOD // 1000,
+                                  "period": CPU_PERIOD}
+    return resource_limits
 
 
 def _json(body: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from peapod.api import Container, Node, Pod
+from peapod.api import Node, Pod, resources
 from peapod.api.node import Taint
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.api.scheduling import (
@@ -41,43 +41,14 @@ class Resources:
                          self.pods + other.pods)
 
 
-# What scoring counts for a container that requests nothing, as Kubernetes'
-# scheduler does (DefaultMilliCPURequest, DefaultMemoryRequest): otherwise
-# pods without requests all weigh zero and pile onto the first node.
-NON_ZERO_CPU_MILLIS = 100
-NON_ZERO_MEMORY = 200 * 1024 * 1024
-
-
-def _container_requests(container: Container, *, non_zero: bool) -> tuple[int, int]:
-    res = container.resources
-    requests = dict((res.limits or {}) if res else {})
-    requests.update((res.requests or {}) if res else {})
-    cpu = cpu_millis(requests["cpu"]) if "cpu" in requests else \
-        (NON_ZERO_CPU_MILLIS if non_zero else 0)
-    mem = memory_bytes(requests["memory"]) if "memory" in requests else \
-        (NON_ZERO_MEMORY if non_zero else 0)
-    return cpu, mem
-
-
 def pod_requests(pod: Pod, *, non_zero: bool = False) -> Resources:
-    """What the pod asks for; a limit without a request counts as the request.
-
-    With ``non_zero`` (for scoring only, never for fitting), a container that
-    requests no CPU or memory counts as 100m and 200Mi. Init containers count
-    as Kubernetes counts them: the app containers and the sidecars run
-    together, each init container runs beside the sidecars started before it,
-    and the pod asks for the larger of the two, resource by resource.
-    """
-    apps = [_container_requests(c, non_zero=non_zero) for c in pod.spec.containers]
-    cpu, mem = sum(c for c, _ in apps), sum(m for _, m in apps)
-    side_cpu = side_mem = init_cpu = init_mem = 0
-    for container in pod.spec.init_containers or []:
-        c, m = _container_requests(container, non_zero=non_zero)
-        if container.restart_policy == "Always":
-            side_cpu, side_mem = side_cpu + c, side_mem + m
-            c, m = 0, 0
-        init_cpu, init_mem = max(init_cpu, side_cpu + c), max(init_mem, side_mem + m)
-    return Resources(max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem), 1)
+    """What the pod asks for, as Kubernetes counts it (``peapod.api.resources``): its
+    pod-level requests where set, else its containers' (init containers and sidecars
+    included; a limit without a request counts as the request). With ``non_zero`` (for
+    scoring only, never for fitting), a container that requests no CPU or memory counts
+    as 100m and 200Mi."""
+    amounts = resources.pod_requests(pod, non_zero=non_zero)
+    return Resources(amounts.cpu, amounts.memory, 1)
 
 
 def allocatable(node: Node) -> Resources:

@@ -28,7 +28,7 @@ async def test_create_get_list_assigns_identity_and_resource_version(apiserver):
     meta = created["metadata"]
     assert meta["namespace"] == "default" and meta["uid"] and meta["creationTimestamp"]
     assert int(meta["resourceVersion"]) > 0
-    assert created["status"] == {"phase": "Pending"}
+    assert created["status"] == {"phase": "Pending", "qosClass": "BestEffort"}  # as Kubernetes sets it
     got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
     assert got == created
     listed = await request(admin, s.api("pods", "list"), {"namespace": "default"})
