@@ -27,10 +27,10 @@ from nats.aio.msg import Msg
 from peapod.api import ConfigMap, Pod, Secret, parse_object
 from peapod.api.config import encode_b64
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
+from peapod.api.selectors import parse_label_selector
 from peapod.api.sources import referenced_objects
 from peapod.apiserver.admission import prepare_namespaced, with_generated_name
 from peapod.apiserver.namespaces import Namespaces, RemovePod
-from peapod.apiserver.selectors import parse_label_selector
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
 from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound

@@ -24,13 +24,13 @@ from pydantic import ValidationError
 from peapod.api import Node, Pod, PodStatus, now_rfc3339
 from peapod.api.manifest import needs_generated_name
 from peapod.api.podsecurity import DEFAULT_POLICY, Policy, forbidden_reason, policy_for
+from peapod.api.selectors import parse_field_selector, parse_label_selector
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.configs import ConfigObjects
 from peapod.apiserver.events import EventsApi
 from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
-from peapod.apiserver.selectors import parse_field_selector, parse_label_selector
 from peapod.apiserver.store import Store
 from peapod.apiserver.workloads import propagation_finalizer, workload_apis
 from peapod.bus import subjects as s

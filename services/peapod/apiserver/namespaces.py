@@ -38,8 +38,8 @@ import structlog
 from nats.aio.msg import Msg
 
 from peapod.api import Namespace, NamespaceStatus, now_rfc3339
+from peapod.api.selectors import parse_label_selector
 from peapod.apiserver import admission
-from peapod.apiserver.selectors import parse_label_selector
 from peapod.apiserver.store import Store, Stored
 from peapod.bus import subjects as s
 from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound

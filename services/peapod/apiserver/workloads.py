@@ -37,9 +37,9 @@ from peapod.api import now_rfc3339, parse_object
 from peapod.api.apps import DaemonSet, Deployment, LabelSelector, ReplicaSet
 from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, Job
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
+from peapod.api.selectors import parse_label_selector
 from peapod.apiserver import admission
 from peapod.apiserver.namespaces import Namespaces
-from peapod.apiserver.selectors import parse_label_selector
 from peapod.apiserver.store import Store, Stored
 from peapod.bus import subjects as s
 from peapod.errors import Conflict, Invalid, NotFound

@@ -21,7 +21,7 @@ from typing import Any
 
 from peapod.api import Container, Pod, load_documents, parse_object
 from peapod.api.manifest import refuse_generate_name_for_apply
-from peapod.apiserver.selectors import parse_label_selector
+from peapod.api.selectors import parse_label_selector
 from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
 from peapod.cli.client import Client, ServerUnreachable
