@@ -129,7 +129,7 @@ async def cmd_apply(client: Client, args: argparse.Namespace) -> int:
     docs = _validated(_read_manifests(args.filename), verb="apply", namespace=_flag_namespace(args))
     for doc in docs:
         obj, action = await client.apply(doc)
-        print(f"{obj['kind'].lower()}/{obj['metadata']['name']} {action}")
+        print(f"{_kind_name(obj['kind'])}/{obj['metadata']['name']} {action}")
     return 0
 
 
@@ -145,7 +145,7 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
         raise Invalid("must specify one of -f or a resource: peapod create namespace NAME")
     for doc in docs:
         obj = await client.create(doc)
-        print(f"{obj['kind'].lower()}/{obj['metadata']['name']} created")
+        print(f"{_kind_name(obj['kind'])}/{obj['metadata']['name']} created")
     return 0
 
 
@@ -322,11 +322,20 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         events = [e for e in await client.list_events(kind="Deployment", name=name)
                   if e.involved_object.uid in (None, deploy.metadata.uid)]
         print(describe_deployment(deploy, owned, events, now=_now()))
+    elif resource in ("daemonsets", "jobs"):
+        from peapod.cli.workloads import describe_daemonset, describe_job
+        obj = await client.get_object(resource, name)
+        pods = [p for p in await client.list_pods()
+                if (ref := p.metadata.controller_ref()) and ref.uid == obj.metadata.uid]
+        events = [e for e in await client.list_events(kind=obj.kind, name=name)
+                  if e.involved_object.uid in (None, obj.metadata.uid)]
+        describer = describe_daemonset if resource == "daemonsets" else describe_job
+        print(describer(obj, pods, events, now=_now()))
     elif resource in CONFIGS:
         print(describe.describe_config(await client.get_object(resource, name), now=_now()))
     else:
-        raise Invalid("describe supports pods, deployments, replicasets, nodes, namespaces, "
-                      "configmaps and secrets")
+        raise Invalid("describe supports pods, deployments, replicasets, daemonsets, jobs, nodes, "
+                      "namespaces, configmaps and secrets")
     return 0
 
 
@@ -404,6 +413,11 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
         if not gone:
             raise Unavailable(f'timed out waiting for {_singular(resource)} "{name}" to be deleted')
     return status
+
+
+def _kind_name(kind: str) -> str:
+    """kubectl's name of a kind in ``created``/``configured`` lines: pod, deployment.apps."""
+    return _singular(KIND_RESOURCES.get(kind, f"{kind.lower()}s"))
 
 
 def _singular(resource: str) -> str:
@@ -551,8 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
-    p = add("describe", "show details of a pod, deployment, replicaset, node, namespace, "
-            "configmap or secret", cmd_describe)
+    p = add("describe", "show details of a pod, deployment, replicaset, daemonset, job, node, "
+            "namespace, configmap or secret", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p = add("delete", "delete pods, deployments, replicasets, namespaces, configmaps or secrets "

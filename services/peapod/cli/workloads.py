@@ -179,6 +179,74 @@ def describe_deployment(deploy: Deployment, owned: Sequence[ReplicaSet], events:
     return w.text()
 
 
+def _selected(w: _Writer, obj: DaemonSet | Job) -> None:
+    """The header kubectl's DaemonSet and Job describers share."""
+    meta = obj.metadata
+    w.line(0, "Name:", meta.name or "")
+    w.line(0, "Namespace:", meta.namespace or "default")
+    w.line(0, "Selector:", obj.spec.selector.to_query() if obj.spec.selector else NONE)
+
+
+def describe_daemonset(ds: DaemonSet, pods: Sequence[Pod], events: Sequence[Event], *,
+                       now: datetime) -> str:
+    """kubectl's ``DaemonSetDescriber``."""
+    status, w = ds.status, _Writer()
+    _selected(w, ds)
+    selector = ds.spec.template.spec.node_selector
+    w.line(0, "Node-Selector:", ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+           if selector else NONE)
+    w.mapping(0, "Labels", ds.metadata.labels)
+    w.mapping(0, "Annotations", ds.metadata.annotations, sep=": ")
+
+    def count(field: str) -> int:
+        return (getattr(status, field) or 0) if status else 0
+    w.line(0, "Desired Number of Nodes Scheduled:", str(count("desired_number_scheduled")))
+    w.line(0, "Current Number of Nodes Scheduled:", str(count("current_number_scheduled")))
+    w.line(0, "Number of Nodes Scheduled with Up-to-date Pods:",
+           str(count("updated_number_scheduled")))
+    w.line(0, "Number of Nodes Scheduled with Available Pods:", str(count("number_available")))
+    w.line(0, "Number of Nodes Misscheduled:", str(count("number_misscheduled")))
+    w.line(0, "Pods Status:", pods_status(pods))
+    pod_template(w, ds.spec.template)
+    _events(w, events, now)
+    return w.text()
+
+
+def describe_job(job: Job, pods: Sequence[Pod], events: Sequence[Event], *, now: datetime) -> str:
+    """kubectl's ``JobDescriber``: counts, times, the pods' statuses, the template."""
+    from peapod.cli.describe import _timestamp
+    spec, status, w = job.spec, job.status, _Writer()
+    _selected(w, job)
+    w.mapping(0, "Labels", job.metadata.labels)
+    w.mapping(0, "Annotations", job.metadata.annotations, sep=": ")
+    w.line(0, "Parallelism:", str(spec.parallelism))
+    w.line(0, "Completions:", str(spec.completions))
+    w.line(0, "Completion Mode:", "NonIndexed")
+    w.line(0, "Suspend:", "false")
+    w.line(0, "Backoff Limit:", str(spec.backoff_limit))
+    if spec.ttl_seconds_after_finished is not None:
+        w.line(0, "TTL Seconds After Finished:", str(spec.ttl_seconds_after_finished))
+    started = status.start_time if status else None
+    if started:
+        w.line(0, "Start Time:", _timestamp(started))
+    finished = status.completion_time if status else None
+    if started and finished:
+        w.line(0, "Completed At:", _timestamp(finished))
+        w.line(0, "Duration:", human_duration(parse_rfc3339(finished) - parse_rfc3339(started)))
+    if spec.active_deadline_seconds is not None:
+        w.line(0, "Active Deadline Seconds:", f"{spec.active_deadline_seconds}s")
+    ready = sum(1 for p in pods if p.status and any(
+        c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+
+    def count(field: str) -> int:
+        return (getattr(status, field) or 0) if status else 0
+    w.line(0, "Pods Statuses:", f"{count('active')} Active ({ready} Ready) / "
+           f"{count('succeeded')} Succeeded / {count('failed')} Failed")
+    pod_template(w, spec.template)
+    _events(w, events, now)
+    return w.text()
+
+
 def _conditions(w: _Writer, conditions: Sequence[Any]) -> None:
     if conditions:
         w.line(0, "Conditions:")

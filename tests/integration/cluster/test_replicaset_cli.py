@@ -17,9 +17,9 @@ async def test_apply_get_describe_and_delete_orphan(controllers, tmp_path):
     manifest = tmp_path / "rs.yaml"
     manifest.write_text(yaml.safe_dump(replicaset(replicas=2)))
     applied = await cli("apply", "-f", str(manifest))
-    assert applied.out == "replicaset/web created\n", applied.err
+    assert applied.out == "replicaset.apps/web created\n", applied.err
     again = await cli("apply", "-f", str(manifest))
-    assert again.out == "replicaset/web unchanged\n", again.err
+    assert again.out == "replicaset.apps/web unchanged\n", again.err
 
     async def two_pods() -> bool:
         return len(await pods_of(admin)) == 2

@@ -19,7 +19,7 @@ async def test_scale_set_image_rollout_and_get_all(controllers, tmp_path):
     admin, cli = controllers["admin"], cli_for(controllers, tmp_path)
     manifest = tmp_path / "deploy.yaml"
     manifest.write_text(yaml.safe_dump(deployment(2)))
-    assert (await cli("apply", "-f", str(manifest))).out == "deployment/web created\n"
+    assert (await cli("apply", "-f", str(manifest))).out == "deployment.apps/web created\n"
 
     async def count(n: int) -> bool:
         return len(await pods(admin)) == n
@@ -111,7 +111,7 @@ async def test_get_ds_and_the_daemon_bound_to_a_registered_node(controllers, tmp
             "metadata": {"labels": {"app": "agent"}},
             "spec": {"nodeSelector": {"role": "edge"},
                      "containers": [{"name": "a", "image": "busybox:1"}]}}}}))
-    assert (await cli("apply", "-f", str(manifest))).out == "daemonset/agent created\n"
+    assert (await cli("apply", "-f", str(manifest))).out == "daemonset.apps/agent created\n"
 
     async def table() -> str | None:
         out = (await cli("get", "ds")).out
@@ -122,3 +122,39 @@ async def test_get_ds_and_the_daemon_bound_to_a_registered_node(controllers, tmp
     [pod] = await pods(admin)
     assert pod["spec"]["nodeName"] == "node-a" and pod["metadata"]["name"].startswith("agent-")
     assert "daemonset.apps/agent" in (await cli("get", "all")).out
+
+
+async def test_describe_daemonset_and_job_as_kubectl(controllers, tmp_path):
+    cli = cli_for(controllers, tmp_path)
+    await register(controllers["creds"], "node-a")
+    template = {"metadata": {"labels": {"app": "agent"}}, "spec": {
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "containers": [{"name": "agent", "image": "busybox:1", "command": ["sleep", "3600"]}]}}
+    manifest = tmp_path / "ds-job.yaml"
+    manifest.write_text(yaml.safe_dump_all([
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+         "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template}},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi"},
+         "spec": {"completions": 2, "backoffLimit": 4, "activeDeadlineSeconds": 600,
+                  "template": {"spec": {"restartPolicy": "Never", "containers": [
+                      {"name": "pi", "image": "busybox:1", "command": ["true"]}]}}}}]))
+    applied = await cli("apply", "-f", str(manifest))
+    assert applied.out == "daemonset.apps/agent created\njob.batch/pi created\n", applied.err
+
+    async def job_started() -> bool:
+        return (await cli("describe", "job", "pi")).out.count("Start Time:") == 1
+    await eventually(job_started, "the job controller started pi")
+    ds = (await cli("describe", "ds", "agent")).out
+    for line in (r"^Name:\s+agent$", r"^Selector:\s+app=agent$",
+                 r"^Node-Selector:\s+kubernetes.io/os=linux$",
+                 r"^Number of Nodes Misscheduled:\s+0$", r"^Pods Status:\s+\d+ Running / ",
+                 r"^Pod Template:$", r"^\s+agent:$"):
+        assert re.search(line, ds, re.M), (line, ds)
+    job = (await cli("describe", "job", "pi")).out
+    for line in (r"^Name:\s+pi$", r"^Selector:\s+batch.kubernetes.io/controller-uid=\S+$",
+                 r"^Parallelism:\s+1$", r"^Completions:\s+2$", r"^Backoff Limit:\s+4$",
+                 r"^Active Deadline Seconds:\s+600s$",
+                 r"^Pods Statuses:\s+1 Active \(0 Ready\) / 0 Succeeded / 0 Failed$"):
+        assert re.search(line, job, re.M), (line, job)
+    refused = await cli("describe", "statefulset", "x")
+    assert refused.code == 1
