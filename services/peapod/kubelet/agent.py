@@ -54,7 +54,7 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.bus.leases import LeaseKeeper
 from peapod.errors import Invalid, PeapodError
-from peapod.kubelet import volumes
+from peapod.kubelet import storage, volumes
 from peapod.kubelet.actions import Target, named_ports
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
@@ -74,7 +74,7 @@ from peapod.kubelet.reconcile import (
     plan_pod,
     pod_status,
 )
-from peapod.kubelet.runtime import PodInfo, PodmanRuntime, RuntimeFailure
+from peapod.kubelet.runtime import ContainerInfo, PodInfo, PodmanRuntime, RuntimeFailure
 from peapod.kubelet.termination import grace_seconds, stop_container, terminate_pod
 from peapod.kubelet.threads import PodmanThreads
 
@@ -327,7 +327,7 @@ class Kubelet:
             return record.deleted
         observed = await self._observe(record, uid)
         now = self.clock()
-        await self._check_sizes(record, plog, now=now)
+        await self._check_sizes(record, observed, plog, now=now)
         await self._check_deadline(record, observed, now=now)
         self.probes.sync(pod, observed if record.terminal is None else None)
         plan = Plan() if record.terminal else plan_pod(pod, observed, backoff=self.backoff,
@@ -527,13 +527,15 @@ class Kubelet:
                                grace=0 if evicted else pod.spec.termination_grace_period_seconds,
                                message=f"Stopping container {container.name}")
 
-    async def _check_sizes(self, record: PodRecord, plog: Any, *, now: float) -> None:
-        """Kubernetes' emptyDir sizeLimit: every SIZE_CHECK_SECONDS the eviction manager
-        measures each limited emptyDir; one over its limit evicts the pod (Failed, reason
-        Evicted, an Evicted event, its containers stopped at once)."""
+    async def _check_sizes(self, record: PodRecord, observed: PodInfo | None, plog: Any, *,
+                           now: float) -> None:
+        """Kubernetes' emptyDir sizeLimit and ephemeral-storage limits: every
+        SIZE_CHECK_SECONDS the eviction manager measures each limited emptyDir, then the
+        pod's and each container's storage; the first over its limit evicts the pod (Failed,
+        reason Evicted, an Evicted event, its containers stopped at once)."""
         pod = record.pod
         limited = volumes.limited_empty_dirs(pod)
-        if record.terminal is not None or not limited or \
+        if record.terminal is not None or not (limited or storage.limits(pod)) or \
                 now < record.sizes_checked + volumes.SIZE_CHECK_SECONDS:
             return
         record.sizes_checked = now
@@ -541,13 +543,33 @@ class Kubelet:
             used = await self.threads.call(volumes.usage_bytes,
                                            self.runtime.empty_dir(pod, volume))
             if used > limit:
-                record.terminal = ("Evicted", f'Usage of EmptyDir volume "{volume.name}" '
-                                              f'exceeds the limit "{volume.empty_dir.size_limit}". ')
-                self.probes.forget(pod.metadata.uid or "")
                 plog.warning("pod_evicted", volume=volume.name, used_bytes=used,
                              limit_bytes=limit)
-                await self._warning(pod, "Evicted", record.terminal[1])
+                await self._evict(record, f'Usage of EmptyDir volume "{volume.name}" '
+                                          f'exceeds the limit "{volume.empty_dir.size_limit}". ')
                 return
+        if storage.limits(pod) and (message := await self._storage_eviction(pod, observed)):
+            plog.warning("pod_evicted", reason="ephemeral-storage")
+            await self._evict(record, message)
+
+    async def _storage_eviction(self, pod: Pod, observed: PodInfo | None) -> str | None:
+        latest: dict[str, ContainerInfo] = {}  # each container's current attempt
+        for container in observed.containers if observed else []:
+            if container.restart_count >= getattr(latest.get(container.name), "restart_count", -1):
+                latest[container.name] = container
+        used = {name: await self.threads.call(self.runtime.storage_bytes, container.id)
+                for name, container in latest.items()}
+        on_disk = 0
+        for volume in pod.spec.volumes or []:
+            if volume.empty_dir is not None and volume.empty_dir.medium != "Memory":
+                on_disk += await self.threads.call(volumes.usage_bytes,
+                                                   self.runtime.empty_dir(pod, volume))
+        return storage.eviction(pod, containers=used, empty_dirs=on_disk)
+
+    async def _evict(self, record: PodRecord, message: str) -> None:
+        record.terminal = ("Evicted", message)
+        self.probes.forget(record.pod.metadata.uid or "")
+        await self._warning(record.pod, "Evicted", message)
 
     # -- probes, hooks and stopping one container ----------------------------------------
 

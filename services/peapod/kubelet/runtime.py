@@ -507,6 +507,19 @@ class PodmanRuntime:
                 running.append(container_id)
         return running
 
+    def storage_bytes(self, container_id: str) -> int:
+        """A container's local ephemeral storage: its writable layer and its log file."""
+        response = self.api.get(f"/containers/{container_id}/json", params={"size": True})
+        if response.status_code != 200:
+            return 0
+        info = response.json()
+        log_path = ((info.get("HostConfig") or {}).get("LogConfig") or {}).get("Path")
+        try:
+            logs = os.stat(log_path).st_size if log_path else 0
+        except OSError:
+            logs = 0
+        return int(info.get("SizeRw") or 0) + logs
+
     def remove_container(self, container_id: str) -> None:
         response = self.api.delete(f"/containers/{container_id}",
                                    params={"force": True, "v": True})

@@ -77,3 +77,31 @@ async def test_empty_dirs_are_shared_and_evict_their_pod_past_their_size_limit(c
         # nothing starts again: still Failed a moment later
         await asyncio.sleep(1.5)
         assert evicted(await wait_pod(cluster, name, evicted))
+
+
+async def test_ephemeral_storage_limits_evict_as_kubernetes_does(cluster):  # noqa: F811
+    """The pod against the sum of its containers' limits, then each container against its own;
+    a container's storage is its writable layer and its log."""
+    whole, one = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("eph", "ephc"))
+    limit = lambda size: {"limits": {"ephemeral-storage": size}}  # noqa: E731
+    await apply(cluster, pod_manifest(whole, [
+        {"name": "app", "image": BUSYBOX, "command": ["sleep", "3600"], "resources": limit("2Mi")}]))
+    await apply(cluster, pod_manifest(one, [
+        {"name": "small", "image": BUSYBOX, "command": ["sleep", "3600"], "resources": limit("1Mi")},
+        {"name": "roomy", "image": BUSYBOX, "command": ["sleep", "3600"],
+         "resources": limit("64Mi")}]))
+    for name in (whole, one):
+        await wait_pod(cluster, name, running)
+    for name, container in ((whole, "app"), (one, "small")):  # 3 MiB into the writable layer
+        assert (await kubelet_exec(cluster, name, container, [
+            "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=3072"]))[0] == 0
+    expected = {whole: "Pod ephemeral local storage usage exceeds the total limit of containers "
+                       "2Mi. ",
+                one: 'Container small exceeded its local ephemeral storage limit "1Mi". '}
+    for name, message in expected.items():
+        pod = await wait_pod(cluster, name, lambda p: evicted(p) and p["status"]["phase"] == "Failed",
+                             timeout=25)
+        assert pod["status"]["message"] == message
+        warnings = [(e.type, e.message) for e in await pod_events(cluster, name)
+                    if e.reason == "Evicted"]
+        assert warnings == [("Warning", message)], warnings
