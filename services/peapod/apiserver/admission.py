@@ -222,3 +222,17 @@ def merge_applied_namespace(stored: Namespace, applied: Namespace) -> tuple[Name
     server's (Kubernetes keeps ``spec.finalizers`` and ``status`` on update)."""
     labels = {**(applied.metadata.labels or {}), METADATA_NAME_LABEL: stored.metadata.name or ""}
     return merge_metadata(stored, labels, applied.metadata.annotations)
+
+
+def set_pod_condition(pod: Pod, condition: Condition) -> None:
+    """Replace the pod's condition of that type (Kubernetes' ``UpdatePodCondition``): the
+    transition time moves only when the status does."""
+    status = pod.status or PodStatus(phase="Pending")
+    old = next((c for c in status.conditions or [] if c.type == condition.type), None)
+    if old is not None and old.status == condition.status:
+        condition.last_transition_time = old.last_transition_time
+    else:
+        condition.last_transition_time = condition.last_transition_time or now_rfc3339()
+    status.conditions = [*(c for c in status.conditions or [] if c.type != condition.type),
+                         condition]
+    pod.status = status

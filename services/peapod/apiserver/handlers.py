@@ -21,7 +21,7 @@ import structlog
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
-from peapod.api import Node, Pod, PodStatus, now_rfc3339
+from peapod.api import Condition, Node, Pod, PodStatus, now_rfc3339
 from peapod.api.manifest import needs_generated_name
 from peapod.api.podsecurity import DEFAULT_POLICY, Policy, forbidden_reason, policy_for
 from peapod.api.selectors import parse_field_selector, parse_label_selector
@@ -86,6 +86,7 @@ class Api:
             s.api("pods", "delete"): self.delete_pod,
             s.api("pods", "update"): self.update_pod,
             s.api("pods", "bind"): self.bind_pod,
+            s.api("pods", "unschedulable"): self.unschedulable_pod,
             s.api("nodes", "get"): self.get_node,
             s.api("nodes", "list"): self.list_nodes,
             s.api("nodes", "delete"): self.delete_node,
@@ -227,9 +228,35 @@ class Api:
             raise Conflict(f"pod {pod.key} is being deleted")
         await self.store.get(s.kv_key("nodes", None, node_name), what=f'nodes "{node_name}"')
         pod.spec.node_name = node_name
+        # as Kubernetes' binding: the scheduler's verdict is now PodScheduled=True
+        admission.set_pod_condition(pod, Condition(type="PodScheduled", status="True"))
         result = await self.store.update(key, pod.to_wire(), expected=current.revision, what=what)
         log.info("pod_bound", pod=pod.key, uid=pod.metadata.uid, node=node_name)
         return result.value
+
+    async def unschedulable_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """The scheduler's verdict on a pod it could not place, as Kubernetes' scheduler writes
+        it: ``PodScheduled=False``, reason ``Unschedulable``, the FailedScheduling message."""
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        message = _text(payload, "message") or ""
+        for _ in range(_STATUS_RETRIES):
+            current = await self.store.get(key, what=what)
+            pod = Pod.model_validate(current.value)
+            if payload.get("uid") and payload.get("uid") != pod.metadata.uid:
+                raise Conflict(f"{what}: uid {payload.get('uid')} does not match (the pod was "
+                               "recreated)")
+            if pod.spec.node_name:
+                raise Conflict(f'pod {pod.key} is already assigned to node "{pod.spec.node_name}"')
+            admission.set_pod_condition(pod, Condition(
+                type="PodScheduled", status="False", reason="Unschedulable", message=message))
+            try:
+                result = await self.store.update(key, pod.to_wire(), expected=current.revision,
+                                                 what=what)
+            except Conflict:
+                continue
+            return result.value
+        raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
 
     # -- nodes ------------------------------------------------------------------------
 

@@ -93,7 +93,7 @@ def scheduler_permissions() -> dict[str, Any]:
     return {
         "publish": {"allow": [
             f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
-            s.api("pods", "bind"), s.api("events", "create"),
+            s.api("pods", "bind"), s.api("pods", "unschedulable"), s.api("events", "create"),
         ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("scheduler")]},
     }

@@ -114,6 +114,18 @@ class Scheduler:
         log.info("pod_unschedulable", pod=pod.key, uid=uid, reason=message)
         await self.events.record(pod.to_wire(), reason="FailedScheduling", message=message,
                                  type="Warning")
+        if _scheduled_condition_message(pod) != message:
+            await self._mark_unschedulable(pod, message)
+
+    async def _mark_unschedulable(self, pod: Pod, message: str) -> None:
+        """``PodScheduled=False``, reason ``Unschedulable``, on the pod (as Kubernetes)."""
+        meta = pod.metadata
+        try:
+            await request(self.nc, s.api("pods", "unschedulable"), {
+                "namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
+                "message": message})
+        except PeapodError as exc:  # the pod changed or went: the next pass looks again
+            log.info("unschedulable_not_recorded", pod=pod.key, uid=meta.uid, error=exc.message)
 
     async def reconcile(self, key: str) -> Outcome:
         """One pass; changes bring the next, ``RETRY_PERIOD`` is a safety net while pods wait."""
@@ -137,3 +149,8 @@ class Scheduler:
     def _wake(self) -> None:
         if self.queue is not None:
             self.queue.add(PASS_KEY)
+
+
+def _scheduled_condition_message(pod: Pod) -> str | None:
+    conditions = pod.status.conditions if pod.status else None
+    return next((c.message for c in conditions or [] if c.type == "PodScheduled"), None)

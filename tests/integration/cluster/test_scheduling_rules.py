@@ -51,6 +51,18 @@ async def failed_scheduling(admin: Any, name: str, tries: int = 50) -> str | Non
     return None
 
 
+async def scheduled_condition(admin: Any, name: str) -> tuple[str, str | None, str | None]:
+    """The pod's PodScheduled condition, once the scheduler wrote it."""
+    for _ in range(50):
+        got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": name})
+        cond = next((c for c in (got.get("status") or {}).get("conditions") or []
+                     if c["type"] == "PodScheduled"), None)
+        if cond is not None:
+            return cond["status"], cond.get("reason"), cond.get("message")
+        await wait_for_node_name(admin, name, timeout=0.1)
+    raise AssertionError(f"{name}: no PodScheduled condition")
+
+
 GPU_TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
 
 
@@ -75,9 +87,13 @@ async def test_taints_affinity_and_anti_affinity_place_pods_and_explain_refusals
     assert await failed_scheduling(admin, "far") == (
         "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
         "1 node(s) had untolerated taint {dedicated: gpu}.")
+    assert await scheduled_condition(admin, "far") == (
+        "False", "Unschedulable", "0/2 nodes are available: 1 node(s) didn't match Pod's node "
+        "affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}.")
     # a change, not a timer, brings the retry (the safety pass is 5 minutes away)
     await update_node(admin, "node-b", labels={"zone": "z3"})
     assert await wait_for_node_name(admin, "far", timeout=5) == "node-b"
+    assert (await scheduled_condition(admin, "far"))[0] == "True"
 
     one_per_zone = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "zone"}]}}

@@ -22,7 +22,12 @@ class Recorder:
 def scheduler(clock: FakeClock) -> tuple[Scheduler, ClusterCache, Recorder]:
     cache = ClusterCache(js=None, clock=clock)  # type: ignore[arg-type]  # never listed here
     events = Recorder()
-    return Scheduler(nc=None, cache=cache, events=events, clock=clock), cache, events  # type: ignore[arg-type]
+    sched = Scheduler(nc=None, cache=cache, events=events, clock=clock)  # type: ignore[arg-type]
+
+    async def mark(pod: Any, message: str) -> None:  # the apiserver's part: no bus in unit tests
+        events.recorded.append(("PodScheduled=False", message))
+    sched._mark_unschedulable = mark  # type: ignore[method-assign]
+    return sched, cache, events
 
 
 async def test_nothing_pending_is_done() -> None:
@@ -44,4 +49,4 @@ async def test_a_pod_that_fits_nowhere_is_retried_and_its_event_repeated_after_a
     cache.leases.renewed["a"] = clock.now()
     await sched.reconcile("pending-pods")
     message = "0/1 nodes are available: 1 Insufficient cpu."
-    assert events.recorded == [("FailedScheduling", message)] * 2
+    assert events.recorded == [("FailedScheduling", message), ("PodScheduled=False", message)] * 2
