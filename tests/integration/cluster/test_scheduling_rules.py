@@ -105,6 +105,19 @@ async def test_taints_affinity_and_anti_affinity_place_pods_and_explain_refusals
     assert await failed_scheduling(admin, "web-3") == (
         "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules.")
 
+    even = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
+             "labelSelector": {"matchLabels": {"app": "spread"}}}]
+    prefer_z1 = {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [
+            {"key": "zone", "operator": "In", "values": ["z1"]}]}}]}}
+    spread_nodes = []
+    for i in range(4):  # one at a time: each placement is what the next one's skew counts
+        # the preference alone would put all four on node-a; the constraint splits them
+        await create(admin, f"spread-{i}", labels={"app": "spread"}, tolerations=[GPU_TOLERATION],
+                     topologySpreadConstraints=even, affinity=prefer_z1)
+        spread_nodes.append(await wait_for_node_name(admin, f"spread-{i}"))
+    assert sorted(spread_nodes) == ["node-a", "node-a", "node-b", "node-b"]
+
 
 async def test_gated_and_foreign_scheduler_pods_wait_until_released(scheduler):
     admin, creds = scheduler["admin"], scheduler["creds"]
