@@ -344,10 +344,18 @@ def _main_pids(fleet: ProvisionedFleet) -> dict[str, str]:
     pids = {}
     for host, names in units.items():
         for unit in names:
-            code, out = fleet.hosts.exec_in(host, "systemctl", "show", "-p", "MainPID", "--value", unit)
-            assert code == 0 and out.strip() not in ("", "0"), (host, unit, out)
-            pids[f"{host}/{unit}"] = out.strip()
+            pids[f"{host}/{unit}"] = _main_pid(fleet, host, unit)
     return pids
+
+
+def _main_pid(fleet: ProvisionedFleet, host: str, unit: str) -> str:
+    """The unit's main pid. Asked again when the answer is empty: podman 4.3's exec now
+    and then loses a short command's output on a loaded machine (seen once, on n2)."""
+    def ask() -> str:
+        code, out = fleet.hosts.exec_in(host, "systemctl", "show", "-p", "MainPID", "--value", unit)
+        assert code == 0 and out.strip() != "0", (host, unit, code, out)  # 0: not running
+        return out.strip()
+    return eventually(ask, timeout=10)
 
 
 def _server_certificate(fleet: ProvisionedFleet) -> tuple[int, str]:
