@@ -10,6 +10,9 @@ the test, so a ``kill -9`` is followed by a restart exactly as under ``peapod
 up --detach``. ``peapod up`` itself runs one kubelet only, hence the plan is
 built here.
 
+With ``proxied``, one kubelet reaches nats-server through a ``LinkProxy`` (``proxy.py``)
+the test cuts and heals.
+
 At the end every component is stopped and the podman pods the two kubelets
 made are removed by id (never by label): the test's pods are its own.
 """
@@ -17,10 +20,12 @@ made are removed by id (never by label): the test's pods are its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +38,9 @@ from peapod.bus.client import connect
 from peapod.bus.identity import Credentials
 from peapod.cli.client import Client
 from peapod.cli.supervisor import Component, Supervisor
+from peapod.errors import Unavailable
 from peapod.kubelet.runtime import LABEL_KUBELET, LABEL_UID
+from tests.chaos.proxy import LinkProxy
 from tests.integration.conftest import podman_socket  # noqa: F401 - a fixture
 from tests.natsd import free_port, nats_server_binary
 
@@ -47,6 +54,7 @@ class ChaosCluster:
     creds: dict[str, Credentials]
     supervisor: Supervisor
     kubelet_ids: dict[str, str]  # node name → the kubelet id its podman pods carry
+    proxy: LinkProxy | None = None
     client: Client | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -109,11 +117,11 @@ def plan(home: Path) -> list[Component]:
     return [Component(name, args, str(logs / f"{name}.log")) for name, args in argv.items()]
 
 
-@pytest.fixture
-def chaos_cluster(tmp_path: Path, podman_socket: str) -> Iterator[ChaosCluster]:  # noqa: F811
+def start_cluster(tmp_path: Path, *, proxied: str | None = None) -> Iterator[ChaosCluster]:
+    """The cluster; the kubelet of node ``proxied`` reaches nats-server through a LinkProxy."""
     home = tmp_path / "home"
-    http_port = free_port()
-    creds = write_cluster_config(str(home), nodes=list(NODES), port=free_port(),
+    http_port, nats_port = free_port(), free_port()
+    creds = write_cluster_config(str(home), nodes=list(NODES), port=nats_port,
                                  http_port=http_port)
     kubelet_ids = {}
     for node in NODES:  # known ids, so the test finds (and at the end removes) their podman pods
@@ -121,22 +129,65 @@ def chaos_cluster(tmp_path: Path, podman_socket: str) -> Iterator[ChaosCluster]:
         state.mkdir(parents=True)
         kubelet_ids[node] = f"chaos-{uuid.uuid4().hex}"
         (state / "kubelet-id").write_text(kubelet_ids[node] + "\n")
-    cluster = ChaosCluster(home=home, creds=creds, kubelet_ids=kubelet_ids,
+    proxy = None
+    if proxied is not None:
+        proxy = LinkProxy(nats_port)
+        path = home / "creds" / f"{kubelet_user(proxied)}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "url": proxy.url}))
+        proxy.start()
+    cluster = ChaosCluster(home=home, creds=creds, kubelet_ids=kubelet_ids, proxy=proxy,
                            supervisor=Supervisor(home, plan(home), http_port=http_port))
     cluster.start()
     try:
         yield cluster
     finally:
         cluster.stop()
+        if proxy is not None:
+            proxy.stop()
         cluster.remove_podman_pods()
+
+
+@pytest.fixture
+def chaos_cluster(tmp_path: Path, podman_socket: str) -> Iterator[ChaosCluster]:  # noqa: F811
+    yield from start_cluster(tmp_path)
+
+
+@pytest.fixture
+def partition_cluster(tmp_path: Path, podman_socket: str) -> Iterator[ChaosCluster]:  # noqa: F811
+    """The same, with kubelet ``chaos-b`` behind a link the test cuts (``cluster.proxy``)."""
+    yield from start_cluster(tmp_path, proxied=NODES[1])
 
 
 @pytest.fixture
 async def chaos_client(chaos_cluster: ChaosCluster) -> AsyncIterator[Client]:
     """An admin client that reconnects for ever, as a controller's connection does."""
-    nc = await connect(chaos_cluster.creds["admin"], name="chaos-client")
-    chaos_cluster.client = Client(nc, namespace="default")
+    async with admin_client(chaos_cluster) as client:
+        yield client
+
+
+@pytest.fixture
+async def partition_client(partition_cluster: ChaosCluster) -> AsyncIterator[Client]:
+    async with admin_client(partition_cluster) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def admin_client(cluster: ChaosCluster) -> AsyncIterator[Client]:
+    nc = await connect(cluster.creds["admin"], name="chaos-client")
+    cluster.client = Client(nc, namespace="default")
     try:
-        yield chaos_cluster.client
+        yield cluster.client
     finally:
         await asyncio.wait_for(nc.close(), 10)
+
+
+async def wait_nodes_ready(client: Client, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if sum(1 for n in await client.list_nodes() if n.ready) == len(NODES):
+                return
+        except Unavailable:
+            pass
+        assert time.monotonic() < deadline, "the two nodes did not become Ready"
+        await asyncio.sleep(0.5)

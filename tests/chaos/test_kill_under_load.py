@@ -43,7 +43,7 @@ import pytest
 from peapod.cli.client import Client
 from peapod.errors import AlreadyExists, Conflict, NotFound, PeapodError, Unavailable
 from peapod.kubelet.runtime import LABEL_CONTAINER
-from tests.chaos.conftest import IMAGE, NODES, ChaosCluster, pod_uid_of
+from tests.chaos.conftest import IMAGE, NODES, ChaosCluster, pod_uid_of, wait_nodes_ready
 
 pytestmark = pytest.mark.podman
 
@@ -279,15 +279,7 @@ async def inspect(cluster: ChaosCluster, client: Client, tally: Tally) -> Findin
 async def test_kill_9_of_each_component_under_load_loses_and_doubles_nothing(
         chaos_cluster: ChaosCluster, chaos_client: Client, capsys):
     client, tally = chaos_client, Tally()
-    started = time.monotonic()
-    nodes = []
-    while len([n for n in nodes if n.ready]) < len(NODES):
-        assert time.monotonic() - started < 60, "the two nodes did not become Ready"
-        await asyncio.sleep(0.5)
-        try:
-            nodes = await client.list_nodes()
-        except Unavailable:
-            continue
+    await wait_nodes_ready(client)
     load = Load(client, tally)
     kills_done, kills_count = asyncio.Event(), [0]
     load_started = time.monotonic()

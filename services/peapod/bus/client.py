@@ -24,7 +24,7 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError
+from nats.errors import NoRespondersError, OutboundBufferLimitError
 from nats.js import JetStreamContext
 
 from peapod.bus.identity import Credentials
@@ -213,6 +213,9 @@ async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
         raise Unavailable(f"no server is answering on {subject}") from None
     except TimeoutError:  # nats-py raises both its own and asyncio's
         raise Unavailable(f"timed out after {timeout:g}s waiting for {subject}") from None
+    except OutboundBufferLimitError:  # cut off long enough to fill nats-py's buffer
+        raise Unavailable(f"not connected, and what waits to be sent fills the client's buffer; "
+                          f"nothing sent on {subject}") from None
     reply = decode(msg.data)
     if not isinstance(reply, dict):
         raise Unavailable(f"malformed reply on {subject}")

@@ -17,6 +17,18 @@ and ``lastTimestamp`` moved on. Readers keep the last copy of each name
 (``latest_events``), so a crash loop is one ``BackOff`` event counted, not a
 screenful.
 
+A kubelet's recorder keeps what it could not send (``buffer``): while its
+link to NATS is down, or the apiserver does not answer, each event waits on
+the node, in order, a repeat folded into the copy that waits, and
+``resend`` sends them once the apiserver answers again, with the times they
+happened. The buffer is bounded (``NODE_EVENT_BUFFER`` events, each at most
+about 2 KiB): when it is full the oldest is dropped, and the number dropped
+is logged (``event_buffer_full`` once, then ``events_sent_after_outage`` with
+``dropped``). A refusal from the apiserver (``Forbidden``, ``Invalid``) is
+never kept: sending it again would not change the answer. A request that
+timed out may still have reached the apiserver; sent again, it carries the
+same name, and readers keep one copy per name.
+
 Readers never trust the stream: ``parse_event`` turns one message into an
 Event or an ``Invalid`` that says, in one line, why it is not one (not JSON,
 not an object, a field of the wrong type, a timestamp that does not parse),
@@ -27,6 +39,7 @@ types; readers and the apiserver's event handler share them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections import OrderedDict
@@ -43,7 +56,7 @@ from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import request
-from peapod.errors import Invalid, PeapodError
+from peapod.errors import Invalid, PeapodError, Unavailable
 
 log = structlog.get_logger("events")
 
@@ -51,6 +64,8 @@ AGGREGATION_WINDOW = timedelta(minutes=10)
 REMEMBERED = 4096  # distinct events a recorder can still fold repeats into
 REASON_LIMIT = 128  # Kubernetes' limit on an event's reason
 MESSAGE_LIMIT = 1024  # Kubernetes' limit on an event's note; recorders truncate to it
+NODE_EVENT_BUFFER = 1000  # events a kubelet keeps while it cannot send them; oldest dropped
+RESEND_PERIOD = 1.0  # seconds between two looks at the buffer
 _KIND = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
@@ -138,7 +153,7 @@ class EventRecorder:
     """
 
     def __init__(self, nc: NATS, *, component: str, host: str | None = None,
-                 subject: str | None = None, timeout: float = 5) -> None:
+                 subject: str | None = None, timeout: float = 5, buffer: int = 0) -> None:
         self._nc = nc
         self._subject = subject or s.api("events", "create")
         self._timeout = timeout
@@ -146,11 +161,21 @@ class EventRecorder:
         self._component = component
         self._host = host
         self._seen: OrderedDict[tuple[Any, ...], Event] = OrderedDict()
+        self._buffer_limit = buffer
+        self._held: OrderedDict[tuple[Any, ...], Event] = OrderedDict()  # waiting to be sent
+        self._dropped = 0  # held events dropped since the buffer last emptied
 
     @classmethod
     def for_node(cls, nc: NATS, node: str) -> EventRecorder:
-        """A kubelet's recorder: its events name the node as their source."""
-        return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"))
+        """A kubelet's recorder: its events name the node as their source, and wait on the node
+        while they cannot be sent."""
+        return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"),
+                   buffer=NODE_EVENT_BUFFER)
+
+    @property
+    def held(self) -> int:
+        """Events waiting on this node to be sent."""
+        return len(self._held)
 
     async def record(self, obj: dict[str, Any], *, reason: str, message: str,
                      type: str = "Normal") -> None:
@@ -163,25 +188,84 @@ class EventRecorder:
             message = message[:MESSAGE_LIMIT - 1] + "…"
         now = now_rfc3339()
         key = (kind, namespace, name, meta.get("uid"), type, reason, message)
-        seen = self._seen.pop(key, None)
+        seen = self._held.get(key) or self._seen.pop(key, None)
         if seen is not None and (parse_rfc3339(now) - parse_rfc3339(seen.last_timestamp or now)
                                  < AGGREGATION_WINDOW):
             event = seen.model_copy(update={"count": seen.count + 1, "last_timestamp": now})
         else:
             event = self._new_event(kind, namespace, name, meta, reason=reason, message=message,
                                     type=type, now=now)
+        if self._buffer_limit and (self._held or not self._nc.is_connected):
+            self._hold(key, event)  # behind those already waiting, or no link at all
+            return
+        error = await self._send(event)
+        if error is None:
+            self._remember(key, event)
+        elif self._buffer_limit and error[0]:
+            self._hold(key, event)
+        else:  # events are hints; the caller's work must go on
+            log.warning("event_not_recorded", kind=kind, namespace=namespace, name=name,
+                        uid=meta.get("uid"), reason=reason, error=error[1])
+
+    async def _send(self, event: Event) -> tuple[bool, str] | None:
+        """None once recorded, else (whether sending it again later may work, why not)."""
         try:
             await request(self._nc, self._subject, {"object": event.to_wire()},
                           timeout=self._timeout)
-        except (PeapodError, nats.errors.Error, OSError) as exc:
-            # events are hints; the caller's work must go on
-            error = exc.message if isinstance(exc, PeapodError) else str(exc)
-            log.warning("event_not_recorded", kind=kind, namespace=namespace, name=name,
-                        uid=meta.get("uid"), reason=reason, error=error)
-            return
+        except PeapodError as exc:
+            return isinstance(exc, Unavailable), exc.message
+        except (nats.errors.Error, OSError) as exc:
+            return True, str(exc)
+        return None
+
+    def _remember(self, key: tuple[Any, ...], event: Event) -> None:
+        self._seen.pop(key, None)
         self._seen[key] = event  # only what was recorded can be folded into
         while len(self._seen) > REMEMBERED:
             self._seen.popitem(last=False)
+
+    def _hold(self, key: tuple[Any, ...], event: Event) -> None:
+        if not self._held:
+            log.info("events_held", subject=self._subject, connected=self._nc.is_connected)
+        if key in self._held:
+            self._held[key] = event  # a repeat replaces the copy waiting, in its place
+            return
+        self._held[key] = event
+        while len(self._held) > self._buffer_limit:
+            self._held.popitem(last=False)
+            self._dropped += 1
+            if self._dropped == 1:
+                log.warning("event_buffer_full", limit=self._buffer_limit,
+                            dropping="the oldest event")
+
+    async def resend(self, *, period: float = RESEND_PERIOD) -> None:
+        """Send the events waiting on the node, for ever (a task of the kubelet)."""
+        while True:
+            await asyncio.sleep(period)
+            if self._held and self._nc.is_connected:
+                await self.flush()
+
+    async def flush(self) -> int:
+        """Send the waiting events in order, until one cannot be sent; how many were sent."""
+        sent, refused = 0, 0
+        while self._held:
+            key, event = next(iter(self._held.items()))
+            error = await self._send(event)
+            if error is not None and error[0]:
+                return sent  # still unreachable: later
+            if self._held.get(key) is event:  # else a repeat replaced it meanwhile: send that too
+                del self._held[key]
+            if error is None:
+                self._remember(key, event)
+                sent += 1
+            else:
+                refused += 1
+                log.warning("event_not_recorded", kind=event.involved_object.kind,
+                            namespace=event.metadata.namespace, name=event.involved_object.name,
+                            uid=event.involved_object.uid, reason=event.reason, error=error[1])
+        log.info("events_sent_after_outage", sent=sent, refused=refused, dropped=self._dropped)
+        self._dropped = 0
+        return sent
 
     def _new_event(self, kind: str, namespace: str, name: str, meta: dict[str, Any], *,
                    reason: str, message: str, type: str, now: str) -> Event:

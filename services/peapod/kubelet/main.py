@@ -99,6 +99,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
                          "lease": kubelet.renew_lease,
                          "partition": kubelet.watch_partition,
                          "relist": kubelet.relist,
+                         "events": events.resend,
                          "volumes": lambda: kubelet.configs.run(lambda: [
                              r.pod for r in kubelet.pods.values()
                              if not r.deleted and not r.pod.metadata.deletion_timestamp])},

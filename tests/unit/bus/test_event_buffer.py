@@ -1,0 +1,112 @@
+"""A kubelet's events wait on the node while they cannot be sent: bounded, in order, folded.
+
+Real nats-server; the apiserver's side is a subscription with the apiserver's
+credentials that answers as the apiserver does (or refuses), so the test
+decides when the events subject has a responder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from peapod.bus import subjects as s
+from peapod.bus.client import connect, decode, respond
+from peapod.bus.events import EventRecorder
+from peapod.errors import Forbidden
+from tests.unit.bus.conftest import Server
+
+SUBJECT = s.node_api("node-a", "events")
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": "default", "uid": f"u-{name}"}}
+
+
+async def answering(server: Server, received: list[dict], *, refuse: str = ""):
+    """A stand-in for the apiserver's events handler: stores, or refuses a reason."""
+    nc = await connect(server.creds["apiserver"], name="test-apiserver")
+
+    async def handle(msg) -> None:
+        event = decode(msg.data)["object"]
+        if event["reason"] == refuse:
+            await respond(msg, error=Forbidden(f"events is forbidden: {refuse}"))
+            return
+        received.append(event)
+        await respond(msg, result=event)
+    await nc.subscribe(SUBJECT, cb=handle)
+    await nc.flush()
+    return nc
+
+
+async def test_events_wait_bounded_dropping_the_oldest_and_are_sent_in_order_once_answered(
+        server: Server):
+    nc = await connect(server.creds["kubelet-node-a"], name="test-kubelet")
+    recorder = EventRecorder(nc, component="kubelet", host="node-a", subject=SUBJECT, buffer=3)
+    with capture_logs() as logs:
+        for name in ("p1", "p2", "p3", "p4", "p5"):  # no apiserver: nobody answers
+            await recorder.record(pod(name), reason="Started", message="Started container main")
+        await recorder.record(pod("p4"), reason="Started", message="Started container main")
+    assert recorder.held == 3
+    assert [e["event"] for e in logs if e["event"] != "event_not_recorded"] == [
+        "events_held", "event_buffer_full"]
+    assert not [e for e in logs if e["event"] == "event_not_recorded"]
+
+    received: list[dict] = []
+    apiserver = await answering(server, received)
+    try:
+        with capture_logs() as logs:
+            assert await recorder.flush() == 3
+        assert [(e["involvedObject"]["name"], e["count"]) for e in received] == [
+            ("p3", 1), ("p4", 2), ("p5", 1)]  # p1 and p2 dropped; p4's repeat folded
+        assert recorder.held == 0
+        assert [(e["event"], e.get("sent"), e.get("dropped")) for e in logs] == [
+            ("events_sent_after_outage", 3, 2)]
+        # sent, it is remembered: the next repeat is folded into it and sent at once
+        await recorder.record(pod("p4"), reason="Started", message="Started container main")
+        assert received[-1]["count"] == 3
+        assert received[-1]["metadata"]["name"] == received[1]["metadata"]["name"]
+    finally:
+        await apiserver.close()
+        await nc.close()
+
+
+async def test_a_refusal_is_not_kept_and_a_lost_link_holds_without_sending(server: Server):
+    nc = await connect(server.creds["kubelet-node-a"], name="test-kubelet")
+    recorder = EventRecorder.for_node(nc, "node-a")
+    received: list[dict] = []
+    apiserver = await answering(server, received, refuse="Refused")
+    try:
+        with capture_logs() as logs:
+            await recorder.record(pod("p1"), reason="Refused", message="no")
+        assert recorder.held == 0 and received == []
+        assert [(e["event"], e["error"]) for e in logs] == [
+            ("event_not_recorded", "events is forbidden: Refused")]
+        await apiserver.close()
+
+        server.natsd.stop()  # the link is gone: nothing is handed to nats-py's own buffer
+        for _ in range(100):
+            if not nc.is_connected:
+                break
+            await asyncio.sleep(0.05)
+        await recorder.record(pod("p2"), reason="Started", message="Started container main")
+        await recorder.record(pod("p2"), reason="Killing", message="Stopping container main")
+        assert recorder.held == 2 and nc.pending_data_size == 0
+
+        server.natsd.start()
+        apiserver = await answering(server, received)
+        resend = asyncio.create_task(recorder.resend(period=0.1))
+        try:
+            for _ in range(200):
+                if len(received) == 2:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            resend.cancel()
+        assert [e["reason"] for e in received] == ["Started", "Killing"]
+        assert recorder.held == 0
+    finally:
+        await apiserver.close()
+        await nc.close()
