@@ -65,14 +65,22 @@ class ChaosCluster:
 
     def start(self) -> None:
         self.supervisor.start()
+        self.resume()
+
+    def hold(self) -> None:
+        """Stop restarting what exits, until ``resume``: a machine that is down."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def resume(self) -> None:
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self.supervisor.run, args=(self._stop.is_set,),
                                         kwargs={"period": 0.1}, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self.hold()
         self.supervisor.stop()
 
     def podman_pods(self) -> dict[str, list[dict]]:
@@ -84,6 +92,12 @@ class ChaosCluster:
         """node → every container (infra included) of its kubelet's pods, as ``podman ps -a``."""
         return {node: _podman_json("ps", "-a", "--filter", f"label={LABEL_KUBELET}={kid}")
                 for node, kid in self.kubelet_ids.items()}
+
+    def stop_podman_pods(self, node: str) -> None:
+        """Stop (not remove) the podman pods of ``node``'s kubelet, as a power cut leaves them."""
+        ids = [p["Id"] for p in self.podman_pods()[node]]
+        subprocess.run(["podman", "pod", "stop", "-t", "0", *ids], capture_output=True,
+                       check=True, timeout=300)
 
     def remove_podman_pods(self) -> None:
         ids = [p["Id"] for pods in self.podman_pods().values() for p in pods]

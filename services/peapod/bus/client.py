@@ -197,6 +197,8 @@ async def wait_or_refused(nc: NATS, subject: str, payload: dict[str, Any],
 async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
                   timeout: float = 10) -> Any:
     """Send one API request and return its result, or raise the server's error."""
+    if nc.is_closed or not (nc.is_connected or nc.is_reconnecting):  # never connected, or closed
+        raise Unavailable(f"not connected to NATS; nothing sent on {subject}")
     refused = _refusal(nc, subject)[1]
     ask = asyncio.ensure_future(nc.request(subject, encode(payload), timeout=timeout))
     watch = asyncio.ensure_future(refused.wait())

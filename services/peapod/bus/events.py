@@ -172,6 +172,10 @@ class EventRecorder:
         return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"),
                    buffer=NODE_EVENT_BUFFER)
 
+    def attach(self, nc: NATS) -> None:
+        """Send through ``nc`` from now on (a kubelet that started without a connection)."""
+        self._nc = nc
+
     @property
     def held(self) -> int:
         """Events waiting on this node to be sent."""

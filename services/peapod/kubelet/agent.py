@@ -27,7 +27,10 @@
 
 Running pods keep running while the control plane is unreachable; status is
 reported again once it is back, because reports are compared to the last one
-that was accepted.
+that was accepted (nothing is sent while the connection is down). A kubelet
+that starts without a control plane runs its last-known pods from disk
+(``start_offline``, ``lastknown.py``); once its partition is read, those the
+control plane no longer has are stopped.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
 from peapod.kubelet.hooks import run_hook
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
+from peapod.kubelet.lastknown import LastKnown
 from peapod.kubelet.node import build_node
 from peapod.kubelet.probes import ProbeManager
 from peapod.kubelet.reconcile import (
@@ -112,6 +116,9 @@ class PodRecord:
     # podman's view of this pod read right after that change, until a newer relist
     fresh: PodInfo | None = None
     fresh_at: float = float("-inf")
+    # started from the node's last-known pods without a control plane, not yet confirmed
+    # by the partition: dropped (its containers stopped) if the partition no longer has it
+    from_disk: bool = False
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
@@ -125,7 +132,8 @@ class Kubelet:
                  labels: dict[str, str] | None = None, relist_period: float = 1.0,
                  heartbeat: float = 10.0, status_period: float = 300.0,
                  clock: Callable[[], float] = time.time,
-                 threads: PodmanThreads | None = None) -> None:
+                 threads: PodmanThreads | None = None,
+                 last_known: LastKnown | None = None) -> None:
         self.node_name = node_name
         self.nc = nc
         self.js = js
@@ -155,6 +163,21 @@ class Kubelet:
                                    on_failure=self._probe_failed, event=self._warning,
                                    clock=clock, host_ip=host_ip, log=self.log)
         self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
+        self.last_known = last_known
+        self.last_known_changed = last_known is not None
+
+    def attach(self, nc: NATS, js: JetStreamContext) -> None:
+        """The connection, once made: a kubelet that started offline reports from now on."""
+        self.nc, self.js = nc, js
+        self.configs.nc = nc
+        self.lease.js = js
+        self.events.attach(nc)
+
+    def start_offline(self, pods: list[Pod]) -> None:
+        """Run the node's last-known pods while the control plane cannot be reached."""
+        self.log.info("offline_start", pods=len(pods))
+        for pod in pods:
+            self.receive(pod, deleted=False, from_disk=True)
 
     def close(self) -> None:
         self.probes.close()
@@ -241,8 +264,13 @@ class Kubelet:
         if not self.synced.is_set():
             self.log.info("partition_synced", pods=len(self.pods))
             self.synced.set()
+            for key, record in self.pods.items():
+                if record.from_disk:  # the control plane no longer has it
+                    self.log.info("last_known_pod_gone", pod=key, uid=record.pod.metadata.uid)
+                    record.from_disk, record.deleted = False, True
+                    record.wake.set()
 
-    def receive(self, pod: Pod, *, deleted: bool) -> None:
+    def receive(self, pod: Pod, *, deleted: bool, from_disk: bool = False) -> None:
         key = pod.key
         record = self.pods.get(key)
         if record is None:
@@ -253,6 +281,8 @@ class Kubelet:
             if record.pod.metadata.uid != pod.metadata.uid:
                 record.forget_incarnation()
             record.pod, record.deleted = pod, deleted
+        record.from_disk = from_disk
+        self.last_known_changed = True
         record.wake.set()
         if record.task is None or record.task.done():
             record.task = asyncio.create_task(self._worker(key), name=f"pod:{key}")
@@ -271,7 +301,19 @@ class Kubelet:
                 record.wake.set()
             if self.synced.is_set():
                 self._remove_orphans()
+            self._save_last_known()
             await asyncio.sleep(self.relist_period)
+
+    def _save_last_known(self) -> None:
+        if self.last_known is None or not self.last_known_changed:
+            return
+        self.last_known_changed = False
+        pods = [(r.pod, r.last_status.phase if r.last_status else None)
+                for r in self.pods.values() if not r.deleted and not r.pod.metadata.deletion_timestamp]
+        try:
+            self.last_known.save(pods)
+        except OSError as exc:  # a full or read-only disk: the pods run on, the next change retries
+            self.log.warning("last_known_pods_not_saved", error=str(exc))
 
     def _remove_orphans(self) -> None:
         """Stop, each in its own task, the podman pods no pod object owns."""
@@ -665,7 +707,7 @@ class Kubelet:
                             previous=record.last_status, now=now_rfc3339(), probes=probes,
                             terminal=record.terminal)
         wire = status.to_wire()
-        if wire == record.reported:
+        if wire == record.reported or not self.nc.is_connected:  # reported once connected
             return
         try:
             await request(self.nc, s.node_api(self.node_name, "status"), {
@@ -674,6 +716,8 @@ class Kubelet:
         except PeapodError as exc:
             plog.info("status_not_reported", error=exc.message)
             return
+        if record.last_status is None or record.last_status.phase != status.phase:
+            self.last_known_changed = True
         record.reported, record.last_status = wire, status
         plog.debug("status_reported", phase=status.phase)
 

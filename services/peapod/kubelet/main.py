@@ -6,6 +6,12 @@ its first connection to NATS is its own loop: each failed attempt is one log
 line naming the server, the user and why (``nats_connect_failed``), and the
 next waits longer (1 s doubling to 30 s). Once connected, nats-py reconnects
 by itself for ever, as every component does.
+
+A node that boots while its control plane is away should not run nothing:
+after the first failed attempt the kubelet starts the pods it last knew of
+(``lastknown.py``) with a connection that is not there yet (every request
+fails at once, events wait on the node), and keeps trying. Once connected it
+carries on with the same pods, reading its partition as at any start.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ from peapod.bus.events import EventRecorder
 from peapod.bus.supervise import RestartBackoff, supervise
 from peapod.errors import Invalid, PeapodError, Unavailable
 from peapod.kubelet.agent import Kubelet
+from peapod.kubelet.lastknown import LastKnown
 from peapod.kubelet.node import internal_ip
 from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
 from peapod.kubelet.streams import Streams
@@ -39,8 +47,11 @@ DEFAULT_SOCKET = "/run/podman/podman.sock"
 
 
 async def connect_until_up(creds: Credentials, *, name: str, stop: asyncio.Event,
-                           backoff: RestartBackoff | None = None) -> NATS | None:
-    """The first connection to NATS, tried until it works; None if ``stop`` came first."""
+                           backoff: RestartBackoff | None = None,
+                           on_failure: Callable[[], None] | None = None) -> NATS | None:
+    """The first connection to NATS, tried until it works; None if ``stop`` came first.
+
+    ``on_failure`` is called after each failed attempt."""
     backoff = backoff or RestartBackoff(initial=1, cap=30)
     attempt = 0
     while not stop.is_set():
@@ -51,6 +62,8 @@ async def connect_until_up(creds: Credentials, *, name: str, stop: asyncio.Event
             delay = backoff.after_run(0)
             log.warning("nats_connect_failed", url=creds.url, user=creds.user, attempt=attempt,
                         error=exc.message, retry_in=delay)
+            if on_failure is not None:
+                on_failure()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             continue
@@ -72,16 +85,37 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     service = await asyncio.to_thread(ensure_podman_service, podman_socket,
                                       containers_conf=os.environ.get("CONTAINERS_CONF"))
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
-    nc = await connect_until_up(creds, name=f"peapod-kubelet-{node_name}", stop=stop)
+    offline = NATS()  # until connected: requests fail at once, events wait on the node
+    kubelet = Kubelet(node_name=node_name, nc=offline, js=jetstream(offline), runtime=runtime,
+                      events=EventRecorder.for_node(offline, node_name),
+                      host_ip=host_ip or internal_ip(), labels=labels,
+                      relist_period=relist_period, heartbeat=heartbeat,
+                      last_known=LastKnown(Path(state_dir)))
+    offline_tasks: list[asyncio.Task[None]] = []
+    tried: list[bool] = []
+
+    def start_offline() -> None:  # the control plane cannot be reached: run what we knew
+        if tried or kubelet.last_known is None:
+            return
+        tried.append(True)
+        if pods := kubelet.last_known.load():
+            offline_tasks.append(asyncio.create_task(kubelet.relist(), name="offline-relist"))
+            kubelet.start_offline(pods)
+
+    try:
+        nc = await connect_until_up(creds, name=f"peapod-kubelet-{node_name}", stop=stop,
+                                    on_failure=start_offline)
+    finally:
+        for task in offline_tasks:  # the relist runs again under supervise, below
+            task.cancel()
     if nc is None:  # stopped before the cluster was ever reached
+        _stop_offline(kubelet)
         if service is not None:
             service.terminate()
         return
     js = jetstream(nc)
-    events = EventRecorder.for_node(nc, node_name)
-    kubelet = Kubelet(node_name=node_name, nc=nc, js=js, runtime=runtime, events=events,
-                      host_ip=host_ip or internal_ip(), labels=labels,
-                      relist_period=relist_period, heartbeat=heartbeat)
+    kubelet.attach(nc, js)
+    events = kubelet.events
 
     def find_uid(namespace: str, name: str) -> Any:
         record = kubelet.pods.get(f"{namespace}/{name}")
@@ -117,6 +151,14 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         await nc.drain()
         if service is not None:
             service.terminate()
+
+
+def _stop_offline(kubelet: Kubelet) -> None:
+    """Stopped while offline: the pods keep running, as on any kubelet stop."""
+    for record in kubelet.pods.values():
+        if record.task:
+            record.task.cancel()
+    kubelet.probes.close()
 
 
 def parse_labels(text: str | None) -> dict[str, str]:
