@@ -1,7 +1,7 @@
 # peapod — every target installs what it needs on a fresh Debian machine.
 #   make up      run the local cluster (nats-server, apiserver, scheduler, controller manager, kubelet)
 #   make test    lint and run every test (unit, integration, end-to-end)
-#   make chaos   kill -9 each component under load, cut a node off NATS; count what was lost (slow)
+#   make chaos   kill -9 each component under load, cut a node off NATS, boot one alone; count losses (slow)
 #   make images  build the local test images (no registry needed)
 #   make bench   run the benchmarks, figures go to docs/benchmarks.md
 #   make wheel   the peapod wheel and a wheelhouse per architecture, for Ansible (dist/)

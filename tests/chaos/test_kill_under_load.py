@@ -45,7 +45,7 @@ from peapod.errors import AlreadyExists, Conflict, NotFound, PeapodError, Unavai
 from peapod.kubelet.runtime import LABEL_CONTAINER
 from tests.chaos.conftest import IMAGE, NODES, ChaosCluster, pod_uid_of, wait_nodes_ready
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.timeout(600)]  # 300 s in pyproject
 
 PODS = 200
 PACE = 0.3  # seconds between two creates

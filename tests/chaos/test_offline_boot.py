@@ -28,7 +28,7 @@ from peapod.errors import NotFound
 from tests.chaos.conftest import ChaosCluster, wait_nodes_ready
 from tests.chaos.test_partition import NODE, container_status, eventually, look, node_ready, pod
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.timeout(600)]  # 300 s in pyproject
 
 BOOT_WITHIN = 20.0  # issue 14: pods Running within 20 s once podman is up
 HEAL_WITHIN = 30.0

@@ -39,7 +39,7 @@ from peapod.errors import Unavailable
 from peapod.kubelet.runtime import LABEL_CONTAINER, LABEL_RESTART_COUNT
 from tests.chaos.conftest import IMAGE, NODES, ChaosCluster, pod_uid_of, wait_nodes_ready
 
-pytestmark = pytest.mark.podman
+pytestmark = [pytest.mark.podman, pytest.mark.timeout(600)]  # 300 s in pyproject
 
 PARTITION_SECONDS = float(os.environ.get("PEAPOD_CHAOS_PARTITION_SECONDS", "120"))
 HEAL_WITHIN = 30.0

@@ -14,7 +14,11 @@ informer checks that consumer sequences follow one another, asks the server
 about its consumer whenever nothing arrived for ``check_every`` seconds, and
 on any gap, missing consumer or NATS error starts a new consumer at the last
 revision it saw plus one (or lists again, if the first list was cut short:
-keys that list no longer holds are then DELETED). A message at or below that revision is dropped, so
+keys that list no longer holds are then DELETED). A stream that was made
+again meanwhile (a memory-backed bucket, such as the leases, after a
+nats-server restart) starts its sequences over: resuming at the old revision
+would wait, blind, until the new stream passed it, so the informer lists it
+again instead (``watch_stream_recreated``). A message at or below that revision is dropped, so
 a resume never delivers a change twice; the bucket keeps the latest value of
 every key, so whatever changed meanwhile arrives as its latest state.
 
@@ -33,6 +37,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, Literal, TypeVar
 
 import nats.errors
@@ -106,6 +111,7 @@ class Informer(Generic[T]):
             self.synced.set()
         self._relisted: set[str] | None = None  # keys a relist delivered, while it runs
         self._consumer_seq = 0
+        self._stream_created: datetime | None = None  # when the stream we list was made
         self._log = log.bind(bucket=bucket, keys=",".join(self.keys))
 
     def add_handler(self, handler: Handler[T]) -> None:
@@ -145,6 +151,8 @@ class Informer(Generic[T]):
                 await sub.unsubscribe()
 
     async def _subscribe(self) -> JetStreamContext.PushSubscription:
+        if not self._watch_only:
+            await self._check_stream()
         config = ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, num_replicas=1,
                                 inactive_threshold=60.0)
         if self._listed:
@@ -158,6 +166,16 @@ class Informer(Generic[T]):
         if len(filters) > 1:
             config.filter_subjects = filters
         return await self.js.subscribe(filters[0], stream=f"KV_{self.bucket}", config=config)
+
+    async def _check_stream(self) -> None:
+        """List again, rather than resume, if the stream was made again since we read it."""
+        info = await self.js.stream_info(f"KV_{self.bucket}")
+        made, last = info.created, info.state.last_seq
+        made_again = None not in (made, self._stream_created) and made != self._stream_created
+        if self._listed and (last < self.revision or made_again):
+            self._log.warning("watch_stream_recreated", revision=self.revision, last_seq=last)
+            self._listed, self.revision = False, 0
+        self._stream_created = made
 
     async def _check(self, sub: JetStreamContext.PushSubscription) -> None:
         """Nothing arrived for a while: is our consumer still there, and did we miss nothing?"""

@@ -318,3 +318,36 @@ async def test_several_key_filters_share_one_consumer_and_one_order(server):
         ("nodes.n1", 1), ("pods.default.p", 3), ("nodes.n2", 4)]
     await nc.close()
     await admin.close()
+
+
+async def test_a_bucket_made_again_is_listed_again_not_resumed_at_the_old_revision(server):
+    """A memory-backed bucket (the leases) is lost with its server and made again: its
+    sequences start over. Resuming at the old revision used to see nothing until the new
+    stream passed it (a minute of NotReady nodes in ``make chaos``)."""
+    admin = await connect(server.creds["admin"], name="writer")
+    js = jetstream(admin)
+    kv = await js.key_value(BUCKET)
+    for i in range(10):
+        await kv.put("pods.default.a", pod("a", v=str(i)))
+    await kv.put("pods.default.gone", pod("gone"))
+    nc, informer = await reader(server, as_pod, check_every=0.2)
+    with capture_logs() as logs:
+        async with running(informer) as events:
+            await asyncio.wait_for(informer.synced.wait(), 5)
+            await js.delete_key_value(BUCKET)
+            kv = await js.create_key_value(bucket=BUCKET, history=64)
+            await kv.put("pods.default.a", pod("a", v="new"))
+            await kv.put("pods.default.b", pod("b"))
+            await eventually(lambda: len(events) >= 5)
+            await asyncio.sleep(0.5)  # anything else would be a duplicate
+    assert [(e.type, e.key) for e in events[:2]] == [
+        ("ADDED", "pods.default.a"), ("ADDED", "pods.default.gone")]
+    assert sorted((e.type, e.key) for e in events[2:]) == [  # the relist and the writes race
+        ("ADDED", "pods.default.b"), ("DELETED", "pods.default.gone"),
+        ("MODIFIED", "pods.default.a")]
+    assert informer.cache["pods.default.a"].obj.metadata.labels == {"v": "new"}
+    assert sorted(informer.cache) == ["pods.default.a", "pods.default.b"]
+    assert informer.revision == 2
+    assert [e["revision"] for e in logs if e["event"] == "watch_stream_recreated"] == [11]
+    await nc.close()
+    await admin.close()
