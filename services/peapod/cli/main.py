@@ -24,7 +24,7 @@ from peapod.api.manifest import refuse_generate_name_for_apply
 from peapod.api.selectors import parse_label_selector
 from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
-from peapod.cli.client import Client, ServerUnreachable
+from peapod.cli.client import Client
 from peapod.cli.context import load_context, peapod_home, run_config_verb
 from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 
@@ -604,10 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
-    from peapod.cli import labels, rollout, taints
+    from peapod.cli import drain, labels, rollout, taints
     rollout.add_commands(add)
     labels.add_commands(add)
     taints.add_commands(add)
+    drain.add_commands(add)
     p = add("config", "show or edit the config file: contexts, clusters, users",
             run_config_verb, cluster=False)
     _add_config_verbs(p.add_subparsers(dest="config_verb", required=True, metavar="VERB"))
@@ -702,8 +703,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _error_line(exc: PeapodError) -> str:
-    if isinstance(exc, ServerUnreachable):
-        return exc.line()
+    line = getattr(exc, "line", None)
+    if callable(line):  # errors that word their own lines (unreachable server, drain)
+        return str(line())
     if isinstance(exc, Unavailable):
         return f"Unable to connect to the server: {exc.message}"
     if isinstance(exc, Invalid):
