@@ -5,12 +5,13 @@ configuration with a user per component. What each may touch follows the
 design's subject table exactly:
 
 * the apiserver owns the JetStream objects and is the only writer of the KV;
-* the scheduler may read the KV and ask for ``pods.bind`` and ``events.create``
+* the scheduler may read the KV and ask for ``pods.bind`` and ``events.create``,
+  and write its own leader-election lease (``$KV.peapod-leases.leader.scheduler``)
   — nothing else;
 * the controller manager may read the KV and the leases and ask for
   ``create``, ``get``, ``update`` and ``delete`` of pods, the same and
   ``status`` of the workloads it controls, ``nodes.update`` (the unreachable
-  taint) and ``events.create``;
+  taint) and ``events.create``, and write its own leader-election lease;
 * only the apiserver publishes on ``peapod.events.>``: the others record events
   by request, so the apiserver checks who writes about what;
 * a kubelet may use only ``peapod.api.v1.node.<its node>.…``, may create one
@@ -94,6 +95,7 @@ def scheduler_permissions() -> dict[str, Any]:
         "publish": {"allow": [
             f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
             s.api("pods", "bind"), s.api("pods", "unschedulable"), s.api("events", "create"),
+            s.leader_lease("scheduler"),
         ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("scheduler")]},
     }
@@ -111,7 +113,7 @@ def controller_manager_permissions() -> dict[str, Any]:
             s.api("nodes", "update"),  # the unreachable taint
             *(s.api(resource, verb) for resource in CONTROLLED_RESOURCES
               for verb in ("create", "get", "update", "status", "delete")),
-            s.api("events", "create"),
+            s.api("events", "create"), s.leader_lease("controller-manager"),
         ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("controller-manager")]},
     }

@@ -57,6 +57,8 @@ class Leases:
 
     def _observe(self, event: WatchEvent[bytes], on_alive: Callable[[], None] | None,
                  on_gone: Callable[[], None] | None = None) -> None:
+        if "." in event.key:  # a leader-election lease (bus/election.py), not a node's
+            return
         if event.type == "DELETED":
             self.renewed.pop(event.key, None)
             if on_gone is not None:

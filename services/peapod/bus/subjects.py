@@ -120,6 +120,18 @@ def lease(node: str) -> str:
     return f"$KV.{LEASE_BUCKET}.{token(node)}"
 
 
+LEADER_PREFIX = "leader"  # leader leases share the bucket; a node name has no dot
+
+
+def leader_lease_key(component: str) -> str:
+    """The key of a component's leader-election lease in the lease bucket."""
+    return f"{LEADER_PREFIX}.{token(component)}"
+
+
+def leader_lease(component: str) -> str:
+    return f"$KV.{LEASE_BUCKET}.{leader_lease_key(component)}"
+
+
 def node_partition(node: str, namespace: str, name: str) -> str:
     """A bound pod on its node's own partition."""
     return f"peapod.node.{token(node)}.pods.{token(namespace)}.{token(name)}"
@@ -177,6 +189,9 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      "apiserver fan-out (durable cursor), scheduler"),
     (f"$KV.{LEASE_BUCKET}.<node>", "the kubelet of `<node>` only (heartbeat, memory storage)",
      "scheduler (skips nodes whose lease expired), apiserver (serves their Node as Ready=Unknown)"),
+    (f"$KV.{LEASE_BUCKET}.{LEADER_PREFIX}.<component>",
+     "the `scheduler` or `controller-manager` user, its own key only (leader election)",
+     "the other instances of that component (standbys)"),
     ("peapod.node.<node>.pods.<namespace>.<name>", "apiserver fan-out",
      f"the kubelet of `<node>` only (stream `{NODES_STREAM}`, last value per subject)"),
     ("peapod.watch.<kind>.<namespace>.<name>", "apiserver fan-out",

@@ -99,10 +99,12 @@ def components(home: Path, node: str) -> list[Component]:
         "nats": (_nats_binary(), "-c", str(home / "nats.conf")),
         "apiserver": (python, "-m", "peapod.apiserver.main", "--creds",
                       str(creds / "apiserver.json")),
+        # one of each, restarted by up's supervisor: no lease, or a restarted one would
+        # first wait out its killed predecessor's (15 s)
         "scheduler": (python, "-m", "peapod.scheduler.main", "--creds",
-                      str(creds / "scheduler.json")),
+                      str(creds / "scheduler.json"), "--leader-elect=false"),
         "controller-manager": (python, "-m", "peapod.controllers.main", "--creds",
-                               str(creds / "controller-manager.json")),
+                               str(creds / "controller-manager.json"), "--leader-elect=false"),
         "kubelet": (python, "-m", "peapod.kubelet.main", "--creds",
                     str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
                     "--state-dir", str(home / "kubelet")),

@@ -4,6 +4,8 @@ One process, one NATS user (``controller-manager``, see ``bus/auth.py``):
 it reads the KV bucket through one informer and writes only through the
 apiserver's verbs. Each controller runs as a supervised task with its own
 work queue; the informer runs beside them and resumes after a reconnect.
+Several may run; only the one holding the ``controller-manager`` lease runs
+the controllers (``bus/election.py``), the others wait to take over.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import signal
 import socket
 
 import structlog
+from nats.aio.client import Client as NATS
 
 from peapod.bus.client import connect, jetstream
+from peapod.bus.election import add_leader_elect_flag, lead_or_run
 from peapod.bus.events import EventRecorder
 from peapod.bus.identity import Credentials
 from peapod.bus.leases import Leases
@@ -36,8 +40,20 @@ USER = "controller-manager"
 
 
 async def run(creds: Credentials, *, stop: asyncio.Event,
-              eviction_seconds: float = DEFAULT_EVICTION_SECONDS) -> None:
+              eviction_seconds: float = DEFAULT_EVICTION_SECONDS, leader_elect: bool = True) -> None:
+    """Run the controllers while this instance leads (``bus/election.py``)."""
     nc = await connect(creds, name="peapod-controller-manager")
+    log.info("controller_manager_ready", url=creds.url, leader_elect=leader_elect)
+    try:
+        await lead_or_run(jetstream(nc), USER,
+                          lambda halt: _control(nc, halt, eviction_seconds),
+                          stop=stop, leader_elect=leader_elect)
+    finally:
+        await nc.drain()
+
+
+async def _control(nc: NATS, halt: asyncio.Event, eviction_seconds: float) -> None:
+    """Every controller, from a fresh cache, until ``halt`` (stop, or leadership lost)."""
     cache = ControllerCache(jetstream(nc))
     api = ApiClient(nc)
     host = socket.gethostname()
@@ -54,17 +70,13 @@ async def run(creds: Credentials, *, stop: asyncio.Event,
         cache=cache, api=api, leases=leases, eviction_seconds=eviction_seconds,
         events=EventRecorder(nc, component="node-controller", host=host))
     collector = GarbageCollector(cache=cache, api=api)
-    log.info("controller_manager_ready", url=creds.url)
-    try:
-        await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
-                         "deployment": deployments.run, "daemonset": daemonsets.run,
-                         "job": jobs.run, "nodelifecycle": nodes.run,
-                         "leases": lambda: leases.watch(jetstream(nc), on_alive=nodes.lease_changed,
-                                                        on_gone=nodes.lease_changed),
-                         "garbagecollector": collector.run},
-                        stop=stop)
-    finally:
-        await nc.drain()
+    await supervise({"watch": cache.informer.run, "replicaset": replicasets.run,
+                     "deployment": deployments.run, "daemonset": daemonsets.run,
+                     "job": jobs.run, "nodelifecycle": nodes.run,
+                     "leases": lambda: leases.watch(jetstream(nc), on_alive=nodes.lease_changed,
+                                                    on_gone=nodes.lease_changed),
+                     "garbagecollector": collector.run},
+                    stop=halt)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,17 +86,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pod-eviction-timeout", type=float, default=DEFAULT_EVICTION_SECONDS,
                         help="seconds a node may be unreachable before its pods are deleted "
                         "(default 300, Kubernetes' DefaultTolerationSeconds)")
+    add_leader_elect_flag(parser)
     args = parser.parse_args(argv)
     configure_logging(component="controller-manager")
-    asyncio.run(_main(Credentials.load(args.creds), args.pod_eviction_timeout))
+    asyncio.run(_main(Credentials.load(args.creds), args.pod_eviction_timeout, args.leader_elect))
 
 
-async def _main(creds: Credentials, eviction_seconds: float) -> None:
+async def _main(creds: Credentials, eviction_seconds: float, leader_elect: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run(creds, stop=stop, eviction_seconds=eviction_seconds)
+    await run(creds, stop=stop, eviction_seconds=eviction_seconds, leader_elect=leader_elect)
 
 
 if __name__ == "__main__":

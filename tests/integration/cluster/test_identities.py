@@ -7,7 +7,8 @@ a connection of its own, and must fail in two ways at once: the server
 says ``Permissions Violation`` for that subject (so the failure is the
 permission, not a slow server), and what it aimed at is unchanged (the KV
 bucket, the node's partition, the apiserver's consumers, the other
-kubelet's requests). Events written about other nodes' pods have their own
+kubelet's requests, another component's leader-election lease). Events
+written about other nodes' pods have their own
 tests (``test_event_writers.py``); a kubelet's requests about another node's
 pod on its own subject are refused ``Forbidden`` in ``test_bad_input.py``.
 """
@@ -104,7 +105,8 @@ async def world(apiserver) -> AsyncIterator[dict]:
 
     await node_b.subscribe(s.kubelet("node-b", "exec"), cb=exec_b)
     attackers = {"node-a": await attacker(creds["kubelet-node-a"]),
-                 "scheduler": await attacker(creds["scheduler"])}
+                 "scheduler": await attacker(creds["scheduler"]),
+                 "controller-manager": await attacker(creds["controller-manager"])}
     try:
         yield {**apiserver, "js": js, "attackers": attackers, "answered": answered}
     finally:
@@ -295,6 +297,28 @@ async def renew_another_nodes_lease(w: dict, a: Attacker) -> str:
     return subject
 
 
+async def take_a_leader_lease(w: dict, a: Attacker, component: str) -> str:
+    """Write another component's leader-election lease (bus/election.py): refused, unchanged."""
+    subject = s.leader_lease(component)
+    before = [m.metadata.sequence.stream for m in await read_all(
+        w["js"], stream=s.LEASE_STREAM, subject=subject)]
+    result = await attempt(a.nc.jetstream(timeout=2).publish(
+        subject, json.dumps({"holderIdentity": "attacker", "leaseDurationSeconds": 3600})
+        .encode()))
+    assert isinstance(result, Exception), result
+    assert [m.metadata.sequence.stream for m in await read_all(
+        w["js"], stream=s.LEASE_STREAM, subject=subject)] == before
+    return subject
+
+
+async def take_the_controller_managers_lease(w: dict, a: Attacker) -> str:
+    return await take_a_leader_lease(w, a, "controller-manager")
+
+
+async def take_the_schedulers_lease(w: dict, a: Attacker) -> str:
+    return await take_a_leader_lease(w, a, "scheduler")
+
+
 async def delete_the_fanout_consumer(w: dict, a: Attacker) -> str:
     before = await consumers(w["js"], s.KV_STREAM)
     result = await attempt(a.nc.jetstream(timeout=2).delete_consumer(s.KV_STREAM,
@@ -353,6 +377,10 @@ ATTACKS: list[tuple[str, Attack]] = [
     ("node-a", create_a_pod),
     ("node-a", publish_on_another_nodes_partition),
     ("node-a", renew_another_nodes_lease),
+    ("node-a", take_the_schedulers_lease),
+    ("scheduler", take_the_controller_managers_lease),
+    ("scheduler", renew_another_nodes_lease),
+    ("controller-manager", take_the_schedulers_lease),
     ("scheduler", delete_the_fanout_consumer),
     ("scheduler", replace_the_fanout_consumer),
     ("scheduler", update_the_fanout_consumer_by_name),
