@@ -21,7 +21,7 @@ design's subject table exactly:
 * the admin (CLI) may do everything;
 * a viewer (``viewer`` or ``viewer-<name>``, one per person) may only look,
   as Kubernetes' ``view`` role: ``get`` and ``list`` of every kind but
-  Secrets, ``get -w``, events and ``logs``; no create, apply, delete, bind or
+  Secrets, ``get -w``, events, ``logs`` and ``top``; no create, apply, delete, bind or
   exec, and no write to any stream or bucket.
 
 Each user has its own reply inbox prefix (``_INBOX_<user>``), so no component
@@ -151,7 +151,7 @@ def viewer_permissions(user: str) -> dict[str, Any]:
         "publish": {
             "allow": [f"{JS}.INFO", s.api("*", "get"), s.api("*", "list"),
                       *_stream_reader(s.WATCH_STREAM), *_stream_reader(s.EVENTS_STREAM),
-                      "peapod.kubelet.*.logs"],
+                      "peapod.kubelet.*.logs", "peapod.kubelet.*.stats"],
             "deny": [s.api("secrets", ">")],
         },
         "subscribe": {"allow": [_inbox(user)]},

@@ -162,7 +162,8 @@ def events_all(namespace: str | None = None) -> str:
 
 
 def kubelet(node: str, verb: str) -> str:
-    """Requests the CLI sends straight to one kubelet: ``logs``, ``exec`` and ``attach``."""
+    """Requests the CLI sends straight to one kubelet: ``logs``, ``exec``, ``attach`` and
+    ``stats``."""
     return f"peapod.kubelet.{token(node)}.{verb}"
 
 
@@ -201,7 +202,7 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      f"apiserver only: components record events by request, on `{API_PREFIX}.events.create` "
      f"or, a kubelet, on `{API_PREFIX}.node.<node>.events` (its own Node and pods only)",
      f"CLI `events`, `describe` (stream `{EVENTS_STREAM}`)"),
-    ("peapod.kubelet.<node>.logs", "CLI (admin, viewer)", "the kubelet of `<node>`"),
+    ("peapod.kubelet.<node>.logs / .stats", "CLI (admin, viewer)", "the kubelet of `<node>`"),
     ("peapod.kubelet.<node>.exec / .attach", "CLI (admin)",
      "the kubelet of `<node>`; an interactive session answers with many replies (output, then "
      "`{\"done\": true, \"exitCode\": n}`)"),

@@ -604,11 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
-    from peapod.cli import drain, labels, rollout, taints
+    from peapod.cli import drain, labels, rollout, taints, top
     rollout.add_commands(add)
     labels.add_commands(add)
     taints.add_commands(add)
     drain.add_commands(add)
+    top.add_commands(add)
     p = add("config", "show or edit the config file: contexts, clusters, users",
             run_config_verb, cluster=False)
     _add_config_verbs(p.add_subparsers(dest="config_verb", required=True, metavar="VERB"))

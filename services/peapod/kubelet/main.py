@@ -38,6 +38,7 @@ from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.lastknown import LastKnown
 from peapod.kubelet.node import internal_ip
 from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
+from peapod.kubelet.stats import Stats
 from peapod.kubelet.streams import Streams
 from peapod.logging import configure_logging
 
@@ -127,6 +128,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     streams = Streams(nc=nc, node_name=node_name, runtime=runtime, find_uid=find_uid,
                       podman_socket=podman_socket)
     await streams.start()
+    await Stats(nc=nc, node_name=node_name, runtime=runtime).start()
     log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)
     try:
         await supervise({"node-status": kubelet.post_node_status,

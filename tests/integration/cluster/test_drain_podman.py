@@ -1,5 +1,6 @@
 """``peapod drain`` on real podman with two kubelets: kubectl's refusals, then the evictions,
-each pod's grace period, the owners' replacements on the other node, and ``--timeout``.
+each pod's grace period, the owners' replacements on the other node, and ``--timeout``;
+``peapod top`` on the same pods first (sharing the fixture keeps the suite short).
 
 Uses the ``fleet`` fixture of ``test_replicasets_podman.py`` (apiserver, scheduler and two
 kubelets in-process, the controller manager as its own process) and the real script.
@@ -46,6 +47,27 @@ async def on_node(admin, node: str) -> list[dict]:
         "namespace": None, "fieldSelector": f"spec.nodeName={node}"})
 
 
+async def top_shows_them(cli, names: dict[str, str]) -> None:
+    """``peapod top`` from the kubelets' podman stats, in kubectl's tables."""
+    usage = r"\d+m\s+\d+Mi"
+    pods = await cli("top", "pods")
+    assert pods.out.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], pods.err
+    for name in names.values():
+        assert re.search(rf"^{name}\s+{usage}$", pods.out, re.M), pods.out
+    nodes = await cli("top", "nodes", "--sort-by", "memory")
+    lines = nodes.out.splitlines()
+    assert lines[0].split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert sorted(line.split()[0] for line in lines[1:]) == ["node-a", "node-b"]
+    assert all(re.fullmatch(r"node-[ab]\s+\d+m\s+\d+%\s+[1-9]\d*Mi\s+\d+%", line)
+               for line in lines[1:]), nodes.out
+    one = await cli("top", "pods", "solo", "--containers", "-A")
+    assert one.out.splitlines()[0].split() == ["NAMESPACE", "POD", "NAME", "CPU(cores)",
+                                               "MEMORY(bytes)"]
+    assert re.fullmatch(rf"default\s+solo\s+c\s+{usage}", one.out.splitlines()[1]), one.out
+    missing = await cli("top", "node", "ghost")
+    assert missing.code == 1 and 'nodes "ghost" not found' in missing.err
+
+
 async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp_path):  # noqa: F811
     admin, cli = fleet["admin"], cli_for(fleet, tmp_path)
     rs = sleeper_rs(2)
@@ -61,6 +83,7 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
             running(p) for p in pods + web) else None
     pods = await eventually(started, "web, agent and solo running on node-b", timeout=120)
     names = {p["metadata"]["labels"]["app"]: p["metadata"]["name"] for p in pods}
+    await top_shows_them(cli, names)
 
     refused = await cli("drain", "node-b")
     assert (refused.code, refused.out) == (1, "node/node-b cordoned\n"), refused.err
