@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 
 from peapod.bus import subjects as s
 from peapod.bus.client import serve
+from peapod.errors import Invalid
 from peapod.kubelet.runtime import PodInfo
 
 log = structlog.get_logger("kubelet.stats")
@@ -85,6 +86,8 @@ class Stats:
         return read_cpu_times(self.proc), self.runtime.container_stats(running), pods
 
     async def stats(self, payload: dict[str, Any], msg: Msg) -> Any:
+        if payload:  # nothing to choose: every pod of the node, all containers
+            raise Invalid(f"stats takes no request fields, got {', '.join(sorted(payload))}"[:200])
         cpu_a, containers_a, _ = await asyncio.to_thread(self._sample)
         await self.sleep(self.window)
         cpu_b, containers_b, pods = await asyncio.to_thread(self._sample)

@@ -294,6 +294,9 @@ ROWS = [
         lambda ctx: request(ctx["admin"], s.kubelet("node-a", "logs"),
                             {"namespace": "default", "name": "target", "tail": 1}),
         {"namespace": "default", "name": "target", "tail": "ten", "follow": "yes"}),
+    Row("kubelet.stats", "admin", s.kubelet("node-a", "stats"),
+        lambda ctx: request(ctx["admin"], s.kubelet("node-a", "stats"), {}),
+        {"pods": ["target"], "window": "1h"}),
 ]
 
 
