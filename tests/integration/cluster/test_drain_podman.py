@@ -50,10 +50,13 @@ async def on_node(admin, node: str) -> list[dict]:
 async def top_shows_them(cli, names: dict[str, str]) -> None:
     """``peapod top`` from the kubelets' podman stats, in kubectl's tables."""
     usage = r"\d+m\s+\d+Mi"
-    pods = await cli("top", "pods")
-    assert pods.out.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], pods.err
-    for name in names.values():
-        assert re.search(rf"^{name}\s+{usage}$", pods.out, re.M), pods.out
+
+    async def all_listed() -> str | None:
+        out = (await cli("top", "pods")).out
+        return out if all(re.search(rf"^{name}\s+{usage}$", out, re.M)
+                          for name in names.values()) else None
+    pods = await eventually(all_listed, "top pods lists web, agent and solo", timeout=30)
+    assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"], pods
     nodes = await cli("top", "nodes", "--sort-by", "memory")
     lines = nodes.out.splitlines()
     assert lines[0].split() == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
@@ -81,7 +84,7 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
         web = await pods_of(admin)
         return pods if len(pods) == 3 and len(web) == 2 and all(
             running(p) for p in pods + web) else None
-    pods = await eventually(started, "web, agent and solo running on node-b", timeout=120)
+    pods = await eventually(started, "web, agent and solo running on node-b", timeout=240)
     names = {p["metadata"]["labels"]["app"]: p["metadata"]["name"] for p in pods}
     await top_shows_them(cli, names)
 
@@ -117,7 +120,7 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
         web = await pods_of(admin)
         return len(web) == 2 and all(p["spec"]["nodeName"] == "node-a" and running(p)
                                      for p in web)
-    await eventually(replaced_on_a, "the ReplicaSet's pod re-created on node-a", timeout=60)
+    await eventually(replaced_on_a, "the ReplicaSet's pod re-created on node-a", timeout=120)
 
     # --timeout: a pod that ignores SIGTERM lives out its --grace-period of 3 s
     await request(admin, s.api("pods", "create"), {"object": bare("slow", grace=30)})
@@ -125,7 +128,7 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
     async def slow_running() -> bool:
         return running(await request(admin, s.api("pods", "get"), {"namespace": "default",
                                                                     "name": "slow"}))
-    await eventually(slow_running, "slow running", timeout=60)
+    await eventually(slow_running, "slow running", timeout=120)
     late = await cli("drain", "node-b", "--ignore-daemonsets", "--force", "--grace-period", "3",
                      "--timeout", "1s")
     assert late.code == 1 and late.out.splitlines() == ["node/node-b already cordoned",
@@ -135,7 +138,7 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
     assert late.err.splitlines()[-1] == "error: drain did not complete within 1s"
     slow = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "slow"})
     assert slow["metadata"]["deletionGracePeriodSeconds"] == 3
-    again = await cli("drain", "node-b", "--ignore-daemonsets", "--force", timeout=60)
+    again = await cli("drain", "node-b", "--ignore-daemonsets", "--force", timeout=120)
     assert again.code == 0 and again.out.splitlines()[-1] == "node/node-b drained", again.err
 
     await request(admin, s.api("daemonsets", "delete"), {"namespace": "default", "name": "agent"})
