@@ -58,9 +58,13 @@ async def test_pod_is_bound_to_the_node_matching_its_selector(scheduler):
     await register(creds, "node-b", labels={"disk": "ssd"})
     await request(admin, s.api("pods", "create"), {"object": pod("fast", selector={"disk": "ssd"})})
     assert await wait_for_node_name(admin, "fast") == "node-b"
-    events = await events_for(admin, "fast")
+    for _ in range(50):  # the event is recorded after the binding, not with it
+        events = await events_for(admin, "fast")
+        if any(e["reason"] == "Scheduled" for e in events):
+            break
+        await asyncio.sleep(0.1)
     assert any(e["reason"] == "Scheduled" and "default/fast to node-b" in e["message"]
-               for e in events)
+               for e in events), events
 
 
 async def test_pod_that_fits_nowhere_stays_pending_with_failed_scheduling(scheduler):
