@@ -481,7 +481,13 @@ def test_remove_node_revokes_its_credentials(fleet: ProvisionedFleet) -> None:
         return True
 
     assert asyncio.run(connects())
-    fleet.playbook("remove-node.yml", "-e", f"peapod_remove_node={ARM_NODE}")
+    # a pod on the node: the playbook's drain (--force: it has no controller) takes it away
+    pod = busybox_pod("drained", ["sleep", "3600"], nodeSelector={"kubernetes.io/arch": "arm"})
+    fleet.peapod("apply", "-f", "-", input=json.dumps(pod))
+    eventually(lambda: running(fleet, "drained"), timeout=120)
+    recap = fleet.playbook("remove-node.yml", "-e", f"peapod_remove_node={ARM_NODE}")
+    assert recap["localhost"]["changed"] >= 1, recap
+    assert "drained" not in pods(fleet)
     assert ARM_NODE not in node_table(fleet)
     assert not asyncio.run(connects())
     # the node's own copy is gone too
