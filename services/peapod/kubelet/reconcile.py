@@ -115,6 +115,10 @@ def should_restart_init(pod: Pod, container: Container, exit_code: int | None) -
     return exit_code != 0 and pod.spec.restart_policy != "Never"
 
 
+# podman's states of a container that was created and never started
+NEVER_STARTED = frozenset({"created", "configured", "initialized"})
+
+
 def _exited(info: ContainerInfo) -> bool:
     return info.state in ("exited", "stopped")
 
@@ -206,6 +210,13 @@ def _plan_container(pod: Pod, container: Container, observed: PodInfo | None, pl
         plan.actions.append(Action("start", container.name, restart_count=0))
         return
     latest = tries[0]
+    if latest.state in NEVER_STARTED:
+        # created but never started: the kubelet died between podman's create and start.
+        # Kubernetes restarts a container in the created state; the attempt is made again.
+        plan.actions.append(Action("remove_container", container.name, container_id=latest.id))
+        plan.actions.append(Action("start", container.name, restart_count=latest.restart_count,
+                                   finished_at=tries[1].finished_ts if len(tries) > 1 else None))
+        return
     if not _exited(latest) or not restart(pod, latest.exit_code):
         return
     key = backoff_key(pod, container.name)

@@ -38,6 +38,21 @@ def podman_ids(uid: str) -> list[str]:
     return out.split()
 
 
+def podman_inspect(container: str) -> dict:
+    out = subprocess.run(["podman", "container", "inspect", container], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)[0]
+
+
+def recreate_unstarted(info: dict) -> str:
+    """Replace an inspected container by one podman creates the same and never starts."""
+    subprocess.run(["podman", "rm", "-f", "-t", "0", info["Id"]], capture_output=True, check=True)
+    labels = [arg for k, v in info["Config"]["Labels"].items() for arg in ("--label", f"{k}={v}")]
+    return subprocess.run(["podman", "create", "--pull", "never", "--pod", info["Pod"],
+                           "--name", info["Name"], *labels, info["ImageName"], "sleep", "3600"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
 def podman_names(uid: str) -> list[str]:
     out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
                           f"label=io.peapod.pod.uid={uid}"], capture_output=True, text=True, check=True)
@@ -214,6 +229,33 @@ async def test_kubelet_restart_adopts_running_pods_without_duplicates(cluster):
     await asyncio.sleep(3)
     pod = await wait_pod(cluster, name, running)
     assert sorted(podman_ids(uid)) == before
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+
+
+async def test_a_container_created_but_never_started_by_a_killed_kubelet_is_made_again(cluster):
+    # Seen under chaos: the kubelet was killed after podman's create and before its start,
+    # and the restarted kubelet waited for that container forever. Here the same podman
+    # state is made by hand while the kubelet is down: the container is removed and created
+    # again with podman's own create (same name, labels and pod), never started.
+    name = f"created-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, pod_manifest(name, [
+        {"name": "c", "image": "localhost/peapod-busybox:latest", "command": ["sleep", "3600"]}],
+        terminationGracePeriodSeconds=1))
+    uid = (await wait_pod(cluster, name, running))["metadata"]["uid"]
+    await cluster["node"].halt()
+    [app] = [i for i in podman_ids(uid) if not podman_inspect(i)["IsInfra"]]
+    info = podman_inspect(app)
+    stale = await asyncio.to_thread(recreate_unstarted, info)
+    assert podman_inspect(stale)["State"]["Status"] == "created"
+    cluster["node"].start()
+    def restarted(p: dict) -> bool:
+        reported = p["status"]["containerStatuses"][0].get("containerID", "")
+        return running(p) and reported.removeprefix("podman://") not in (info["Id"], stale)
+
+    pod = await wait_pod(cluster, name, restarted)
+    apps = [i for i in podman_ids(uid) if not podman_inspect(i)["IsInfra"]]
+    assert len(apps) == 1 and not stale.startswith(apps[0]) and not info["Id"].startswith(apps[0])
+    assert podman_inspect(apps[0])["State"]["Status"] == "running"
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
 
 

@@ -196,3 +196,21 @@ def test_a_pod_failed_by_the_kubelet_reads_failed_with_its_reason_and_is_never_r
     assert (status.phase, status.reason, status.message) == ("Failed", *why)
     ready = next(c for c in status.conditions or [] if c.type == "Ready")
     assert (ready.status, ready.reason) == ("False", "PodFailed")
+
+
+def test_a_container_created_but_never_started_is_made_again():
+    # the kubelet was killed between podman's create and start (seen under chaos): Kubernetes
+    # restarts a container in the created state instead of waiting for it forever
+    for state in ("created", "configured", "initialized"):
+        stale = container(state=state)
+        plan = plan_pod(make_pod(), observed(stale), backoff=Backoff(), now=FINISHED)
+        assert plan.actions == [Action("remove_container", "db", container_id=stale.id),
+                                Action("start", "db", restart_count=0)]
+
+
+def test_a_restart_created_but_never_started_is_made_again_with_its_restart_count():
+    stale = container(state="created", restarts=2)
+    plan = plan_pod(make_pod(), observed(stale, container(state="exited", restarts=1, exit_code=1)),
+                    backoff=Backoff(), now=FINISHED + 100)
+    assert plan.actions == [Action("remove_container", "db", container_id=stale.id),
+                            Action("start", "db", restart_count=2, finished_at=FINISHED)]
