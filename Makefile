@@ -49,6 +49,7 @@ e2e: deps venv images
 lint: venv
 	$(VENV)/bin/ruff check services tests bench
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 	$(PY) -m peapod.api.schema --check protos
 	cd deploy/ansible && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-lint -q
 

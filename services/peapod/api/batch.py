@@ -18,8 +18,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from peapod.api.apps import LabelSelector, PodTemplateSpec
+from peapod.api.apps import PodTemplateSpec
 from peapod.api.base import Model
+from peapod.api.labelselector import LabelSelector
 from peapod.api.meta import ObjectMeta
 from peapod.api.validation import meta_problems, pod_spec_problems
 

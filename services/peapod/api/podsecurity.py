@@ -167,7 +167,8 @@ def _app_armor(pod: Pod) -> str | None:
 
 
 def _capabilities_baseline(pod: Pod) -> str | None:
-    names, caps = [], []
+    names: list[str] = []
+    caps: list[str] = []
     for c in _all(pod):
         added = [a.removeprefix("CAP_") for a in ((_ctx(c).capabilities.add or [])
                  if _ctx(c) and _ctx(c).capabilities else [])]
@@ -249,7 +250,9 @@ def _allow_privilege_escalation(pod: Pod) -> str | None:
 
 
 def _capabilities_restricted(pod: Pod) -> str | None:
-    undropped, adders, added = [], [], []
+    undropped: list[str] = []
+    adders: list[str] = []
+    added: list[str] = []
     for c in _all(pod):
         caps = _ctx(c).capabilities if _ctx(c) else None
         if not caps or "ALL" not in (caps.drop or []):

@@ -189,3 +189,9 @@ def qos_class(pod: Pod) -> str:
     return _qos((_positive(c.resources.requests if c.resources else None),
                  _positive(c.resources.limits if c.resources else None))
                 for c in [*spec.containers, *(spec.init_containers or [])])
+
+
+def is_active(pod: Pod) -> bool:
+    """Does the pod still hold its node's resources (a terminating pod does, until it is gone)?"""
+    phase = pod.status.phase if pod.status else None
+    return phase not in ("Succeeded", "Failed")

@@ -52,9 +52,8 @@ def label_selector(text: str) -> LabelSelector:
             if any(not re.fullmatch(_VALUE, v) for v in values) or values == [""]:
                 raise Invalid(f"invalid label selector {text!r}: {term!r}: the values in ( ) "
                               "must be label values separated by commas")
-            operator = "In" if m["op"] == "in" else "NotIn"
-            expressions.append(LabelSelectorRequirement(key=m["key"], operator=operator,
-                                                        values=values))
+            expressions.append(LabelSelectorRequirement(
+                key=m["key"], operator="In" if m["op"] == "in" else "NotIn", values=values))
         elif m := _EQUALITY.match(term):
             if m["op"] == "!=":
                 expressions.append(LabelSelectorRequirement(key=m["key"], operator="NotIn",
@@ -88,4 +87,8 @@ def parse_field_selector(text: str | None) -> Callable[[dict[str, object]], bool
     if key.strip() != "spec.nodeName":
         raise Invalid(f"field selector {text!r} not supported: only spec.nodeName=<node>")
     wanted = value.strip()
-    return lambda obj: (obj.get("spec") or {}).get("nodeName") == wanted  # type: ignore[union-attr]
+
+    def matches(obj: dict[str, object]) -> bool:
+        spec = obj.get("spec")
+        return isinstance(spec, dict) and spec.get("nodeName") == wanted
+    return matches

@@ -213,9 +213,9 @@ def env_problems(where: str, container: Container, names: Iterable[str]) -> Iter
             yield (f'{path}: Invalid value: "": may not have more than one field specified at a '
                    "time" if refs else f"{path}: Invalid value: \"\": must specify one of: "
                    "`configMapRef` or `secretRef`")
-        for ref_name, ref in (("configMapRef", env_from.config_map_ref),
-                              ("secretRef", env_from.secret_ref)):
-            if ref is not None and not ref.name:
+        for ref_name, source_ref in (("configMapRef", env_from.config_map_ref),
+                                     ("secretRef", env_from.secret_ref)):
+            if source_ref is not None and not source_ref.name:
                 yield f"{path}.{ref_name}.name: Required value"
         if env_from.prefix and "=" in env_from.prefix:
             yield f'{path}.prefix: Invalid value: "{env_from.prefix}": must not contain \'=\''

@@ -99,7 +99,8 @@ class EventsApi:
                          f"record events about itself and the pods bound to it: {why}")
 
     def _check_source(self, node: str, event: Event) -> None:
-        hosts = {event.source.host if event.source else None, event.reporting_instance} - {None}
+        hosts = {h for h in (event.source.host if event.source else None,
+                             event.reporting_instance) if h}
         if hosts - {node}:
             raise self._forbidden(node, event, f"the event names host {sorted(hosts - {node})[0]!r} "
                                                "as its source")
@@ -125,7 +126,7 @@ class EventsApi:
             latest = await self._js.get_msg(s.KV_STREAM, subject=subject, direct=True)
         except NotFoundError:
             return None
-        states = [_state(latest.data)]
+        states = [_state(latest.data or b"")]
         if uid and _uid(states[0]) != uid:  # an earlier incarnation: look through the revisions
             states = [_state(m.data) for m in await read_all(self._js, stream=s.KV_STREAM,
                                                                 subject=subject)]

@@ -19,7 +19,8 @@ from peapod.apiserver.fanout import run_fanout
 from peapod.apiserver.handlers import Api
 from peapod.apiserver.store import Store, ensure_jetstream
 from peapod.bus import subjects as s
-from peapod.bus.client import Credentials, connect, jetstream, serve
+from peapod.bus.client import connect, jetstream, serve
+from peapod.bus.identity import Credentials
 from peapod.bus.leases import Leases
 from peapod.bus.supervise import supervise
 from peapod.logging import configure_logging

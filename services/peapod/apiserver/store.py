@@ -17,6 +17,7 @@ partition which pod went away without a second lookup.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import json
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import nats.errors
 import structlog
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from peapod.api import Namespace, Node, Pod
@@ -114,7 +115,7 @@ async def ensure_jetstream(js: JetStreamContext, *, replicas: int = 1) -> None:
     await _ensure_stream(js, StreamConfig(
         name=s.KV_STREAM, subjects=[f"$KV.{s.KV_BUCKET}.>"], max_msgs_per_subject=5,
         allow_rollup_hdrs=True, deny_delete=True, allow_direct=True, num_replicas=replicas,
-        storage=StorageType.FILE, discard="new", duplicate_window=120,
+        storage=StorageType.FILE, discard=DiscardPolicy.NEW, duplicate_window=120,
     ))
     # Heartbeats live in memory: a Raspberry Pi's SD card never sees them.
     await _ensure_stream(js, StreamConfig(
@@ -161,12 +162,13 @@ class Store:
         if msg.headers and msg.headers.get(KV_OP) in ("DEL", "PURGE"):
             raise NotFound(f"{what} not found")
         try:
-            value = decode_stored(key, msg.data)
+            value = decode_stored(key, msg.data or b"")
         except Invalid as exc:  # InternalError, as Kubernetes' "unable to decode" from etcd
             log.warning("stored_value_unreadable", key=key, revision=msg.seq, reason=exc.message)
             raise PeapodError(f"{what} cannot be read: its stored value (revision {msg.seq}) is "
                               f"{exc.message}") from None
-        return Stored(key=key, value=with_revision(value, msg.seq), revision=msg.seq)
+        revision = msg.seq or 0  # a direct get always carries the sequence
+        return Stored(key=key, value=with_revision(value, revision), revision=revision)
 
     async def list(self, prefix: str) -> list[Stored]:
         """Every live object whose key starts with ``prefix`` (``pods.default.``)."""
@@ -219,7 +221,7 @@ class Store:
             raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
                            "modified; please try again") from None
 
-    async def rekey_legacy(self) -> list[str]:
+    async def rekey_legacy(self) -> builtins.list[str]:
         """Move objects stored under a key from before names were encoded to their encoded key.
 
         Before, ``web.v1`` was written into the key as it is (``pods.default.web.v1``),
@@ -285,4 +287,4 @@ class Store:
 
     async def _last_sequence(self, key: str) -> int:
         msg = await self._js.get_msg(s.KV_STREAM, subject=self._subject(key), direct=True)
-        return int(msg.seq)
+        return int(msg.seq or 0)

@@ -27,15 +27,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 from nats.aio.msg import Msg
 from pydantic.alias_generators import to_camel
 
 from peapod.api import now_rfc3339, parse_object
-from peapod.api.apps import DaemonSet, Deployment, LabelSelector, ReplicaSet
+from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, Job
+from peapod.api.labelselector import LabelSelector
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
 from peapod.api.selectors import parse_label_selector
 from peapod.apiserver import admission
@@ -74,7 +75,7 @@ def _object(payload: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-class WorkloadApi:
+class WorkloadApi(Generic[Workload]):
     """The API of one namespaced apps/v1 kind (``resource`` is its plural: ``replicasets``)."""
 
     def __init__(self, store: Store, namespaces: Namespaces, *, resource: str,
@@ -83,7 +84,7 @@ class WorkloadApi:
         self.store = store
         self.namespaces = namespaces
         self.resource = resource
-        self.model = model
+        self.model: type[Workload] = model
         self.group = group
         self.rules = rules or KindRules()
 
@@ -288,7 +289,7 @@ class JobRules(KindRules):
                               "Invalid value: field is immutable")
 
 
-def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi]:
+def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi[Any]]:
     return {"jobs": WorkloadApi(store, namespaces, resource="jobs", model=Job, group="batch",
                                 rules=JobRules()),
             "daemonsets": WorkloadApi(store, namespaces, resource="daemonsets", model=DaemonSet),

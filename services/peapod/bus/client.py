@@ -94,7 +94,7 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
             nkeys_seed_str=creds.seed,
             name=name,
             inbox_prefix=inbox_prefix(creds.user),
-            connect_timeout=connect_timeout,
+            connect_timeout=connect_timeout,  # type: ignore[arg-type]  # nats-py: seconds, not int
             allow_reconnect=reconnect,
             # nats-py drops a server once it failed more than this many times: 0 is never
             max_reconnect_attempts=-1 if reconnect else 1,

@@ -40,7 +40,7 @@ import contextlib
 import json
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +61,7 @@ LEASE_DURATION = 15.0
 RENEW_DEADLINE = 10.0
 RETRY_PERIOD = 2.0
 
-Work = Callable[[asyncio.Event], Awaitable[None]]  # runs until the event is set
+Work = Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # runs until the event is set
 
 
 def default_identity() -> str:

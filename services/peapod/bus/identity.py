@@ -37,7 +37,8 @@ from peapod.errors import Unavailable
 
 def new_seed() -> str:
     """A fresh NKEY user seed (``SU…``)."""
-    return nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER).decode()
+    seed: bytes = nkeys.encode_seed(secrets.token_bytes(32), nkeys.PREFIX_BYTE_USER)
+    return seed.decode()
 
 
 def public_key(seed: str) -> str:
@@ -46,7 +47,7 @@ def public_key(seed: str) -> str:
         keypair = nkeys.from_seed(bytearray(seed.encode()))
     except Exception:  # nkeys raises several unrelated types for malformed seeds
         raise ValueError("not an NKEY user seed") from None
-    key = keypair.public_key.decode()
+    key: str = keypair.public_key.decode()
     keypair.wipe()
     if not key.startswith("U"):
         raise ValueError("not an NKEY user seed")

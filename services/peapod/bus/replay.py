@@ -22,7 +22,8 @@ async def read_all(js: JetStreamContext, *, stream: str, subject: str,
     try:
         info = await sub.consumer_info()
         # Some messages may already sit in our buffer: count them as well.
-        more = info.num_pending + info.delivered.consumer_seq > 0
+        more = (info.num_pending or 0) + (info.delivered.consumer_seq or 0
+                                          if info.delivered else 0) > 0
         while more:
             msg = await sub.next_msg(timeout=timeout)
             messages.append(msg)

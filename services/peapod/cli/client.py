@@ -22,7 +22,7 @@ import base64
 import contextlib
 import ssl
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import nats.errors
@@ -138,10 +138,11 @@ async def _connect_once(creds: Credentials, server: str, tls: ssl.SSLContext | N
     try:
         await asyncio.wait_for(nc.connect(
             [server], nkeys_seed_str=creds.seed, name="peapod-cli",
-            inbox_prefix=s.inbox_prefix(creds.user), connect_timeout=timeout,
+            inbox_prefix=s.inbox_prefix(creds.user),
+            connect_timeout=timeout,  # type: ignore[arg-type]  # nats-py: seconds, not int
             # nats-py gives up on a server only once it has failed more than
             # max_reconnect_attempts times: 0 would mean never
-            allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.05,
+            allow_reconnect=False, max_reconnect_attempts=1, reconnect_time_wait=0.05,  # type: ignore[arg-type]
             error_cb=on_error, **options), timeout)
     except (OSError, TimeoutError, nats.errors.Error) as exc:
         # after a failed TLS handshake nats-py's close() waits for ever on the dead stream
@@ -422,7 +423,7 @@ class Client:
             yield base64.b64decode(result["data"])
 
     async def replies(self, node: str, verb: str,
-                      payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+                      payload: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The many replies of one streamed request to a kubelet (``logs -f``, a session)."""
         inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(inbox)

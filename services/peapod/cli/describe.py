@@ -19,10 +19,10 @@ from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
-from peapod.api.resources import qos_class
+from peapod.api.resources import is_active, qos_class
 from peapod.api.scheduling import Toleration
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
-from peapod.scheduler.filters import allocatable, is_active
+from peapod.scheduler.filters import allocatable
 
 DESCRIBE_PADDING = 2
 NONE = "<none>"
@@ -206,9 +206,9 @@ def _env_value(pod: Pod | None, container: Container, env: EnvVar) -> list[str]:
             value = "node allocatable"
         return [f"{value} ({resource})"]
     if source.secret_key_ref:
-        ref = source.secret_key_ref
-        return [f"<set to the key '{ref.key}' in secret '{ref.name}'>",
-                f"Optional: {_bool(ref.optional)}"]
+        secret = source.secret_key_ref
+        return [f"<set to the key '{secret.key}' in secret '{secret.name}'>",
+                f"Optional: {_bool(secret.optional)}"]
     if source.config_map_key_ref:
         cm = source.config_map_key_ref
         return [f"<set to the key '{cm.key}' of config map '{cm.name}'>",

@@ -98,9 +98,11 @@ def unreplicated_verdict(pod: Pod, opts: Options) -> Verdict:
 def verdict(pod: Pod, opts: Options, *, daemonset_exists: bool = True) -> Verdict:
     """kubectl's filters in its order; the first that keeps the pod decides, else the last."""
     result = OKAY
-    for check in (lambda: daemonset_verdict(pod, opts, daemonset_exists=daemonset_exists),
-                  lambda: local_storage_verdict(pod, opts),
-                  lambda: unreplicated_verdict(pod, opts)):
+    checks: tuple[Callable[[], Verdict], ...] = (
+        lambda: daemonset_verdict(pod, opts, daemonset_exists=daemonset_exists),
+        lambda: local_storage_verdict(pod, opts),
+        lambda: unreplicated_verdict(pod, opts))
+    for check in checks:
         result = check()
         if not result.delete:
             break

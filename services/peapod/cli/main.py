@@ -122,7 +122,8 @@ def _require_namespace(own: str | None, flag: str | None) -> None:
 
 def _flag_namespace(args: argparse.Namespace) -> str | None:
     """The namespace given with -n on this command line, if any (not the context's)."""
-    return getattr(args, "sub_namespace", None) or args.namespace
+    namespace: str | None = getattr(args, "sub_namespace", None) or args.namespace
+    return namespace
 
 
 async def cmd_apply(client: Client, args: argparse.Namespace) -> int:
@@ -626,7 +627,7 @@ def _add_anywhere_flags(p: argparse.ArgumentParser, *, namespace: bool) -> None:
 
 def _add_config_verbs(sub: Any) -> None:
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text)
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
         _add_anywhere_flags(p, namespace=False)
         return p
 

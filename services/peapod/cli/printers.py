@@ -399,7 +399,8 @@ def events_table(events: Sequence[Event], *, now: datetime, all_namespaces: bool
 def _document(objs: Sequence[Any], *, single: bool) -> dict[str, Any]:
     """One object as it is, or several (or none) wrapped in kubectl's ``kind: List``."""
     if single and len(objs) == 1:
-        return objs[0].to_wire()
+        one: dict[str, Any] = objs[0].to_wire()
+        return one
     wire = ObjectList(items=[o.to_wire() for o in objs], metadata=ListMeta(resource_version="")).to_wire()
     return {key: wire[key] for key in ("apiVersion", "items", "kind", "metadata")}
 

@@ -82,6 +82,7 @@ def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool 
                    all_namespaces: bool = False, no_headers: bool = False,
                    show_labels: bool = False) -> str:
     """The table of ``replicasets`` or ``deployments``."""
+    items: list[Any]
     if kind == "replicasets":
         items = [o for o in objs if isinstance(o, ReplicaSet)]
         header, rows = RS_COLUMNS, [_rs_row(o, now, wide) for o in items]

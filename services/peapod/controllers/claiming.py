@@ -21,12 +21,12 @@ from typing import Generic, TypeVar
 
 from peapod.api import ObjectMeta, OwnerReference, Pod
 from peapod.api.apps import (
-    LabelSelector,
     PodTemplateSpec,
     ReplicaSet,
     ReplicaSetCondition,
     ReplicaSetStatus,
 )
+from peapod.api.labelselector import LabelSelector
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 Owned = TypeVar("Owned", Pod, ReplicaSet)  # pods for a ReplicaSet, ReplicaSets for a Deployment

@@ -50,8 +50,8 @@ class DaemonSetController(PodOwningController):
         if isinstance(obj, DaemonSet):
             self.add(event.key)
         elif isinstance(obj, Node):
-            for key in self.initial_keys():
-                self.add(key)
+            for daemonset_key in self.initial_keys():
+                self.add(daemonset_key)
         elif isinstance(obj, Pod) and (key := self.observe_pod(event)) is not None:
             self.add(key)
 

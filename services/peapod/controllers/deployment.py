@@ -27,7 +27,7 @@ changes (their status follows their pods) queue their Deployment.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -244,7 +244,7 @@ def deployment_status(deploy: Deployment, new: ReplicaSet, old: list[ReplicaSet]
 
 def _condition(previous: dict[str, DeploymentCondition], type_: str, ok: bool, reason: str,
                message: str) -> DeploymentCondition:
-    status = "True" if ok else "False"
+    status: Literal["True", "False"] = "True" if ok else "False"
     old = previous.get(type_)
     if old is not None and old.status == status and old.reason == reason and old.message == message:
         return old

@@ -58,7 +58,7 @@ def plan_job(job: Job, pods: list[Pod], *, now: float, now_text: str) -> JobPlan
         return plan
     started = parse_rfc3339(status.start_time or now_text).timestamp()
     deadline = job.spec.active_deadline_seconds
-    ending = None
+    ending: tuple[str, str | None, str | None] | None = None
     if failed > job.spec.backoff_limit:
         ending = ("Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
     elif deadline is not None and now - started >= deadline:

@@ -587,8 +587,9 @@ class Kubelet:
             if used > limit:
                 plog.warning("pod_evicted", volume=volume.name, used_bytes=used,
                              limit_bytes=limit)
+                size = volume.empty_dir.size_limit if volume.empty_dir else limit
                 await self._evict(record, f'Usage of EmptyDir volume "{volume.name}" '
-                                          f'exceeds the limit "{volume.empty_dir.size_limit}". ')
+                                          f'exceeds the limit "{size}". ')
                 return
         if storage.limits(pod) and (message := await self._storage_eviction(pod, observed)):
             plog.warning("pod_evicted", reason="ephemeral-storage")

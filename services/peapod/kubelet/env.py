@@ -110,11 +110,11 @@ def container_env(pod: Pod, container: Container, lookup: Lookup, where: Where) 
         elif source and source.resource_field_ref:
             value = resource_value(pod, container, source.resource_field_ref, where)
         elif source and source.config_map_key_ref:
-            ref = source.config_map_key_ref
-            value = _key_value(pod, lookup, "ConfigMap", ref.name, ref.key, ref.optional)
+            cm = source.config_map_key_ref
+            value = _key_value(pod, lookup, "ConfigMap", cm.name, cm.key, cm.optional)
         elif source and source.secret_key_ref:
-            ref = source.secret_key_ref
-            value = _key_value(pod, lookup, "Secret", ref.name, ref.key, ref.optional)
+            secret = source.secret_key_ref
+            value = _key_value(pod, lookup, "Secret", secret.name, secret.key, secret.optional)
         if value is None:
             continue  # an optional reference to something missing: no variable at all
         env[var.name] = value

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class LastKnown:
         self._written = text
         return pods
 
-    def save(self, pods: list[tuple[Pod, str | None]]) -> bool:
+    def save(self, pods: Sequence[tuple[Pod, str | None]]) -> bool:
         """Write ``(pod, last reported phase)`` of each pod if that differs from the file."""
         text = json.dumps({"pods": [_entry(pod, phase) for pod, phase in pods]},
                           sort_keys=True, separators=(",", ":"))

@@ -30,8 +30,9 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from peapod.bus.auth import node_name_problem
-from peapod.bus.client import Credentials, connect, jetstream
+from peapod.bus.client import connect, jetstream
 from peapod.bus.events import EventRecorder
+from peapod.bus.identity import Credentials
 from peapod.bus.supervise import RestartBackoff, supervise
 from peapod.errors import Invalid, PeapodError, Unavailable
 from peapod.kubelet.agent import Kubelet

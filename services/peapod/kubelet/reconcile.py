@@ -178,6 +178,10 @@ def initialized(pod: Pod, observed: PodInfo | None) -> bool:
     return any(attempts(observed, c.name) for c in pod.spec.containers)
 
 
+def _init_restart(container: Container) -> Callable[[Pod, int | None], bool]:
+    return lambda pod, exit_code: should_restart_init(pod, container, exit_code)
+
+
 def _plan_init(pod: Pod, observed: PodInfo | None, plan: Plan, *, backoff: Backoff,
                now: float, probes: ProbeView) -> bool:
     """Plan the init containers; True when the app containers may run."""
@@ -187,7 +191,7 @@ def _plan_init(pod: Pod, observed: PodInfo | None, plan: Plan, *, backoff: Backo
             continue
         tries = attempts(observed, container.name)
         _plan_container(pod, container, observed, plan, backoff=backoff, now=now,
-                        restart=lambda p, code, c=container: should_restart_init(p, c, code))
+                        restart=_init_restart(container))
         if done:
             continue
         latest = tries[0] if tries else None

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from podman import PodmanClient
@@ -186,7 +186,8 @@ class PodmanRuntime:
     # -- reading ------------------------------------------------------------------------
 
     def version(self) -> str:
-        return str(self.client.version().get("Version", "unknown"))
+        info: dict[str, Any] = self.client.version()  # type: ignore[no-untyped-call]  # podman-py
+        return str(info.get("Version", "unknown"))
 
     def list_pods(self) -> list[PodInfo]:
         response = self.api.get("/containers/json", params={
@@ -606,7 +607,7 @@ class PodmanRuntime:
                                   "stderr": True}
         if tail is not None:
             params["tail"] = tail
-        yield from container.logs(**params)
+        yield from cast(Iterator[bytes], container.logs(**params))  # bytes when streamed
 
 
 def _demux(data: bytes) -> bytes:

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from peapod.api import Node, Pod, resources
 from peapod.api.node import Taint
 from peapod.api.quantity import cpu_millis, memory_bytes
+from peapod.api.resources import is_active
 from peapod.api.scheduling import (
     fits_node_affinity,
     format_taint,
     untolerated_taint,
 )
-from peapod.scheduler.topology import Snapshot, inter_pod_affinity, is_active, topology_spread
+from peapod.scheduler.topology import Snapshot, inter_pod_affinity, topology_spread
 
 DEFAULT_MAX_PODS = 110
 
@@ -108,7 +109,7 @@ def node_affinity_matches(pod: Pod, node: Node, snap: Snapshot) -> str | None:
 def host_ports(pod: Pod) -> set[tuple[str, str, int]]:
     """(hostIP, protocol, port) the pod takes on its node; a hostNetwork pod takes its
     containerPorts (Kubernetes defaults hostPort to them)."""
-    taken = set()
+    taken: set[tuple[str, str, int]] = set()
     for container in [*(pod.spec.init_containers or []), *pod.spec.containers]:
         for port in container.ports or []:
             number = port.host_port or (port.container_port if pod.spec.host_network else None)

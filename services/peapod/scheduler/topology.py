@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from peapod.api import Node, Pod
+from peapod.api.resources import is_active
 from peapod.api.scheduling import (
     PodAffinityTerm,
     TopologySpreadConstraint,
@@ -39,12 +40,6 @@ EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rul
 SPREAD_MISMATCH = "node(s) didn't match pod topology spread constraints"
 SPREAD_MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"
 HARD_POD_AFFINITY_WEIGHT = 1  # Kubernetes' default: an existing pod's required affinity, as a score
-
-
-def is_active(pod: Pod) -> bool:
-    """Does the pod still hold its node's resources?"""
-    phase = pod.status.phase if pod.status else None
-    return phase not in ("Succeeded", "Failed")
 
 
 @dataclass
