@@ -22,6 +22,7 @@ from peapod.api.batch import Job
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
+from peapod.api.node import Taint
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
 from peapod.errors import Invalid
@@ -191,8 +192,22 @@ def merge_updated_node(stored: Node, incoming: Node) -> Node:
     merged.metadata.labels = incoming.metadata.labels
     merged.metadata.annotations = incoming.metadata.annotations
     merged.spec.unschedulable = incoming.spec.unschedulable or None
-    merged.spec.taints = incoming.spec.taints or None
+    merged.spec.taints = [_time_added(t, stored.spec.taints or []) for t in
+                          incoming.spec.taints or []] or None
     return merged
+
+
+def _time_added(taint: Taint, stored: list[Taint]) -> Taint:
+    """A NoExecute taint carries ``timeAdded`` (evictions count from it): the stored one's
+    if the node had this taint already, else now; other effects carry none."""
+    if taint.effect != "NoExecute":
+        return taint.model_copy(update={"time_added": None})
+    if taint.time_added:
+        return taint
+    same = next((t for t in stored if (t.key, t.value, t.effect) == (taint.key, taint.value,
+                                                                     taint.effect)), None)
+    return taint.model_copy(update={"time_added": (same.time_added if same and same.time_added
+                                                   else now_rfc3339())})
 
 
 def admit_new_namespace(doc: dict[str, Any]) -> Namespace:

@@ -19,7 +19,14 @@ Kubernetes' node lifecycle controller and taint manager, in peapod's terms:
   containers, or the node is deleted, as in Kubernetes; a terminating pod
   no longer counts for its owner, so no replica is lost meanwhile and none
   is doubled once the node returns;
-* a node that heartbeats again loses the taint at once.
+* a node that heartbeats again loses the taint at once;
+* every other ``NoExecute`` taint (``peapod taint nodes n1 k=v:NoExecute``) evicts
+  the node's pods as Kubernetes' taint manager does: a pod that does not
+  tolerate it at once, one that tolerates it with ``tolerationSeconds`` that
+  many seconds after the taint's ``timeAdded`` (the apiserver stamps it), one
+  that tolerates it without seconds never. The 300 s default and the
+  DaemonSet exemption hold only for ``unreachable`` and ``not-ready``, the
+  taints Kubernetes' admission and DaemonSet controller add tolerations for.
 
 Time: leases carry the server's stamp, compared with the injected clock's
 ``now()``; the next check of a node is a ``RetryAfter`` timer on its key.
@@ -47,6 +54,10 @@ from peapod.errors import Conflict, NotFound, PeapodError
 log = structlog.get_logger("controllers.nodelifecycle")
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
+NOT_READY = "node.kubernetes.io/not-ready"
+# the taints every pod tolerates for DefaultTolerationSeconds (Kubernetes' admission plugin
+# adds those tolerations) and DaemonSet pods for ever (their controller adds them)
+DEFAULT_TOLERATED = frozenset({UNREACHABLE, NOT_READY})
 DEFAULT_EVICTION_SECONDS = 300.0  # Kubernetes' DefaultTolerationSeconds
 RETRY_SECONDS = 1.0
 
@@ -60,16 +71,33 @@ def eviction_delay(pod: Pod, taint: Taint, default: float) -> float | None:
     (Kubernetes' ``getMinTolerationTime`` over the tolerations that match the taint)."""
     matching = [t for t in pod.spec.tolerations or [] if t.tolerates(taint)]
     if not matching:
-        return default
+        if taint.key not in DEFAULT_TOLERATED:
+            return 0.0
+        return None if is_daemon(pod) else default
     seconds = [t.toleration_seconds for t in matching if t.toleration_seconds is not None]
     return max(0.0, float(min(seconds))) if seconds else None
 
 
-def evictable(pod: Pod, node_name: str) -> bool:
-    """A pod of the node, not already going, that does not tolerate the taint (a daemon does)."""
+def eviction_time(pod: Pod, taints: list[Taint], *, default: float, now: float) -> float | None:
+    """When (clock seconds) the first of the node's NoExecute taints evicts the pod; None:
+    it tolerates them all for ever."""
+    times = []
+    for taint in taints:
+        delay = eviction_delay(pod, taint, default)
+        if delay is not None:
+            since = parse_rfc3339(taint.time_added).timestamp() if taint.time_added else now
+            times.append(since + delay)
+    return min(times) if times else None
+
+
+def is_daemon(pod: Pod) -> bool:
     ref = pod.metadata.controller_ref()
-    return (pod.spec.node_name == node_name and pod.metadata.deletion_timestamp is None
-            and not (ref is not None and ref.kind == "DaemonSet"))
+    return ref is not None and ref.kind == "DaemonSet"
+
+
+def evictable(pod: Pod, node_name: str) -> bool:
+    """A pod of the node, not already going."""
+    return pod.spec.node_name == node_name and pod.metadata.deletion_timestamp is None
 
 
 class NodeLifecycleController(QueuedController):
@@ -89,8 +117,16 @@ class NodeLifecycleController(QueuedController):
         return [s.kv_key("nodes", None, n.metadata.name or "") for n in self.cache.of_kind("nodes")]
 
     def _on_event(self, event: WatchEvent[Object], previous: Object | None) -> None:
-        if isinstance(event.obj, Node):
+        obj = event.obj
+        if isinstance(obj, Node):
             self.add(event.key)
+        elif (isinstance(obj, Pod) and obj.spec.node_name
+              and not (isinstance(previous, Pod) and previous.spec.node_name)):
+            # a pod newly bound (or created with nodeName) on a node with NoExecute taints
+            node_key = s.kv_key("nodes", None, obj.spec.node_name)
+            node: Node | None = self.cache.get(node_key)
+            if node is not None and any(t.effect == "NoExecute" for t in node.spec.taints or []):
+                self.add(node_key)
 
     def lease_changed(self) -> None:
         """A node came (back) to life, or its lease was deleted: look at every node."""
@@ -105,20 +141,22 @@ class NodeLifecycleController(QueuedController):
         now = self.clock.now()
         renewed = self.leases.renewed.get(name)
         taint = unreachable_taint(node)
+        alive = renewed is not None and now - renewed < s.LEASE_DURATION_SECONDS
         try:
-            if renewed is not None and now - renewed < s.LEASE_DURATION_SECONDS:
-                if taint is not None:
-                    await self._set_taint(node, None)
-                return RetryAfter(renewed + s.LEASE_DURATION_SECONDS - now + 0.5)
-            if taint is None:
+            if alive and taint is not None:
+                await self._set_taint(node, None)
+                return Done()  # the node's change brings its key back
+            if not alive and taint is None:
                 added = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 await self._set_taint(node, Taint(key=UNREACHABLE, effect="NoExecute",
                                                   time_added=added))
-                return Done()  # the node's change brings its key back
+                return Done()
         except (Conflict, NotFound):
             return RetryAfter(RETRY_SECONDS)
-        since = parse_rfc3339(taint.time_added).timestamp() if taint.time_added else now
-        due = await self._evict(name, taint, waited=now - since)
+        due = await self._evict(node, now=now)
+        if alive and renewed is not None:  # look again when the lease would run out
+            lease_due = renewed + s.LEASE_DURATION_SECONDS - now + 0.5
+            return RetryAfter(min(lease_due, due + 0.1) if due is not None else lease_due)
         # the next pod's turn, or a look for pods that show up later
         return RetryAfter(due + 0.1 if due is not None else self.eviction_seconds)
 
@@ -135,16 +173,20 @@ class NodeLifecycleController(QueuedController):
         await self.events.record(node.to_wire(), reason="NodeNotReady", type="Warning",
                                  message=f"Node {node.metadata.name} status is now: NodeNotReady")
 
-    async def _evict(self, name: str, taint: Taint, *, waited: float) -> float | None:
-        """Delete the node's pods whose toleration of ``taint`` ran out; the seconds until the
-        next one's does (None: no pod left waiting)."""
+    async def _evict(self, node: Node, *, now: float) -> float | None:
+        """Delete the node's pods whose toleration of its NoExecute taints ran out; the
+        seconds until the next one's does (None: no pod left waiting)."""
+        name = node.metadata.name or ""
+        taints = [t for t in node.spec.taints or [] if t.effect == "NoExecute"]
+        if not taints:
+            return None
         next_due: float | None = None
         for pod in [p for p in self.cache.of_kind("pods") if evictable(p, name)]:
-            delay = eviction_delay(pod, taint, self.eviction_seconds)
-            if delay is None:
+            at = eviction_time(pod, taints, default=self.eviction_seconds, now=now)
+            if at is None:
                 continue
-            if delay > waited:
-                next_due = min(delay - waited, next_due if next_due is not None else delay)
+            if at > now:
+                next_due = min(at - now, next_due if next_due is not None else at - now)
                 continue
             try:
                 await self.api.delete("pods", pod.metadata.namespace or "default",

@@ -15,9 +15,11 @@ import pytest
 
 from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
+from tests.integration.cluster.test_event_writers import stored_events
 from tests.integration.cluster.test_kubelet import running
 from tests.integration.cluster.test_replicasets import eventually, pods_of
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
+    IMAGE,
     ControllerManagerProcess,
     fleet,
     settled,
@@ -70,3 +72,42 @@ async def test_an_unreachable_node_is_tainted_its_pods_replaced_and_untainted_on
         return not taints(node) and len(pods) == 2 and all(
             p["spec"].get("nodeName") == "node-a" for p in pods)
     await eventually(back, "node-b untainted, its evicted pod finished, 2 pods", timeout=90)
+
+
+async def test_a_noexecute_taint_evicts_the_pods_that_do_not_tolerate_it(fleet):  # noqa: F811
+    # Kubernetes' taint manager for a taint people set: the ReplicaSet's pod on node-b goes at
+    # once and is replaced on node-a; a pod tolerating the taint stays, the same container
+    admin = fleet["admin"]
+    await request(admin, s.api("replicasets", "create"), {"object": sleeper_rs(2)})
+    await eventually(lambda: settled(admin, 2), "2 running", timeout=90)
+    tolerant = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tolerant"}, "spec": {
+        "nodeName": "node-b", "terminationGracePeriodSeconds": 1,
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoExecute"}],
+        "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]}}
+    uid = (await request(admin, s.api("pods", "create"), {"object": tolerant}))["metadata"]["uid"]
+    await eventually(lambda: pods_running(admin, "tolerant"), "the tolerant pod running",
+                     timeout=60)
+    evicted = [p["metadata"]["name"] for p in await pods_of(admin)
+               if p["spec"]["nodeName"] == "node-b"]
+
+    node = await request(admin, s.api("nodes", "get"), {"name": "node-b"})
+    node["spec"]["taints"] = [{"key": "dedicated", "value": "gpu", "effect": "NoExecute"}]
+    stored = await request(admin, s.api("nodes", "update"), {"object": node})
+    assert stored["spec"]["taints"][0]["timeAdded"]  # stamped by the apiserver
+
+    async def moved() -> bool:
+        live = [p for p in await pods_of(admin) if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and all(p["spec"]["nodeName"] == "node-a" and running(p)
+                                      for p in live)
+    await eventually(moved, "node-b's replica evicted and replaced on node-a", timeout=90)
+    pod = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "tolerant"})
+    assert pod["metadata"]["uid"] == uid and running(pod)
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    reasons = {(e.reason, e.involved_object.name) for e in await stored_events(admin)}
+    assert ("TaintManagerEviction", evicted[0]) in reasons, reasons
+    await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "tolerant"})
+
+
+async def pods_running(admin, name: str) -> bool:
+    pod = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": name})
+    return running(pod)

@@ -9,10 +9,13 @@ tests/integration/cluster/test_node_lifecycle_podman.py.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from peapod.api import Node, Pod
+from peapod.api.node import Taint
 from peapod.api.scheduling import Toleration
+from peapod.apiserver.admission import merge_updated_node
 from peapod.bus import subjects as s
 from peapod.bus.clock import FakeClock
 from peapod.bus.leases import Leases
@@ -114,3 +117,57 @@ async def test_a_pods_own_toleration_of_the_unreachable_taint_decides_when_it_go
     clock.advance(240)
     await controller.reconcile(key)
     assert api.calls[1:] == [("delete", "soon"), ("delete", "web")]  # never "forever"
+
+
+def taint_node(controller: NodeLifecycleController, node_key: str, **taint: Any) -> None:
+    node: Node = controller.cache.objects[node_key]
+    node.spec.taints = [Taint.model_validate(taint)]
+
+
+async def test_a_noexecute_taint_people_set_evicts_what_does_not_tolerate_it():
+    # Kubernetes' taint manager: no matching toleration, at once (the DaemonSet's pod too:
+    # its controller adds tolerations only for unreachable/not-ready); tolerationSeconds after
+    # the taint's timeAdded; a toleration without seconds, never
+    controller, api, leases, clock, key = setup()
+    leases.renewed["n1"] = clock.now()
+    while_ok, forever = pod("while-ok", "n1"), pod("forever", "n1")
+    while_ok.spec.tolerations = [Toleration(key="dedicated", operator="Exists",
+                                            toleration_seconds=30)]
+    forever.spec.tolerations = [Toleration(key="dedicated", value="gpu", effect="NoExecute")]
+    controller.cache.objects["pods.default.while-ok"] = while_ok
+    controller.cache.objects["pods.default.forever"] = forever
+    added = datetime.fromtimestamp(clock.now(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    taint_node(controller, key, key="dedicated", value="gpu", effect="NoExecute", timeAdded=added)
+    outcome = await controller.reconcile(key)
+    assert sorted(api.calls) == [("delete", "agent"), ("delete", "web")]
+    assert isinstance(outcome, RetryAfter) and 29 <= outcome.seconds <= 31.1
+    for name in ("web", "agent"):  # as the apiserver marks them
+        controller.cache.objects[f"pods.default.{name}"].metadata.deletion_timestamp = "x"
+    clock.advance(31)
+    await controller.reconcile(key)
+    assert api.calls[2:] == [("delete", "while-ok")]
+    while_ok.metadata.deletion_timestamp = "x"
+    clock.advance(1000)
+    leases.renewed["n1"] = clock.now()
+    await controller.reconcile(key)
+    assert len(api.calls) == 3  # "forever" stays
+
+
+async def test_other_taint_effects_evict_nothing():
+    controller, api, leases, clock, key = setup()
+    leases.renewed["n1"] = clock.now()
+    taint_node(controller, key, key="dedicated", effect="NoSchedule")
+    assert await controller.reconcile(key) == RetryAfter(s.LEASE_DURATION_SECONDS + 0.5)
+    assert api.calls == []
+
+
+def test_the_apiserver_stamps_time_added_on_noexecute_taints_only_and_keeps_it():
+    stored = Node.model_validate({"metadata": {"name": "n1"}, "spec": {"taints": [
+        {"key": "old", "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"}]}})
+    incoming = Node.model_validate({"metadata": {"name": "n1"}, "spec": {"taints": [
+        {"key": "old", "effect": "NoExecute"}, {"key": "new", "effect": "NoExecute"},
+        {"key": "soft", "effect": "NoSchedule", "timeAdded": "2026-01-01T00:00:00Z"}]}})
+    old, new, soft = merge_updated_node(stored, incoming).spec.taints or []
+    assert old.time_added == "2026-01-01T00:00:00Z"
+    assert new.time_added and new.time_added > "2026-01-01"
+    assert soft.time_added is None
