@@ -35,6 +35,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from peapod.api import Event
+from peapod.api.static import CONFIG_MIRROR
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
@@ -127,11 +128,11 @@ class EventsApi:
         except NotFoundError:
             return None
         states = [_state(latest.data or b"")]
-        if uid and _uid(states[0]) != uid:  # an earlier incarnation: look through the revisions
+        if uid and uid not in _uids(states[0]):  # an earlier incarnation: read the revisions
             states = [_state(m.data) for m in await read_all(self._js, stream=s.KV_STREAM,
                                                                 subject=subject)]
         for state in reversed(states):
-            if not uid or _uid(state) == uid:
+            if not uid or uid in _uids(state):
                 node = (state.get("spec") or {}).get("nodeName")
                 return node if isinstance(node, str) else None
         return None
@@ -154,6 +155,9 @@ def _state(data: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _uid(state: dict[str, Any]) -> str | None:
-    uid = (state.get("metadata") or {}).get("uid")
-    return uid if isinstance(uid, str) else None
+def _uids(state: dict[str, Any]) -> set[str]:
+    """The pod's uid, and for a mirror pod the uid of the static pod it stands for (its
+    kubelet records events about the static pod)."""
+    meta = state.get("metadata") or {}
+    uids = {meta.get("uid"), (meta.get("annotations") or {}).get(CONFIG_MIRROR)}
+    return {uid for uid in uids if isinstance(uid, str)}

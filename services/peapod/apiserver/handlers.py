@@ -25,6 +25,7 @@ from peapod.api import Condition, Node, Pod, PodStatus, now_rfc3339
 from peapod.api.manifest import needs_generated_name
 from peapod.api.podsecurity import DEFAULT_POLICY, Policy, forbidden_reason, policy_for
 from peapod.api.selectors import parse_field_selector, parse_label_selector
+from peapod.api.static import is_mirror, mirror_problem
 from peapod.api.validation import pydantic_problems
 from peapod.apiserver import admission
 from peapod.apiserver.configs import ConfigObjects
@@ -94,6 +95,8 @@ class Api:
             f"{s.API_PREFIX}.node.*.register": self.register_node,
             f"{s.API_PREFIX}.node.*.status": self.update_pod_status,
             f"{s.API_PREFIX}.node.*.finalize": self.finalize_pod,
+            f"{s.API_PREFIX}.node.*.mirror.create": self.create_mirror_pod,
+            f"{s.API_PREFIX}.node.*.mirror.delete": self.delete_mirror_pod,
             **EventsApi(self.store).routes(),
             **self.namespaces.routes(),
             **{route: fn for api in self.workloads.values() for route, fn in api.routes().items()},
@@ -357,6 +360,37 @@ class Api:
             self.namespaces.poke(pod.metadata.namespace or "default")
             return {"finished": True}
         raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
+
+    async def create_mirror_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """A kubelet's mirror pod of one of its static pods (Kubernetes' NodeRestriction: a
+        node creates mirror pods only, bound to itself, owned by its Node, referencing no
+        ConfigMap or Secret); then the admission every pod goes through."""
+        node_name = _node_of(msg.subject)
+        doc = self._object(payload)
+        pod = admission.admit_new_pod(doc, namespace=payload.get("namespace"))
+        try:
+            node = await self.store.get(s.kv_key("nodes", None, node_name),
+                                        what=f'nodes "{node_name}"')
+            node_uid = (node.value.get("metadata") or {}).get("uid")
+        except NotFound:
+            node_uid = None
+        if problem := mirror_problem(pod, node_name=node_name, node_uid=node_uid):
+            raise Forbidden(f'pods "{pod.metadata.name}" is forbidden: {problem}')
+        return await self._create_pod(doc, payload.get("namespace"))
+
+    async def delete_mirror_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """A kubelet removes a mirror pod of its own at once (its static pod is gone or
+        changed, or people deleted the mirror pod): never another pod."""
+        node_name = _node_of(msg.subject)
+        revision, pod = await self._node_pod(payload, node_name)
+        if not is_mirror(pod):
+            raise Forbidden(f'pods "{pod.metadata.name}" is forbidden: node "{node_name}" can '
+                            "only delete mirror pods")
+        key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
+        await self.store.delete(key, pod.to_wire(), expected=revision, what=what)
+        log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid, node=node_name, mirror=True)
+        self.namespaces.poke(pod.metadata.namespace or "default")
+        return {"finished": True}
 
     async def _node_pod(self, payload: dict[str, Any], node_name: str) -> tuple[int, Pod]:
         namespace = _text(payload, "namespace") or "default"

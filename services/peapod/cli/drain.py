@@ -9,6 +9,8 @@ filters, in its order, the last verdict winning:
   DaemonSet-managed Pods (use --ignore-daemonsets to ignore)``), with it the
   pod is listed in a warning; a DaemonSet that no longer exists makes its
   pod an orphan, deleted only with ``--force``;
+* a mirror pod (a static pod's copy, ``kubernetes.io/config.mirror``) is
+  skipped without a word: its kubelet runs it from a file, whatever the API says;
 * a pod with an ``emptyDir`` volume (its data goes with it) needs
   ``--delete-emptydir-data``;
 * a pod no controller owns (nothing would re-create it) needs ``--force``;
@@ -34,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from peapod.api import Pod
+from peapod.api.static import is_mirror
 from peapod.cli.client import Client
 from peapod.cli.labels import modify
 from peapod.errors import NotFound, PeapodError
@@ -79,6 +82,10 @@ def daemonset_verdict(pod: Pod, opts: Options, *, daemonset_exists: bool) -> Ver
     return Verdict(False, "warning", DAEMONSET_WARNING)
 
 
+def mirror_verdict(pod: Pod) -> Verdict:
+    return Verdict(False) if is_mirror(pod) else OKAY
+
+
 def local_storage_verdict(pod: Pod, opts: Options) -> Verdict:
     if not any(v.empty_dir is not None for v in pod.spec.volumes or []) or _finished(pod):
         return OKAY
@@ -100,6 +107,7 @@ def verdict(pod: Pod, opts: Options, *, daemonset_exists: bool = True) -> Verdic
     result = OKAY
     checks: tuple[Callable[[], Verdict], ...] = (
         lambda: daemonset_verdict(pod, opts, daemonset_exists=daemonset_exists),
+        lambda: mirror_verdict(pod),
         lambda: local_storage_verdict(pod, opts),
         lambda: unreplicated_verdict(pod, opts))
     for check in checks:

@@ -18,6 +18,9 @@ that supervisor to stop everything and returns only once every process of
 the cluster has exited (stopping them itself if the supervisor is gone), so
 an immediate ``up`` works.
 
+The kubelet's static pods are the manifests in ``$PEAPOD_HOME/manifests``
+(``--pod-manifest-path``; ``/etc/peapod/manifests`` on a fleet's nodes).
+
 Stopping the cluster does not stop the pods: containers keep running, and
 the next ``up`` adopts them (or removes those deleted meanwhile), as a
 kubelet does after a restart. Delete pods first to remove them.
@@ -57,6 +60,7 @@ from peapod.cli.supervisor import (
 from peapod.errors import Invalid, PeapodError, Unavailable
 
 PLAN_FILE = "supervisor.json"
+MANIFESTS_DIR = "manifests"  # the kubelet's --pod-manifest-path under $PEAPOD_HOME
 SUPERVISOR_STOP_TIMEOUT = len(COMPONENTS) * (STOP_GRACE + 10)  # each may take its grace, then SIGKILL
 
 
@@ -107,7 +111,8 @@ def components(home: Path, node: str) -> list[Component]:
                                str(creds / "controller-manager.json"), "--leader-elect=false"),
         "kubelet": (python, "-m", "peapod.kubelet.main", "--creds",
                     str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
-                    "--state-dir", str(home / "kubelet")),
+                    "--state-dir", str(home / "kubelet"),
+                    "--pod-manifest-path", str(home / MANIFESTS_DIR)),
     }
     return [Component(name, argv[name], str(logs / f"{name}.log")) for name in COMPONENTS]
 
@@ -173,6 +178,7 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
     nats_port = port or _pick_port(4222)
     http_port = _pick_port(8222)
     write_cluster_config(str(home), nodes=[node], port=nats_port, http_port=http_port)
+    (home / MANIFESTS_DIR).mkdir(mode=0o700, exist_ok=True)  # static pods of this node
     creds, logs = home / "creds", home / "logs"
     server = f"nats://127.0.0.1:{nats_port}"
     context = Context(name=LOCAL_CONTEXT, server=server, creds_file=str(creds / "admin.json"),

@@ -45,9 +45,11 @@ class ApiClient:
         return result
 
     async def delete(self, resource: str, namespace: str, name: str, *,
-                     policy: str | None = None) -> dict[str, Any]:
+                     policy: str | None = None, grace: int | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"namespace": namespace, "name": name}
         if policy:
             payload["propagationPolicy"] = policy
+        if grace is not None:
+            payload["gracePeriodSeconds"] = grace
         result: dict[str, Any] = await request(self.nc, s.api(resource, "delete"), payload)
         return result

@@ -89,6 +89,8 @@ class GarbageCollector(QueuedController):
         owner = self.cache.by_uid.get(ref.uid)
         if owner is not None:
             return True
+        if ref.kind == "Node":  # nodes are in the cache: a mirror pod's Node is gone
+            return False
         resource = RESOURCE_OF_KIND.get(ref.kind)
         if resource is None:
             return True  # a kind this collector does not follow (validation refuses them)
@@ -114,16 +116,18 @@ class GarbageCollector(QueuedController):
             return Done()
         if obj.metadata.deletion_timestamp:
             return Done()  # already going
-        await self._delete(obj, reason="owner_gone")
+        # a mirror pod of a deleted Node: no kubelet is left to finish a graceful deletion
+        grace = 0 if any(ref.kind == "Node" for ref in missing) else None
+        await self._delete(obj, reason="owner_gone", grace=grace)
         return Done()
 
-    async def _delete(self, obj: Object, *, reason: str) -> None:
+    async def _delete(self, obj: Object, *, reason: str, grace: int | None = None) -> None:
         resource = RESOURCE_OF_KIND[obj.kind]
         # in the background: a dependent's own dependents then follow it through this collector
         policy = None if resource == "pods" else "Background"
         try:
             await self.api.delete(resource, obj.metadata.namespace or "default",
-                                  obj.metadata.name or "", policy=policy)
+                                  obj.metadata.name or "", policy=policy, grace=grace)
         except NotFound:
             return
         log.info("dependent_deleted", kind=obj.kind, namespace=obj.metadata.namespace,

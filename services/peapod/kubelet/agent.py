@@ -31,6 +31,13 @@ that was accepted (nothing is sent while the connection is down). A kubelet
 that starts without a control plane runs its last-known pods from disk
 (``start_offline``, ``lastknown.py``); once its partition is read, those the
 control plane no longer has are stopped.
+
+**Static pods** come from the node's manifest files (``manifests.py``,
+``run_static``), with or without a control plane, and are never saved with
+the last-known pods. Their mirror pods on the partition are handed to
+``mirrors.py`` and never run; their status is reported on their mirror pod.
+An edited manifest is a new pod: the old one is stopped before the new one
+starts, as Kubernetes does for static pods of the same name.
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ from nats.js.errors import NotFoundError
 
 from peapod.api import Container, Pod, PodStatus, now_rfc3339, parse_rfc3339
 from peapod.api.manifest import decode_model
+from peapod.api.static import is_mirror
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
 from peapod.bus.client import request
@@ -64,6 +72,8 @@ from peapod.kubelet.configure import Configurator
 from peapod.kubelet.hooks import run_hook
 from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.lastknown import LastKnown
+from peapod.kubelet.manifests import ManifestDir
+from peapod.kubelet.mirrors import MirrorPods
 from peapod.kubelet.node import build_node
 from peapod.kubelet.probes import ProbeManager
 from peapod.kubelet.reconcile import (
@@ -119,6 +129,10 @@ class PodRecord:
     # started from the node's last-known pods without a control plane, not yet confirmed
     # by the partition: dropped (its containers stopped) if the partition no longer has it
     from_disk: bool = False
+    static: bool = False  # from a manifest file on the node (manifests.py)
+    # earlier static pods of this name (their file edited), stopped before this one starts
+    replaced: list[Pod] = field(default_factory=list)
+    reported_to: str | None = None  # the uid of the API's pod the status was reported on
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
@@ -165,6 +179,8 @@ class Kubelet:
         self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
         self.last_known = last_known
         self.last_known_changed = last_known is not None
+        self.mirrors = MirrorPods(node_name=node_name)
+        self._name_taken: set[str] = set()  # keys of API pods refused for a static pod's name
 
     def attach(self, nc: NATS, js: JetStreamContext) -> None:
         """The connection, once made: a kubelet that started offline reports from now on."""
@@ -179,6 +195,57 @@ class Kubelet:
         for pod in pods:
             self.receive(pod, deleted=False, from_disk=True)
 
+    def run_static(self, pods: dict[str, Pod]) -> None:
+        """Make the static pods those of the manifests: start new ones, replace edited ones,
+        stop those whose file is gone."""
+        for key, record in self.pods.items():
+            if record.static and not record.deleted and key not in pods:
+                self.log.info("static_pod_removed", pod=key, uid=record.pod.metadata.uid)
+                record.deleted = True
+                record.wake.set()
+        for key, pod in pods.items():
+            self._add_static(key, pod)
+        self.mirrors.wake.set()
+
+    def _add_static(self, key: str, pod: Pod) -> None:
+        record = self.pods.get(key)
+        if record is None:
+            record = self.pods[key] = PodRecord(pod=pod, static=True)
+        elif not record.static:
+            self._refuse_name(key, "static_pod_name_taken", record.pod)
+            return
+        elif record.pod.metadata.uid == pod.metadata.uid and not record.deleted:
+            return
+        elif record.pod.metadata.uid != pod.metadata.uid:
+            if not record.deleted:
+                record.replaced.append(record.pod)
+            record.forget_incarnation()
+            record.pod = pod
+        record.deleted = False
+        self.log.info("static_pod_added", pod=key, uid=pod.metadata.uid)
+        record.wake.set()
+        if record.task is None or record.task.done():
+            record.task = asyncio.create_task(self._worker(key), name=f"pod:{key}")
+
+    async def watch_manifests(self, manifests: ManifestDir, *, period: float) -> None:
+        """Check the manifest directory every ``period`` seconds (``manifests.py``)."""
+        while True:
+            pods = await asyncio.to_thread(manifests.read)
+            if pods is not None:
+                self.run_static(pods)
+            await asyncio.sleep(period)
+
+    def static_pods(self) -> dict[str, Pod]:
+        return {key: r.pod for key, r in self.pods.items() if r.static and not r.deleted}
+
+    async def sync_mirrors(self) -> None:
+        await self.mirrors.run(self.nc, self.static_pods, synced=self.synced)
+
+    def _refuse_name(self, key: str, event: str, other: Pod) -> None:
+        if key not in self._name_taken:
+            self._name_taken.add(key)
+            self.log.warning(event, pod=key, uid=other.metadata.uid)
+
     def close(self) -> None:
         self.probes.close()
         self.threads.shutdown()
@@ -192,7 +259,12 @@ class Kubelet:
                           reason="KubeletReady" if ready else "KubeletStopped",
                           message="kubelet is posting ready status" if ready
                           else "kubelet stopped")
-        await request(self.nc, s.node_api(self.node_name, "register"), {"object": node.to_wire()})
+        stored = await request(self.nc, s.node_api(self.node_name, "register"),
+                               {"object": node.to_wire()})
+        uid = (stored.get("metadata") or {}).get("uid") if isinstance(stored, dict) else None
+        if uid and uid != self.mirrors.node_uid:  # mirror pods are owned by this Node
+            self.mirrors.node_uid = uid
+            self.mirrors.wake.set()
 
     async def post_node_status(self) -> None:
         """The Node object: at start, then every ``status_period`` (it rarely changes).
@@ -272,7 +344,14 @@ class Kubelet:
 
     def receive(self, pod: Pod, *, deleted: bool, from_disk: bool = False) -> None:
         key = pod.key
+        if is_mirror(pod):  # a static pod's copy in the API: the file is the truth
+            if not from_disk:
+                self.mirrors.observe(pod, deleted=deleted)
+            return
         record = self.pods.get(key)
+        if record is not None and record.static:
+            self._refuse_name(key, "pod_name_taken_by_static_pod", pod)
+            return
         if record is None:
             record = self.pods[key] = PodRecord(pod=pod, deleted=deleted,
                                                 start_time=pod.status.start_time
@@ -309,7 +388,8 @@ class Kubelet:
             return
         self.last_known_changed = False
         pods = [(r.pod, r.last_status.phase if r.last_status else None)
-                for r in self.pods.values() if not r.deleted and not r.pod.metadata.deletion_timestamp]
+                for r in self.pods.values()
+                if not r.deleted and not r.pod.metadata.deletion_timestamp and not r.static]
         try:
             self.last_known.save(pods)
         except OSError as exc:  # a full or read-only disk: the pods run on, the next change retries
@@ -317,7 +397,7 @@ class Kubelet:
 
     def _remove_orphans(self) -> None:
         """Stop, each in its own task, the podman pods no pod object owns."""
-        owned = {r.pod.metadata.uid for r in self.pods.values()}
+        owned = {p.metadata.uid for r in self.pods.values() for p in [r.pod, *r.replaced]}
         for uid, info in self.observed.items():
             # removed after this snapshot was taken: not an orphan, just gone
             if uid not in owned and uid not in self.orphans and uid not in self.removed:
@@ -362,6 +442,10 @@ class Kubelet:
         pod = record.pod
         uid = pod.metadata.uid or ""
         plog = self.log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name, uid=uid)
+        while record.replaced:  # an edited static pod: the old one goes first
+            old = record.replaced[0]
+            await self._kill_pod(PodRecord(pod=old), plog.bind(uid=old.metadata.uid))
+            record.replaced.remove(old)
         if record.deleted or pod.metadata.deletion_timestamp:
             await self._kill_pod(record, plog)
             if not record.deleted and record.pod.metadata.uid == uid:
@@ -708,18 +792,21 @@ class Kubelet:
                             previous=record.last_status, now=now_rfc3339(), probes=probes,
                             terminal=record.terminal)
         wire = status.to_wire()
-        if wire == record.reported or not self.nc.is_connected:  # reported once connected
+        # a static pod's status goes to its mirror pod, once there is one
+        target = self.mirrors.target(pod) if record.static else pod.metadata.uid
+        if target is None or (wire == record.reported and target == record.reported_to) \
+                or not self.nc.is_connected:  # reported once connected
             return
         try:
             await request(self.nc, s.node_api(self.node_name, "status"), {
                 "namespace": pod.metadata.namespace, "name": pod.metadata.name,
-                "uid": pod.metadata.uid, "status": wire})
+                "uid": target, "status": wire})
         except PeapodError as exc:
             plog.info("status_not_reported", error=exc.message)
             return
         if record.last_status is None or record.last_status.phase != status.phase:
             self.last_known_changed = True
-        record.reported, record.last_status = wire, status
+        record.reported, record.last_status, record.reported_to = wire, status, target
         plog.debug("status_reported", phase=status.phase)
 
 

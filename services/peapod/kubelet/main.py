@@ -12,6 +12,9 @@ after the first failed attempt the kubelet starts the pods it last knew of
 (``lastknown.py``) with a connection that is not there yet (every request
 fails at once, events wait on the node), and keeps trying. Once connected it
 carries on with the same pods, reading its partition as at any start.
+
+Static pods (``--pod-manifest-path``, ``manifests.py``) start before the first
+connection is even tried: they need no control plane at all.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from peapod.bus.supervise import RestartBackoff, supervise
 from peapod.errors import Invalid, PeapodError, Unavailable
 from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.lastknown import LastKnown
+from peapod.kubelet.manifests import DEFAULT_CHECK_SECONDS, ManifestDir
 from peapod.kubelet.node import internal_ip
 from peapod.kubelet.runtime import PodmanRuntime, ensure_podman_service
 from peapod.kubelet.stats import Stats
@@ -81,7 +85,8 @@ async def connect_until_up(creds: Credentials, *, name: str, stop: asyncio.Event
 async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_dir: str,
               podman_socket: str = DEFAULT_SOCKET, labels: dict[str, str] | None = None,
               host_ip: str | None = None, relist_period: float = 1.0,
-              heartbeat: float = 10.0) -> None:
+              heartbeat: float = 10.0, manifest_path: str | None = None,
+              file_check_frequency: float = DEFAULT_CHECK_SECONDS) -> None:
     if problem := node_name_problem(node_name):
         raise Invalid(f"node name: {problem}")
     service = await asyncio.to_thread(ensure_podman_service, podman_socket,
@@ -96,13 +101,28 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     offline_tasks: list[asyncio.Task[None]] = []
     tried: list[bool] = []
 
+    def offline_relist() -> None:
+        if not offline_tasks:
+            offline_tasks.append(asyncio.create_task(kubelet.relist(), name="offline-relist"))
+
     def start_offline() -> None:  # the control plane cannot be reached: run what we knew
         if tried or kubelet.last_known is None:
             return
         tried.append(True)
         if pods := kubelet.last_known.load():
-            offline_tasks.append(asyncio.create_task(kubelet.relist(), name="offline-relist"))
+            offline_relist()
             kubelet.start_offline(pods)
+
+    manifests = ManifestDir(Path(manifest_path), node_name=node_name) if manifest_path else None
+
+    async def watch_manifests() -> None:
+        if manifests is not None:
+            await kubelet.watch_manifests(manifests, period=file_check_frequency)
+
+    if manifests is not None:  # static pods need no control plane: they start at once
+        kubelet.run_static(manifests.read() or {})
+        offline_relist()
+        offline_tasks.append(asyncio.create_task(watch_manifests(), name="offline-manifests"))
 
     try:
         nc = await connect_until_up(creds, name=f"peapod-kubelet-{node_name}", stop=stop,
@@ -136,6 +156,8 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
                          "lease": kubelet.renew_lease,
                          "partition": kubelet.watch_partition,
                          "relist": kubelet.relist,
+                         "manifests": watch_manifests,
+                         "mirrors": kubelet.sync_mirrors,
                          "events": events.resend,
                          "volumes": lambda: kubelet.configs.run(lambda: [
                              r.pod for r in kubelet.pods.values()
@@ -192,6 +214,13 @@ def main(argv: list[str] | None = None) -> None:
                                                                   DEFAULT_SOCKET))
     parser.add_argument("--node-labels", default="", help="k=v,k2=v2 added to the Node")
     parser.add_argument("--node-ip", default=None)
+    parser.add_argument("--pod-manifest-path", default=None,
+                        help="a directory of static pod manifests (*.yaml, *.yml, *.json), run "
+                             "without any control plane (the Ansible node role: "
+                             "/etc/peapod/manifests)")
+    parser.add_argument("--file-check-frequency", type=_seconds, default=DEFAULT_CHECK_SECONDS,
+                        help="seconds between checks of the manifest directory "
+                             f"(default {DEFAULT_CHECK_SECONDS:g})")
     args = parser.parse_args(argv)
     configure_logging(component="kubelet")
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
@@ -205,7 +234,19 @@ async def _main(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await run(Credentials.load(args.creds), node_name=args.node_name, stop=stop,
               state_dir=args.state_dir, podman_socket=args.podman_socket,
-              labels=parse_labels(args.node_labels), host_ip=args.node_ip)
+              labels=parse_labels(args.node_labels), host_ip=args.node_ip,
+              manifest_path=args.pod_manifest_path,
+              file_check_frequency=args.file_check_frequency)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.removesuffix("s"))
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds between 0 and 3600, e.g. 5 or 20s")
+    return value
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from peapod.cli.drain import (
     UNMANAGED_WARNING,
     DrainError,
     Options,
+    Verdict,
     go_duration,
     grouped,
     verdict,
@@ -49,6 +50,11 @@ def test_filters_in_kubectls_order():
     # an emptyDir pod nobody owns: the first refusal (local storage) is the one reported
     assert verdict(pod("b", empty_dir=True), plain).message == LOCAL_STORAGE_FATAL
     assert verdict(pod("f", phase="Succeeded", empty_dir=True), plain).delete  # finished: goes
+    # a mirror pod (its kubelet runs it from a file) is skipped without a word, even forced
+    mirror = pod("m-node", empty_dir=True)
+    mirror.metadata.annotations = {"kubernetes.io/config.mirror": "hash"}
+    assert verdict(mirror, Options(force=True, delete_emptydir_data=True)) == \
+        Verdict(False, "", "")
 
 
 def test_messages_group_pods_by_reason():
