@@ -13,6 +13,7 @@ duplicate. Removing the file stops the pod and deletes its mirror pod.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ spec:
   - name: main
     image: localhost/peapod-busybox:latest
     imagePullPolicy: IfNotPresent
-    command: [sleep, "3600"]
+    command: [sh, -c, "echo static hello; exec sleep 3600"]
 """
 
 
@@ -130,6 +131,9 @@ async def test_a_static_pod_runs_without_a_control_plane_and_is_mirrored(
                                                 "name": "node-a", "controller": True,
                                                 "uid": node["metadata"]["uid"]}]
             assert first["spec"]["nodeName"] == "node-a"
+            logs_reply = await request(admin, s.kubelet("node-a", "logs"), {
+                "namespace": "default", "name": "web-node-a", "follow": False})
+            assert base64.b64decode(logs_reply["data"]) == b"static hello\n"  # logs, by name
             listed = await request(admin, s.api("pods", "list"), {"namespace": "default"})
             assert [p["metadata"]["name"] for p in listed] == ["web-node-a"]  # hidden, .txt: no
 
