@@ -9,9 +9,14 @@ that kubelet and nats-server is the smallest thing that does it.
 ``cut()`` is a link that went down: every open connection is closed on both
 sides and new connections are refused (the listening socket is closed), so
 the kubelet's client knows it is cut off and tries to reconnect, as after a
-Wi-Fi drop or a server's reboot. A link that silently drops packets instead
-is not simulated: nats-py would notice it only once two of its pings, sent
-120 s apart by default, went unanswered; see docs/reliability.md.
+Wi-Fi drop or a server's reboot.
+
+``stall()`` is a link that went silent (packets dropped, the other end's
+power cut): nothing is closed, but nothing is forwarded any more, and new
+connections are accepted and then hear nothing. The client finds out only
+from its pings going unanswered (peapod's components ping every 20 s and
+give up after two). ``heal`` ends either: a stalled link forwards again,
+its dead connections closed.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class LinkProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._stalled = threading.Event()
 
     @property
     def url(self) -> str:
@@ -56,7 +62,20 @@ class LinkProxy:
         for sock in sockets:
             _close(sock)
 
-    heal = start
+    def stall(self) -> None:
+        """Forward nothing and close nothing until ``heal``: a silent link."""
+        self._stalled.set()
+
+    def heal(self) -> None:
+        if self._stalled.is_set():
+            self._stalled.clear()
+            with self._lock:  # what was open while silent is broken for its client
+                sockets, self._sockets = self._sockets, set()
+            for sock in sockets:
+                _close(sock)
+        if self._listener is None:
+            self.start()
+
     stop = cut
 
     def _accept(self, listener: socket.socket) -> None:
@@ -84,7 +103,8 @@ class LinkProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(CHUNK):
-                dst.sendall(data)
+                if not self._stalled.is_set():  # silent: dropped
+                    dst.sendall(data)
         except OSError:
             pass
         with self._lock:

@@ -66,6 +66,9 @@ class TLSOnlyClient(NATS):
         await super()._process_info(info, initial_connection)
 
 
+PING_INTERVAL_SECONDS = 20
+
+
 async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
                   reconnect: bool = True) -> NATS:
     """Connect as ``creds.user`` (its NKEY) with its own reply inbox.
@@ -99,6 +102,10 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
             # nats-py drops a server once it failed more than this many times: 0 is never
             max_reconnect_attempts=-1 if reconnect else 1,
             reconnect_time_wait=1,
+            # a link that went silent (power or Wi-Fi cut at the other end, packets dropped)
+            # is noticed after two unanswered pings: 40-60 s, not nats-py's 4-6 minutes
+            ping_interval=PING_INTERVAL_SECONDS,
+            max_outstanding_pings=2,
             error_cb=on_error,
             **options,
         )

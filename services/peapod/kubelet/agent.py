@@ -100,6 +100,15 @@ SYNC_RETRY_SECONDS = 10.0
 SANDBOX = ""  # the key of the pod's sandbox in PodRecord.retry_at (container names are never empty)
 
 
+@dataclass(frozen=True)
+class Unsent:
+    """A status report waiting for the one in flight."""
+
+    payload: dict[str, Any]  # namespace, name, the uid it is for (a mirror pod's), status
+    status: PodStatus
+    pod_uid: str  # the pod's own uid when it was made
+
+
 @dataclass
 class PodRecord:
     """What the kubelet holds for one pod key (namespace/name)."""
@@ -108,6 +117,9 @@ class PodRecord:
     deleted: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # the status report in flight, and the newest one waiting for it (the worker never waits)
+    reporting: asyncio.Task[None] | None = None
+    unsent: Unsent | None = None
     reported: dict[str, Any] | None = None
     last_status: PodStatus | None = None
     start_time: str | None = None
@@ -136,7 +148,7 @@ class PodRecord:
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
-        self.reported = self.last_status = self.start_time = self.terminal = None
+        self.reported = self.last_status = self.start_time = self.terminal = self.unsent = None
         self.reasons, self.retry_at, self.backoff_events = {}, {}, {}
 
 
@@ -797,17 +809,35 @@ class Kubelet:
         if target is None or (wire == record.reported and target == record.reported_to) \
                 or not self.nc.is_connected:  # reported once connected
             return
-        try:
-            await request(self.nc, s.node_api(self.node_name, "status"), {
-                "namespace": pod.metadata.namespace, "name": pod.metadata.name,
-                "uid": target, "status": wire})
-        except PeapodError as exc:
-            plog.info("status_not_reported", error=exc.message)
-            return
-        if record.last_status is None or record.last_status.phase != status.phase:
-            self.last_known_changed = True
-        record.reported, record.last_status, record.reported_to = wire, status, target
-        plog.debug("status_reported", phase=status.phase)
+        record.unsent = Unsent(payload={"namespace": pod.metadata.namespace,
+                                        "name": pod.metadata.name, "uid": target,
+                                        "status": wire},
+                               status=status, pod_uid=pod.metadata.uid or "")
+        if record.reporting is None or record.reporting.done():
+            record.reporting = asyncio.create_task(self._send_status(record, plog),
+                                                   name=f"status:{pod.key}")
+
+    async def _send_status(self, record: PodRecord, plog: Any) -> None:
+        """Send the newest unsent status, in a task of its own: a control plane that has
+        gone silent (each request times out) never holds up the pod's restarts, probes or
+        stops; what changed meanwhile goes next, older versions are skipped."""
+        while (unsent := record.unsent) is not None:
+            record.unsent = None
+            target = unsent.payload["uid"]
+            if unsent.payload["status"] == record.reported and target == record.reported_to:
+                continue
+            try:
+                await request(self.nc, s.node_api(self.node_name, "status"), unsent.payload)
+            except PeapodError as exc:
+                plog.info("status_not_reported", error=exc.message)
+                continue  # a newer one, if any; else the next sync tries again
+            if record.pod.metadata.uid != unsent.pod_uid:
+                continue  # a new incarnation meanwhile: this report was its predecessor's
+            if record.last_status is None or record.last_status.phase != unsent.status.phase:
+                self.last_known_changed = True
+            record.reported, record.last_status = unsent.payload["status"], unsent.status
+            record.reported_to = target
+            plog.debug("status_reported", phase=unsent.status.phase)
 
 
 def stop_order(pod: Pod, info: PodInfo) -> list[list[str]]:
