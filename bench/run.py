@@ -16,7 +16,10 @@ scheduler, one kubelet on podman) in a temporary PEAPOD_HOME, then measures:
 - idle CPU of the kubelet (and of the podman service with its children: conmon,
   runc exec) over a minute with N Running pods, without probes and with an exec
   liveness and an http readiness probe each at the default 10 s period;
-- resident memory of each component afterwards (VmRSS and VmHWM from /proc).
+- resident memory of each component afterwards (VmRSS and VmHWM from /proc);
+- the edge budget (bench/edge.py): disk writes at idle on the node and the
+  control host, the kubelet's idle CPU and memory, and recovery after a
+  control-plane outage (`--only-edge` runs this part alone).
 
 Figures are printed as a Markdown section; `--write FILE` replaces the
 "Latest run" section of that file (docs/benchmarks.md). The machine is shared,
@@ -46,6 +49,9 @@ from peapod.api import Pod
 from peapod.cli.client import Client
 from peapod.cli.context import load_context
 from peapod.cli.doctor import SHIPPED_CONF
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge import edge_budget  # bench/ is not a package: imported from beside run.py
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "bench-node"
@@ -370,7 +376,15 @@ def memory(home: Path) -> list[str]:
     return rows
 
 
+async def edge(home: Path, args: argparse.Namespace) -> list[str]:
+    return await edge_budget(home, NODE, image=BUSYBOX, socket=PODMAN_SOCKET,
+                             pods=args.burst_pods, idle_minutes=args.idle_minutes,
+                             outage_minutes=args.outage_minutes)
+
+
 async def measure(home: Path, args: argparse.Namespace) -> list[str]:
+    if args.only_edge:
+        return await edge(home, args)
     client = await Client.open(load_context("local", path=home / "config"))  # what `up` wrote
     if args.only_burst or args.only_probes:
         try:
@@ -387,7 +401,7 @@ async def measure(home: Path, args: argparse.Namespace) -> list[str]:
         idle = await probes_idle(client, home, args.burst_pods)
     finally:
         await client.close()
-    return [*api, *one, *sched, *many, *idle]
+    return [*api, *one, *sched, *many, *idle, *await edge(home, args)]
 
 
 def report(rows: list[str], memory_rows: list[str]) -> str:
@@ -412,6 +426,13 @@ def main() -> int:
                         help="measure the burst only (quicker, for kubelet work)")
     parser.add_argument("--only-probes", action="store_true",
                         help="measure the kubelet's idle CPU with and without probes only")
+    parser.add_argument("--only-edge", action="store_true",
+                        help="measure the edge budget only (disk writes, idle CPU and memory, "
+                             "recovery after an outage)")
+    parser.add_argument("--idle-minutes", type=float, default=5,
+                        help="the window over which idle writes and CPU are counted")
+    parser.add_argument("--outage-minutes", type=float, default=10,
+                        help="how long the control plane is away")
     parser.add_argument("--write", type=Path, help="replace the latest-run section of this file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="peapod-bench-") as tmp:
@@ -423,7 +444,7 @@ def main() -> int:
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
             rows = asyncio.run(measure(home, args))
-            if not (args.only_burst or args.only_probes):
+            if not (args.only_burst or args.only_probes or args.only_edge):
                 rows += [*cli_wall_time(peapod, env), *podman_baseline(args.e2e_pods)]
             text = report(rows, memory(home))
         finally:
