@@ -22,7 +22,7 @@ from peapod.api.apps import (
     replicaset_problems,
 )
 from peapod.api.base import Model
-from peapod.api.batch import Job, job_problems
+from peapod.api.batch import CronJob, Job, cronjob_problems, job_problems
 from peapod.api.config import ConfigMap, Secret, configmap_problems, secret_problems, undecodable
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
@@ -38,13 +38,17 @@ from peapod.api.validation import (
 from peapod.errors import Invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
-            | type[Deployment] | type[DaemonSet] | type[Job] | type[ConfigMap] | type[Secret]] = {
+            | type[Deployment] | type[DaemonSet] | type[Job] | type[CronJob] | type[ConfigMap]
+            | type[Secret]] = {
     "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
     "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet, "Job": Job,
+    "CronJob": CronJob,
     "ConfigMap": ConfigMap, "Secret": Secret}
 API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-                "DaemonSet": "apps/v1", "Job": "batch/v1"}  # every other kind: v1
-ApiObject = (Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | Job | ConfigMap
+                "DaemonSet": "apps/v1", "Job": "batch/v1",
+                "CronJob": "batch/v1"}  # every other kind: v1
+ApiObject = (Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | Job | CronJob
+             | ConfigMap
              | Secret)
 M = TypeVar("M", bound=Model)
 _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
@@ -149,6 +153,8 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = daemonset_problems(obj)
     elif isinstance(obj, Job):
         problems = job_problems(obj)
+    elif isinstance(obj, CronJob):
+        problems = cronjob_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj

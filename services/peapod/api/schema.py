@@ -23,7 +23,7 @@ from pathlib import Path
 
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.base import Model
-from peapod.api.batch import Job
+from peapod.api.batch import CronJob, Job
 from peapod.api.config import ConfigMap, Secret
 from peapod.api.event import Event
 from peapod.api.namespace import Namespace
@@ -42,6 +42,7 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "configmap.schema.json": ConfigMap,
     "secret.schema.json": Secret,
     "job.schema.json": Job,
+    "cronjob.schema.json": CronJob,
 }
 SUBJECTS_FILE = "subjects.md"
 

@@ -90,7 +90,7 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
 # Node: a mirror pod's owner (api/static.py); the garbage collector leaves it to the node
 # lifecycle controller, which ends the pods of a deleted Node
 OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-               "DaemonSet": "apps/v1", "Job": "batch/v1", "Node": "v1"}
+               "DaemonSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1", "Node": "v1"}
 
 
 def owner_problems(meta: ObjectMeta) -> list[str]:
@@ -110,9 +110,9 @@ def owner_problems(meta: ObjectMeta) -> list[str]:
         expected = OWNER_KINDS.get(ref.kind)
         if expected is None:
             problems.append(f"metadata.ownerReferences[{i}].kind: Unsupported value: "
-                            f"{ref.kind!r}: supported values: \"DaemonSet\", \"Deployment\", "
-                            "\"Job\", \"Node\", \"Pod\", \"ReplicaSet\" (the kinds peapod's "
-                            "garbage collector follows, and a mirror pod's Node)")
+                            f"{ref.kind!r}: supported values: \"CronJob\", \"DaemonSet\", "
+                            "\"Deployment\", \"Job\", \"Node\", \"Pod\", \"ReplicaSet\" (the "
+                            "kinds peapod's garbage collector follows, and a mirror pod's Node)")
         elif ref.api_version != expected:
             problems.append(f"metadata.ownerReferences[{i}].apiVersion: Invalid value: "
                             f"{ref.api_version!r}: kind {ref.kind} is {expected!r}")

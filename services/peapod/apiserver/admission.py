@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from peapod.api import Namespace, NamespaceStatus, Node, Pod, PodStatus, now_rfc3339, parse_object
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
-from peapod.api.batch import Job
+from peapod.api.batch import CronJob, Job
 from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_apply
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
@@ -36,7 +36,7 @@ MAX_GENERATED_PREFIX = 63 - SUFFIX_LENGTH
 GENERATE_NAME_ATTEMPTS = 8
 
 
-T = TypeVar("T", Pod, Namespace, Node, ReplicaSet, Deployment, DaemonSet, Job)
+T = TypeVar("T", Pod, Namespace, Node, ReplicaSet, Deployment, DaemonSet, Job, CronJob)
 
 def generate_name(prefix: str, *, choice: Callable[[str], str] = secrets.choice) -> str:
     """``prefix`` (cut to 58 characters) and five random characters, as Kubernetes names it."""

@@ -35,7 +35,7 @@ from pydantic.alias_generators import to_camel
 
 from peapod.api import now_rfc3339, parse_object
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
-from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, Job
+from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, CronJob, Job
 from peapod.api.labelselector import LabelSelector
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
 from peapod.api.selectors import parse_label_selector
@@ -48,7 +48,7 @@ from peapod.errors import Conflict, Invalid, NotFound
 log = structlog.get_logger("apiserver.workloads")
 
 Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
-Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet, Job)
+Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet, Job, CronJob)
 PROPAGATION = {"Background": None, "Foreground": FOREGROUND_DELETION, "Orphan": ORPHAN}
 
 
@@ -290,7 +290,9 @@ class JobRules(KindRules):
 
 
 def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi[Any]]:
-    return {"jobs": WorkloadApi(store, namespaces, resource="jobs", model=Job, group="batch",
+    return {"cronjobs": WorkloadApi(store, namespaces, resource="cronjobs", model=CronJob,
+                                    group="batch"),
+            "jobs": WorkloadApi(store, namespaces, resource="jobs", model=Job, group="batch",
                                 rules=JobRules()),
             "daemonsets": WorkloadApi(store, namespaces, resource="daemonsets", model=DaemonSet),
             "deployments": WorkloadApi(store, namespaces, resource="deployments", model=Deployment),

@@ -101,7 +101,7 @@ def scheduler_permissions() -> dict[str, Any]:
     }
 
 
-CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets", "jobs")
+CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets", "jobs", "cronjobs")
 
 
 def controller_manager_permissions() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from nats.js.api import DeliverPolicy
 
 from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
-from peapod.api.batch import Job
+from peapod.api.batch import CronJob, Job
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import (
@@ -183,9 +183,11 @@ async def connect_cli(context: Context, *, deadline: float = CONNECT_DEADLINE) -
 
 
 WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments",
-                      "DaemonSet": "daemonsets", "Job": "jobs"}
+                      "DaemonSet": "daemonsets", "Job": "jobs",
+                      "CronJob": "cronjobs"}
 WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment,
-                                   "daemonsets": DaemonSet, "jobs": Job}
+                                   "daemonsets": DaemonSet, "jobs": Job,
+                                   "cronjobs": CronJob}
 CONFIG_RESOURCES = {"ConfigMap": "configmaps", "Secret": "secrets"}
 OBJECT_MODELS: dict[str, Any] = {**WORKLOAD_MODELS, "configmaps": ConfigMap, "secrets": Secret}
 

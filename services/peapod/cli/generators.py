@@ -117,6 +117,8 @@ FLAGS = {
     "docker-registry": ("from_file", "docker_server", "docker_username", "docker_password",
                         "docker_email"),
     "tls": ("cert", "key"),
+    "cronjob": ("image", "schedule", "restart"),
+    "job": ("image", "from"),
 }
 
 

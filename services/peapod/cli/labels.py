@@ -19,7 +19,8 @@ from peapod.api.base import Model
 from peapod.cli.client import Client
 from peapod.errors import Conflict, Invalid
 
-LABELABLE = ("pods", "nodes", "namespaces", "replicasets", "deployments", "daemonsets", "jobs")
+LABELABLE = ("pods", "nodes", "namespaces", "replicasets", "deployments", "daemonsets", "jobs",
+             "cronjobs")
 _RETRIES = 10
 
 

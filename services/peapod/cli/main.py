@@ -36,17 +36,21 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "deployments": "deployments", "deployment": "deployments", "deploy": "deployments",
              "daemonsets": "daemonsets", "daemonset": "daemonsets", "ds": "daemonsets",
              "jobs": "jobs", "job": "jobs",
+             "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
              "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
              "secrets": "secrets", "secret": "secrets"}
-WORKLOADS = ("replicasets", "deployments", "daemonsets", "jobs")  # served by generic verbs
-GROUPS = {"jobs": "batch"}  # every other workload: apps
+WORKLOADS = ("replicasets", "deployments", "daemonsets", "jobs",
+             "cronjobs")  # served by generic verbs
+GROUPS = {"jobs": "batch", "cronjobs": "batch"}  # every other workload: apps
 CONFIGS = ("configmaps", "secrets")  # v1 kinds served by the same generic verbs
-ALL = ("pods", "daemonsets", "deployments", "replicasets", "jobs")  # `get all`, kubectl's order
-WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "Job",
+ALL = ("pods", "daemonsets", "deployments", "replicasets", "cronjobs",
+       "jobs")  # `get all`, in kubectl's order
+WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "Job", "CronJob",
                   "ConfigMap", "Secret")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
                   "Deployment": "deployments", "DaemonSet": "daemonsets", "Job": "jobs",
-                  "ConfigMap": "configmaps", "Secret": "secrets"}  # else pods
+                  "CronJob": "cronjobs", "ConfigMap": "configmaps",
+                  "Secret": "secrets"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -140,6 +144,8 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
     if args.filename:
         docs = _validated(_read_manifests(args.filename), verb="create",
                           namespace=_flag_namespace(args))
+    elif args.what and getattr(args, "from", None):
+        docs = [await _job_from(client, args)]
     elif args.what:
         docs = [_named_object(args)]
     else:
@@ -153,21 +159,50 @@ async def cmd_create(client: Client, args: argparse.Namespace) -> int:
 def _named_object(args: argparse.Namespace) -> dict[str, Any]:
     """kubectl's generators: ``create namespace|configmap NAME``, ``create secret generic NAME``."""
     from peapod.cli import generators
+    from peapod.cli.cronjobs import generate_cronjob, generate_job
 
     what = args.what
     kind, names = what[0], what[1:]
-    if RESOURCES.get(kind.lower()) in ("configmaps", "secrets"):
+    resource = RESOURCES.get(kind.lower())
+    if resource in ("configmaps", "secrets"):
         doc = generators.generate(what, args)
         return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
-    if RESOURCES.get(kind.lower()) != "namespaces":
+    if resource in ("cronjobs", "jobs"):
+        generators.refuse_flags(args, allowed=generators.FLAGS[resource[:-1]])
+        doc = generate_cronjob(names, args) if resource == "cronjobs" else generate_job(names, args)
+        return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
+    if resource != "namespaces":
         raise Invalid(f'unknown command "{kind}" for "peapod create": peapod creates a '
-                      "namespace, configmap or secret generic by name, anything else from a "
-                      "file (-f)")
+                      "namespace, configmap, secret, cronjob or job by name, anything else "
+                      "from a file (-f)")
     generators.refuse_flags(args)
     if len(names) != 1:
         raise Invalid(f"exactly one NAME is required, got {len(names)}")
     doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names[0]}}
     return _validated([doc], verb="create")[0]
+
+
+async def _job_from(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    """kubectl's ``create job NAME --from=cronjob/X``."""
+    from peapod.cli import generators
+    from peapod.cli.cronjobs import job_from_cronjob
+
+    kind, names = args.what[0], args.what[1:]
+    if RESOURCES.get(kind.lower()) != "jobs":
+        raise Invalid("unknown flag: --from")
+    generators.refuse_flags(args, allowed=generators.FLAGS["job"])
+    if args.image:
+        raise Invalid("--image and --from are mutually exclusive")
+    if len(names) != 1:
+        raise Invalid(f"exactly one NAME is required, got {len(names)}")
+    source, _, source_name = getattr(args, "from").partition("/")
+    if not source_name:
+        raise Invalid("from must be of the form <resource>/<name>")
+    if RESOURCES.get(source.lower()) != "cronjobs":
+        raise Invalid(f"from must be an existing cronjob: {getattr(args, 'from')}")
+    cj = await client.get_object("cronjobs", source_name)
+    doc = job_from_cronjob(names[0], cj)
+    return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
 
 
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
@@ -332,11 +367,17 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
                   if e.involved_object.uid in (None, obj.metadata.uid)]
         describer = describe_daemonset if resource == "daemonsets" else describe_job
         print(describer(obj, pods, events, now=_now()))
+    elif resource == "cronjobs":
+        from peapod.cli.cronjobs import describe_cronjob
+        cj = await client.get_object(resource, name)
+        events = [e for e in await client.list_events(kind="CronJob", name=name)
+                  if e.involved_object.uid in (None, cj.metadata.uid)]
+        print(describe_cronjob(cj, events, now=_now()))
     elif resource in CONFIGS:
         print(describe.describe_config(await client.get_object(resource, name), now=_now()))
     else:
-        raise Invalid("describe supports pods, deployments, replicasets, daemonsets, jobs, nodes, "
-                      "namespaces, configmaps and secrets")
+        raise Invalid("describe supports pods, deployments, replicasets, daemonsets, jobs, "
+                      "cronjobs, nodes, namespaces, configmaps and secrets")
     return 0
 
 
@@ -542,7 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
             "from a file (YAML or JSON, - for stdin)", cmd_apply)
     p.add_argument("-f", "--filename", required=True)
     p = add("create", "create objects from a file (YAML or JSON, - for stdin), or by name: "
-            "create namespace|configmap NAME, create secret generic NAME", cmd_create)
+            "create namespace|configmap NAME, create secret generic NAME, create cronjob NAME "
+            "--image=I --schedule=S [-- CMD…], create job NAME --image=I | --from=cronjob/X",
+            cmd_create)
     p.add_argument("-f", "--filename")
     p.add_argument("what", nargs="*", metavar="KIND NAME")
     p.add_argument("--from-literal", action="append", metavar="KEY=VALUE",
@@ -555,10 +598,15 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--docker-password", "secret docker-registry"),
                        ("--docker-email", "secret docker-registry"),
                        ("--cert", "secret tls: PEM certificate file"),
-                       ("--key", "secret tls: PEM private key file")):
+                       ("--key", "secret tls: PEM private key file"),
+                       ("--image", "cronjob, job: the container's image"),
+                       ("--schedule", "cronjob: the cron schedule ('*/5 * * * *', @daily …)"),
+                       ("--restart", "cronjob: the pods' restartPolicy, OnFailure (default) or "
+                        "Never"),
+                       ("--from", "job: make it from a CronJob's template (cronjob/NAME)")):
         p.add_argument(flag, help=text)
-    p = add("get", "list objects: pods, deployments, replicasets, daemonsets, jobs, nodes, "
-            "namespaces, configmaps, secrets, events; several as deploy,rs; all", cmd_get)
+    p = add("get", "list objects: pods, deployments, replicasets, daemonsets, jobs, cronjobs, "
+            "nodes, namespaces, configmaps, secrets, events; several as deploy,rs; all", cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -683,9 +731,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.selected_context = getattr(args, "sub_context", None) or args.context
     if command is not None:
-        if args.verb != "exec":
+        if args.verb == "create" and args.what:  # create cronjob|job NAME … -- CMD ARGS…
+            args.what = [*args.what, *command]
+        elif args.verb != "exec":
             build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
-        args.command = [*args.command, *command]
+        else:
+            args.command = [*args.command, *command]
     return args
 
 

@@ -443,7 +443,7 @@ def render(objs: Sequence[Any], *, output: str | None, kind: str,
     if kind == "events":
         return events_table([o for o in objs if isinstance(o, Event)], now=now, wide=wide,
                             all_namespaces=all_namespaces, no_headers=no_headers)
-    if kind in ("replicasets", "deployments", "daemonsets", "jobs"):
+    if kind in ("replicasets", "deployments", "daemonsets", "jobs", "cronjobs"):
         from peapod.cli.workloads import workload_table  # it builds on this module
         return workload_table(kind, objs, now=now, wide=wide, all_namespaces=all_namespaces,
                               no_headers=no_headers, show_labels=show_labels)

@@ -15,7 +15,7 @@ from typing import Any
 
 from peapod.api import Event, Pod, parse_rfc3339
 from peapod.api.apps import DaemonSet, Deployment, PodTemplateSpec, ReplicaSet
-from peapod.api.batch import Job
+from peapod.api.batch import CronJob, Job
 from peapod.cli.describe import NONE, _events, _ports, _Writer, environment
 from peapod.cli.printers import age, human_duration, namespaced_table
 
@@ -81,9 +81,13 @@ def _job_row(job: Job, now: datetime, wide: bool) -> list[str]:
 def workload_table(kind: str, objs: Sequence[Any], *, now: datetime, wide: bool = False,
                    all_namespaces: bool = False, no_headers: bool = False,
                    show_labels: bool = False) -> str:
-    """The table of ``replicasets`` or ``deployments``."""
+    """The table of ``replicasets``, ``deployments``, ``daemonsets``, ``jobs`` or ``cronjobs``."""
     items: list[Any]
-    if kind == "replicasets":
+    if kind == "cronjobs":
+        from peapod.cli.cronjobs import CRONJOB_COLUMNS, cronjob_row  # it builds on this module
+        items = [o for o in objs if isinstance(o, CronJob)]
+        header, rows = CRONJOB_COLUMNS, [cronjob_row(o, now, wide) for o in items]
+    elif kind == "replicasets":
         items = [o for o in objs if isinstance(o, ReplicaSet)]
         header, rows = RS_COLUMNS, [_rs_row(o, now, wide) for o in items]
     elif kind == "jobs":

@@ -1,7 +1,7 @@
 """The controller manager's view: one informer over pods, workloads and nodes.
 
 One consumer lists and watches ``pods.>``, ``replicasets.>``,
-``deployments.>``, ``daemonsets.>``, ``jobs.>`` and ``nodes.>`` of the KV bucket, so
+``deployments.>``, ``daemonsets.>``, ``jobs.>``, ``cronjobs.>`` and ``nodes.>`` of the KV bucket, so
 they arrive in the order they were written: a pod created by a ReplicaSet is never seen before that
 ReplicaSet. Objects are kept by key and by uid (the garbage collector finds
 owners by uid), and every change is handed to the controllers' handlers,
@@ -18,17 +18,18 @@ from nats.js import JetStreamContext
 
 from peapod.api import Node, Pod
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
-from peapod.api.batch import Job
+from peapod.api.batch import CronJob, Job
 from peapod.bus import subjects as s
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.informer import Informer, WatchEvent
 
-Object = Pod | ReplicaSet | Deployment | DaemonSet | Job | Node
+Object = Pod | ReplicaSet | Deployment | DaemonSet | Job | CronJob | Node
 MODELS: dict[str, type[Object]] = {"pods": Pod, "replicasets": ReplicaSet,
                                    "deployments": Deployment, "daemonsets": DaemonSet,
-                                   "jobs": Job, "nodes": Node}
+                                   "jobs": Job, "cronjobs": CronJob, "nodes": Node}
 RESOURCE_OF_KIND = {"Pod": "pods", "ReplicaSet": "replicasets", "Deployment": "deployments",
-                    "DaemonSet": "daemonsets", "Job": "jobs"}  # the namespaced kinds (nodes are only read)
+                    "DaemonSet": "daemonsets", "Job": "jobs",
+                    "CronJob": "cronjobs"}  # the namespaced kinds (nodes are only read)
 
 
 def decode_object(key: str, data: bytes) -> Object:

@@ -43,7 +43,7 @@ def is_ready(pod: Pod) -> bool:
 
 
 def controller_reference(owner_kind: str, name: str, uid: str) -> OwnerReference:
-    api_version = "batch/v1" if owner_kind == "Job" else "apps/v1"
+    api_version = "batch/v1" if owner_kind in ("Job", "CronJob") else "apps/v1"
     return OwnerReference(api_version=api_version, kind=owner_kind, name=name, uid=uid,
                           controller=True, block_owner_deletion=True)
 

@@ -110,10 +110,37 @@ def documents(filename: str) -> st.SearchStrategy[dict[str, Any]]:
                 template_spec = spec["template"].get("spec")
                 if kind == "Job" and isinstance(template_spec, dict):
                     template_spec["restartPolicy"] = "Never"  # a Job's pods may not be Always
+            if kind == "CronJob" and isinstance(spec, dict):
+                plausible_cronjob(spec)
         return {**doc, **envelope}
 
     return st.builds(plausible, strategy(schema, schema.get("$defs", {})),
                      st.one_of(*[PLAIN] * 9, st.none()))
+
+
+def plausible_cronjob(spec: dict[str, Any]) -> None:
+    """A schedule, zone and policy Kubernetes accepts, limits not below 0, and a Job template
+    valid as a Job's (no selector, restartPolicy Never, only labels and annotations)."""
+    spec["schedule"], spec["concurrencyPolicy"] = "*/5 * * * *", "Forbid"
+    if spec.get("timeZone") is not None:
+        spec["timeZone"] = "Europe/Berlin"
+    for field in ("startingDeadlineSeconds", "successfulJobsHistoryLimit",
+                  "failedJobsHistoryLimit"):
+        if isinstance(spec.get(field), int) and not isinstance(spec[field], bool):
+            spec[field] = abs(spec[field])
+    template = spec.get("jobTemplate")
+    if not isinstance(template, dict):
+        return
+    if isinstance(template.get("metadata"), dict):
+        template["metadata"] = {}
+    job_spec = template.get("spec")
+    if isinstance(job_spec, dict):
+        job_spec.pop("selector", None)
+        pod_template = job_spec.get("template")
+        if isinstance(pod_template, dict):
+            pod_template["metadata"] = {}
+            if isinstance(pod_template.get("spec"), dict):
+                pod_template["spec"]["restartPolicy"] = "Never"
 
 
 # -- what the properties compare --------------------------------------------------------------

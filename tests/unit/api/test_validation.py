@@ -240,8 +240,8 @@ def test_a_wrong_api_version_is_refused():
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
         "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
-        "supported kinds: ConfigMap, DaemonSet, Deployment, Event, Job, Namespace, Node, Pod, "
-        "ReplicaSet, Secret")
+        "supported kinds: ConfigMap, CronJob, DaemonSet, Deployment, Event, Job, Namespace, Node, "
+        "Pod, ReplicaSet, Secret")
 
 
 def test_a_missing_kind_is_refused():
