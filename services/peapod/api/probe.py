@@ -39,7 +39,7 @@ class TCPSocketAction(Model):
 
 
 class GRPCAction(Model):
-    port: int = Field(ge=1, le=65535)
+    port: int  # a number only (no port names), checked by probe_problems in Kubernetes' words
     service: str | None = None
 
 
@@ -114,8 +114,7 @@ def _action_problems(path: str, handler: Probe | LifecycleHandler) -> list[str]:
         problems.extend(_port_problems(f"{path}.tcpSocket.port", tcp.port))
     grpc = getattr(handler, "grpc", None)
     if grpc is not None:
-        problems.append(f"{path}.grpc: Unsupported: peapod does not run gRPC health checks "
-                        "(see docs/pods.md); use exec, httpGet or tcpSocket")
+        problems.extend(_port_problems(f"{path}.grpc.port", grpc.port))
     return problems
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from peapod.api import Container, Pod, parse_rfc3339
 from peapod.api.probe import Probe, ProbeKind
+from peapod.kubelet import grpcprobe
 from peapod.kubelet.actions import (
     ExecFn,
     Outcome,
@@ -202,6 +203,10 @@ class ProbeManager:
             return await http_get(probe.http_get, target, timeout=timeout)
         if probe.tcp_socket is not None:
             return await tcp_socket(probe.tcp_socket, target, timeout=timeout)
+        if probe.grpc is not None:
+            if state.ip is None:
+                return Outcome(False, "the pod has no IP address yet")
+            return await grpcprobe.check(probe.grpc, state.ip, timeout=timeout)
         return Outcome(False, "no handler")  # pragma: no cover - validation refuses it
 
     async def _record(self, state: _PodProbes, w: _Worker, outcome: Outcome) -> None:

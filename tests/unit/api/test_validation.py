@@ -347,8 +347,13 @@ def test_probes_and_hooks_are_checked_as_kubernetes_does():
         "httpGet": {"port": 0}}))
     assert "httpGet.port: Invalid value: 'Not_A_Name'" in refusal(probes(livenessProbe={
         "httpGet": {"port": "Not_A_Name"}}))
-    grpc = refusal(probes(livenessProbe={"grpc": {"port": 9090}}))
-    assert "spec.containers[0].livenessProbe.grpc: Unsupported: peapod does not run gRPC" in grpc
+    assert refusal(probes(livenessProbe={"grpc": {"port": 0}})).endswith(
+        "spec.containers[0].livenessProbe.grpc.port: Invalid value: 0: must be between 1 and "
+        "65535, inclusive")
+    doc = copy.deepcopy(SEED)
+    container(doc)["livenessProbe"] = {"grpc": {"port": 9090, "service": "db"}}
+    grpc = parse_object(doc).spec.containers[0].liveness_probe.grpc  # type: ignore[union-attr]
+    assert grpc is not None and (grpc.port, grpc.service) == (9090, "db")
     assert "exec.command: Required value" in refusal(probes(lifecycle={"postStart": {
         "exec": {}}}))
     assert refusal(probes(lifecycle={"preStop": {"sleep": {"seconds": 30}}})).endswith(
