@@ -11,13 +11,17 @@ set defaults to the pod-level limit when no container requests that resource
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes, parse_quantity
+from peapod.api.scheduling import qualified_name_problems
 
 if TYPE_CHECKING:
+    from peapod.api.node import Node
     from peapod.api.pod import Container, Pod, PodSpec
 
 POD_LEVEL_RESOURCES = ("cpu", "memory")
@@ -60,23 +64,125 @@ def _container(container: Container, *, non_zero: bool) -> tuple[int, int, set[s
     return cpu, mem, {k for k in ("cpu", "memory") if k in requests}
 
 
+def _aggregate(spec: PodSpec, own: Callable[[Container], dict[str, int]]) -> dict[str, int]:
+    """The app containers and the sidecars run together, each init container runs beside
+    the sidecars started before it, and the pod asks for the larger of the two, resource
+    by resource (Kubernetes' PodRequests)."""
+    apps: Counter[str] = Counter()
+    for container in spec.containers:
+        apps.update(own(container))
+    sidecars: Counter[str] = Counter()
+    init: dict[str, int] = {}
+    for container in spec.init_containers or []:
+        mine = own(container)
+        if container.restart_policy == "Always":
+            sidecars.update(mine)
+            mine = {}
+        for name in {*sidecars, *mine}:
+            init[name] = max(init.get(name, 0), sidecars[name] + mine.get(name, 0))
+    return {name: max(apps[name] + sidecars[name], init.get(name, 0))
+            for name in {*apps, *sidecars, *init}}
+
+
 def container_requests(spec: PodSpec, *, non_zero: bool = False) -> Amounts:
-    """What the containers ask for together: the app containers and the sidecars run
-    together, each init container runs beside the sidecars started before it, and the
-    pod asks for the larger of the two, resource by resource (Kubernetes' PodRequests).
+    """What the containers ask for together (``_aggregate``).
 
     With ``non_zero`` (the scheduler's scoring only), a container that requests no CPU
     or memory counts as 100m and 200Mi."""
-    apps = [_container(c, non_zero=non_zero) for c in spec.containers]
-    cpu, mem = sum(c for c, _, _ in apps), sum(m for _, m, _ in apps)
-    side_cpu = side_mem = init_cpu = init_mem = 0
-    for container in spec.init_containers or []:
-        c, m, _ = _container(container, non_zero=non_zero)
-        if container.restart_policy == "Always":
-            side_cpu, side_mem = side_cpu + c, side_mem + m
-            c, m = 0, 0
-        init_cpu, init_mem = max(init_cpu, side_cpu + c), max(init_mem, side_mem + m)
-    return Amounts(max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem))
+    def own(container: Container) -> dict[str, int]:
+        cpu, memory, _ = _container(container, non_zero=non_zero)
+        return {"cpu": cpu, "memory": memory}
+
+    total = _aggregate(spec, own)
+    return Amounts(total.get("cpu", 0), total.get("memory", 0))
+
+
+# -- extended resources (example.com/dongle): counted by the scheduler, never overcommitted --
+
+def is_extended(name: str) -> bool:
+    """Kubernetes' IsExtendedResourceName: a domain other than kubernetes.io, and still a
+    qualified name once prefixed with ``requests.`` (as a ResourceQuota names it)."""
+    if "/" not in name or "kubernetes.io/" in name or name.startswith("requests."):
+        return False
+    return not qualified_name_problems("", f"requests.{name}")
+
+
+def extended_requests(spec: PodSpec) -> dict[str, int]:
+    """The pod's extended resources, aggregated as cpu and memory are (a limit without a
+    request is the request; validation makes them equal)."""
+    def own(container: Container) -> dict[str, int]:
+        res = container.resources
+        values = {**((res.limits or {}) if res else {}), **((res.requests or {}) if res else {})}
+        return {k: int(parse_quantity(v)) for k, v in values.items() if is_extended(k)}
+
+    return {k: v for k, v in _aggregate(spec, own).items() if v}
+
+
+def extended_problems(path: str, name: str, value: str | int | float) -> Iterator[str]:
+    """Kubernetes' validateContainerResourceName and ValidateResourceQuantityValue for a
+    name with a domain: ``path`` is ``…resources.limits[example.com/dongle]``."""
+    quoted = json.dumps(name)
+    problems = qualified_name_problems(path, name)
+    if problems:
+        yield from problems
+        return
+    if not is_extended(name):
+        if "kubernetes.io/" in name:
+            yield (f"{path}: Invalid value: {quoted}: peapod counts only extended resources "
+                   "(a domain other than kubernetes.io); supported without one: cpu, memory, "
+                   "ephemeral-storage")
+        else:
+            yield f"{path}: Invalid value: {quoted}: doesn't follow extended resource name standard"
+        return
+    try:
+        quantity = parse_quantity(value)
+    except ValueError as exc:
+        yield f"{path}: {exc}"
+        return
+    if quantity % 1:
+        yield f"{path}: Invalid value: {json.dumps(str(value))}: must be an integer"
+
+
+def extended_pairing_problems(where: str, requests: dict[str, str | int | float],
+                              limits: dict[str, str | int | float]) -> Iterator[str]:
+    """Extended resources cannot be overcommitted: a request needs a limit, and equals it."""
+    for name, request in requests.items():
+        if not is_extended(name):
+            continue
+        limit = limits.get(name)
+        if limit is None:
+            yield (f"{where}.resources.limits: Required value: Limit must be set for non "
+                   "overcommitable resources")
+            continue
+        try:
+            equal = parse_quantity(request) == parse_quantity(limit)
+        except ValueError:
+            continue  # reported with the quantity
+        if not equal:
+            yield (f"{where}.resources.requests: Invalid value: {json.dumps(str(request))}: must "
+                   f"be equal to {name} limit of {limit}")
+
+
+def node_extended_problems(resources: dict[str, str]) -> Iterator[str]:
+    """A kubelet's advertised extended resources: extended names, whole numbers."""
+    for name, value in resources.items():
+        yield from extended_problems(f"extended resource {name}", name, value)
+
+
+def parse_extended_resources(text: str) -> dict[str, str]:
+    """``example.com/dongle=2,example.com/fan=1`` (the kubelet's and ``peapod up``'s flag);
+    ValueError naming each problem."""
+    resources: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, equals, value = part.partition("=")
+        if not equals or not value.strip():
+            raise ValueError(f"{part.strip()!r}: expected NAME=COUNT, e.g. example.com/dongle=2")
+        resources[name.strip()] = value.strip()
+    if problems := list(node_extended_problems(resources)):
+        raise ValueError("; ".join(problems))
+    return resources
 
 
 def pod_requests(pod: Pod, *, non_zero: bool = False) -> Amounts:
@@ -195,3 +301,19 @@ def is_active(pod: Pod) -> bool:
     """Does the pod still hold its node's resources (a terminating pod does, until it is gone)?"""
     phase = pod.status.phase if pod.status else None
     return phase not in ("Succeeded", "Failed")
+
+
+def extended_allocatable(node: Node) -> dict[str, int]:
+    """The node's extended resources (``example.com/dongle``), whole numbers."""
+    status = node.status
+    values = (status.allocatable or status.capacity or {}) if status else {}
+    return {k: int(parse_quantity(v)) for k, v in values.items() if is_extended(k)}
+
+
+def extended_requested_on(node: Node, pods: Iterable[Pod]) -> Counter[str]:
+    """What the active pods bound to ``node`` take of its extended resources."""
+    total: Counter[str] = Counter()
+    for pod in pods:
+        if pod.spec.node_name == node.metadata.name and is_active(pod):
+            total.update(extended_requests(pod.spec))
+    return total

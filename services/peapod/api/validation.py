@@ -25,7 +25,11 @@ from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
 from peapod.api.probe import probe_problems
 from peapod.api.quantity import parse_quantity
-from peapod.api.resources import pod_level_problems
+from peapod.api.resources import (
+    extended_pairing_problems,
+    extended_problems,
+    pod_level_problems,
+)
 from peapod.api.scheduling import scheduling_problems
 from peapod.api.security import context_problems, host_problems
 from peapod.api.sources import env_problems, path_problems, volume_source_problems
@@ -260,13 +264,18 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
     for section, mapping in values.items():
         for name, value in mapping.items():
             path = f"{where}.resources.{section}.{name}"
+            if "/" in name:  # an extended resource: Kubernetes' words and path
+                yield from extended_problems(f"{where}.resources.{section}[{name}]", name, value)
+                continue
             if name not in _RESOURCE_NAMES:
-                yield f"{path}: unsupported resource name, supported: cpu, memory, ephemeral-storage"
+                yield (f"{path}: unsupported resource name, supported: cpu, memory, "
+                       "ephemeral-storage and extended resources (example.com/dongle)")
                 continue
             yield from _quantity(path, value)
+    yield from extended_pairing_problems(where, values["requests"], values["limits"])
     for name, request in values["requests"].items():
         limit = values["limits"].get(name)
-        if limit is None:
+        if limit is None or "/" in name:
             continue
         try:
             if parse_quantity(request) > parse_quantity(limit):

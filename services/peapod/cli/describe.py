@@ -19,7 +19,7 @@ from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
-from peapod.api.resources import is_active, qos_class
+from peapod.api.resources import extended_allocatable, extended_requested_on, is_active, qos_class
 from peapod.api.scheduling import Toleration
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable
@@ -445,6 +445,10 @@ def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, n
            f"{format_cpu(totals[1])} ({_percent(totals[1], alloc.cpu_millis)})")
     w.line(1, "memory", f"{format_memory(totals[2])} ({_percent(totals[2], alloc.memory)})",
            f"{format_memory(totals[3])} ({_percent(totals[3], alloc.memory)})")
+    # kubectl: the node's extended resources, sorted, without percentages; requests equal limits
+    used = extended_requested_on(node, running)
+    for name in sorted(extended_allocatable(node)):
+        w.line(1, name, str(used[name]), str(used[name]))
     _events(w, events, now)
     return w.text()
 

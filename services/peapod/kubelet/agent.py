@@ -156,6 +156,7 @@ class Kubelet:
     def __init__(self, *, node_name: str, nc: NATS, js: JetStreamContext,
                  runtime: PodmanRuntime, events: EventRecorder, host_ip: str,
                  labels: dict[str, str] | None = None, relist_period: float = 1.0,
+                 extended_resources: dict[str, str] | None = None,
                  heartbeat: float = 10.0, status_period: float = 300.0,
                  clock: Callable[[], float] = time.time,
                  threads: PodmanThreads | None = None,
@@ -167,6 +168,7 @@ class Kubelet:
         self.events = events
         self.host_ip = host_ip
         self.labels = labels or {}
+        self.extended_resources = extended_resources or {}
         self.relist_period = relist_period
         self.heartbeat = heartbeat
         self.status_period = status_period
@@ -267,7 +269,7 @@ class Kubelet:
     async def register(self, *, ready: bool = True) -> None:
         version = await self.threads.call(self.runtime.version)
         node = build_node(self.node_name, runtime_version=version, labels=self.labels,
-                          address=self.host_ip, ready=ready,
+                          extended_resources=self.extended_resources, address=self.host_ip, ready=ready,
                           reason="KubeletReady" if ready else "KubeletStopped",
                           message="kubelet is posting ready status" if ready
                           else "kubelet stopped")

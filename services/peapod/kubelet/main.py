@@ -32,6 +32,7 @@ from typing import Any
 import structlog
 from nats.aio.client import Client as NATS
 
+from peapod.api.resources import node_extended_problems, parse_extended_resources
 from peapod.bus.auth import node_name_problem
 from peapod.bus.client import connect, jetstream
 from peapod.bus.events import EventRecorder
@@ -84,11 +85,14 @@ async def connect_until_up(creds: Credentials, *, name: str, stop: asyncio.Event
 
 async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_dir: str,
               podman_socket: str = DEFAULT_SOCKET, labels: dict[str, str] | None = None,
+              extended_resources: dict[str, str] | None = None,
               host_ip: str | None = None, relist_period: float = 1.0,
               heartbeat: float = 10.0, manifest_path: str | None = None,
               file_check_frequency: float = DEFAULT_CHECK_SECONDS) -> None:
     if problem := node_name_problem(node_name):
         raise Invalid(f"node name: {problem}")
+    if problems := list(node_extended_problems(extended_resources or {})):
+        raise Invalid("; ".join(problems))
     service = await asyncio.to_thread(ensure_podman_service, podman_socket,
                                       containers_conf=os.environ.get("CONTAINERS_CONF"))
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
@@ -96,6 +100,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     kubelet = Kubelet(node_name=node_name, nc=offline, js=jetstream(offline), runtime=runtime,
                       events=EventRecorder.for_node(offline, node_name),
                       host_ip=host_ip or internal_ip(), labels=labels,
+                      extended_resources=extended_resources,
                       relist_period=relist_period, heartbeat=heartbeat,
                       last_known=LastKnown(Path(state_dir)))
     offline_tasks: list[asyncio.Task[None]] = []
@@ -195,6 +200,14 @@ def parse_labels(text: str | None) -> dict[str, str]:
     return labels
 
 
+def extended_resources_arg(text: str) -> dict[str, str]:
+    """``--extended-resources example.com/dongle=2,…``: extended names, whole numbers."""
+    try:
+        return parse_extended_resources(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def node_name_arg(text: str) -> str:
     """``--node-name``, refused at start unless it is a DNS label."""
     if problem := node_name_problem(text):
@@ -221,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file-check-frequency", type=_seconds, default=DEFAULT_CHECK_SECONDS,
                         help="seconds between checks of the manifest directory "
                              f"(default {DEFAULT_CHECK_SECONDS:g})")
+    parser.add_argument("--extended-resources", type=extended_resources_arg, default={},
+                        help="NAME=COUNT,… extended resources this node advertises "
+                             "(e.g. example.com/dongle=2), counted by the scheduler")
     args = parser.parse_args(argv)
     configure_logging(component="kubelet")
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
@@ -236,7 +252,8 @@ async def _main(args: argparse.Namespace) -> None:
               state_dir=args.state_dir, podman_socket=args.podman_socket,
               labels=parse_labels(args.node_labels), host_ip=args.node_ip,
               manifest_path=args.pod_manifest_path,
-              file_check_frequency=args.file_check_frequency)
+              file_check_frequency=args.file_check_frequency,
+              extended_resources=args.extended_resources)
 
 
 def _seconds(text: str) -> float:

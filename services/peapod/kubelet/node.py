@@ -1,6 +1,8 @@
 """What a kubelet says about its machine: the Node object it registers.
 
-Capacity comes from the machine itself (CPU count, MemTotal), the runtime
+Capacity comes from the machine itself (CPU count, MemTotal), plus the
+extended resources the kubelet is configured to advertise (``example.com/dongle``:
+a count nothing on the node measures, as Kubernetes' hand-advertised ones), the runtime
 version from podman, and the labels Kubernetes users select on
 (``kubernetes.io/hostname``, ``kubernetes.io/arch``, ``kubernetes.io/os``).
 Addresses are read locally; nothing is sent on the network to find them.
@@ -71,10 +73,12 @@ def internal_ip() -> str:
 
 
 def build_node(name: str, *, runtime_version: str, labels: dict[str, str] | None = None,
+               extended_resources: dict[str, str] | None = None,
                address: str | None = None, ready: bool = True,
                reason: str = "KubeletReady", message: str = "kubelet is posting ready status") -> Node:
     now = now_rfc3339()
-    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": "110"}
+    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": "110",
+                **(extended_resources or {})}  # advertised as configured, all allocatable
     all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": architecture(), **(labels or {})}
     return Node(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from peapod.api import Node, Pod, resources
 from peapod.api.node import Taint
 from peapod.api.quantity import cpu_millis, memory_bytes
-from peapod.api.resources import is_active
+from peapod.api.resources import extended_allocatable, extended_requested_on, is_active
 from peapod.api.scheduling import (
     fits_node_affinity,
     format_taint,
@@ -142,6 +142,19 @@ def resources_fit(pod: Pod, node: Node, snap: Snapshot) -> str | None:
         return "Insufficient cpu"
     if used.memory + want.memory > have.memory and want.memory:
         return "Insufficient memory"
+    return _extended_fit(pod, node, snap)
+
+
+def _extended_fit(pod: Pod, node: Node, snap: Snapshot) -> str | None:
+    """Extended resources are never overcommitted: a node without one has none of it."""
+    want = resources.extended_requests(pod.spec)
+    if not want:
+        return None
+    have = extended_allocatable(node)
+    used = extended_requested_on(node, snap.on_node.get(node.metadata.name or "", []))
+    for name in sorted(want):
+        if used[name] + want[name] > have.get(name, 0):
+            return f"Insufficient {name}"
     return None
 
 

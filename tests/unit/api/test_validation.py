@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from peapod.api import Pod, parse_object
+from peapod.api.resources import extended_requests, node_extended_problems
 from peapod.api.validation import format_location, pydantic_problems, raise_if_problems
 from peapod.errors import Invalid
 
@@ -184,9 +185,50 @@ def test_requests_equal_to_limits_in_other_units_are_accepted():
 
 
 def test_unsupported_resource_names_are_refused():
-    message = refusal(with_resources(limits={"nvidia.com/gpu": "1"}))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.nvidia.com/gpu: "
-                       "unsupported resource name, supported: cpu, memory, ephemeral-storage")
+    message = refusal(with_resources(limits={"hugepages-2Mi": "2Mi"}))
+    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.hugepages-2Mi: "
+                       "unsupported resource name, supported: cpu, memory, ephemeral-storage "
+                       "and extended resources (example.com/dongle)")
+
+
+def test_extended_resources_are_checked_in_kubernetes_words():
+    doc = copy.deepcopy(SEED)
+    with_resources(limits={"example.com/dongle": "2"})(doc)
+    spec = parse_object(doc).spec  # type: ignore[union-attr]
+    assert extended_requests(spec) == {"example.com/dongle": 2}  # the limit is the request
+    where = "spec.containers[0].resources"
+    assert refusal(with_resources(requests={"example.com/dongle": "1"})).endswith(
+        f"{where}.limits: Required value: Limit must be set for non overcommitable resources")
+    assert refusal(with_resources(requests={"example.com/dongle": "1"},
+                                  limits={"example.com/dongle": "2"})).endswith(
+        f'{where}.requests: Invalid value: "1": must be equal to example.com/dongle limit of 2')
+    assert refusal(with_resources(limits={"example.com/dongle": "500m"})).endswith(
+        f'{where}.limits[example.com/dongle]: Invalid value: "500m": must be an integer')
+    assert refusal(with_resources(limits={"requests.example.com/x": "1"})).endswith(
+        f'{where}.limits[requests.example.com/x]: Invalid value: "requests.example.com/x": '
+        "doesn't follow extended resource name standard")
+    assert "prefix part a lowercase RFC 1123 subdomain" in refusal(
+        with_resources(limits={"Example.com/x": "1"}))
+    assert "peapod counts only extended resources" in refusal(
+        with_resources(limits={"kubernetes.io/x": "1"}))
+
+
+def test_extended_requests_add_up_as_kubernetes_counts_them():
+    def box(name: str, dongles: int, **fields: object) -> Doc:
+        return {"name": name, "image": "busybox:1", **fields,
+                "resources": {"limits": {"example.com/dongle": str(dongles)}}}
+
+    doc = copy.deepcopy(SEED)
+    doc["spec"]["containers"] = [box("a", 1), box("b", 2)]
+    doc["spec"]["initContainers"] = [box("side", 1, restartPolicy="Always"), box("init", 5)]
+    spec = parse_object(doc).spec  # type: ignore[union-attr]
+    # the app containers and the sidecar: 4; the init container beside the sidecar: 6
+    assert extended_requests(spec) == {"example.com/dongle": 6}
+    assert list(node_extended_problems({"example.com/dongle": "2"})) == []
+    assert list(node_extended_problems({"dongle": "1", "example.com/x": "1.5"})) == [
+        'extended resource dongle: Invalid value: "dongle": doesn\'t follow extended resource '
+        "name standard",
+        'extended resource example.com/x: Invalid value: "1.5": must be an integer']
 
 
 def test_a_mount_naming_an_undeclared_volume_is_refused():

@@ -306,3 +306,17 @@ def test_probes_are_described_as_kubectl_does() -> None:
         == "http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3"
     assert describe_probe(Probe.model_validate({"tcpSocket": {"port": "http"}})).startswith(
         "tcp-socket :http delay=0s")
+
+
+def test_describe_node_lists_extended_resources_as_kubectl_does() -> None:
+    node = make_node()
+    assert node.status is not None and node.status.allocatable is not None
+    node.status.allocatable.update({"example.com/dongle": "3", "example.com/fan": "1"})
+    pods = [node_pod("a", {"limits": {"example.com/dongle": "2"}}),
+            node_pod("b", {"requests": {"example.com/dongle": "1"},
+                           "limits": {"example.com/dongle": "1"}}),
+            node_pod("gone", {"limits": {"example.com/dongle": "1"}}, phase="Failed")]
+    lines = [" ".join(line.split()) for line in describe_node(node, pods, [], now=NOW).split("\n")]
+    section = lines[lines.index("Allocated resources:"):]
+    assert section[4:8] == ["cpu 0 (0%) 0 (0%)", "memory 0 (0%) 0 (0%)",
+                            "example.com/dongle 3 3", "example.com/fan 0 0"]

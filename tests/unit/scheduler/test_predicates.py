@@ -9,6 +9,7 @@ import pytest
 
 from peapod.api import Node, Pod
 from peapod.api.node import Taint
+from peapod.api.pod import ResourceRequirements
 from peapod.api.scheduling import NodeSelectorRequirement, Toleration, requirement_matches
 from peapod.scheduler.filters import feasible_nodes
 from peapod.scheduler.scores import pick_node
@@ -301,3 +302,31 @@ def test_schedule_anyway_prefers_the_emptier_domain() -> None:
     existing = [web("w1", "a"), web("w2", "b")]
     assert pick_node(web("new", **spread("zone", when="ScheduleAnyway")), ZONES,
                      existing).metadata.name == "c"
+
+
+# -- extended resources (Kubernetes' NodeResourcesFit with scalar resources) ----------------
+
+def dongle_node(name: str, count: int | None) -> Node:
+    made = node(name)
+    if count is not None and made.status and made.status.allocatable is not None:
+        made.status.allocatable["example.com/dongle"] = str(count)
+    return made
+
+
+def dongle_pod(name: str, count: int, node_name: str | None = None) -> Pod:
+    made = pod(name, node_name=node_name)
+    made.spec.containers[0].resources = ResourceRequirements(
+        limits={"example.com/dongle": str(count)})
+    return made
+
+
+def test_extended_resources_are_counted_and_never_overcommitted() -> None:
+    nodes = [dongle_node("none", None), dongle_node("two", 2), dongle_node("one", 1)]
+    placed = [dongle_pod("x", 1, node_name="one")]
+    fits = feasible_nodes(dongle_pod("p", 1), nodes, placed)
+    assert names(fits) == ["two"]
+    assert fits.reasons == {"Insufficient example.com/dongle": 2}
+    too_many = feasible_nodes(dongle_pod("q", 3), nodes, placed)
+    assert too_many.message() == ("0/3 nodes are available: 3 Insufficient "
+                                  "example.com/dongle.")
+    assert names(feasible_nodes(pod("plain"), nodes, placed)) == ["none", "two", "one"]

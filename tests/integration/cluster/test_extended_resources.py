@@ -1,0 +1,69 @@
+"""Extended resources end to end: a kubelet advertises them, the scheduler counts them.
+
+The real kubelet (restarted with ``extended_resources``, as ``--extended-resources``
+does), apiserver and scheduler over NATS, pods on real podman, and the real
+``peapod describe node``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from peapod.bus import subjects as s
+from peapod.bus.client import request
+from tests.integration.cluster.cli import cli_for
+from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+    apply,
+    cluster,
+    pod_manifest,
+    running,
+    wait_pod,
+)
+from tests.integration.cluster.test_lifecycle import BUSYBOX
+from tests.integration.cluster.test_scheduler import events_for
+
+pytestmark = pytest.mark.podman
+
+DONGLE = "example.com/dongle"
+
+
+def dongles(name: str, count: int) -> dict:
+    return pod_manifest(name, [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"],
+                                "resources": {"limits": {DONGLE: str(count)}}}],
+                        terminationGracePeriodSeconds=0)
+
+
+async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_them(
+        cluster, apiserver, tmp_path):  # noqa: F811
+    node = cluster["node"]
+    await node.halt()
+    node.extended_resources = {DONGLE: "2"}
+    node.start()
+    admin = cluster["admin"]
+    for _ in range(100):
+        status = (await request(admin, s.api("nodes", "get"), {"name": "node-a"}))["status"]
+        if status["allocatable"].get(DONGLE) == "2" and \
+                status["conditions"][0]["status"] == "True":
+            break
+        await asyncio.sleep(0.1)
+    assert status["capacity"][DONGLE] == "2" and status["allocatable"][DONGLE] == "2"
+    first, second = (f"dongle-{i}-{uuid.uuid4().hex[:6]}" for i in range(2))
+    await apply(cluster, dongles(first, 2))
+    await wait_pod(cluster, first, running, timeout=90)
+    await apply(cluster, dongles(second, 1))
+    for _ in range(100):
+        failed = [e for e in await events_for(admin, second) if e["reason"] == "FailedScheduling"]
+        if failed:
+            break
+        await asyncio.sleep(0.1)
+    assert failed[0]["message"] == "0/1 nodes are available: 1 Insufficient example.com/dongle."
+    pod = await wait_pod(cluster, second, lambda p: True)
+    assert not pod["spec"].get("nodeName")
+    described = await cli_for(apiserver, tmp_path)("describe", "node", "node-a")
+    assert described.code == 0, described.err
+    lines = [" ".join(line.split()) for line in described.out.splitlines()]
+    assert f"{DONGLE}: 2" in lines  # capacity and allocatable
+    assert f"{DONGLE} 2 2" in lines  # allocated: requests and limits
