@@ -88,7 +88,7 @@ from peapod.kubelet.reconcile import (
     plan_pod,
     pod_status,
 )
-from peapod.kubelet.runtime import ContainerInfo, PodInfo, PodmanRuntime, RuntimeFailure
+from peapod.kubelet.runtime import ContainerInfo, PodInfo, PodmanRuntime, RuntimeDown, RuntimeFailure
 from peapod.kubelet.termination import grace_seconds, stop_container, terminate_pod
 from peapod.kubelet.threads import PodmanThreads
 
@@ -97,6 +97,7 @@ log = structlog.get_logger("kubelet")
 EVENT_TYPE_HEADER = "Peapod-Event-Type"
 # Kubernetes' pod worker retries a failed sync after backOffPeriod (10 s), not at once.
 SYNC_RETRY_SECONDS = 10.0
+RUNTIME_RETRY_SECONDS = 5.0  # how often a kubelet whose podman is gone starts its service again
 SANDBOX = ""  # the key of the pod's sandbox in PodRecord.retry_at (container names are never empty)
 
 
@@ -195,6 +196,12 @@ class Kubelet:
         self.last_known_changed = last_known is not None
         self.mirrors = MirrorPods(node_name=node_name)
         self._name_taken: set[str] = set()  # keys of API pods refused for a static pod's name
+        # podman's socket stopped answering at this loop time (None: it answers); meanwhile the
+        # node is NotReady, pods are left as they are, and podman's service is started again
+        self.runtime_down: float | None = None
+        self.start_runtime: Callable[[], object] | None = None
+        self._runtime_retry_at = float("-inf")
+        self._runtime_version = "unknown"
 
     def attach(self, nc: NATS, js: JetStreamContext) -> None:
         """The connection, once made: a kubelet that started offline reports from now on."""
@@ -266,13 +273,19 @@ class Kubelet:
 
     # -- node ---------------------------------------------------------------------------
 
-    async def register(self, *, ready: bool = True) -> None:
-        version = await self.threads.call(self.runtime.version)
-        node = build_node(self.node_name, runtime_version=version, labels=self.labels,
-                          extended_resources=self.extended_resources, address=self.host_ip, ready=ready,
-                          reason="KubeletReady" if ready else "KubeletStopped",
-                          message="kubelet is posting ready status" if ready
-                          else "kubelet stopped")
+    async def register(self, *, stopping: bool = False) -> None:
+        if self.runtime_down is None:
+            with contextlib.suppress(OSError):  # it just went away: the relist will tell
+                self._runtime_version = await self.threads.call(self.runtime.version)
+        if stopping:
+            ready, reason, message = False, "KubeletStopped", "kubelet stopped"
+        elif self.runtime_down is not None:  # Kubernetes' runtimeState error
+            ready, reason, message = False, "KubeletNotReady", "container runtime is down"
+        else:
+            ready, reason, message = True, "KubeletReady", "kubelet is posting ready status"
+        node = build_node(self.node_name, runtime_version=self._runtime_version,
+                          labels=self.labels, extended_resources=self.extended_resources,
+                          address=self.host_ip, ready=ready, reason=reason, message=message)
         stored = await request(self.nc, s.node_api(self.node_name, "register"),
                                {"object": node.to_wire()})
         uid = (stored.get("metadata") or {}).get("uid") if isinstance(stored, dict) else None
@@ -386,7 +399,14 @@ class Kubelet:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
-            pods = await self.threads.relist(self.runtime.list_pods)
+            try:
+                pods = await self.threads.relist(self.runtime.list_pods)
+            except RuntimeDown as exc:
+                await self._runtime_lost(exc)
+                await asyncio.sleep(self.relist_period)
+                continue
+            if self.runtime_down is not None:
+                await self._runtime_back()
             self.observed = {p.uid: p for p in pods}
             self.observed_since = began
             self.removed = {uid: at for uid, at in self.removed.items() if at >= began}
@@ -396,6 +416,40 @@ class Kubelet:
                 self._remove_orphans()
             self._save_last_known()
             await asyncio.sleep(self.relist_period)
+
+    async def _runtime_lost(self, exc: RuntimeDown) -> None:
+        """podman does not answer: say so once (log, NotReady, event), leave every pod as it
+        is (conmon keeps their containers running), and start podman's service again if
+        nothing answers on its socket, every RUNTIME_RETRY_SECONDS."""
+        now = asyncio.get_running_loop().time()
+        if self.runtime_down is None:
+            self.runtime_down = now
+            self.log.warning("podman_unreachable", error=str(exc))
+            await self._node_changed("NodeNotReady")
+        if self.start_runtime is not None and now >= self._runtime_retry_at:
+            self._runtime_retry_at = now + RUNTIME_RETRY_SECONDS
+            try:
+                await asyncio.to_thread(self.start_runtime)
+            except PeapodError as failure:
+                self.log.warning("podman_service_not_started", error=failure.message,
+                                 retry_in=RUNTIME_RETRY_SECONDS)
+
+    async def _runtime_back(self) -> None:
+        down_for = asyncio.get_running_loop().time() - (self.runtime_down or 0.0)
+        self.runtime_down = None
+        self.log.info("podman_reachable_again", down_seconds=round(down_for, 1))
+        await self._node_changed("NodeReady")
+
+    async def _node_changed(self, reason: str) -> None:
+        """Post the Node's Ready condition now, with Kubernetes' event for the change."""
+        try:
+            await self.register()
+        except PeapodError as exc:  # reported with the next node status, or once connected
+            self.log.info("node_status_not_posted", error=exc.message)
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node_name, "uid": self.mirrors.node_uid or None}}
+        await self.events.record(node, reason=reason,
+                                 message=f"Node {self.node_name} status is now: {reason}")
 
     def _save_last_known(self) -> None:
         if self.last_known is None or not self.last_known_changed:
@@ -441,6 +495,8 @@ class Kubelet:
                 return
             await record.wake.wait()
             record.wake.clear()
+            if self.runtime_down is not None:
+                continue  # nothing can be done in podman: the relist wakes us once it is back
             try:
                 finished = await self.sync_pod(record)
             except Exception:

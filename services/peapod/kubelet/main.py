@@ -25,6 +25,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,15 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         raise Invalid(f"node name: {problem}")
     if problems := list(node_extended_problems(extended_resources or {})):
         raise Invalid("; ".join(problems))
-    service = await asyncio.to_thread(ensure_podman_service, podman_socket,
-                                      containers_conf=os.environ.get("CONTAINERS_CONF"))
+    services: list[subprocess.Popen[bytes]] = []  # podman services this kubelet started
+
+    def start_podman() -> None:
+        started = ensure_podman_service(podman_socket,
+                                        containers_conf=os.environ.get("CONTAINERS_CONF"))
+        if started is not None:
+            services.append(started)
+
+    await asyncio.to_thread(start_podman)
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
     offline = NATS()  # until connected: requests fail at once, events wait on the node
     kubelet = Kubelet(node_name=node_name, nc=offline, js=jetstream(offline), runtime=runtime,
@@ -103,6 +111,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
                       extended_resources=extended_resources,
                       relist_period=relist_period, heartbeat=heartbeat,
                       last_known=LastKnown(Path(state_dir)))
+    kubelet.start_runtime = start_podman  # podman's service died: the relist starts it again
     offline_tasks: list[asyncio.Task[None]] = []
     tried: list[bool] = []
 
@@ -137,7 +146,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
             task.cancel()
     if nc is None:  # stopped before the cluster was ever reached
         _stop_offline(kubelet)
-        if service is not None:
+        for service in services:
             service.terminate()
         return
     js = jetstream(nc)
@@ -169,7 +178,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
                              if not r.deleted and not r.pod.metadata.deletion_timestamp])},
                         stop=stop)
         try:
-            await kubelet.register(ready=False)
+            await kubelet.register(stopping=True)
         except PeapodError as exc:
             log.warning("not_ready_not_posted", error=exc.message)
     finally:
@@ -179,7 +188,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
         kubelet.probes.close()
         streams.stop()
         await nc.drain()
-        if service is not None:
+        for service in services:
             service.terminate()
 
 

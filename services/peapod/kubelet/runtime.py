@@ -93,6 +93,10 @@ class RuntimeFailure(Exception):
         self.message = message
 
 
+class RuntimeDown(Exception):
+    """podman's socket does not answer (its service died or was stopped)."""
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     id: str
@@ -174,6 +178,7 @@ class PodmanRuntime:
         self.client = PodmanClient(base_url=f"unix://{socket_path}", timeout=120,
                                    max_pool_size=connections)
         self.api = self.client.api
+        self.socket_path = socket_path
         self.state_dir = Path(state_dir)
         self.kubelet_id = _kubelet_id(self.state_dir)
         # API-data volumes (Secrets above all) live in memory, never in the state directory
@@ -190,8 +195,12 @@ class PodmanRuntime:
         return str(info.get("Version", "unknown"))
 
     def list_pods(self) -> list[PodInfo]:
-        response = self.api.get("/containers/json", params={
-            "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
+        try:
+            response = self.api.get("/containers/json", params={
+                "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
+        except OSError as exc:  # requests' ConnectionError is one
+            raise RuntimeDown(f"podman does not answer on {self.socket_path}: "
+                              f"{type(exc).__name__}") from None
         response.raise_for_status()
         groups: dict[str, list[dict[str, Any]]] = {}
         entries = response.json()

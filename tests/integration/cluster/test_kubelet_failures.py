@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import signal
 import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from peapod.api import Event, Pod, parse_rfc3339
 from peapod.bus import subjects as s
-from peapod.bus.client import request
+from peapod.bus.client import jetstream, request
 from peapod.bus.events import latest_events
 from peapod.bus.replay import read_all
 from peapod.cli.describe import describe_pod
@@ -212,3 +217,70 @@ async def test_a_container_killed_for_memory_reads_oom_killed(ctx):
     last = status_of(pod)["lastState"]["terminated"]
     assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137), last
 
+
+
+def podman_service_pid(socket_path: str) -> int | None:
+    """The `podman system service` answering on ``socket_path``, from /proc."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"service" in argv and f"unix://{socket_path}".encode() in argv:
+            return int(proc.name)
+    return None
+
+
+async def test_podman_going_away_makes_the_node_not_ready_until_the_kubelet_starts_it_again(ctx):
+    # The kubelet is restarted on a podman socket of its own, so that it starts (and this test
+    # can kill) a podman service nothing else on the machine uses.
+    node = ctx["node"]
+    await node.halt()
+    home = Path(f"/tmp/peapod-pd-{uuid.uuid4().hex[:8]}")  # a socket path under 108 bytes
+    shared, node.socket = node.socket, str(home / "podman.sock")
+    node.start()
+    try:
+        name = f"steady-{uuid.uuid4().hex[:6]}"
+        await apply(ctx, pod_manifest(name, [busybox(["sleep", "3600"])],
+                                      terminationGracePeriodSeconds=1))
+        uid = (await wait_pod(ctx, name, running))["metadata"]["uid"]
+        containers = sorted(podman_ids(uid))
+        first = podman_service_pid(node.socket)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+
+        async def ready() -> tuple[str, str | None, str | None]:
+            got = await request(ctx["admin"], s.api("nodes", "get"), {"name": "node-a"})
+            cond = next(c for c in got["status"]["conditions"] if c["type"] == "Ready")
+            return cond["status"], cond.get("reason"), cond.get("message")
+
+        seen: list[tuple[str, str | None, str | None]] = []
+
+        async def went_not_ready() -> bool:
+            seen.append(await ready())
+            return seen[-1][0] == "False"
+        await eventually(went_not_ready, timeout=30)
+        assert seen[-1] == ("False", "KubeletNotReady", "container runtime is down")
+        await eventually(lambda: ready_true(ready), timeout=60)
+        again = podman_service_pid(node.socket)
+        assert again is not None and again != first  # started again by the kubelet
+        pod = await wait_pod(ctx, name, running)  # conmon kept the container: nothing doubled
+        assert sorted(podman_ids(uid)) == containers
+        assert status_of(pod)["restartCount"] == 0
+        messages = await read_all(jetstream(ctx["admin"]), stream=s.EVENTS_STREAM,
+                                  subject="peapod.events.>")
+        node_events = [Event.model_validate(json.loads(m.data)) for m in messages]
+        said = [(e.reason, e.message) for e in node_events if e.involved_object.kind == "Node"]
+        assert ("NodeNotReady", "Node node-a status is now: NodeNotReady") in said, said
+        assert ("NodeReady", "Node node-a status is now: NodeReady") in said, said
+    finally:
+        await node.halt()
+        node.socket = shared
+        node.start()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def ready_true(ready: Callable[[], Any]) -> bool:
+    return (await ready())[0] == "True"
