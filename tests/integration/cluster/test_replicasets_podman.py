@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 
 from peapod.bus import subjects as s
-from peapod.bus.client import request
+from peapod.bus.client import jetstream, request
 from peapod.errors import NotFound
 from peapod.scheduler.main import run as run_scheduler
 from tests.integration.cluster.test_kubelet import Node, running
@@ -80,6 +81,16 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
         except NotFound:
             return False
     await eventually(both_registered, "two nodes registered")
+    leases = await jetstream(admin).key_value(s.LEASE_BUCKET)
+
+    async def both_heartbeating() -> bool:  # what the scheduler counts as a live node
+        try:
+            return all([await leases.get(name) for name in ("node-a", "node-b")])
+        except KeyNotFoundError:
+            return False
+    # before any pod: a node the scheduler does not yet know to be alive gets none of a
+    # ReplicaSet's pods, and a test expecting one on each node would wait in vain
+    await eventually(both_heartbeating, "two nodes heartbeating")
     handles = {"admin": admin, "manager": manager, "nodes": nodes, "creds": creds}
     try:
         yield handles
