@@ -48,6 +48,12 @@ def mirror_hash(pod: Pod) -> str | None:
     return (pod.metadata.annotations or {}).get(CONFIG_MIRROR)
 
 
+def own_uids(pod: Pod) -> set[str | None]:
+    """The uids an event about ``pod`` may name: none, its own, and for a mirror pod its static
+    pod's (the kubelet records events about the static pod)."""
+    return {None, pod.metadata.uid, mirror_hash(pod)}
+
+
 def static_pod(doc: dict[str, Any], *, node_name: str, source: str) -> Pod:
     """The static pod of one manifest document read from ``source`` on ``node_name``.
 

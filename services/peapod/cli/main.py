@@ -22,6 +22,7 @@ from typing import Any
 from peapod.api import Container, Pod, load_documents, parse_object
 from peapod.api.manifest import refuse_generate_name_for_apply
 from peapod.api.selectors import parse_label_selector
+from peapod.api.static import own_uids
 from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
 from peapod.cli.client import Client
@@ -333,7 +334,7 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
     if resource == "pods":
         pod = await client.get_pod(name)
         events = [e for e in await client.list_events(kind="Pod", name=name)
-                  if e.involved_object.uid in (None, pod.metadata.uid)]
+                  if e.involved_object.uid in own_uids(pod)]
         print(describe.describe_pod(pod, events, now=_now()))
     elif resource == "nodes":
         node = await client.get_node(name)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from peapod.api.static import CONFIG_HASH, CONFIG_SOURCE, static_pod
+from peapod.api import Pod
+from peapod.api.static import CONFIG_HASH, CONFIG_SOURCE, mirror_of, own_uids, static_pod
 from peapod.errors import Invalid
 from peapod.kubelet.manifests import ManifestDir
 
@@ -99,3 +100,14 @@ def test_a_missing_directory_is_one_line_and_no_pods(tmp_path: Path) -> None:
         assert manifests.read() == {}
         assert manifests.read() is None
     assert [e["event"] for e in logs] == ["static_pod_path_unreadable"]
+
+
+def test_describe_shows_a_mirror_pods_events_under_the_static_pods_uid() -> None:
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"},
+           "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
+    static = static_pod(doc, node_name="pi", source="/m/web.yaml")
+    mirror = Pod.model_validate({**mirror_of(static, node_uid="n"),
+                                 "metadata": {**mirror_of(static, node_uid="n")["metadata"],
+                                              "uid": "mirror-uid"}})
+    assert own_uids(mirror) == {None, "mirror-uid", static.metadata.uid}
+    assert own_uids(static) == {None, static.metadata.uid}
