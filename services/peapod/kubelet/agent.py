@@ -249,11 +249,15 @@ class Kubelet:
             record.task = asyncio.create_task(self._worker(key), name=f"pod:{key}")
 
     async def watch_manifests(self, manifests: ManifestDir, *, period: float) -> None:
-        """Check the manifest directory every ``period`` seconds (``manifests.py``)."""
+        """Check the manifest directory every ``period`` seconds (``manifests.py``). A first
+        check applies the current pods whatever it finds: a read that a cancelled run of this
+        loop left in its thread may have taken the last change with it."""
+        first = True
         while True:
             pods = await asyncio.to_thread(manifests.read)
-            if pods is not None:
-                self.run_static(pods)
+            if pods is not None or first:
+                self.run_static(manifests.current() if pods is None else pods)
+            first = False
             await asyncio.sleep(period)
 
     def static_pods(self) -> dict[str, Pod]:

@@ -19,6 +19,7 @@ stops its pods.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +50,19 @@ class ManifestDir:
         self._missing_logged = False
         self._last: dict[str, Pod] | None = None
         self._refused: dict[str, str] = {}  # pod key -> file of the name already taken
+        self._lock = threading.Lock()  # a read cancelled in its thread may still be running
+
+    def current(self) -> dict[str, Pod]:
+        """The static pods as last read."""
+        with self._lock:
+            return dict(self._last or {})
 
     def read(self) -> dict[str, Pod] | None:
         """The static pods (by key) if they changed since the last call, else None."""
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> dict[str, Pod] | None:
         stamps = self._stamps()
         changed = set(stamps) != set(self._files)
         for name in set(self._files) - set(stamps):

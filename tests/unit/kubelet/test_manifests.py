@@ -71,6 +71,7 @@ def test_hidden_and_other_files_are_ignored_and_changes_are_read(tmp_path: Path)
     first = manifests.read()
     assert first is not None and sorted(first) == ["default/a-pi", "default/b-pi"]
     assert manifests.read() is None  # nothing changed: nothing re-read
+    assert manifests.current() == first  # what a restarted watch applies first
     (tmp_path / "b.json").unlink()
     assert sorted(manifests.read() or {}) == ["default/a-pi"]
 
