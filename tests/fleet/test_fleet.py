@@ -316,8 +316,9 @@ def test_streams_are_replicated_and_a_nats_server_can_fail(fleet: ProvisionedFle
         found = subprocess.run(["podman", "pod", "ps", "-q", "--filter", f"label=io.peapod.pod.uid={uid}"],
                                capture_output=True, text=True, check=True).stdout.split()
         assert len(found) == 1, (name, found)
-    for name in names:
-        fleet.peapod("delete", "pod", name)
+    # at once, as kubectl deletes all and then waits: each `sleep` waits out its grace period
+    # (30 s, busybox's sleep ignores SIGTERM), one after another that overran 60 s under load
+    fleet.peapod("delete", "pod", *names, timeout=150)
 
 
 def test_a_supplied_nats_server_is_the_one_that_runs(fleet: ProvisionedFleet) -> None:
