@@ -219,7 +219,7 @@ async def test_concurrency_policies_and_history(cron):
     # failedJobsHistoryLimit 0: a failed Job is deleted as soon as it is seen finished
     await finish(admin, second, "Failed")
     await eventually(lambda: _gone(admin, "jobs", second), "failed job deleted")
-    assert (await get(admin, "cronjobs", "busy"))["status"].get("active") is None
+    await eventually(lambda: _active_is(admin, "busy", []), "nothing active")
 
     # suspend: no run while it is set
     await update(admin, "busy", suspend=True)
@@ -326,3 +326,16 @@ async def test_cli_create_get_describe_and_job_from(cron, tmp_path):
     assert "Saw a job that the controller did not create or forgot: by-hand" in described
     deleted = await cli("delete", "cj", "hello")
     assert deleted.out == 'cronjob.batch "hello" deleted\n', deleted
+
+    manifest = json.dumps(cronjob("applied", schedule="@daily"))
+    applied = await cli("apply", "-f", "-", stdin=manifest)
+    assert applied.out == "cronjob.batch/applied created\n", applied
+    changed = json.dumps(cronjob("applied", schedule="@hourly", suspend=True))
+    applied = await cli("apply", "-f", "-", stdin=changed)
+    assert applied.out == "cronjob.batch/applied configured\n", applied
+    spec = (await get(admin, "cronjobs", "applied"))["spec"]
+    assert (spec["schedule"], spec["suspend"]) == ("@hourly", True)
+    refused = await cli("apply", "-f", "-", stdin=json.dumps(
+        cronjob("applied", schedule="@every 1h")))
+    assert refused.code == 1 and "@every is not supported by peapod" in refused.err
+    await cli("delete", "cronjob", "applied")

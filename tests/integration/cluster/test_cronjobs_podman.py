@@ -60,8 +60,11 @@ async def test_runs_complete_and_history_is_trimmed(fleet, tmp_path):  # noqa: F
             return bool(pods) and done == 1
         await eventually(lambda: succeeded(first), f"{first} ran on podman", timeout=120)
         await wait_event(admin, "nightly", "SawCompletedJob")
-        status = (await get(admin, "cronjobs", "nightly"))["status"]
-        assert "active" not in status and status["lastSuccessfulTime"]
+
+        async def done() -> bool:  # the status is written after the event is sent
+            status = (await get(admin, "cronjobs", "nightly"))["status"]
+            return "active" not in status and bool(status.get("lastSuccessfulTime"))
+        await eventually(done, "active empty, lastSuccessfulTime set")
 
         second = f"nightly-{await cron.to_next_minute()}"
         await eventually(lambda: succeeded(second), f"{second} ran on podman", timeout=120)
