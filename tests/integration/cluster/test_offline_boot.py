@@ -79,7 +79,9 @@ async def test_a_pod_run_offline_that_the_control_plane_no_longer_has_is_removed
         with capture_logs() as logs:
             kubelet.start_offline(kubelet.last_known.load())  # type: ignore[union-attr]
             await until(lambda: len(running_containers_of(uid)) == 1, "started offline")
-            assert kubelet.events.held >= 2  # Created, Started: waiting for a connection
+            # Created, Started: waiting for a connection (recorded just after podman's start,
+            # which the wait above may see first)
+            await until(lambda: kubelet.events.held >= 2, "Created and Started held")
             nc = await connect(apiserver["creds"]["kubelet-node-a"], name="kubelet")
             kubelet.attach(nc, jetstream(nc))
             tasks.append(asyncio.create_task(kubelet.watch_partition()))
