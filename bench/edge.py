@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from podman import PodmanClient
+from procfs import cpu_seconds, status_mib, write_bytes
 
 from peapod.cli.client import Client
 from peapod.cli.context import load_context
@@ -92,25 +93,6 @@ class FileChanges:
         os.close(self.fd)
 
 
-def write_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def store_dir(home: Path) -> Path:
     text = (home / "nats.conf").read_text()
     match = re.search(r'store_dir:\s*"?([^"\n]+)"?', text)
@@ -154,7 +136,7 @@ async def edge_budget(home: Path, node: str, *, image: str, socket: str, pods: i
     client = await Client.open(context)
     rows: list[str] = []
     try:
-        rss_idle = rss_mib(kubelet)
+        rss_idle = status_mib(kubelet, 'VmRSS')
         for i in range(pods):
             await client.create(sleeper(f"edge-{i}", image))
 
@@ -166,7 +148,7 @@ async def edge_budget(home: Path, node: str, *, image: str, socket: str, pods: i
         await asyncio.sleep(20)  # the starts' work settles
         rows += await _idle_window(home, kubelet, nats, pods, idle_minutes)
         rows.append(f"| kubelet memory (VmRSS) | 2 | {rss_idle:.1f} MiB with no pods, "
-                    f"{rss_mib(kubelet):.1f} MiB with {pods} Running pods |")
+                    f"{status_mib(kubelet, 'VmRSS'):.1f} MiB with {pods} Running pods |")
         # a pod that keeps crashing, so that something changes while the control plane is away
         crasher = sleeper("edge-crasher", image)
         crasher["spec"]["containers"][0]["command"] = ["sh", "-c", "sleep 5; exit 1"]

@@ -52,6 +52,7 @@ from peapod.cli.doctor import SHIPPED_CONF
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge import edge_budget  # bench/ is not a package: imported from beside run.py
+from procfs import cpu_seconds, podman_service_pid, status_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "bench-node"
@@ -293,34 +294,11 @@ PROBED = {  # an exec liveness and an http readiness probe, both every 10 s (the
 }
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """User + system CPU of a process from /proc (with its waited-for children's)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime: conmon, runc exec
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def podman_service_pid() -> int | None:
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"system" in argv and b"service" in argv and any(
-                PODMAN_SOCKET.encode() in a for a in argv):
-            return int(proc.name)
-    return None
-
-
 async def idle_cpu(client: Client, home: Path, n: int, *, probed: bool,
                    window: float) -> tuple[float, float | None]:
     """The kubelet's (and podman's) CPU share while n Running pods sit idle for ``window`` s."""
     kubelet = json.loads((home / "pids.json").read_text())["kubelet"]
-    service = podman_service_pid()
+    service = podman_service_pid(PODMAN_SOCKET)
     names = [f"idle-{'p' if probed else 'n'}-{i}" for i in range(n)]
     for name in names:
         manifest = pod(name)
@@ -367,13 +345,8 @@ async def probes_idle(client: Client, home: Path, n: int, window: float = 60) ->
 
 def memory(home: Path) -> list[str]:
     pids = json.loads((home / "pids.json").read_text())
-    rows = []
-    for name, pid in pids.items():
-        fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                      if ":" in line)
-        rss, hwm = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
-        rows.append(f"| {name} | {rss:.1f} MiB | {hwm:.1f} MiB |")
-    return rows
+    return [f"| {name} | {status_mib(pid, 'VmRSS'):.1f} MiB | {status_mib(pid, 'VmHWM'):.1f} MiB |"
+            for name, pid in pids.items()]
 
 
 async def edge(home: Path, args: argparse.Namespace) -> list[str]:

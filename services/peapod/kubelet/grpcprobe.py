@@ -46,6 +46,7 @@ from h2.exceptions import ProtocolError
 
 from peapod.api.probe import GRPCAction
 from peapod.kubelet.actions import Outcome
+from peapod.kubelet.backoff import go_duration
 
 USER_AGENT = "kube-probe/1.31"
 METHOD = "/grpc.health.v1.Health/Check"
@@ -212,18 +213,6 @@ def _status(headers: dict[str, str], body: bytes) -> int:
     if code != 0:
         raise RPCError(code, unquote(headers.get("grpc-message", "")))
     return decode_response(unframe(body))
-
-
-def go_duration(seconds: float) -> str:
-    """A whole number of seconds as Go's time.Duration prints it: 1s, 1m30s, 1h0m0s."""
-    total = int(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
 
 
 def _varint(value: int) -> bytes:
