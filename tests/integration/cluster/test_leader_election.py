@@ -34,8 +34,11 @@ async def holders(admin) -> dict[str, str]:
     return found
 
 
-def owner(procs: list[ControllerManagerProcess], identity: str) -> ControllerManagerProcess:
-    """The process that logged ``leader_elected`` as ``identity`` (its logs are JSON lines)."""
+async def owner(procs: list[ControllerManagerProcess], identity: str) -> ControllerManagerProcess:
+    """The process that logged ``leader_elected`` as ``identity`` (its logs are JSON lines).
+
+    The lease is written before the line is logged, so the line may lag the lease a little.
+    """
     def elected(proc: ControllerManagerProcess) -> bool:
         for line in proc.log_file.read_text().splitlines():
             with contextlib.suppress(ValueError):
@@ -43,7 +46,9 @@ def owner(procs: list[ControllerManagerProcess], identity: str) -> ControllerMan
                 if entry.get("event") == "leader_elected" and entry.get("identity") == identity:
                     return True
         return False
-    [proc] = [p for p in procs if elected(p)]
+    async def found() -> list[ControllerManagerProcess] | None:
+        return [p for p in procs if elected(p)] or None
+    [proc] = await eventually(found, f"{identity} logs leader_elected", timeout=10)
     return proc
 
 
@@ -67,7 +72,7 @@ async def test_only_the_leaders_act_and_standbys_take_over_after_kill_9(apiserve
             found = await holders(admin)
             return found if len(found) == 2 and all(found.values()) else None
         first = await eventually(both_led, "a scheduler and a controller manager lead", timeout=30)
-        leaders = {c: owner(procs[c], first[c]) for c in COMPONENTS}
+        leaders = {c: await owner(procs[c], first[c]) for c in COMPONENTS}
         standbys = {c: next(p for p in procs[c] if p is not leaders[c]) for c in COMPONENTS}
 
         await request(admin, s.api("replicasets", "create"), {"object": replicaset(replicas=2)})
@@ -96,7 +101,7 @@ async def test_only_the_leaders_act_and_standbys_take_over_after_kill_9(apiserve
         print(f"takeover after kill -9: {took}")  # figures for docs/reliability.md
         assert all(seconds <= 15.5 for seconds in took.values()), took
         new = await holders(admin)
-        assert all(owner(procs[c], new[c]) is standbys[c] for c in COMPONENTS)
+        assert all([await owner(procs[c], new[c]) is standbys[c] for c in COMPONENTS])
 
         await register(apiserver["creds"], "node-a")  # a fresh heartbeat for the scheduler
         await update_rs(admin, lambda rs: rs["spec"].update(replicas=3))
