@@ -54,9 +54,16 @@ class Unavailable(PeapodError):
     code = "Unavailable"
 
 
+class TooLarge(PeapodError):
+    """A request or reply that one NATS message cannot carry (its ``max_payload``)."""
+
+    code = "RequestEntityTooLarge"
+
+
 _BY_CODE: dict[str, type[PeapodError]] = {
     cls.code: cls
-    for cls in (PeapodError, NotFound, AlreadyExists, Conflict, Invalid, Forbidden, Unavailable)
+    for cls in (PeapodError, NotFound, AlreadyExists, Conflict, Invalid, Forbidden, Unavailable,
+                TooLarge)
 }
 
 

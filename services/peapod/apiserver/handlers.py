@@ -32,6 +32,7 @@ from peapod.apiserver.configs import ConfigObjects
 from peapod.apiserver.events import EventsApi
 from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
+from peapod.apiserver.paging import paged
 from peapod.apiserver.store import Store
 from peapod.apiserver.workloads import propagation_finalizer, workload_apis
 from peapod.bus import subjects as s
@@ -79,6 +80,12 @@ class Api:
         return with_heartbeat(node, self.leases.renewed.get(name), self.clock())
 
     def routes(self) -> dict[str, Route]:
+        """Every subject the apiserver answers; each list answers in pages if asked to."""
+        routes = self._routes()
+        return {subject: paged(fn) if subject.endswith(".list") else fn
+                for subject, fn in routes.items()}
+
+    def _routes(self) -> dict[str, Route]:
         return {
             s.api("pods", "create"): self.create_pod,
             s.api("pods", "apply"): self.apply_pod,

@@ -24,12 +24,12 @@ import structlog
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import NoRespondersError, OutboundBufferLimitError
+from nats.errors import MaxPayloadError, NoRespondersError, OutboundBufferLimitError
 from nats.js import JetStreamContext
 
 from peapod.bus.identity import Credentials
 from peapod.bus.subjects import API_PREFIX, inbox_prefix
-from peapod.errors import Forbidden, Invalid, PeapodError, Unavailable, from_wire
+from peapod.errors import Forbidden, Invalid, PeapodError, TooLarge, Unavailable, from_wire
 
 log = structlog.get_logger("bus")
 
@@ -207,7 +207,8 @@ async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
     if nc.is_closed or not (nc.is_connected or nc.is_reconnecting):  # never connected, or closed
         raise Unavailable(f"not connected to NATS; nothing sent on {subject}")
     refused = _refusal(nc, subject)[1]
-    ask = asyncio.ensure_future(nc.request(subject, encode(payload), timeout=timeout))
+    data = encode(payload)
+    ask = asyncio.ensure_future(nc.request(subject, data, timeout=timeout))
     watch = asyncio.ensure_future(refused.wait())
     try:
         await asyncio.wait({ask, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -222,6 +223,9 @@ async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
         raise Unavailable(f"no server is answering on {subject}") from None
     except TimeoutError:  # nats-py raises both its own and asyncio's
         raise Unavailable(f"timed out after {timeout:g}s waiting for {subject}") from None
+    except MaxPayloadError:
+        raise TooLarge(f"the request is {len(data)} bytes, over the {nc.max_payload} bytes one "
+                       f"NATS message may carry (max_payload); nothing sent on {subject}") from None
     except OutboundBufferLimitError:  # cut off long enough to fill nats-py's buffer
         raise Unavailable(f"not connected, and what waits to be sent fills the client's buffer; "
                           f"nothing sent on {subject}") from None
@@ -233,11 +237,39 @@ async def request(nc: NATS, subject: str, payload: dict[str, Any], *,
     return reply.get("result")
 
 
-async def respond(msg: Msg, *, result: Any = None, error: PeapodError | None = None) -> None:
+CHUNK_SIZE = 500  # kubectl's --chunk-size
+
+
+async def list_in_pages(nc: NATS, subject: str, payload: dict[str, Any], *,
+                        chunk_size: int = CHUNK_SIZE) -> list[Any]:
+    """Every item of a list, asked for in pages (``limit``/``continue``) as kubectl does,
+    so that no reply is larger than one NATS message may be."""
+    items: list[Any] = []
+    token: str | None = None
+    while True:
+        reply = await request(nc, subject, {**payload, "limit": chunk_size, "continue": token})
+        if not isinstance(reply, dict) or not isinstance(reply.get("items"), list):
+            raise Unavailable(f"malformed list page on {subject}")
+        items.extend(reply["items"])
+        token = (reply.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+async def respond(msg: Msg, *, result: Any = None, error: PeapodError | None = None,
+                  limit: int = 0) -> None:
+    """Reply to ``msg``; a result over ``limit`` bytes (max_payload) is an error instead,
+    which the client reads at once rather than waiting out its timeout for a reply that
+    the server would never deliver."""
     if not msg.reply:
         return
-    body = {"error": error.to_wire()} if error else {"result": result}
-    await msg.respond(encode(body))
+    data = encode({"error": error.to_wire()} if error else {"result": result})
+    if limit and len(data) > limit:
+        log.warning("reply_too_large", subject=msg.subject, size=len(data), max_payload=limit)
+        data = encode({"error": TooLarge(
+            f"the reply is {len(data)} bytes, over the {limit} bytes one NATS message may "
+            "carry (max_payload); ask for a list in pages (limit and continue)").to_wire()})
+    await msg.respond(data)
 
 
 async def serve(nc: NATS, subject: str, handler: Handler, *,
@@ -253,7 +285,7 @@ async def serve(nc: NATS, subject: str, handler: Handler, *,
             log.exception("handler_failed", subject=msg.subject)
             await respond(msg, error=PeapodError(f"internal error: {exc}"))
         else:
-            await respond(msg, result=result)
+            await respond(msg, result=result, limit=nc.max_payload)
 
     return await nc.subscribe(subject, queue=queue, cb=on_message)
 

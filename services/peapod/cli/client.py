@@ -36,10 +36,12 @@ from peapod.api.batch import CronJob, Job
 from peapod.api.manifest import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import (
+    CHUNK_SIZE,
     TLSOnlyClient,
     decode,
     encode,
     jetstream,
+    list_in_pages,
     note_refusal,
     request,
     wait_or_refused,
@@ -197,6 +199,7 @@ class Client:
         self.nc = nc
         self.js = jetstream(nc)
         self.namespace = namespace
+        self.chunk_size = CHUNK_SIZE  # objects per list page (get --chunk-size)
 
     @classmethod
     async def open(cls, context: Context, *, namespace: str | None = None) -> Client:
@@ -233,9 +236,10 @@ class Client:
     async def list_pods(self, *, all_namespaces: bool = False, selector: str | None = None,
                         field_selector: str | None = None,
                         namespace: str | None = None) -> list[Pod]:
-        items = await request(self.nc, s.api("pods", "list"), {
+        items = await list_in_pages(self.nc, s.api("pods", "list"), {
             "namespace": None if all_namespaces else namespace or self.namespace,
-            "labelSelector": selector, "fieldSelector": field_selector})
+            "labelSelector": selector, "fieldSelector": field_selector},
+            chunk_size=self.chunk_size)
         return [Pod.model_validate(item) for item in items]
 
     async def delete_pod(self, name: str, *, namespace: str | None = None,
@@ -257,8 +261,9 @@ class Client:
 
     async def list_objects(self, resource: str, *, all_namespaces: bool = False,
                            selector: str | None = None) -> list[Any]:
-        items = await request(self.nc, s.api(resource, "list"), {
-            "namespace": None if all_namespaces else self.namespace, "labelSelector": selector})
+        items = await list_in_pages(self.nc, s.api(resource, "list"), {
+            "namespace": None if all_namespaces else self.namespace, "labelSelector": selector},
+            chunk_size=self.chunk_size)
         return [OBJECT_MODELS[resource].model_validate(item) for item in items]
 
     async def update_object(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
@@ -309,7 +314,8 @@ class Client:
                                                       {"name": name}))
 
     async def list_namespaces(self, *, selector: str | None = None) -> list[Namespace]:
-        items = await request(self.nc, s.api("namespaces", "list"), {"labelSelector": selector})
+        items = await list_in_pages(self.nc, s.api("namespaces", "list"),
+                                    {"labelSelector": selector}, chunk_size=self.chunk_size)
         return [Namespace.model_validate(item) for item in items]
 
     async def delete_namespace(self, name: str) -> dict[str, Any]:
@@ -326,7 +332,8 @@ class Client:
         return Node.model_validate(await request(self.nc, s.api("nodes", "get"), {"name": name}))
 
     async def list_nodes(self, *, selector: str | None = None) -> list[Node]:
-        items = await request(self.nc, s.api("nodes", "list"), {"labelSelector": selector})
+        items = await list_in_pages(self.nc, s.api("nodes", "list"), {"labelSelector": selector},
+                                    chunk_size=self.chunk_size)
         return [Node.model_validate(item) for item in items]
 
     async def delete_node(self, name: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from peapod.api import Container, Pod, load_documents, parse_object
 from peapod.api.manifest import refuse_generate_name_for_apply
 from peapod.api.selectors import parse_label_selector
 from peapod.api.static import own_uids
+from peapod.bus.client import CHUNK_SIZE
 from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
 from peapod.cli.client import Client
@@ -217,6 +218,7 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
         await _follow_events(client, args.all_namespaces)  # same as `peapod events -f`
         return 0
     matches = parse_label_selector(args.selector)  # refuses a bad selector before anything
+    client.chunk_size = args.chunk_size
     changes = (await client.watch(resource, all_namespaces=args.all_namespaces)
                if args.watch else None)  # subscribed before the list: nothing missed
     objs = await _fetch(client, resource, name, args)
@@ -227,11 +229,12 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     else:
         out = printers.render(objs, output=args.output, kind=resource, now=_now(),
                               all_namespaces=args.all_namespaces, single=bool(name),
-                              show_labels=args.show_labels)
+                              show_labels=args.show_labels, no_headers=args.no_headers)
         if out:
             print(out)
     if changes is not None:
-        headers = not objs and args.output in (None, "wide")  # kubectl: the first row brings them
+        headers = not objs and args.output in (None, "wide") and not args.no_headers  # kubectl:
+        # the first row brings them
         async for _kind, obj in changes:
             if (name and obj.metadata.name != name) or not matches(obj.metadata.labels or {}):
                 continue
@@ -249,6 +252,7 @@ async def _get_several(client: Client, args: argparse.Namespace) -> int:
     resources = list(dict.fromkeys(_resource(word)[0] for word in words))
     if args.watch or args.name:
         raise Invalid("a name or --watch needs one resource type, not several")
+    client.chunk_size = args.chunk_size
     found = [(r, await _fetch(client, r, None, args)) for r in resources]
     found = [(r, objs) for r, objs in found if objs]
     if args.output not in (None, "wide"):
@@ -266,7 +270,7 @@ async def _get_several(client: Client, args: argparse.Namespace) -> int:
             update={"name": prefix + (o.metadata.name or "")})}) for o in objs]
         tables.append(printers.render(named, output=args.output, kind=resource, now=_now(),
                                       all_namespaces=args.all_namespaces,
-                                      show_labels=args.show_labels))
+                                      show_labels=args.show_labels, no_headers=args.no_headers))
     print("\n\n".join(tables))
     return 0
 
@@ -559,6 +563,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.exit_code(results)
 
 
+def _chunk_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = -1
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a non-negative integer")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="peapod", description="Kubernetes-style Pods on "
                                      "small fleets of machines, over NATS and podman.")
@@ -619,6 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
+    p.add_argument("--no-headers", action="store_true", help="no header row in tables")
+    p.add_argument("--chunk-size", type=_chunk_size, default=CHUNK_SIZE,
+                   help="list in pages of at most this many objects; 0: as few pages as "
+                        "fit in a message (default 500)")
     p = add("describe", "show details of a pod, deployment, replicaset, daemonset, job, node, "
             "namespace, configmap or secret", cmd_describe)
     p.add_argument("resource")
