@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -694,10 +695,27 @@ def podman_answers(socket_path: str) -> bool:
         return False
 
 
+def something_listens(socket_path: str) -> bool:
+    """Does a process accept connections on ``socket_path`` (however slow it is to answer)?"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(socket_path)
+        except TimeoutError:  # its backlog is full: busy, not gone
+            return True
+        except OSError:  # no such file, or nothing listening (ECONNREFUSED)
+            return False
+    return True
+
+
 def ensure_podman_service(socket_path: str, *, containers_conf: str | None = None,
                           timeout: float = 15) -> subprocess.Popen[bytes] | None:
-    """Start ``podman system service`` on ``socket_path`` unless something answers there."""
-    if podman_answers(socket_path):
+    """Start ``podman system service`` on ``socket_path`` unless something answers there.
+
+    A service that is only slow to answer (a loaded machine) is left alone: a second one
+    would take the socket's path over, and stopping it later would leave none there.
+    """
+    if podman_answers(socket_path) or something_listens(socket_path):
         return None
     podman = shutil.which("podman")
     if podman is None:
