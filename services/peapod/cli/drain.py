@@ -1,4 +1,5 @@
-"""``drain NODE``: cordon a node, then evict its pods and wait until they are gone.
+"""``drain NODE`` (or ``drain -l SELECTOR``): cordon nodes, then evict their pods and wait
+until they are gone. ``--pod-selector`` evicts only the pods whose labels match.
 
 As kubectl's ``drain`` (``k8s.io/kubectl/pkg/drain``): the node is cordoned
 first (``node/x cordoned``), then each pod on it goes through kubectl's
@@ -36,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from peapod.api import Pod
+from peapod.api.selectors import parse_label_selector
 from peapod.api.static import is_mirror
 from peapod.cli.client import Client
 from peapod.cli.labels import modify
-from peapod.errors import NotFound, PeapodError
+from peapod.errors import Invalid, NotFound, PeapodError
 
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
 DAEMONSET_WARNING = "ignoring DaemonSet-managed Pods"
@@ -64,6 +66,7 @@ class Options:
     force: bool = False
     ignore_daemonsets: bool = False
     delete_emptydir_data: bool = False
+    pod_selector: str | None = None  # --pod-selector: only the pods whose labels match
 
 
 def _finished(pod: Pod) -> bool:
@@ -148,10 +151,12 @@ class DrainError(PeapodError):
 
     code = "DrainFailed"
 
-    def __init__(self, node: str, errors: list[str], *, final: list[str]) -> None:
+    def __init__(self, node: str, errors: list[str], *, final: list[str],
+                 pending: list[str] | None = None) -> None:
         joined = errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]"
         lines = [f'error: unable to drain node "{node}" due to error:{joined}, continuing '
-                 "command...", "There are pending nodes to be drained:", f" {node}", *final]
+                 "command...", "There are pending nodes to be drained:",
+                 *(f" {name}" for name in pending or [node]), *final]
         super().__init__("\n".join(lines))
 
     def line(self) -> str:
@@ -195,14 +200,15 @@ async def _evict(client: Client, pod: Pod, grace: int | None, timeout: float) ->
 
 
 async def drain(client: Client, name: str, opts: Options, *, grace: int | None,
-                timeout: float) -> None:
-    await client.get_node(name)  # NotFound before anything is written
-    await _cordon(client, name)
-    pods = await client.list_pods(all_namespaces=True, field_selector=f"spec.nodeName={name}")
+                timeout: float, pending: list[str] | None = None) -> None:
+    """Evict the pods of ``name`` (cordoned already); ``pending``: the nodes not drained yet,
+    this one first, named in the error as kubectl does."""
+    pods = await client.list_pods(all_namespaces=True, field_selector=f"spec.nodeName={name}",
+                                  selector=opts.pod_selector)
     judged = await _judge(client, pods, opts)
     errors = [f"cannot delete {line}" for line in grouped(judged, "error")]
     if errors:
-        raise DrainError(name, errors, final=errors)
+        raise DrainError(name, errors, final=errors, pending=pending)
     warnings = grouped(judged, "warning")
     if warnings:
         print(f"Warning: {'; '.join(warnings)}", file=sys.stderr, flush=True)
@@ -213,23 +219,47 @@ async def drain(client: Client, name: str, opts: Options, *, grace: int | None,
     done = await asyncio.gather(*(_evict(client, pod, grace, limit) for pod in going))
     if not all(done):
         message = f"drain did not complete within {go_duration(timeout)}"
-        raise DrainError(name, [message], final=[f"error: {message}"])
+        raise DrainError(name, [message], final=[f"error: {message}"], pending=pending)
     print(f"node/{name} drained", flush=True)
 
 
+async def _nodes(client: Client, args: argparse.Namespace) -> list[str]:
+    """The node named, or those ``--selector`` matches (kubectl's rules and words)."""
+    if args.node and args.selector:
+        raise Invalid("cannot specify both a node name and a --selector option")
+    if args.node:
+        await client.get_node(args.node)  # NotFound before anything is written
+        return [args.node]
+    if args.selector is None:
+        raise Invalid("USAGE: drain NODE [flags]")
+    names = [node.metadata.name or "" for node in await client.list_nodes(selector=args.selector)]
+    if not names:
+        print("No resources found", file=sys.stderr)
+    return names
+
+
 async def cmd_drain(client: Client, args: argparse.Namespace) -> int:
+    """As kubectl: every node is cordoned first, then drained in turn; the first failure
+    stops it and names the nodes left."""
+    parse_label_selector(args.pod_selector)  # a bad selector is refused before any write
     opts = Options(force=args.force, ignore_daemonsets=args.ignore_daemonsets,
-                   delete_emptydir_data=args.delete_emptydir_data)
+                   delete_emptydir_data=args.delete_emptydir_data, pod_selector=args.pod_selector)
     grace = args.grace_period if args.grace_period is not None and args.grace_period >= 0 \
         else None
-    await drain(client, args.node, opts, grace=grace, timeout=args.timeout)
+    names = await _nodes(client, args)
+    for name in names:
+        await _cordon(client, name)
+    for i, name in enumerate(names):
+        await drain(client, name, opts, grace=grace, timeout=args.timeout, pending=names[i:])
     return 0
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     from peapod.cli.rollout import _duration
-    p = add("drain", "cordon a node and evict its pods, waiting until they are gone", cmd_drain)
-    p.add_argument("node")
+    p = add("drain", "cordon nodes and evict their pods, waiting until they are gone", cmd_drain)
+    p.add_argument("node", nargs="?")
+    p.add_argument("-l", "--selector", help="drain the nodes whose labels match")
+    p.add_argument("--pod-selector", help="evict only the pods whose labels match")
     p.add_argument("--force", action="store_true",
                    help="also delete pods no controller owns (nothing re-creates them)")
     p.add_argument("--ignore-daemonsets", action="store_true",
