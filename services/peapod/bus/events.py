@@ -53,7 +53,7 @@ from nats.aio.client import Client as NATS
 
 from peapod.api import Event, EventSource, ObjectMeta, ObjectReference, now_rfc3339, parse_rfc3339
 from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
-from peapod.api.manifest import decode_model
+from peapod.api.manifest import API_VERSIONS, decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Invalid, PeapodError, Unavailable
@@ -277,7 +277,8 @@ class EventRecorder:
             metadata=ObjectMeta(name=f"{name}.{time.time_ns():x}", namespace=namespace,
                                 creation_timestamp=now),
             involved_object=ObjectReference(kind=kind, namespace=meta.get("namespace"), name=name,
-                                            uid=meta.get("uid"), api_version="v1",
+                                            uid=meta.get("uid"),
+                                            api_version=API_VERSIONS.get(kind, "v1"),
                                             resource_version=meta.get("resourceVersion")),
             reason=reason, message=message, type=type,  # type: ignore[arg-type]
             source=self._source, first_timestamp=now, last_timestamp=now, count=1,

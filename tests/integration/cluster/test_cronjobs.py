@@ -160,8 +160,9 @@ async def test_runs_each_minute_once_across_restarts(cron):
     status = (await eventually(lambda: _status_with(admin, "tick", "active"), "active"))
     assert [a["name"] for a in status["active"]] == [name]
     assert status["lastScheduleTime"] == stamp
-    assert (await wait_event(admin, "tick", "SuccessfulCreate"))[0]["message"] == \
-        f"Created job {name}"
+    created = (await wait_event(admin, "tick", "SuccessfulCreate"))[0]
+    assert created["message"] == f"Created job {name}"
+    assert created["involvedObject"]["apiVersion"] == "batch/v1"  # the CronJob's, as Kubernetes
 
     # a restart at any point: the same minute is not run again
     await manager.restart()
