@@ -20,8 +20,11 @@ rules that other cron implementations (croniter, cronsim) answer differently:
   that a daylight-saving change skips does not run that day, and in an hour
   that it repeats, a schedule of every N minutes fires in both.
 
-``@every <duration>`` (robfig's constant-delay schedule, which
-``ParseStandard`` also accepts) is refused by name: peapod does not run it.
+``@every <duration>`` is robfig's constant-delay schedule, which
+``ParseStandard`` also accepts: the duration in Go's syntax (``90s``,
+``1h30m``, ``1.5h``), cut to whole seconds and at least one; each run
+comes that long after the last (or after the CronJob's creation), whatever
+the time zone.
 """
 
 from __future__ import annotations
@@ -107,6 +110,63 @@ class Schedule:
             moved, t = True, _absolute(t, timedelta(seconds=60 - t.second), zone)
             return t, moved, True
         return t, moved, False
+
+
+@dataclass(frozen=True)
+class ConstantDelay:
+    """robfig's ``ConstantDelaySchedule`` (``@every``): ``Next`` is ``t`` plus the delay,
+    less ``t``'s fraction of a second."""
+
+    seconds: int
+
+    def next(self, after: datetime, zone: tzinfo) -> datetime | None:
+        return after.astimezone(zone).replace(microsecond=0) + timedelta(seconds=self.seconds)
+
+
+CronSchedule = Schedule | ConstantDelay
+
+_GO_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
+             "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
+_GO_MAX_DURATION = 2**63 - 1
+
+
+def go_parse_duration(text: str) -> int:
+    """Go's ``time.ParseDuration``, in nanoseconds, with its error messages."""
+    invalid = CronError(f'time: invalid duration "{text}"')
+    rest, sign = text, 1
+    if rest[:1] in ("-", "+"):
+        sign, rest = (-1 if rest[0] == "-" else 1), rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise invalid
+    total = 0
+    while rest:
+        match = _GO_DURATION_PART.match(rest)
+        assert match is not None  # every part of the pattern may be empty
+        whole, fraction, unit = match.groups()
+        if not whole and not fraction:
+            raise invalid
+        if not unit:
+            raise CronError(f'time: missing unit in duration "{text}"')
+        if unit not in _GO_UNITS:
+            raise CronError(f'time: unknown unit "{unit}" in duration "{text}"')
+        scale = _GO_UNITS[unit]
+        total += int(whole or "0") * scale + int(fraction or "0") * scale // 10 ** len(fraction or "")
+        if total > _GO_MAX_DURATION:
+            raise invalid
+        rest = rest[match.end():]
+    return sign * total
+
+
+def _every(spec: str) -> ConstantDelay:
+    """robfig's ``Every``: at least a second, cut to whole seconds."""
+    try:
+        nanoseconds = go_parse_duration(spec[len("@every "):])
+    except CronError as exc:
+        raise CronError(f"failed to parse duration {spec}: {exc}") from None
+    return ConstantDelay(max(nanoseconds // 10**9, 1))
 
 
 def _absolute(t: datetime, delta: timedelta, zone: tzinfo) -> datetime:
@@ -197,7 +257,7 @@ DESCRIPTORS["@annually"] = DESCRIPTORS["@yearly"]
 DESCRIPTORS["@midnight"] = DESCRIPTORS["@daily"]
 
 
-def parse_schedule(spec: str) -> Schedule:
+def parse_schedule(spec: str) -> CronSchedule:
     """robfig/cron's ``ParseStandard``; raises ``CronError`` with its message."""
     if not spec:
         raise CronError("empty spec string")
@@ -205,7 +265,7 @@ def parse_schedule(spec: str) -> Schedule:
         if spec in DESCRIPTORS:
             return DESCRIPTORS[spec]
         if spec.startswith("@every "):
-            raise CronError(f"{spec}: @every is not supported by peapod; use a cron expression")
+            return _every(spec)
         raise CronError(f"unrecognized descriptor: {spec}")
     fields = spec.split()
     if len(fields) != 5:

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from peapod.api.batch import CronJob, CronJobStatus, Job
-from peapod.api.cron import CronError, Schedule, parse_schedule
+from peapod.api.cron import CronError, CronSchedule, parse_schedule
 from peapod.api.meta import ObjectReference
 from peapod.bus import subjects as s
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
@@ -213,7 +213,7 @@ class _Sync:
         counted = self.cj.model_copy(update={"status": self.status})  # the new lastScheduleTime
         return RetryAfter(requeue_in(counted, now, schedule, zone))
 
-    async def _report_missed(self, now: datetime, schedule: Schedule, zone: tzinfo) -> None:
+    async def _report_missed(self, now: datetime, schedule: CronSchedule, zone: tzinfo) -> None:
         """A time older than ``startingDeadlineSeconds`` that never ran: ``MissSchedule``.
 
         Kubernetes means to say so, but its search starts at the deadline, so its

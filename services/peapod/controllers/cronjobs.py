@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from peapod.api.base import parse_rfc3339
 from peapod.api.batch import SCHEDULED_TIMESTAMP, CronJob, Job, load_time_zone
-from peapod.api.cron import Schedule
+from peapod.api.cron import CronSchedule
 from peapod.api.meta import ObjectMeta
 from peapod.controllers.claiming import controller_reference
 
@@ -62,7 +62,7 @@ class Recent:
     missed: int  # 0: none, else an estimate of how many times were missed
 
 
-def most_recent_schedule_time(cj: CronJob, now: datetime, schedule: Schedule, zone: tzinfo,
+def most_recent_schedule_time(cj: CronJob, now: datetime, schedule: CronSchedule, zone: tzinfo,
                               *, with_deadline: bool) -> Recent:
     """Kubernetes' ``mostRecentScheduleTime``; ValueError for a schedule that never fires."""
     status = cj.status
@@ -90,7 +90,7 @@ def most_recent_schedule_time(cj: CronJob, now: datetime, schedule: Schedule, zo
     return Recent(earliest, most_recent, missed)
 
 
-def requeue_in(cj: CronJob, now: datetime, schedule: Schedule, zone: tzinfo) -> float:
+def requeue_in(cj: CronJob, now: datetime, schedule: CronSchedule, zone: tzinfo) -> float:
     """Kubernetes' ``nextScheduleTimeDuration``: seconds until the next look."""
     try:
         recent = most_recent_schedule_time(cj, now, schedule, zone, with_deadline=False)

@@ -336,7 +336,10 @@ async def test_cli_create_get_describe_and_job_from(cron, tmp_path):
     assert applied.out == "cronjob.batch/applied configured\n", applied
     spec = (await get(admin, "cronjobs", "applied"))["spec"]
     assert (spec["schedule"], spec["suspend"]) == ("@hourly", True)
+    every = await cli("apply", "-f", "-", stdin=json.dumps(
+        cronjob("applied", schedule="@every 1h30m", suspend=True)))
+    assert every.out == "cronjob.batch/applied configured\n", every
     refused = await cli("apply", "-f", "-", stdin=json.dumps(
-        cronjob("applied", schedule="@every 1h")))
-    assert refused.code == 1 and "@every is not supported by peapod" in refused.err
+        cronjob("applied", schedule="@every 1d")))
+    assert refused.code == 1 and 'time: unknown unit "d" in duration "1d"' in refused.err
     await cli("delete", "cronjob", "applied")

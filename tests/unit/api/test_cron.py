@@ -8,7 +8,7 @@ otherwise, which is why peapod does not use them.
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -92,7 +92,13 @@ def test_time_zones_and_daylight_saving():
     ("L * * * *", 'failed to parse int from L: strconv.Atoi: parsing "L": invalid syntax'),
     ("0 0 * * 5#2", 'failed to parse int from 5#2: strconv.Atoi: parsing "5#2": invalid syntax'),
     ("@reboot", "unrecognized descriptor: @reboot"),
-    ("@every 1h", "@every 1h: @every is not supported by peapod; use a cron expression"),
+    ("@every", "unrecognized descriptor: @every"),
+    ("@every ", 'failed to parse duration @every : time: invalid duration ""'),
+    ("@every 10", 'failed to parse duration @every 10: time: missing unit in duration "10"'),
+    ("@every 1d", 'failed to parse duration @every 1d: time: unknown unit "d" in duration "1d"'),
+    ("@every .h", 'failed to parse duration @every .h: time: invalid duration ".h"'),
+    ("@every 1h 5m", 'failed to parse duration @every 1h 5m: time: unknown unit "h " in '
+                     'duration "1h 5m"'),
 ])
 def test_refusals_in_robfigs_words(spec, message):
     with pytest.raises(CronError) as exc:
@@ -168,3 +174,13 @@ def test_a_known_time_zone_is_accepted():
     doc = copy.deepcopy(CRONJOB)
     doc["spec"]["timeZone"] = "America/New_York"
     assert parse_object(doc).spec.time_zone == "America/New_York"
+
+
+@pytest.mark.parametrize(("spec", "seconds"), [
+    ("@every 1h30m", 5400), ("@every 90s", 90), ("@every 1.5h", 5400), ("@every 1500ms", 1),
+    ("@every 10ms", 1), ("@every -5m", 1), ("@every 0", 1), ("@every 2h0m0.9s", 7200),
+])
+def test_every_is_robfigs_constant_delay_in_whole_seconds(spec, seconds):
+    schedule = parse_schedule(spec)
+    after = datetime(2026, 3, 29, 0, 59, 59, 700000, tzinfo=UTC)
+    assert schedule.next(after, UTC) == after.replace(microsecond=0) + timedelta(seconds=seconds)

@@ -56,6 +56,15 @@ def test_after_missed_times_only_the_most_recent_runs():
     assert got.missed == 4  # 10:10, 10:15, 10:20, 10:25
 
 
+def test_every_runs_that_long_after_creation_then_after_the_last_run():
+    assert recent(cronjob("@every 90s"), CREATED + timedelta(seconds=89)).most_recent is None
+    first = recent(cronjob("@every 90s"), CREATED + timedelta(seconds=91)).most_recent
+    assert first == CREATED + timedelta(seconds=90)
+    later = recent(cronjob("@every 90s", last="2026-01-01T10:02:00Z"),
+                   datetime(2026, 1, 1, 10, 7, 0, tzinfo=UTC))
+    assert later.most_recent == datetime(2026, 1, 1, 10, 6, 30, tzinfo=UTC) and later.missed == 3
+
+
 def test_more_than_a_hundred_missed_is_counted_as_many():
     got = recent(cronjob("* * * * *", last="2026-01-01T10:00:00Z"),
                  datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC))
