@@ -152,7 +152,8 @@ def load_time_zone(name: str | None) -> tzinfo:
 
 
 def time_zone_problems(name: str | None) -> list[str]:
-    """Kubernetes' ``validateTimeZone``: an IANA name this host's tz database knows."""
+    """Kubernetes' ``validateTimeZone``: an IANA name the host's tz database knows, or the
+    ``tzdata`` package (a dependency, for hosts without one)."""
     if name is None:
         return []
     where = f"spec.timeZone: Invalid value: {json.dumps(name)}"

@@ -184,3 +184,19 @@ def test_every_is_robfigs_constant_delay_in_whole_seconds(spec, seconds):
     schedule = parse_schedule(spec)
     after = datetime(2026, 3, 29, 0, 59, 59, 700000, tzinfo=UTC)
     assert schedule.next(after, UTC) == after.replace(microsecond=0) + timedelta(seconds=seconds)
+
+
+def test_time_zones_do_not_need_the_hosts_tz_database():
+    """A minimal node image may have no /usr/share/zoneinfo: the tzdata package stands in
+    (as kube-controller-manager embeds Go's), so timeZone still resolves."""
+    import zoneinfo
+
+    from peapod.api.batch import load_time_zone
+    zoneinfo.reset_tzpath(to=[])
+    zoneinfo.ZoneInfo.clear_cache()
+    try:
+        berlin = load_time_zone("Europe/Berlin")
+        assert datetime(2026, 7, 1, tzinfo=berlin).utcoffset() == timedelta(hours=2)
+    finally:
+        zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
