@@ -85,6 +85,14 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
         if connected and not note_refusal(nc, exc, creds.user):  # connecting: raised below
             log.warning("nats_error", error=str(exc))
 
+    async def on_disconnected() -> None:
+        if nc.is_reconnecting:  # not a close of our own
+            log.warning("nats_disconnected", user=creds.user)
+
+    async def on_reconnected() -> None:
+        url = nc.connected_url
+        log.info("nats_reconnected", user=creds.user, server=url.netloc if url else None)
+
     tls = creds.tls_context()
     servers = creds.servers
     if tls is not None:
@@ -107,6 +115,8 @@ async def connect(creds: Credentials, *, name: str, connect_timeout: float = 5,
             ping_interval=PING_INTERVAL_SECONDS,
             max_outstanding_pings=2,
             error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
             **options,
         )
     except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
