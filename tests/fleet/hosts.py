@@ -241,7 +241,8 @@ class SimulatedFleet:
         return [line.split()[0] for line in output.splitlines() if line.strip()]
 
     def write_inventory(self, path: Path, groups: Mapping[str, Sequence[str]] | None = None,
-                        extra_host_vars: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
+                        extra_host_vars: Mapping[str, Mapping[str, Any]] | None = None,
+                        all_vars: Mapping[str, Any] | None = None) -> Path:
         """Write an Ansible YAML inventory of every host of the fleet, with these groups.
 
         Each host has ``fleet_shared_dir`` (see ``shared_dir``); ``extra_host_vars``
@@ -253,7 +254,7 @@ class SimulatedFleet:
             host_vars.setdefault(host, {}).update(variables)
         try:
             content = inventory.ansible_inventory(addresses, key_path=self.key_path, groups=groups,
-                                                  host_vars=host_vars)
+                                                  host_vars=host_vars, all_vars=all_vars)
         except ValueError as error:
             raise FleetError(f"fleet {self.name!r}: {error}") from None
         return inventory.write_inventory(path, content)

@@ -17,8 +17,10 @@ import yaml
 
 def ansible_inventory(addresses: Mapping[str, str], *, key_path: Path,
                       groups: Mapping[str, Sequence[str]] | None = None,
-                      host_vars: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The inventory of these hosts (name to address) as Ansible's YAML inventory reads it."""
+                      host_vars: Mapping[str, Mapping[str, Any]] | None = None,
+                      all_vars: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The inventory of these hosts (name to address) as Ansible's YAML inventory reads it;
+    ``all_vars`` go to the ``all`` group (the implicit localhost reads them too)."""
     groups = groups or {}
     host_vars = host_vars or {}
     unknown = {h for members in groups.values() for h in members} | set(host_vars)
@@ -30,6 +32,7 @@ def ansible_inventory(addresses: Mapping[str, str], *, key_path: Path,
             "ansible_ssh_private_key_file": str(key_path),
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
+            **(all_vars or {}),
         },
         "hosts": {host: {"ansible_host": ip, **host_vars.get(host, {})}
                   for host, ip in sorted(addresses.items())},

@@ -81,6 +81,7 @@ class ProvisionedFleet:
         self.inventory = self.hosts.state_dir / "inventory.yml"
         self.log_dir = self.hosts.state_dir / "ansible"
         self.extra_host_vars: dict[str, dict[str, Any]] = {}
+        self.all_vars: dict[str, Any] = {}  # the inventory's `all` group (group_vars/all)
 
     @property
     def cli(self) -> str:
@@ -113,7 +114,7 @@ class ProvisionedFleet:
                 host_vars[host]["peapod_node_labels"] = NODE_LABELS[host]
             host_vars[host].update(self.extra_host_vars.get(host, {}))
         groups = {"nats": self.nats, "control_plane": [CONTROL], "nodes": self.nodes}
-        return self.hosts.write_inventory(self.inventory, groups, host_vars)
+        return self.hosts.write_inventory(self.inventory, groups, host_vars, self.all_vars)
 
     def playbook(self, playbook: str, *args: str, check: bool = True) -> dict[str, dict[str, int]]:
         """Run a playbook against the fleet; the recap per host. Output goes to a log file."""

