@@ -54,6 +54,12 @@ class Unavailable(PeapodError):
     code = "Unavailable"
 
 
+class Expired(PeapodError):
+    """A resourceVersion older than what is kept (Kubernetes' 410 Gone)."""
+
+    code = "Expired"
+
+
 class TooLarge(PeapodError):
     """A request or reply that one NATS message cannot carry (its ``max_payload``)."""
 
@@ -63,7 +69,7 @@ class TooLarge(PeapodError):
 _BY_CODE: dict[str, type[PeapodError]] = {
     cls.code: cls
     for cls in (PeapodError, NotFound, AlreadyExists, Conflict, Invalid, Forbidden, Unavailable,
-                TooLarge)
+                TooLarge, Expired)
 }
 
 

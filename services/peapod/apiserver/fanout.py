@@ -82,7 +82,7 @@ async def fan_out(js: JetStreamContext, msg: Msg) -> None:
     body = json.dumps(obj, separators=(",", ":")).encode()
     headers = {EVENT_TYPE_HEADER: event_type}
     await js.publish(s.watch(kind, namespace, name), body,
-                     headers={**headers, "Nats-Msg-Id": f"watch-{seq}"})
+                     headers={**headers, "Nats-Msg-Id": s.watch_msg_id(seq)})
     node = (obj.get("spec") or {}).get("nodeName")
     if kind == "pods" and node and namespace:
         await js.publish(s.node_partition(node, namespace, name), body,

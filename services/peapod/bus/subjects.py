@@ -22,6 +22,7 @@ nowhere else.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 API_PREFIX = "peapod.api.v1"
 KV_BUCKET = "peapod"
@@ -150,6 +151,18 @@ def watch(kind: str, namespace: str | None, name: str) -> str:
 def watch_all(kind: str, namespace: str | None = None) -> str:
     """Every change of ``kind`` (in ``namespace``), for ``get -w``."""
     return f"peapod.watch.{kind}.{token(namespace)}.>" if namespace else f"peapod.watch.{kind}.>"
+
+
+def watch_msg_id(revision: int) -> str:
+    """The message id of a change on the watch stream (deduplication, and its revision)."""
+    return f"watch-{revision}"
+
+
+def watch_revision(headers: Mapping[str, str] | None) -> int | None:
+    """The resourceVersion a watch-stream message carries in its id; None if it has none."""
+    msg_id = (headers or {}).get("Nats-Msg-Id", "")
+    number = msg_id.removeprefix("watch-")
+    return int(number) if msg_id.startswith("watch-") and number.isdigit() else None
 
 
 def event(namespace: str, kind: str, name: str) -> str:

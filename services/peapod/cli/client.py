@@ -50,7 +50,7 @@ from peapod.bus.events import latest_events, parse_event
 from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
 from peapod.cli.context import Context
-from peapod.errors import Invalid, NotFound, Unavailable, from_wire
+from peapod.errors import Expired, Invalid, NotFound, Unavailable, from_wire
 
 # seconds for the whole connection, every server included: with the interpreter's start-up
 # (slow on a Raspberry Pi) a command still fails within five seconds
@@ -382,22 +382,30 @@ class Client:
         finally:
             await sub.unsubscribe()
 
-    async def watch(self, resource: str, *, all_namespaces: bool = False
+    async def watch(self, resource: str, *, all_namespaces: bool = False,
+                    since: int | None = None
                     ) -> AsyncIterator[tuple[str, Pod | Node | Namespace | ConfigMap | Secret]]:
-        """Changes to pods, nodes or namespaces from now on. Subscribed when called, not when
+        """Changes to pods, nodes or namespaces from now on, or every change after
+        resourceVersion ``since`` that the watch stream still holds (an hour of them;
+        ``Expired`` if it no longer holds the next one). Subscribed when called, not when
         first iterated, so a caller that subscribes and then lists misses nothing in between."""
         if resource in ("nodes", "namespaces"):
             subject = s.watch_all(resource)
         else:
             subject = s.watch_all(resource, None if all_namespaces else self.namespace)
         model: Any = {"nodes": Node, "namespaces": Namespace, **OBJECT_MODELS}.get(resource, Pod)
-        sub = await self.js.subscribe(subject, stream=s.WATCH_STREAM, ordered_consumer=True,
-                                      deliver_policy=DeliverPolicy.NEW)
+        if since is not None:
+            await self._check_kept_after(since)
+        sub = await self.js.subscribe(
+            subject, stream=s.WATCH_STREAM, ordered_consumer=True,
+            deliver_policy=DeliverPolicy.NEW if since is None else DeliverPolicy.ALL)
 
         async def changes() -> AsyncIterator[tuple[str, Pod | Node | Namespace | ConfigMap
                                                    | Secret]]:
             try:
                 async for msg in sub.messages:
+                    if since is not None and (s.watch_revision(msg.headers) or 0) <= since:
+                        continue
                     kind = (msg.headers or {}).get("Peapod-Event-Type", "MODIFIED")
                     obj = parsed_or_warning(msg, lambda data: decode_model(data, model))
                     if obj is not None:
@@ -406,6 +414,20 @@ class Client:
                 await sub.unsubscribe()
 
         return changes()
+
+    async def _check_kept_after(self, since: int) -> None:
+        """Kubernetes' 410 Gone: the watch stream has dropped changes (its messages are kept
+        an hour) and the oldest it holds comes after the one following ``since``."""
+        if since < 0:
+            raise Invalid(f"resourceVersion: Invalid value: {since}: must be a non-negative "
+                          "integer")
+        info = await self.js.stream_info(s.WATCH_STREAM)
+        if info.state.first_seq <= 1 or not info.state.messages:
+            return  # nothing dropped yet
+        first = await self.js.get_msg(s.WATCH_STREAM, info.state.first_seq)
+        oldest = s.watch_revision(first.headers)
+        if oldest is not None and oldest > since + 1:
+            raise Expired(f"too old resource version: {since} ({oldest - 1})")
 
     # -- exec and logs, straight to the pod's kubelet -------------------------------------
 

@@ -219,9 +219,13 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
         return 0
     matches = parse_label_selector(args.selector)  # refuses a bad selector before anything
     client.chunk_size = args.chunk_size
-    changes = (await client.watch(resource, all_namespaces=args.all_namespaces)
+    since = args.resource_version
+    if since is not None and not args.watch:
+        raise Invalid("--resource-version is for a watch (-w): the changes after that version")
+    changes = (await client.watch(resource, all_namespaces=args.all_namespaces, since=since)
                if args.watch else None)  # subscribed before the list: nothing missed
-    objs = await _fetch(client, resource, name, args)
+    # from a resourceVersion: only the changes after it, no list first (a watch's resume)
+    objs = [] if since is not None else await _fetch(client, resource, name, args)
     if not objs and args.output in (None, "wide") and not args.watch:
         cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces")
         print(printers.no_resources_message(None if cluster_wide else client.namespace),
@@ -563,7 +567,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor.exit_code(results)
 
 
-def _chunk_size(value: str) -> int:
+def _non_negative(value: str) -> int:
     try:
         size = int(value)
     except ValueError:
@@ -630,11 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
     p.add_argument("-w", "--watch", action="store_true")
+    p.add_argument("--resource-version", type=_non_negative, metavar="N",
+                   help="with -w: no list, the changes after resourceVersion N (an hour is kept)")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector")
     p.add_argument("--show-labels", action="store_true", help="show all labels as the last column")
     p.add_argument("--no-headers", action="store_true", help="no header row in tables")
-    p.add_argument("--chunk-size", type=_chunk_size, default=CHUNK_SIZE,
+    p.add_argument("--chunk-size", type=_non_negative, default=CHUNK_SIZE,
                    help="list in pages of at most this many objects; 0: as few pages as "
                         "fit in a message (default 500)")
     p = add("describe", "show details of a pod, deployment, replicaset, daemonset, job, node, "

@@ -1,0 +1,69 @@
+"""``peapod get -w --resource-version N``: the changes after N, no list first (a watch's
+resume, as a Kubernetes watch from a resourceVersion), and 410 Expired once the watch
+stream no longer holds the change after N. Real nats-server, apiserver and script."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from peapod.bus import subjects as s
+from peapod.bus.client import jetstream, request
+from peapod.cli.client import Client
+from peapod.errors import Expired
+from tests.integration.cluster.cli import cli_for
+from tests.integration.cluster.test_event_readers import PEAPOD, _line, cli_env
+from tests.integration.cluster.test_fanout import pod
+
+
+async def test_a_watch_resumes_after_a_resource_version(apiserver, tmp_path):
+    admin = apiserver["admin"]
+    first = await request(admin, s.api("pods", "create"), {"object": pod("first")})
+    since = int(first["metadata"]["resourceVersion"])
+    await request(admin, s.api("pods", "create"), {"object": pod("second")})
+    await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "first"})
+
+    env = cli_env(tmp_path, apiserver["creds"]["admin"].url)
+    proc = await asyncio.create_subprocess_exec(
+        PEAPOD, "get", "pods", "-w", "--resource-version", str(since), "-o", "name", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        # after `since`: second's creation, then first's deletion; first's creation is not shown
+        assert [(await _line(proc.stdout)).strip() for _ in range(2)] == ["pod/second", "pod/first"]
+        await request(admin, s.api("pods", "create"), {"object": pod("third")})
+        assert (await _line(proc.stdout)).strip() == "pod/third"  # and it carries on
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+
+    peapod = cli_for(apiserver, tmp_path)
+    alone = await peapod("get", "pods", "--resource-version", "3")
+    assert (alone.code, alone.err) == (
+        1, "error: --resource-version is for a watch (-w): the changes after that version\n")
+    bad = await peapod("get", "pods", "-w", "--resource-version", "x")
+    assert bad.code == 2 and "is not a non-negative integer" in bad.err
+
+
+async def test_a_resource_version_the_stream_dropped_is_expired(apiserver):
+    admin = apiserver["admin"]
+    for name in ("a", "b", "c"):
+        await request(admin, s.api("pods", "create"), {"object": pod(name)})
+    js = jetstream(admin)
+    info = await js.stream_info(s.WATCH_STREAM)
+    # what an hour's max_age does to old changes: the oldest two are gone
+    await js.purge_stream(s.WATCH_STREAM, keep=info.state.messages - 2)
+    oldest = s.watch_revision((await js.get_msg(
+        s.WATCH_STREAM, (await js.stream_info(s.WATCH_STREAM)).state.first_seq)).headers)
+    assert oldest is not None
+    client = Client(admin, namespace="default")
+    try:
+        await client.watch("pods", since=oldest - 2)
+        raise AssertionError("a dropped change was not noticed")
+    except Expired as exc:
+        assert exc.message == f"too old resource version: {oldest - 2} ({oldest - 1})"
+    changes = await client.watch("pods", since=oldest - 1)  # the next one is still kept
+    _kind, obj = await asyncio.wait_for(anext(changes), 5)
+    assert obj.metadata.resource_version == str(oldest)
+    await changes.aclose()
