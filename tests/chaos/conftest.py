@@ -116,6 +116,11 @@ def pod_uid_of(entry: dict) -> str:
     return str((entry.get("Labels") or {}).get(LABEL_UID, ""))
 
 
+def manifests_dir(home: Path, node: str) -> Path:
+    """The node's static pod manifests (``/etc/peapod/manifests`` on a real node)."""
+    return home / f"manifests-{node}"
+
+
 def plan(home: Path) -> list[Component]:
     python, creds, logs = sys.executable, home / "creds", home / "logs"
     argv: dict[str, tuple[str, ...]] = {
@@ -125,7 +130,8 @@ def plan(home: Path) -> list[Component]:
                                 ("controller-manager", "controllers"))},
         **{f"kubelet-{node[-1]}": (python, "-m", "peapod.kubelet.main", "--creds",
                                    str(creds / f"{kubelet_user(node)}.json"), "--node-name", node,
-                                   "--state-dir", str(home / f"kubelet-{node}"))
+                                   "--state-dir", str(home / f"kubelet-{node}"),
+                                   "--pod-manifest-path", str(manifests_dir(home, node)))
            for node in NODES},
     }
     return [Component(name, args, str(logs / f"{name}.log")) for name, args in argv.items()]
@@ -143,6 +149,7 @@ def start_cluster(tmp_path: Path, *, proxied: str | None = None) -> Iterator[Cha
         state.mkdir(parents=True)
         kubelet_ids[node] = f"chaos-{uuid.uuid4().hex}"
         (state / "kubelet-id").write_text(kubelet_ids[node] + "\n")
+        manifests_dir(home, node).mkdir()
     proxy = None
     if proxied is not None:
         proxy = LinkProxy(nats_port)

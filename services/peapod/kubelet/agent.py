@@ -194,6 +194,7 @@ class Kubelet:
         self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
         self.last_known = last_known
         self.last_known_changed = last_known is not None
+        self.started_offline = False  # running the last-known pods, the control plane away
         self.mirrors = MirrorPods(node_name=node_name)
         self._name_taken: set[str] = set()  # keys of API pods refused for a static pod's name
         # podman's socket stopped answering at this loop time (None: it answers); meanwhile the
@@ -213,6 +214,7 @@ class Kubelet:
     def start_offline(self, pods: list[Pod]) -> None:
         """Run the node's last-known pods while the control plane cannot be reached."""
         self.log.info("offline_start", pods=len(pods))
+        self.started_offline = True
         for pod in pods:
             self.receive(pod, deleted=False, from_disk=True)
 
@@ -458,6 +460,8 @@ class Kubelet:
     def _save_last_known(self) -> None:
         if self.last_known is None or not self.last_known_changed:
             return
+        if not self.synced.is_set() and not self.started_offline:
+            return  # what the node knew is not loaded yet: saving now would forget it
         self.last_known_changed = False
         pods = [(r.pod, r.last_status.phase if r.last_status else None)
                 for r in self.pods.values()
