@@ -25,9 +25,18 @@ from peapod.api.base import Model
 from peapod.api.batch import CronJob, Job, cronjob_problems, job_problems
 from peapod.api.config import ConfigMap, Secret, configmap_problems, secret_problems, undecodable
 from peapod.api.event import Event
+from peapod.api.meta import GC_FINALIZERS
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
+from peapod.api.storage import (
+    PV_PROTECTION,
+    PVC_PROTECTION,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    persistent_volume_claim_problems,
+    persistent_volume_problems,
+)
 from peapod.api.validation import (
     meta_problems,
     namespace_problems,
@@ -39,17 +48,18 @@ from peapod.errors import Invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
             | type[Deployment] | type[DaemonSet] | type[Job] | type[CronJob] | type[ConfigMap]
-            | type[Secret]] = {
+            | type[Secret] | type[PersistentVolume] | type[PersistentVolumeClaim]] = {
     "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
     "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet, "Job": Job,
     "CronJob": CronJob,
-    "ConfigMap": ConfigMap, "Secret": Secret}
+    "ConfigMap": ConfigMap, "Secret": Secret,
+    "PersistentVolume": PersistentVolume, "PersistentVolumeClaim": PersistentVolumeClaim}
 API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                 "DaemonSet": "apps/v1", "Job": "batch/v1",
                 "CronJob": "batch/v1"}  # every other kind: v1
 ApiObject = (Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | Job | CronJob
              | ConfigMap
-             | Secret)
+             | Secret | PersistentVolume | PersistentVolumeClaim)
 M = TypeVar("M", bound=Model)
 _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
                type(None): "null"}
@@ -139,6 +149,14 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
             raise Invalid(error)
         problems = meta_problems(obj.metadata, namespaced=True)
         problems += configmap_problems(obj) if isinstance(obj, ConfigMap) else secret_problems(obj)
+    elif isinstance(obj, PersistentVolume):
+        problems = meta_problems(obj.metadata, namespaced=False,
+                                 finalizers=(*GC_FINALIZERS, PV_PROTECTION))
+        problems += persistent_volume_problems(obj)
+    elif isinstance(obj, PersistentVolumeClaim):
+        problems = meta_problems(obj.metadata, namespaced=True,
+                                 finalizers=(*GC_FINALIZERS, PVC_PROTECTION))
+        problems += persistent_volume_claim_problems(obj)
     elif isinstance(obj, Pod):
         problems = pod_problems(obj)
     elif isinstance(obj, Node):

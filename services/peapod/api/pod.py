@@ -110,6 +110,11 @@ class HostPathVolumeSource(Model):
     ] | None = None
 
 
+class PersistentVolumeClaimVolumeSource(Model):
+    claim_name: str
+    read_only: bool | None = None
+
+
 class Volume(Model):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
@@ -118,6 +123,7 @@ class Volume(Model):
     secret: SecretVolumeSource | None = None
     projected: ProjectedVolumeSource | None = None
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
+    persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
 
 
 class PullSecretReference(Model):

@@ -269,6 +269,17 @@ def _term_problems(path: str, term: NodeSelectorTerm) -> list[str]:
     return problems
 
 
+def node_selector_problems(path: str, selector: NodeSelector) -> list[str]:
+    """A required node selector (a PersistentVolume's ``nodeAffinity.required``)."""
+    if not selector.node_selector_terms:
+        return [f"{path}.nodeSelectorTerms: Required value: must have at least one node "
+                "selector term"]
+    problems: list[str] = []
+    for i, term in enumerate(selector.node_selector_terms):
+        problems.extend(_term_problems(f"{path}.nodeSelectorTerms[{i}]", term))
+    return problems
+
+
 def _weight_problem(path: str, weight: int) -> list[str]:
     if 1 <= weight <= 100:
         return []

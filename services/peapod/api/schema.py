@@ -29,6 +29,7 @@ from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
+from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_KINDS: dict[str, type[Model]] = {
@@ -43,6 +44,8 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "secret.schema.json": Secret,
     "job.schema.json": Job,
     "cronjob.schema.json": CronJob,
+    "persistentvolume.schema.json": PersistentVolume,
+    "persistentvolumeclaim.schema.json": PersistentVolumeClaim,
 }
 SUBJECTS_FILE = "subjects.md"
 

@@ -69,7 +69,8 @@ def pydantic_problems(exc: ValidationError) -> list[str]:
 
 
 def meta_problems(meta: ObjectMeta, *, namespaced: bool,
-                  check_name: Any = check_dns1123_subdomain) -> list[str]:
+                  check_name: Any = check_dns1123_subdomain,
+                  finalizers: Sequence[str] = GC_FINALIZERS) -> list[str]:
     """Name rules as Kubernetes' ValidateObjectMeta: a name, or a generateName to make one from.
 
     ``generateName`` is checked as a prefix (a trailing '-' is allowed, since
@@ -88,7 +89,7 @@ def meta_problems(meta: ObjectMeta, *, namespaced: bool,
     for key, value in (meta.labels or {}).items():
         problems.extend(_label_problems(key, value))
     problems.extend(_annotation_problems(meta.annotations or {}))
-    return problems + owner_problems(meta)
+    return problems + owner_problems(meta, finalizers=finalizers)
 
 
 # Node: a mirror pod's owner (api/static.py); the garbage collector leaves it to the node
@@ -97,7 +98,7 @@ OWNER_KINDS = {"Pod": "v1", "ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                "DaemonSet": "apps/v1", "Job": "batch/v1", "CronJob": "batch/v1", "Node": "v1"}
 
 
-def owner_problems(meta: ObjectMeta) -> list[str]:
+def owner_problems(meta: ObjectMeta, *, finalizers: Sequence[str] = GC_FINALIZERS) -> list[str]:
     """ownerReferences and finalizers, which the garbage collector acts on.
 
     As Kubernetes, at most one owner may be the controller. A finalizer is
@@ -123,11 +124,12 @@ def owner_problems(meta: ObjectMeta) -> list[str]:
     if sum(1 for ref in refs if ref.controller) > 1:
         problems.append("metadata.ownerReferences: Invalid value: only one reference can have "
                         "Controller set to true")
+    supported = ", ".join(f'"{f}"' for f in finalizers)
     for i, finalizer in enumerate(meta.finalizers or []):
-        if finalizer not in GC_FINALIZERS:
+        if finalizer not in finalizers:
             problems.append(f"metadata.finalizers[{i}]: Unsupported value: {finalizer!r}: "
-                            "supported values: \"foregroundDeletion\", \"orphan\" (peapod runs no "
-                            "other finalizer, so the object could never be deleted)")
+                            f"supported values: {supported} (peapod runs no other finalizer, "
+                            "so the object could never be deleted)")
     return problems
 
 
@@ -188,10 +190,13 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
             problems.append(f"{where}.name: duplicate name {vol.name!r}")
         volume_names.add(vol.name)
         sources = [s for s in (vol.empty_dir, vol.host_path, vol.config_map, vol.secret,
-                               vol.projected, vol.downward_api) if s is not None]
+                               vol.projected, vol.downward_api, vol.persistent_volume_claim)
+                   if s is not None]
         if len(sources) != 1:
             problems.append(f"{where}: must specify exactly one of emptyDir, hostPath, "
-                            "configMap, secret, projected, downwardAPI")
+                            "configMap, secret, projected, downwardAPI, persistentVolumeClaim")
+        if vol.persistent_volume_claim is not None and not vol.persistent_volume_claim.claim_name:
+            problems.append(f"{where}.persistentVolumeClaim.claimName: Required value")
         problems.extend(volume_source_problems(where, vol, set(names)))
         if vol.host_path is not None and not vol.host_path.path.startswith("/"):
             problems.append(f"{where}.hostPath.path: must be an absolute path")

@@ -25,6 +25,7 @@ from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.api.node import Taint
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
+from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.errors import Invalid
 
 # Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
@@ -36,7 +37,8 @@ MAX_GENERATED_PREFIX = 63 - SUFFIX_LENGTH
 GENERATE_NAME_ATTEMPTS = 8
 
 
-T = TypeVar("T", Pod, Namespace, Node, ReplicaSet, Deployment, DaemonSet, Job, CronJob)
+T = TypeVar("T", Pod, Namespace, Node, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
+            PersistentVolume, PersistentVolumeClaim)
 
 def generate_name(prefix: str, *, choice: Callable[[str], str] = secrets.choice) -> str:
     """``prefix`` (cut to 58 characters) and five random characters, as Kubernetes names it."""

@@ -34,6 +34,7 @@ from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.paging import paged
 from peapod.apiserver.store import Store
+from peapod.apiserver.volumes import NodeVolumes, volume_apis
 from peapod.apiserver.workloads import propagation_finalizer, workload_apis
 from peapod.bus import subjects as s
 from peapod.bus.auth import node_name_problem
@@ -68,8 +69,10 @@ class Api:
         self.leases = leases  # None: serve Nodes exactly as stored
         self.clock = clock
         self.namespaces = Namespaces(store, remove_pod=self.remove_pod)
-        self.workloads = workload_apis(store, self.namespaces)
-        self.namespaces.removers.update({r: api.remove for r, api in self.workloads.items()})
+        self.workloads = {**workload_apis(store, self.namespaces),
+                          **volume_apis(store, self.namespaces)}
+        self.namespaces.removers.update({r: api.remove for r, api in self.workloads.items()
+                                         if api.namespaced})
         self.configs = ConfigObjects(store, self.namespaces)
         self.namespaces.removers.update(self.configs.removers())
 
@@ -108,6 +111,7 @@ class Api:
             **self.namespaces.routes(),
             **{route: fn for api in self.workloads.values() for route, fn in api.routes().items()},
             **self.configs.routes(),
+            **NodeVolumes(self.store).routes(),
         }
 
     # -- pods -------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from peapod.api.batch import CONTROLLER_UID, JOB_NAME, LEGACY_LABELS, CronJob, J
 from peapod.api.labelselector import LabelSelector
 from peapod.api.meta import FOREGROUND_DELETION, ORPHAN
 from peapod.api.selectors import parse_label_selector
+from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.apiserver import admission
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.store import Store, Stored
@@ -48,7 +49,8 @@ from peapod.errors import Conflict, Invalid, NotFound
 log = structlog.get_logger("apiserver.workloads")
 
 Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
-Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet, Job, CronJob)
+Workload = TypeVar("Workload", ReplicaSet, Deployment, DaemonSet, Job, CronJob,
+                    PersistentVolume, PersistentVolumeClaim)
 PROPAGATION = {"Background": None, "Foreground": FOREGROUND_DELETION, "Orphan": ORPHAN}
 
 
@@ -80,21 +82,27 @@ class WorkloadApi(Generic[Workload]):
 
     def __init__(self, store: Store, namespaces: Namespaces, *, resource: str,
                  model: type[Workload], group: str = "apps",
-                 rules: KindRules | None = None) -> None:
+                 rules: KindRules | None = None, namespaced: bool = True) -> None:
         self.store = store
         self.namespaces = namespaces
         self.resource = resource
         self.model: type[Workload] = model
         self.group = group
         self.rules = rules or KindRules()
+        self.namespaced = namespaced  # False: a cluster-scoped kind (PersistentVolume)
 
     def routes(self) -> dict[str, Route]:
         verbs = {"create": self.create, "apply": self.apply, "get": self.get, "list": self.list,
                  "update": self.update, "status": self.update_status, "delete": self.delete}
         return {s.api(self.resource, verb): fn for verb, fn in verbs.items()}
 
-    def _key(self, namespace: str, name: str) -> tuple[str, str]:
-        return s.kv_key(self.resource, namespace, name), f'{self.resource}.{self.group} "{name}"'
+    def _key(self, namespace: str | None, name: str) -> tuple[str, str]:
+        resource = f"{self.resource}.{self.group}" if self.group else self.resource
+        return (s.kv_key(self.resource, namespace if self.namespaced else None, name),
+                f'{resource} "{name}"')
+
+    def _requested_namespace(self, payload: dict[str, Any]) -> str | None:
+        return _text(payload, "namespace") if self.namespaced else None
 
     def _parse(self, doc: dict[str, Any]) -> Any:
         obj = parse_object(doc)
@@ -102,8 +110,11 @@ class WorkloadApi(Generic[Workload]):
             raise Invalid(f"expected kind {self.model.__name__}, got {obj.kind}")
         return obj
 
-    def _namespace_of(self, obj: Any, payload: dict[str, Any]) -> str:
+    def _namespace_of(self, obj: Any, payload: dict[str, Any]) -> str | None:
         meta, sent = obj.metadata, payload.get("namespace")
+        if not self.namespaced:  # as Kubernetes: a cluster-scoped object has no namespace
+            meta.namespace = None
+            return None
         if sent and meta.namespace and meta.namespace != sent:
             raise Invalid(f"the namespace of the provided object ({meta.namespace}) does not "
                           f"match the namespace sent on the request ({sent})")
@@ -118,7 +129,8 @@ class WorkloadApi(Generic[Workload]):
         meta.generation, obj.status = 1, None
         key, what = self._key(namespace, meta.name or "")
         self.rules.admit_new(obj, what)
-        await self.namespaces.admit_into(namespace, what)
+        if namespace is not None:
+            await self.namespaces.admit_into(namespace, what)
         stored = await self.store.create(key, obj.to_wire(), what=what)
         log.info("object_created", kind=obj.kind, namespace=namespace, name=meta.name, uid=meta.uid)
         return stored.value
@@ -139,11 +151,11 @@ class WorkloadApi(Generic[Workload]):
         return {"object": result.value, "action": "configured"}
 
     async def get(self, payload: dict[str, Any], msg: Msg) -> Any:
-        key, what = self._key(_text(payload, "namespace"), _text(payload, "name"))
+        key, what = self._key(self._requested_namespace(payload), _text(payload, "name"))
         return (await self.store.get(key, what=what)).value
 
     async def list(self, payload: dict[str, Any], msg: Msg) -> Any:
-        namespace = payload.get("namespace") or None
+        namespace = (payload.get("namespace") or None) if self.namespaced else None
         labels = parse_label_selector(payload.get("labelSelector"))
         items = await self.store.list(s.kv_prefix(self.resource, namespace))
         return [i.value for i in items if labels(i.value["metadata"].get("labels") or {})]
@@ -173,10 +185,10 @@ class WorkloadApi(Generic[Workload]):
 
     async def delete(self, payload: dict[str, Any], msg: Msg) -> Any:
         finalizer = propagation_finalizer(payload)
-        return await self.remove(_text(payload, "namespace"), _text(payload, "name"),
+        return await self.remove(self._requested_namespace(payload), _text(payload, "name"),
                                  finalizer=finalizer)
 
-    async def remove(self, namespace: str, name: str, *, finalizer: str | None = None
+    async def remove(self, namespace: str | None, name: str, *, finalizer: str | None = None
                      ) -> dict[str, Any]:
         """Delete now, or mark for deletion when a finalizer must run first."""
         key, what = self._key(namespace, name)
@@ -189,7 +201,8 @@ class WorkloadApi(Generic[Workload]):
         if not finalizers:
             await self.store.delete(key, current.value, expected=current.revision, what=what)
             log.info("object_deleted", kind=obj.kind, namespace=namespace, name=name, uid=meta.uid)
-            self.namespaces.poke(namespace)
+            if namespace is not None:
+                self.namespaces.poke(namespace)
             return {"object": current.value, "finished": True}
         if meta.deletion_timestamp and finalizers == meta.finalizers:
             return {"object": current.value, "finished": False}
@@ -227,7 +240,8 @@ class WorkloadApi(Generic[Workload]):
             await self.store.delete(key, obj.to_wire(), expected=expected, what=what)
             log.info("object_deleted", kind=obj.kind, namespace=meta.namespace, name=meta.name,
                      uid=meta.uid, reason="finalizers_done")
-            self.namespaces.poke(meta.namespace or "default")
+            if self.namespaced:
+                self.namespaces.poke(meta.namespace or "default")
             return obj.to_wire()
         return (await self.store.update(key, obj.to_wire(), expected=expected, what=what)).value
 

@@ -11,7 +11,10 @@ design's subject table exactly:
 * the controller manager may read the KV and the leases and ask for
   ``create``, ``get``, ``update`` and ``delete`` of pods, the same and
   ``status`` of the workloads it controls, ``nodes.update`` (the unreachable
-  taint) and ``events.create``, and write its own leader-election lease;
+  taint) and ``events.create``, ``get``, ``update`` and ``status`` of
+  PersistentVolumes and PersistentVolumeClaims (binding; only it writes their
+  status, but the admin) and ``delete`` of PersistentVolumes (reclaim policy
+  ``Delete``), and write its own leader-election lease;
 * only the apiserver publishes on ``peapod.events.>``: the others record events
   by request, so the apiserver checks who writes about what;
 * a kubelet may use only ``peapod.api.v1.node.<its node>.…``, may create one
@@ -102,6 +105,9 @@ def scheduler_permissions() -> dict[str, Any]:
 
 
 CONTROLLED_RESOURCES = ("replicasets", "deployments", "daemonsets", "jobs", "cronjobs")
+# the binding controller: it binds, releases and unprotects them, and writes their status; it
+# never creates a claim, and it deletes only a volume whose reclaim policy is Delete
+VOLUME_RESOURCES = ("persistentvolumes", "persistentvolumeclaims")
 
 
 def controller_manager_permissions() -> dict[str, Any]:
@@ -113,6 +119,9 @@ def controller_manager_permissions() -> dict[str, Any]:
             s.api("nodes", "update"),  # the unreachable taint
             *(s.api(resource, verb) for resource in CONTROLLED_RESOURCES
               for verb in ("create", "get", "update", "status", "delete")),
+            *(s.api(resource, verb) for resource in VOLUME_RESOURCES
+              for verb in ("get", "update", "status")),
+            s.api("persistentvolumes", "delete"),
             s.api("events", "create"), s.leader_lease("controller-manager"),
         ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("controller-manager")]},

@@ -195,8 +195,8 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
     (f"{API_PREFIX}.<kind>.<verb>", "CLI, scheduler, controllers",
      f"apiserver (queue group `{API_QUEUE}`)"),
     (f"{API_PREFIX}.node.<node>.<verb>", "the kubelet of `<node>` only",
-     "apiserver, which checks the pod is bound to `<node>` (for `configmap` and `secret`: "
-     "that a pod bound to `<node>` references the object)"),
+     "apiserver, which checks the pod is bound to `<node>` (for `configmap`, `secret` and "
+     "`persistentvolume`: that a pod bound to `<node>` references the object)"),
     (f"$KV.{KV_BUCKET}.<kind>.<namespace>.<name>", "apiserver only",
      "apiserver fan-out (durable cursor), scheduler, CLI watch"),
     (f"$KV.{KV_BUCKET}.<kind>.<name>", "apiserver only (cluster-scoped kinds: `nodes`, `namespaces`)",

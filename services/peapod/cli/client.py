@@ -34,6 +34,7 @@ from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.batch import CronJob, Job
 from peapod.api.manifest import decode_model
+from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.bus import subjects as s
 from peapod.bus.client import (
     CHUNK_SIZE,
@@ -190,8 +191,13 @@ WORKLOAD_RESOURCES = {"ReplicaSet": "replicasets", "Deployment": "deployments",
 WORKLOAD_MODELS: dict[str, Any] = {"replicasets": ReplicaSet, "deployments": Deployment,
                                    "daemonsets": DaemonSet, "jobs": Job,
                                    "cronjobs": CronJob}
-CONFIG_RESOURCES = {"ConfigMap": "configmaps", "Secret": "secrets"}
-OBJECT_MODELS: dict[str, Any] = {**WORKLOAD_MODELS, "configmaps": ConfigMap, "secrets": Secret}
+CONFIG_RESOURCES = {"ConfigMap": "configmaps", "Secret": "secrets",
+                    "PersistentVolume": "persistentvolumes",
+                    "PersistentVolumeClaim": "persistentvolumeclaims"}
+OBJECT_MODELS: dict[str, Any] = {**WORKLOAD_MODELS, "configmaps": ConfigMap, "secrets": Secret,
+                                 "persistentvolumes": PersistentVolume,
+                                 "persistentvolumeclaims": PersistentVolumeClaim}
+CLUSTER_SCOPED = ("nodes", "namespaces", "persistentvolumes")
 
 
 class Client:
@@ -298,7 +304,7 @@ class Client:
 
     async def update_any(self, resource: str, obj: dict[str, Any]) -> Any:
         """An update (PUT) at the object's ``resourceVersion``: a compare-and-set."""
-        if resource in ("nodes", "namespaces"):  # cluster-scoped
+        if resource in CLUSTER_SCOPED:
             return await request(self.nc, s.api(resource, "update"), {"object": obj})
         return await request(self.nc, s.api(resource, "update"), {
             "object": obj, "namespace": obj["metadata"].get("namespace") or self.namespace})
@@ -389,7 +395,7 @@ class Client:
         resourceVersion ``since`` that the watch stream still holds (an hour of them;
         ``Expired`` if it no longer holds the next one). Subscribed when called, not when
         first iterated, so a caller that subscribes and then lists misses nothing in between."""
-        if resource in ("nodes", "namespaces"):
+        if resource in CLUSTER_SCOPED:
             subject = s.watch_all(resource)
         else:
             subject = s.watch_all(resource, None if all_namespaces else self.namespace)

@@ -262,6 +262,11 @@ def _volume(w: _Writer, volume: Volume) -> None:
         w.line(2, "Type:", "HostPath (bare host directory volume)")
         w.line(2, "Path:", volume.host_path.path)
         w.line(2, "HostPathType:", volume.host_path.type or "")
+    elif volume.persistent_volume_claim is not None:
+        w.line(2, "Type:", "PersistentVolumeClaim (a reference to a PersistentVolumeClaim in the "
+               "same namespace)")
+        w.line(2, "ClaimName:", volume.persistent_volume_claim.claim_name)
+        w.line(2, "ReadOnly:", str(bool(volume.persistent_volume_claim.read_only)).lower())
     else:
         _api_volume(w, volume)
 

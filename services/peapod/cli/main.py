@@ -40,19 +40,26 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "jobs": "jobs", "job": "jobs",
              "cronjobs": "cronjobs", "cronjob": "cronjobs", "cj": "cronjobs",
              "configmaps": "configmaps", "configmap": "configmaps", "cm": "configmaps",
-             "secrets": "secrets", "secret": "secrets"}
+             "secrets": "secrets", "secret": "secrets",
+             "persistentvolumes": "persistentvolumes", "persistentvolume": "persistentvolumes",
+             "pv": "persistentvolumes",
+             "persistentvolumeclaims": "persistentvolumeclaims",
+             "persistentvolumeclaim": "persistentvolumeclaims", "pvc": "persistentvolumeclaims"}
 WORKLOADS = ("replicasets", "deployments", "daemonsets", "jobs",
              "cronjobs")  # served by generic verbs
 GROUPS = {"jobs": "batch", "cronjobs": "batch"}  # every other workload: apps
 CONFIGS = ("configmaps", "secrets")  # v1 kinds served by the same generic verbs
+VOLUMES = ("persistentvolumes", "persistentvolumeclaims")  # v1, with finalizers and status
 ALL = ("pods", "daemonsets", "deployments", "replicasets", "cronjobs",
        "jobs")  # `get all`, in kubectl's order
 WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "Job", "CronJob",
-                  "ConfigMap", "Secret")  # create, apply
+                  "ConfigMap", "Secret", "PersistentVolume",
+                  "PersistentVolumeClaim")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
                   "Deployment": "deployments", "DaemonSet": "daemonsets", "Job": "jobs",
                   "CronJob": "cronjobs", "ConfigMap": "configmaps",
-                  "Secret": "secrets"}  # else pods
+                  "Secret": "secrets", "PersistentVolume": "persistentvolumes",
+                  "PersistentVolumeClaim": "persistentvolumeclaims"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -227,7 +234,8 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     # from a resourceVersion: only the changes after it, no list first (a watch's resume)
     objs = [] if since is not None else await _fetch(client, resource, name, args)
     if not objs and args.output in (None, "wide") and not args.watch:
-        cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces")
+        cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces",
+                                                           "persistentvolumes")
         print(printers.no_resources_message(None if cluster_wide else client.namespace),
               file=sys.stderr)
     else:
@@ -292,7 +300,7 @@ async def _fetch(client: Client, resource: str, name: str | None,
     elif resource == "nodes":
         objs = [await client.get_node(name)] if name else await client.list_nodes(
             selector=args.selector)
-    elif resource in (*WORKLOADS, *CONFIGS):
+    elif resource in (*WORKLOADS, *CONFIGS, *VOLUMES):
         objs = [await client.get_object(resource, name)] if name else await client.list_objects(
             resource, all_namespaces=args.all_namespaces, selector=args.selector)
     else:
@@ -384,10 +392,25 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         print(describe_cronjob(cj, events, now=_now()))
     elif resource in CONFIGS:
         print(describe.describe_config(await client.get_object(resource, name), now=_now()))
+    elif resource in VOLUMES:
+        print(await _describe_volume(client, resource, name))
     else:
         raise Invalid("describe supports pods, deployments, replicasets, daemonsets, jobs, "
-                      "cronjobs, nodes, namespaces, configmaps and secrets")
+                      "cronjobs, nodes, namespaces, configmaps, secrets, persistentvolumes and "
+                      "persistentvolumeclaims")
     return 0
+
+
+async def _describe_volume(client: Client, resource: str, name: str) -> str:
+    from peapod.cli.storage import describe_pv, describe_pvc
+    obj = await client.get_object(resource, name)
+    if resource == "persistentvolumes":  # a cluster-scoped object's events are in "default"
+        events = await client.list_events(kind=obj.kind, name=name, namespace="default")
+        return describe_pv(obj, [e for e in events if e.involved_object.uid in
+                                 (None, obj.metadata.uid)], now=_now())
+    events = [e for e in await client.list_events(kind=obj.kind, name=name)
+              if e.involved_object.uid in (None, obj.metadata.uid)]
+    return describe_pvc(obj, await client.list_pods(), events, now=_now())
 
 
 async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
@@ -441,7 +464,7 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             elif resource in WORKLOADS:
                 result = await client.delete_object(resource, name, namespace=namespace,
                                                     propagation=cascade)
-            elif resource in CONFIGS:
+            elif resource in (*CONFIGS, *VOLUMES):
                 result = await client.delete_object(resource, name, namespace=namespace)
             else:
                 raise Invalid(f"cannot delete {resource}")
@@ -457,7 +480,7 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
     for resource, name, uid, namespace in pending:
         if resource == "namespaces":
             gone = await client.wait_namespace_deleted(name, uid)
-        elif resource in WORKLOADS:
+        elif resource in (*WORKLOADS, *VOLUMES):
             gone = await client.wait_object_deleted(resource, name, uid, namespace=namespace)
         else:
             gone = await client.wait_deleted(name, uid, namespace=namespace)
@@ -602,8 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local cluster started by `peapod up`", cmd_down, cluster=False)
     add("doctor", "check this machine can run a node, and say how to fix it", cmd_doctor,
         cluster=False)
-    p = add("apply", "apply pods, deployments, replicasets, namespaces, configmaps and secrets "
-            "from a file (YAML or JSON, - for stdin)", cmd_apply)
+    p = add("apply", "apply pods, deployments, replicasets, namespaces, configmaps, secrets, "
+            "persistentvolumes and persistentvolumeclaims from a file (YAML or JSON, - for stdin)", cmd_apply)
     p.add_argument("-f", "--filename", required=True)
     p = add("create", "create objects from a file (YAML or JSON, - for stdin), or by name: "
             "create namespace|configmap NAME, create secret generic NAME, create cronjob NAME "
@@ -629,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--from", "job: make it from a CronJob's template (cronjob/NAME)")):
         p.add_argument(flag, help=text)
     p = add("get", "list objects: pods, deployments, replicasets, daemonsets, jobs, cronjobs, "
-            "nodes, namespaces, configmaps, secrets, events; several as deploy,rs; all", cmd_get)
+            "nodes, namespaces, configmaps, secrets, pv, pvc, events; several as deploy,rs; all",
+            cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
     p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
@@ -644,11 +668,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list in pages of at most this many objects; 0: as few pages as "
                         "fit in a message (default 500)")
     p = add("describe", "show details of a pod, deployment, replicaset, daemonset, job, node, "
-            "namespace, configmap or secret", cmd_describe)
+            "namespace, configmap, secret, pv or pvc", cmd_describe)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p = add("delete", "delete pods, deployments, replicasets, namespaces, configmaps or secrets "
-            "by name, label or file", cmd_delete)
+    p = add("delete", "delete pods, deployments, replicasets, namespaces, configmaps, secrets, "
+            "pv or pvc by name, label or file", cmd_delete)
     p.add_argument("resource", nargs="?")
     p.add_argument("names", nargs="*")
     p.add_argument("-f", "--filename")

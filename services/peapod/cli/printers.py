@@ -447,6 +447,10 @@ def render(objs: Sequence[Any], *, output: str | None, kind: str,
         from peapod.cli.workloads import workload_table  # it builds on this module
         return workload_table(kind, objs, now=now, wide=wide, all_namespaces=all_namespaces,
                               no_headers=no_headers, show_labels=show_labels)
+    if kind in ("persistentvolumes", "persistentvolumeclaims"):
+        from peapod.cli.storage import storage_table  # it builds on this module
+        return storage_table(kind, objs, now=now, wide=wide, all_namespaces=all_namespaces,
+                             no_headers=no_headers, show_labels=show_labels)
     raise Invalid(f'the server doesn\'t have a resource type "{kind}"')
 
 

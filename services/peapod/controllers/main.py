@@ -36,6 +36,7 @@ from peapod.controllers.garbage import GarbageCollector
 from peapod.controllers.job import JobController
 from peapod.controllers.nodelifecycle import DEFAULT_EVICTION_SECONDS, NodeLifecycleController
 from peapod.controllers.replicaset import ReplicaSetController
+from peapod.controllers.volumes import VolumeController
 from peapod.logging import configure_logging
 
 log = structlog.get_logger("controller-manager")
@@ -44,7 +45,7 @@ USER = "controller-manager"
 
 
 CONTROLLERS = ("replicaset", "deployment", "daemonset", "job", "cronjob", "nodelifecycle",
-               "garbagecollector")  # Kubernetes' names for them
+               "garbagecollector", "persistentvolume-binder")  # Kubernetes' names for them
 
 
 def enabled_controllers(spec: str) -> set[str]:
@@ -100,6 +101,11 @@ async def _control(nc: NATS, halt: asyncio.Event, eviction_seconds: float,
     for name, make in makers.items():
         if name in chosen:
             tasks[name] = make()
+    if "persistentvolume-binder" in chosen:
+        binder = VolumeController(js=jetstream(nc), api=api,
+                                  events=recorder("persistentvolume"))
+        tasks["volumes-watch"] = binder.informer.run
+        tasks["persistentvolume-binder"] = binder.run
     if "nodelifecycle" in chosen:
         leases = Leases()
         nodes = NodeLifecycleController(

@@ -23,6 +23,7 @@ from nats.aio.client import Client as NATS
 from peapod.api import ConfigMap, Container, Pod, Secret
 from peapod.api.downward import Where
 from peapod.api.sources import container_references, volume_references
+from peapod.api.storage import PersistentVolume
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import NotFound, PeapodError
@@ -93,14 +94,39 @@ class Configurator:
         for volume in volumes.api_volumes(pod):
             wanted.extend(volume_references(volume))
         objects = await self.fetch(pod, wanted)
+        claimed = await self.claimed_volumes(pod)
         pod_ip = await self.threads.call(self.runtime.pod_ip, pod_id) \
             if _needs_pod_ip(container) else None
         where = Where(pod_ip=pod_ip or "", host_ip=self.host_ip, allocatable=self.allocatable)
-        return await self.threads.call(self._prepare, pod, container, objects, where)
+        return await self.threads.call(self._prepare, pod, container, objects, where, claimed)
+
+    async def claimed_volumes(self, pod: Pod) -> dict[str, PersistentVolume]:
+        """The PersistentVolume bound to each ``persistentVolumeClaim`` volume of the pod, by
+        volume name; ConfigFailure (``FailedMount``) for a claim that is missing or unbound."""
+        namespace = pod.metadata.namespace or "default"
+        found: dict[str, PersistentVolume] = {}
+        for volume in pod.spec.volumes or []:
+            if volume.persistent_volume_claim is None:
+                continue
+            claim = volume.persistent_volume_claim.claim_name
+            where = (f"Unable to attach or mount volumes: unmounted volumes=[{volume.name}]: "
+                     f"error processing PVC {namespace}/{claim}")
+            try:
+                raw = await request(self.nc, s.node_api(self.node_name, "persistentvolume"),
+                                    {"namespace": namespace, "claimName": claim})
+            except PeapodError as exc:
+                raise ConfigFailure(f"{where}: failed to fetch PVC from API server: "
+                                    f"{exc.message}", event_reason="FailedMount",
+                                    reason="ContainerCreating") from None
+            if not raw.get("volume"):
+                raise ConfigFailure(f"{where}: PVC is not bound", event_reason="FailedMount",
+                                    reason="ContainerCreating")
+            found[volume.name] = PersistentVolume.model_validate(raw["volume"])
+        return found
 
     def _prepare(self, pod: Pod, container: Container,
                  objects: dict[tuple[str, str], ConfigMap | Secret | None],
-                 where: Where) -> Resolved:
+                 where: Where, claimed: dict[str, PersistentVolume]) -> Resolved:
         def lookup(kind: str, name: str) -> ConfigMap | Secret | None:
             return objects.get((kind, name))
 
@@ -109,7 +135,7 @@ class Configurator:
         mounts = volumes.container_mounts(
             pod, container, disk_dir=lambda name: self.runtime.disk_volume(pod, name),
             memory_dir=lambda name: self.runtime.memory_volume(pod, name),
-            prepare_host_path=self.runtime.prepare_host_path)
+            prepare_host_path=self.runtime.prepare_host_path, claimed=claimed)
         return dataclasses.replace(resolved, mounts=mounts)
 
 

@@ -56,6 +56,7 @@ from peapod.api.config import KeyToPath
 from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.quantity import memory_bytes
 from peapod.api.sources import DEFAULT_MODE, DownwardAPIVolumeFile
+from peapod.api.storage import PersistentVolume
 from peapod.kubelet.env import ConfigFailure, Lookup
 
 log = structlog.get_logger("kubelet.volumes")
@@ -296,21 +297,38 @@ def _copy(source: Path, target: Path) -> Path:
 
 def container_mounts(pod: Pod, container: Container, *, disk_dir: Callable[[str], Path],
                      memory_dir: Callable[[str], Path],
-                     prepare_host_path: Callable[[Path, str], None]) -> list[dict[str, Any]]:
+                     prepare_host_path: Callable[[Path, str], None],
+                     claimed: dict[str, PersistentVolume] | None = None) -> list[dict[str, Any]]:
     """podman's mount list for ``container``; ``disk_dir``/``memory_dir`` give a volume's
-    directory on disk (emptyDir) and in memory (emptyDir of medium Memory, API-data volumes)."""
-    return list(_mounts(pod, container, disk_dir, memory_dir, prepare_host_path))
+    directory on disk (emptyDir) and in memory (emptyDir of medium Memory, API-data volumes);
+    ``claimed`` the PersistentVolume bound to each ``persistentVolumeClaim`` volume."""
+    return list(_mounts(pod, container, disk_dir, memory_dir, prepare_host_path, claimed or {}))
+
+
+def _claimed_source(pv: PersistentVolume,
+                    prepare_host_path: Callable[[Path, str], None]) -> Path:
+    """The directory of the bound volume on this node: a ``hostPath`` as a hostPath volume
+    (its ``type`` checked or acted on), a ``local`` path that must be a directory."""
+    source = Path(pv.path())
+    kind = (pv.spec.host_path.type or "") if pv.spec.host_path else "Directory"
+    prepare_host_path(source, kind)
+    return source
 
 
 def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
             memory_dir: Callable[[str], Path],
-            prepare_host_path: Callable[[Path, str], None]) -> Iterator[dict[str, Any]]:
+            prepare_host_path: Callable[[Path, str], None],
+            claimed: dict[str, PersistentVolume]) -> Iterator[dict[str, Any]]:
     volumes = {v.name: v for v in pod.spec.volumes or []}
     for index, mount in enumerate(container.volume_mounts or []):
         volume = volumes[mount.name]
         options = ["ro"] if mount.read_only else ["rw"]
         create = True
-        if volume.empty_dir is not None:
+        if volume.persistent_volume_claim is not None:
+            source = _claimed_source(claimed[volume.name], prepare_host_path)
+            if volume.persistent_volume_claim.read_only:
+                options = ["ro"]
+        elif volume.empty_dir is not None:
             memory = volume.empty_dir.medium == "Memory"
             source = (memory_dir if memory else disk_dir)(volume.name)
             source.mkdir(parents=True, exist_ok=True)

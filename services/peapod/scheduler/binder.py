@@ -75,7 +75,7 @@ class Scheduler:
         live = self.cache.live_nodes(self.clock.now())
         for pod in self.pending():
             pods = list(self.cache.pods.values())
-            result = feasible_nodes(pod, nodes, pods, live=live)
+            result = feasible_nodes(pod, nodes, pods, live=live, volumes=self.cache.volumes)
             if not result.nodes:
                 await self._report_unschedulable(pod, result.message())
                 continue

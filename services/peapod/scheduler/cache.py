@@ -1,7 +1,8 @@
 """The scheduler's view of the cluster: informers on pods, nodes and heartbeat leases.
 
-One informer (``bus/informer.py``) lists and watches ``pods.>`` and
-``nodes.>`` of the KV bucket through one consumer, so pods and nodes arrive
+One informer (``bus/informer.py``) lists and watches ``pods.>``,
+``nodes.>``, ``persistentvolumes.>`` and ``persistentvolumeclaims.>`` of the
+KV bucket through one consumer, so pods and nodes arrive
 in the order they were written (a pod created after a node registered is
 never seen before that node); its events keep two dicts, pods and nodes,
 that every decision reads. A stale cache can at worst produce a bind that
@@ -21,16 +22,23 @@ from typing import Any
 from nats.js import JetStreamContext
 
 from peapod.api import Node, Pod
+from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.bus import subjects as s
 from peapod.bus.clock import SYSTEM_CLOCK, Clock
 from peapod.bus.informer import Informer, WatchEvent
 from peapod.bus.leases import Leases
+from peapod.scheduler.volumes import VolumeView
+
+Cached = Pod | Node | PersistentVolume | PersistentVolumeClaim
+MODELS: dict[str, type[Cached]] = {"pods": Pod, "nodes": Node,
+                                   "persistentvolumes": PersistentVolume,
+                                   "persistentvolumeclaims": PersistentVolumeClaim}
 
 
-def decode_object(key: str, data: bytes) -> Pod | Node:
-    """A pod or a node, by its key's first segment (the informer's filters allow no other)."""
-    model = Pod if key.startswith("pods.") else Node
-    return model.model_validate(json.loads(data))
+def decode_object(key: str, data: bytes) -> Cached:
+    """A pod, node, volume or claim, by its key's first segment (the informer's filters allow
+    no other)."""
+    return MODELS[key.split(".", 1)[0]].model_validate(json.loads(data))
 
 
 class ClusterCache:
@@ -38,9 +46,11 @@ class ClusterCache:
         self.js = js
         self.pods: dict[str, Pod] = {}
         self.nodes: dict[str, Node] = {}
+        self.volumes = VolumeView()
         self.leases = Leases()
-        self.informer: Informer[Pod | Node] = Informer(
-            js, bucket=s.KV_BUCKET, keys=("pods.>", "nodes.>"), decode=decode_object, clock=clock)
+        self.informer: Informer[Cached] = Informer(
+            js, bucket=s.KV_BUCKET, keys=tuple(f"{r}.>" for r in MODELS), decode=decode_object,
+            clock=clock)
         self.informer.add_handler(self._on_object)
         self._callbacks: list[Callable[[], None]] = []
 
@@ -57,8 +67,12 @@ class ClusterCache:
     async def watch_leases(self) -> None:
         await self.leases.watch(self.js, on_alive=self._changed)
 
-    def _on_object(self, event: WatchEvent[Pod | Node]) -> None:
-        target: dict[str, Any] = self.pods if isinstance(event.obj, Pod) else self.nodes
+    def _on_object(self, event: WatchEvent[Cached]) -> None:
+        obj = event.obj
+        target: dict[str, Any] = (
+            self.pods if isinstance(obj, Pod) else self.nodes if isinstance(obj, Node)
+            else self.volumes.volumes if isinstance(obj, PersistentVolume)
+            else self.volumes.claims)
         if event.type == "DELETED":
             target.pop(event.key, None)
         else:

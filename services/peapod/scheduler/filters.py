@@ -27,6 +27,7 @@ from peapod.api.scheduling import (
     untolerated_taint,
 )
 from peapod.scheduler.topology import Snapshot, inter_pod_affinity, topology_spread
+from peapod.scheduler.volumes import VolumeView, volume_affinity
 
 DEFAULT_MAX_PODS = 110
 
@@ -167,24 +168,37 @@ class Feasibility:
     nodes: list[Node]
     reasons: Counter[str]
     total: int
+    unresolvable: str | None = None  # a PreFilter's failure, the same for every node
 
     def message(self) -> str:
         """Kubernetes' FitError: ``count reason`` strings sorted as strings (no preemption part:
         peapod does not preempt)."""
         if self.total == 0:
             return "0/0 nodes are available: no nodes registered."
+        if self.unresolvable:
+            return f"0/{self.total} nodes are available: {self.unresolvable}."
         detail = ", ".join(sorted(f"{count} {reason}" for reason, count in self.reasons.items()))
         return f"0/{self.total} nodes are available: {detail}."
 
 
 def feasible_nodes(pod: Pod, nodes: list[Node], pods: list[Pod], *,
-                   live: set[str] | None = None) -> Feasibility:
-    """Nodes that can run ``pod``; ``live`` names the nodes with a fresh lease (None: all)."""
+                   live: set[str] | None = None, volumes: VolumeView | None = None
+                   ) -> Feasibility:
+    """Nodes that can run ``pod``; ``live`` names the nodes with a fresh lease (None: all);
+    ``volumes``: the claims and volumes, for the pod's ``persistentVolumeClaim`` volumes."""
     passing: list[Node] = []
     reasons: Counter[str] = Counter()
     snap = Snapshot(nodes, pods)
+    filters = FILTERS
+    if volumes is not None:
+        bound = volumes.resolve(pod)
+        if isinstance(bound, str):
+            return Feasibility(nodes=[], reasons=reasons, total=len(nodes), unresolvable=bound)
+        if bound:  # VolumeBinding runs after NodeResourcesFit
+            at = FILTERS.index(resources_fit) + 1
+            filters = [*FILTERS[:at], lambda p, n, _: volume_affinity(bound, n), *FILTERS[at:]]
     for node in nodes:
-        checks = FILTERS if live is None or node.metadata.name in live else [_lease_expired]
+        checks = filters if live is None or node.metadata.name in live else [_lease_expired]
         failure = next((r for f in checks if (r := f(pod, node, snap)) is not None), None)
         if failure is None:
             passing.append(node)

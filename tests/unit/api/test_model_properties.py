@@ -114,10 +114,29 @@ def documents(filename: str) -> st.SearchStrategy[dict[str, Any]]:
                     template_spec["restartPolicy"] = "Never"  # a Job's pods may not be Always
             if kind == "CronJob" and isinstance(spec, dict):
                 plausible_cronjob(spec)
+            if kind in ("PersistentVolume", "PersistentVolumeClaim") and isinstance(spec, dict):
+                plausible_storage(kind, spec)
         return {**doc, **envelope}
 
     return st.builds(plausible, strategy(schema, schema.get("$defs", {})),
                      st.one_of(*[PLAIN] * 9, st.none()))
+
+
+def plausible_storage(kind: str, spec: dict[str, Any]) -> None:
+    """An access mode, a size, a volume mode and class Kubernetes accepts; for a volume one
+    hostPath source (a local one needs node affinity) and a known reclaim policy."""
+    spec["accessModes"], spec["volumeMode"] = ["ReadWriteOnce"], "Filesystem"
+    if spec.get("storageClassName") is not None:
+        spec["storageClassName"] = "manual"
+    if kind == "PersistentVolumeClaim":
+        spec["resources"] = {"requests": {"storage": "1Gi"}}
+        spec.pop("selector", None)
+        return
+    spec["capacity"] = {"storage": "1Gi"}
+    spec["hostPath"] = {"path": "/data"}
+    spec["persistentVolumeReclaimPolicy"] = "Retain"
+    for field in ("local", "nodeAffinity"):
+        spec.pop(field, None)
 
 
 def plausible_cronjob(spec: dict[str, Any]) -> None:

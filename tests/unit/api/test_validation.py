@@ -258,7 +258,7 @@ def test_two_mounts_on_the_same_path_are_refused():
 def test_a_volume_needs_exactly_one_source(volume):
     assert refusal(with_volumes(volume)) == (
         "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath, "
-        "configMap, secret, projected, downwardAPI")
+        "configMap, secret, projected, downwardAPI, persistentVolumeClaim")
 
 
 def test_a_relative_host_path_is_refused():
@@ -283,7 +283,7 @@ def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
         "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
         "supported kinds: ConfigMap, CronJob, DaemonSet, Deployment, Event, Job, Namespace, Node, "
-        "Pod, ReplicaSet, Secret")
+        "PersistentVolume, PersistentVolumeClaim, Pod, ReplicaSet, Secret")
 
 
 def test_a_missing_kind_is_refused():
