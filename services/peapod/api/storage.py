@@ -18,6 +18,7 @@ from peapod.api.base import Model, check_dns1123_subdomain
 from peapod.api.labelselector import LabelSelector, requirement_problems
 from peapod.api.meta import ObjectMeta, ObjectReference
 from peapod.api.node import Node
+from peapod.api.pod import HostPathVolumeSource
 from peapod.api.quantity import parse_quantity
 from peapod.api.scheduling import NodeSelector, node_selector_matches, node_selector_problems
 
@@ -28,14 +29,6 @@ BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 _SUPPORTED_MODES = ", ".join(f'"{m}"' for m in ACCESS_MODES)
-
-
-class HostPathVolumeSource(Model):
-    path: str
-    type: Literal[
-        "", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
-        "CharDevice", "BlockDevice",
-    ] | None = None
 
 
 class LocalVolumeSource(Model):
