@@ -29,6 +29,7 @@ from peapod.api.meta import GC_FINALIZERS
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
+from peapod.api.priority import PriorityClass, priority_class_problems
 from peapod.api.storage import (
     PV_PROTECTION,
     PVC_PROTECTION,
@@ -48,18 +49,21 @@ from peapod.errors import Invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
             | type[Deployment] | type[DaemonSet] | type[Job] | type[CronJob] | type[ConfigMap]
-            | type[Secret] | type[PersistentVolume] | type[PersistentVolumeClaim]] = {
+            | type[Secret] | type[PersistentVolume] | type[PersistentVolumeClaim]
+            | type[PriorityClass]] = {
     "Pod": Pod, "Node": Node, "Event": Event, "Namespace": Namespace,
     "ReplicaSet": ReplicaSet, "Deployment": Deployment, "DaemonSet": DaemonSet, "Job": Job,
     "CronJob": CronJob,
     "ConfigMap": ConfigMap, "Secret": Secret,
-    "PersistentVolume": PersistentVolume, "PersistentVolumeClaim": PersistentVolumeClaim}
+    "PersistentVolume": PersistentVolume, "PersistentVolumeClaim": PersistentVolumeClaim,
+    "PriorityClass": PriorityClass}
 API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                 "DaemonSet": "apps/v1", "Job": "batch/v1",
-                "CronJob": "batch/v1"}  # every other kind: v1
+                "CronJob": "batch/v1",
+                "PriorityClass": "scheduling.k8s.io/v1"}  # every other kind: v1
 ApiObject = (Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | Job | CronJob
              | ConfigMap
-             | Secret | PersistentVolume | PersistentVolumeClaim)
+             | Secret | PersistentVolume | PersistentVolumeClaim | PriorityClass)
 M = TypeVar("M", bound=Model)
 _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
                type(None): "null"}
@@ -173,6 +177,8 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
         problems = job_problems(obj)
     elif isinstance(obj, CronJob):
         problems = cronjob_problems(obj)
+    elif isinstance(obj, PriorityClass):
+        problems = meta_problems(obj.metadata, namespaced=False) + priority_class_problems(obj)
     if problems:
         raise Invalid(f"{label} is invalid: " + "; ".join(problems))
     return obj

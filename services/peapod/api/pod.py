@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from peapod.api.base import Model
 from peapod.api.meta import Condition, ObjectMeta
+from peapod.api.priority import PreemptionPolicy
 from peapod.api.probe import Lifecycle, Probe
 from peapod.api.resources import default_pod_requests
 from peapod.api.scheduling import (
@@ -160,7 +161,11 @@ class PodSpec(Model):
     affinity: Affinity | None = None
     topology_spread_constraints: list[TopologySpreadConstraint] | None = None
     scheduling_gates: list[PodSchedulingGate] | None = None
-    priority_class_name: str | None = None  # stored and shown; peapod neither orders nor preempts
+    # resolved by the apiserver's priority admission from the PriorityClass (api/priority.py);
+    # the scheduler pops higher priority first and preempts lower (scheduler/preemption.py)
+    priority_class_name: str | None = None
+    priority: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    preemption_policy: PreemptionPolicy | None = None
     service_account_name: str | None = None  # stored and shown; peapod has no ServiceAccounts
 
     @model_validator(mode="after")
@@ -223,6 +228,7 @@ class PodStatus(Model):
     host_ips: list[HostIP] | None = Field(default=None, alias="hostIPs")
     pod_ip: str | None = Field(default=None, alias="podIP")
     pod_ips: list[PodIP] | None = Field(default=None, alias="podIPs")
+    nominated_node_name: str | None = None  # the node a preemption freed for this pod
     start_time: str | None = None
     init_container_statuses: list[ContainerStatus] | None = None
     container_statuses: list[ContainerStatus] | None = None

@@ -29,6 +29,7 @@ from peapod.api.event import Event
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
+from peapod.api.priority import PriorityClass
 from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -46,6 +47,7 @@ SCHEMA_KINDS: dict[str, type[Model]] = {
     "cronjob.schema.json": CronJob,
     "persistentvolume.schema.json": PersistentVolume,
     "persistentvolumeclaim.schema.json": PersistentVolumeClaim,
+    "priorityclass.schema.json": PriorityClass,
 }
 SUBJECTS_FILE = "subjects.md"
 

@@ -23,6 +23,7 @@ from peapod.api.manifest import needs_generated_name, refuse_generate_name_for_a
 from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.api.node import Taint
+from peapod.api.priority import PriorityClass
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
 from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
@@ -38,7 +39,7 @@ GENERATE_NAME_ATTEMPTS = 8
 
 
 T = TypeVar("T", Pod, Namespace, Node, ReplicaSet, Deployment, DaemonSet, Job, CronJob,
-            PersistentVolume, PersistentVolumeClaim)
+            PersistentVolume, PersistentVolumeClaim, PriorityClass)
 
 def generate_name(prefix: str, *, choice: Callable[[str], str] = secrets.choice) -> str:
     """``prefix`` (cut to 58 characters) and five random characters, as Kubernetes names it."""
@@ -115,8 +116,10 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
     """The result of applying ``applied`` over ``stored``, and kubectl's verb for it."""
     refuse_pod_finalizers(applied)
     incoming_spec = applied.spec.model_copy()
-    if incoming_spec.node_name is None:
-        incoming_spec.node_name = stored.spec.node_name
+    # what the scheduler and the priority admission set stays unless the manifest says otherwise
+    for field in ("node_name", "priority_class_name", "priority", "preemption_policy"):
+        if getattr(incoming_spec, field) is None:
+            setattr(incoming_spec, field, getattr(stored.spec, field))
     gates = _remaining_gates(stored, incoming_spec.scheduling_gates or [])
     incoming_spec.scheduling_gates = stored.spec.scheduling_gates
     if incoming_spec.to_wire() != stored.spec.to_wire():

@@ -33,6 +33,7 @@ from peapod.apiserver.events import EventsApi
 from peapod.apiserver.heartbeat import with_heartbeat
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.paging import paged
+from peapod.apiserver.priorityclasses import PriorityClasses
 from peapod.apiserver.store import Store
 from peapod.apiserver.volumes import NodeVolumes, volume_apis
 from peapod.apiserver.workloads import propagation_finalizer, workload_apis
@@ -75,6 +76,7 @@ class Api:
                                          if api.namespaced})
         self.configs = ConfigObjects(store, self.namespaces)
         self.namespaces.removers.update(self.configs.removers())
+        self.priority_classes = PriorityClasses(store)
 
     def _shown_node(self, node: dict[str, Any]) -> dict[str, Any]:
         if self.leases is None:
@@ -112,6 +114,7 @@ class Api:
             **{route: fn for api in self.workloads.values() for route, fn in api.routes().items()},
             **self.configs.routes(),
             **NodeVolumes(self.store).routes(),
+            **self.priority_classes.routes(),
         }
 
     # -- pods -------------------------------------------------------------------------
@@ -142,6 +145,7 @@ class Api:
         refusal = forbidden_reason(pod, policy_for(ns.metadata.labels, self.pod_security))
         if refusal:
             raise Forbidden(refusal)
+        await self.priority_classes.admit_pod(pod)
         stored = await self.namespaces.create_in(namespace, key, pod.to_wire(), what=what)
         log.info("pod_created", pod=pod.key, uid=pod.metadata.uid, revision=stored.revision)
         return stored.value

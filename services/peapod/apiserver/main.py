@@ -39,6 +39,7 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1,
     leases = Leases()
     api = Api(store, leases=leases, pod_security=pod_security)
     await api.namespaces.ensure_initial()
+    await api.priority_classes.ensure_system_classes()
     for subject, handler in api.routes().items():
         await serve(nc, subject, handler, queue=s.API_QUEUE)
     log.info("apiserver_ready", url=creds.url)

@@ -199,7 +199,8 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
      "`persistentvolume`: that a pod bound to `<node>` references the object)"),
     (f"$KV.{KV_BUCKET}.<kind>.<namespace>.<name>", "apiserver only",
      "apiserver fan-out (durable cursor), scheduler, CLI watch"),
-    (f"$KV.{KV_BUCKET}.<kind>.<name>", "apiserver only (cluster-scoped kinds: `nodes`, `namespaces`)",
+    (f"$KV.{KV_BUCKET}.<kind>.<name>", "apiserver only (cluster-scoped kinds: `nodes`, `namespaces`, "
+     "`priorityclasses`)",
      "apiserver fan-out (durable cursor), scheduler"),
     (f"$KV.{LEASE_BUCKET}.<node>", "the kubelet of `<node>` only (heartbeat, memory storage)",
      "scheduler (skips nodes whose lease expired), apiserver (serves their Node as Ready=Unknown)"),

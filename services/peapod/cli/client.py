@@ -34,6 +34,7 @@ from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret
 from peapod.api.apps import DaemonSet, Deployment, ReplicaSet
 from peapod.api.batch import CronJob, Job
 from peapod.api.manifest import decode_model
+from peapod.api.priority import PriorityClass
 from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.bus import subjects as s
 from peapod.bus.client import (
@@ -196,8 +197,9 @@ CONFIG_RESOURCES = {"ConfigMap": "configmaps", "Secret": "secrets",
                     "PersistentVolumeClaim": "persistentvolumeclaims"}
 OBJECT_MODELS: dict[str, Any] = {**WORKLOAD_MODELS, "configmaps": ConfigMap, "secrets": Secret,
                                  "persistentvolumes": PersistentVolume,
-                                 "persistentvolumeclaims": PersistentVolumeClaim}
-CLUSTER_SCOPED = ("nodes", "namespaces", "persistentvolumes")
+                                 "persistentvolumeclaims": PersistentVolumeClaim,
+                                 "priorityclasses": PriorityClass}
+CLUSTER_SCOPED = ("nodes", "namespaces", "persistentvolumes", "priorityclasses")
 
 
 class Client:
@@ -221,6 +223,8 @@ class Client:
         """The resource and request of a manifest: its own namespace wins over the context's."""
         if obj.get("kind") == "Namespace":
             return "namespaces", {"object": obj}
+        if obj.get("kind") == "PriorityClass":
+            return "priorityclasses", {"object": obj}
         namespace = (obj.get("metadata") or {}).get("namespace") or self.namespace
         resource = {**WORKLOAD_RESOURCES, **CONFIG_RESOURCES}.get(str(obj.get("kind")), "pods")
         return resource, {"object": obj, "namespace": namespace}

@@ -17,6 +17,7 @@ from datetime import datetime
 from peapod.api import ConfigMap, Event, Namespace, Node, Pod, Secret, parse_rfc3339
 from peapod.api.downward import Where, field_value, resource_value
 from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, Volume
+from peapod.api.priority import PREEMPT_LOWER_PRIORITY, PriorityClass
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
 from peapod.api.resources import extended_allocatable, extended_requested_on, is_active, qos_class
@@ -302,6 +303,8 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
     w = _Writer()
     w.line(0, "Name:", meta.name or "")
     w.line(0, "Namespace:", meta.namespace or "default")
+    if spec.priority is not None:
+        w.line(0, "Priority:", str(spec.priority))
     if spec.priority_class_name:
         w.line(0, "Priority Class Name:", spec.priority_class_name)
     if spec.service_account_name:
@@ -331,6 +334,8 @@ def describe_pod(pod: Pod, events: Sequence[Event], *, now: datetime) -> str:
         w.line(1, "IP:", ip)
     else:
         w.line(0, "IPs:", NONE)
+    if status and status.nominated_node_name:
+        w.line(0, "NominatedNodeName:", status.nominated_node_name)
     if (owner := meta.controller_ref()) is not None:
         w.line(0, "Controlled By:", f"{owner.kind}/{owner.name}")
     if spec.init_containers:
@@ -511,5 +516,20 @@ def describe_config(obj: ConfigMap | Secret, *, now: datetime) -> str:
         if key in (obj.binary_data or {}):
             w.line(0, f"{key}: {len(raw)} bytes")
     w.line(0, "")
+    _events(w, [], now)
+    return w.text()
+
+
+# -- priority classes ----------------------------------------------------------------
+
+def describe_priority_class(pc: PriorityClass, *, now: datetime) -> str:
+    """kubectl's ``describePriorityClass``."""
+    w = _Writer()
+    w.line(0, "Name:", pc.metadata.name or "")
+    w.line(0, "Value:", str(pc.value))
+    w.line(0, "GlobalDefault:", "true" if pc.global_default else "false")
+    w.line(0, "PreemptionPolicy:", pc.preemption_policy or PREEMPT_LOWER_PRIORITY)
+    w.line(0, "Description:", pc.description or "")
+    w.mapping(0, "Annotations", pc.metadata.annotations, sep=": ")
     _events(w, [], now)
     return w.text()

@@ -119,7 +119,32 @@ FLAGS = {
     "tls": ("cert", "key"),
     "cronjob": ("image", "schedule", "restart"),
     "job": ("image", "from"),
+    "priorityclass": ("value", "global_default", "preemption_policy", "description"),
 }
+
+
+def priority_class(names: list[str], args: Any) -> dict[str, Any]:
+    """kubectl's ``create priorityclass NAME --value=N [--global-default]
+    [--preemption-policy=P] [--description=D]``."""
+    refuse_flags(args, allowed=FLAGS["priorityclass"])
+    if len(names) != 1:
+        raise Invalid(f"exactly one NAME is required, got {len(names)}")
+    try:
+        value = int(args.value or "0")
+    except ValueError:
+        raise Invalid(f'invalid argument "{args.value}" for "--value" flag: strconv.ParseInt: '
+                      f'parsing "{args.value}": invalid syntax') from None
+    default = (args.global_default or "false").lower()
+    if default not in ("true", "false"):
+        raise Invalid(f'invalid argument "{args.global_default}" for "--global-default" flag: '
+                      f'strconv.ParseBool: parsing "{args.global_default}": invalid syntax')
+    doc: dict[str, Any] = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                           "metadata": {"name": names[0]}, "value": value,
+                           "globalDefault": default == "true",
+                           "preemptionPolicy": args.preemption_policy or "PreemptLowerPriority"}
+    if args.description:
+        doc["description"] = args.description
+    return doc
 
 
 def docker_registry(name: str, *, server: str | None, username: str | None,

@@ -26,7 +26,7 @@ from peapod.api.static import own_uids
 from peapod.bus.client import CHUNK_SIZE
 from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
-from peapod.cli.client import Client
+from peapod.cli.client import CLUSTER_SCOPED, Client
 from peapod.cli.context import load_context, peapod_home, run_config_verb
 from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 
@@ -44,22 +44,27 @@ RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
              "persistentvolumes": "persistentvolumes", "persistentvolume": "persistentvolumes",
              "pv": "persistentvolumes",
              "persistentvolumeclaims": "persistentvolumeclaims",
-             "persistentvolumeclaim": "persistentvolumeclaims", "pvc": "persistentvolumeclaims"}
+             "persistentvolumeclaim": "persistentvolumeclaims", "pvc": "persistentvolumeclaims",
+             "priorityclasses": "priorityclasses", "priorityclass": "priorityclasses",
+             "pc": "priorityclasses"}
 WORKLOADS = ("replicasets", "deployments", "daemonsets", "jobs",
              "cronjobs")  # served by generic verbs
 GROUPS = {"jobs": "batch", "cronjobs": "batch"}  # every other workload: apps
 CONFIGS = ("configmaps", "secrets")  # v1 kinds served by the same generic verbs
 VOLUMES = ("persistentvolumes", "persistentvolumeclaims")  # v1, with finalizers and status
+GENERIC = (*WORKLOADS, *CONFIGS, *VOLUMES, "priorityclasses")  # get/list/delete_object
+CLUSTER_SCOPED_KINDS = ("Namespace", "PersistentVolume", "PriorityClass")
 ALL = ("pods", "daemonsets", "deployments", "replicasets", "cronjobs",
        "jobs")  # `get all`, in kubectl's order
 WRITABLE_KINDS = ("Pod", "Namespace", "ReplicaSet", "Deployment", "DaemonSet", "Job", "CronJob",
                   "ConfigMap", "Secret", "PersistentVolume",
-                  "PersistentVolumeClaim")  # create, apply
+                  "PersistentVolumeClaim", "PriorityClass")  # create, apply
 KIND_RESOURCES = {"Namespace": "namespaces", "ReplicaSet": "replicasets",
                   "Deployment": "deployments", "DaemonSet": "daemonsets", "Job": "jobs",
                   "CronJob": "cronjobs", "ConfigMap": "configmaps",
                   "Secret": "secrets", "PersistentVolume": "persistentvolumes",
-                  "PersistentVolumeClaim": "persistentvolumeclaims"}  # else pods
+                  "PersistentVolumeClaim": "persistentvolumeclaims",
+                  "PriorityClass": "priorityclasses"}  # else pods
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}  # kubectl's --cascade values
 
@@ -114,11 +119,11 @@ def _validated(docs: list[dict[str, Any]], *, verb: str,
             problems.append(exc.message)
             continue
         if obj.kind not in WRITABLE_KINDS:
-            kinds = [f"{kind}s" for kind in WRITABLE_KINDS]
+            kinds = [f"{kind}{'es' if kind.endswith('s') else 's'}" for kind in WRITABLE_KINDS]
             problems.append(f"{obj.kind} {obj.metadata.name!r}: only {', '.join(kinds[:-1])} and "
                             f"{kinds[-1]} can be applied (Nodes register themselves, Events are "
                             "recorded by components)")
-        elif obj.kind != "Namespace":
+        elif obj.kind not in CLUSTER_SCOPED_KINDS:
             _require_namespace(obj.metadata.namespace, namespace)
     if problems:
         raise Invalid("; ".join(problems))
@@ -176,14 +181,17 @@ def _named_object(args: argparse.Namespace) -> dict[str, Any]:
     if resource in ("configmaps", "secrets"):
         doc = generators.generate(what, args)
         return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
+    if resource == "priorityclasses":
+        doc = generators.priority_class(names, args)
+        return _validated([doc], verb="create")[0]
     if resource in ("cronjobs", "jobs"):
         generators.refuse_flags(args, allowed=generators.FLAGS[resource[:-1]])
         doc = generate_cronjob(names, args) if resource == "cronjobs" else generate_job(names, args)
         return _validated([doc], verb="create", namespace=_flag_namespace(args))[0]
     if resource != "namespaces":
         raise Invalid(f'unknown command "{kind}" for "peapod create": peapod creates a '
-                      "namespace, configmap, secret, cronjob or job by name, anything else "
-                      "from a file (-f)")
+                      "namespace, configmap, secret, cronjob, job or priorityclass by name, "
+                      "anything else from a file (-f)")
     generators.refuse_flags(args)
     if len(names) != 1:
         raise Invalid(f"exactly one NAME is required, got {len(names)}")
@@ -234,8 +242,7 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
     # from a resourceVersion: only the changes after it, no list first (a watch's resume)
     objs = [] if since is not None else await _fetch(client, resource, name, args)
     if not objs and args.output in (None, "wide") and not args.watch:
-        cluster_wide = args.all_namespaces or resource in ("nodes", "namespaces",
-                                                           "persistentvolumes")
+        cluster_wide = args.all_namespaces or resource in CLUSTER_SCOPED
         print(printers.no_resources_message(None if cluster_wide else client.namespace),
               file=sys.stderr)
     else:
@@ -300,7 +307,7 @@ async def _fetch(client: Client, resource: str, name: str | None,
     elif resource == "nodes":
         objs = [await client.get_node(name)] if name else await client.list_nodes(
             selector=args.selector)
-    elif resource in (*WORKLOADS, *CONFIGS, *VOLUMES):
+    elif resource in GENERIC:
         objs = [await client.get_object(resource, name)] if name else await client.list_objects(
             resource, all_namespaces=args.all_namespaces, selector=args.selector)
     else:
@@ -394,10 +401,13 @@ async def cmd_describe(client: Client, args: argparse.Namespace) -> int:
         print(describe.describe_config(await client.get_object(resource, name), now=_now()))
     elif resource in VOLUMES:
         print(await _describe_volume(client, resource, name))
+    elif resource == "priorityclasses":
+        print(describe.describe_priority_class(await client.get_object(resource, name),
+                                               now=_now()))
     else:
         raise Invalid("describe supports pods, deployments, replicasets, daemonsets, jobs, "
-                      "cronjobs, nodes, namespaces, configmaps, secrets, persistentvolumes and "
-                      "persistentvolumeclaims")
+                      "cronjobs, nodes, namespaces, configmaps, secrets, persistentvolumes, "
+                      "persistentvolumeclaims and priorityclasses")
     return 0
 
 
@@ -420,8 +430,8 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             meta = doc.get("metadata") or {}
             if not meta.get("name"):
                 raise Invalid("resource name may not be empty")  # kubectl's (client-go's) words
-            if doc.get("kind") == "Namespace":
-                targets.append(("namespaces", meta["name"], None))
+            if doc.get("kind") in CLUSTER_SCOPED_KINDS:
+                targets.append((KIND_RESOURCES[str(doc["kind"])], meta["name"], None))
                 continue
             _require_namespace(meta.get("namespace"), _flag_namespace(args))
             targets.append((KIND_RESOURCES.get(str(doc.get("kind")), "pods"), meta["name"],
@@ -464,7 +474,7 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             elif resource in WORKLOADS:
                 result = await client.delete_object(resource, name, namespace=namespace,
                                                     propagation=cascade)
-            elif resource in (*CONFIGS, *VOLUMES):
+            elif resource in (*CONFIGS, *VOLUMES, "priorityclasses"):
                 result = await client.delete_object(resource, name, namespace=namespace)
             else:
                 raise Invalid(f"cannot delete {resource}")
@@ -498,6 +508,8 @@ def _singular(resource: str) -> str:
     """kubectl's words in ``deleted`` lines: pod, namespace, replicaset.apps, job.batch."""
     if resource in WORKLOADS:
         return f"{resource[:-1]}.{GROUPS.get(resource, 'apps')}"
+    if resource == "priorityclasses":
+        return "priorityclass.scheduling.k8s.io"
     return resource[:-1]
 
 
@@ -630,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--filename", required=True)
     p = add("create", "create objects from a file (YAML or JSON, - for stdin), or by name: "
             "create namespace|configmap NAME, create secret generic NAME, create cronjob NAME "
-            "--image=I --schedule=S [-- CMD…], create job NAME --image=I | --from=cronjob/X",
+            "--image=I --schedule=S [-- CMD…], create job NAME --image=I | --from=cronjob/X, "
+            "create priorityclass NAME --value=N",
             cmd_create)
     p.add_argument("-f", "--filename")
     p.add_argument("what", nargs="*", metavar="KIND NAME")
@@ -649,8 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--schedule", "cronjob: the cron schedule ('*/5 * * * *', @daily …)"),
                        ("--restart", "cronjob: the pods' restartPolicy, OnFailure (default) or "
                         "Never"),
-                       ("--from", "job: make it from a CronJob's template (cronjob/NAME)")):
+                       ("--from", "job: make it from a CronJob's template (cronjob/NAME)"),
+                       ("--value", "priorityclass: the priority (default 0)"),
+                       ("--preemption-policy", "priorityclass: PreemptLowerPriority (default) "
+                        "or Never"),
+                       ("--description", "priorityclass: what the class is for")):
         p.add_argument(flag, help=text)
+    p.add_argument("--global-default", nargs="?", const="true", metavar="BOOL",
+                   help="priorityclass: the class of pods that name none (default false)")
     p = add("get", "list objects: pods, deployments, replicasets, daemonsets, jobs, cronjobs, "
             "nodes, namespaces, configmaps, secrets, pv, pvc, events; several as deploy,rs; all",
             cmd_get)

@@ -36,6 +36,7 @@ from peapod.api import (
     parse_rfc3339,
 )
 from peapod.api.meta import ListMeta, ObjectList
+from peapod.api.priority import PREEMPT_LOWER_PRIORITY, PriorityClass
 from peapod.api.scheduling import SCHEDULING_GATED
 from peapod.errors import Invalid
 
@@ -51,6 +52,7 @@ NODE_WIDE_COLUMNS = ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
 NAMESPACE_COLUMNS = ["NAME", "STATUS", "AGE"]
 CONFIGMAP_COLUMNS = ["NAME", "DATA", "AGE"]
 SECRET_COLUMNS = ["NAME", "TYPE", "DATA", "AGE"]
+PRIORITY_CLASS_COLUMNS = ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
 EVENT_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
 EVENT_WIDE_COLUMNS = ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE",
                       "FIRST SEEN", "COUNT", "NAME"]
@@ -248,7 +250,8 @@ def _pod_row(pod: Pod, *, now: datetime, wide: bool) -> list[str]:
            pod_restarts(pod), age(pod.metadata.creation_timestamp, now)]
     if wide:
         ip = pod.status.pod_ip if pod.status else None
-        row += [ip or "<none>", pod.spec.node_name or "<none>", "<none>", "<none>"]
+        nominated = pod.status.nominated_node_name if pod.status else None
+        row += [ip or "<none>", pod.spec.node_name or "<none>", nominated or "<none>", "<none>"]
     return row
 
 
@@ -360,6 +363,22 @@ def configs_table(objs: Sequence[ConfigMap | Secret], *, now: datetime,
                             show_labels=show_labels, no_headers=no_headers)
 
 
+# -- priority classes ------------------------------------------------------------------
+
+def priority_classes_table(objs: Sequence[PriorityClass], *, now: datetime,
+                           no_headers: bool = False, show_labels: bool = False) -> str:
+    """kubectl's ``printPriorityClass``: NAME VALUE GLOBAL-DEFAULT AGE PREEMPTIONPOLICY."""
+    header = list(PRIORITY_CLASS_COLUMNS)
+    rows = [[pc.metadata.name or "", str(pc.value), "true" if pc.global_default else "false",
+             age(pc.metadata.creation_timestamp, now),
+             pc.preemption_policy or PREEMPT_LOWER_PRIORITY] for pc in objs]
+    if show_labels:
+        header = [*header, "LABELS"]
+        rows = [[*row, format_labels(pc.metadata.labels)]
+                for pc, row in zip(objs, rows, strict=True)]
+    return _table(header, rows, no_headers=no_headers)
+
+
 # -- events ----------------------------------------------------------------------------
 
 def event_object(event: Event) -> str:
@@ -440,6 +459,9 @@ def render(objs: Sequence[Any], *, output: str | None, kind: str,
         return configs_table([o for o in objs if isinstance(o, ConfigMap | Secret)], now=now,
                              all_namespaces=all_namespaces, no_headers=no_headers,
                              show_labels=show_labels)
+    if kind == "priorityclasses":
+        return priority_classes_table([o for o in objs if isinstance(o, PriorityClass)], now=now,
+                                      no_headers=no_headers, show_labels=show_labels)
     if kind == "events":
         return events_table([o for o in objs if isinstance(o, Event)], now=now, wide=wide,
                             all_namespaces=all_namespaces, no_headers=no_headers)

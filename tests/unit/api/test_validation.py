@@ -283,7 +283,7 @@ def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
         "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
         "supported kinds: ConfigMap, CronJob, DaemonSet, Deployment, Event, Job, Namespace, Node, "
-        "PersistentVolume, PersistentVolumeClaim, Pod, ReplicaSet, Secret")
+        "PersistentVolume, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet, Secret")
 
 
 def test_a_missing_kind_is_refused():

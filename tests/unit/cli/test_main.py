@@ -33,8 +33,8 @@ def test_a_file_is_refused_whole_when_one_object_is_bad() -> None:
         _validated([POD, bad, node], verb="apply")
     assert "metadata.name" in caught.value.message
     assert ("Node 'n1': only Pods, Namespaces, ReplicaSets, Deployments, DaemonSets, Jobs, "
-            "CronJobs, ConfigMaps, Secrets, PersistentVolumes and PersistentVolumeClaims can be "
-            "applied") in caught.value.message
+            "CronJobs, ConfigMaps, Secrets, PersistentVolumes, PersistentVolumeClaims and "
+            "PriorityClasses can be applied") in caught.value.message
     assert _validated([POD], verb="apply") == [POD]
     with pytest.raises(Invalid, match="no objects passed to apply"):
         _validated([], verb="apply")
