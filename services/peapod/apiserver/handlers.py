@@ -254,10 +254,14 @@ class Api:
 
     async def unschedulable_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
         """The scheduler's verdict on a pod it could not place, as Kubernetes' scheduler writes
-        it: ``PodScheduled=False``, reason ``Unschedulable``, the FailedScheduling message."""
+        it: ``PodScheduled=False``, reason ``Unschedulable``, the FailedScheduling message, and
+        ``status.nominatedNodeName`` when it preempted pods for it."""
         namespace = _text(payload, "namespace") or "default"
         key, what = _pod_key(namespace, _text(payload, "name") or "")
         message = _text(payload, "message") or ""
+        nominated = _text(payload, "nominatedNodeName", required=False)
+        if nominated and (problem := node_name_problem(nominated)):
+            raise Invalid(f"status.nominatedNodeName: {problem}")
         for _ in range(_STATUS_RETRIES):
             current = await self.store.get(key, what=what)
             pod = Pod.model_validate(current.value)
@@ -268,6 +272,8 @@ class Api:
                 raise Conflict(f'pod {pod.key} is already assigned to node "{pod.spec.node_name}"')
             admission.set_pod_condition(pod, Condition(
                 type="PodScheduled", status="False", reason="Unschedulable", message=message))
+            if nominated and pod.status is not None:  # the node a preemption frees for it
+                pod.status.nominated_node_name = nominated
             try:
                 result = await self.store.update(key, pod.to_wire(), expected=current.revision,
                                                  what=what)

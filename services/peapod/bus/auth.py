@@ -98,6 +98,7 @@ def scheduler_permissions() -> dict[str, Any]:
         "publish": {"allow": [
             f"{JS}.INFO", *_kv_reader(s.KV_STREAM), *_kv_reader(s.LEASE_STREAM),
             s.api("pods", "bind"), s.api("pods", "unschedulable"), s.api("events", "create"),
+            s.api("pods", "delete"),  # the victims of a preemption
             s.leader_lease("scheduler"),
         ], "deny": _not_the_apiservers(s.KV_STREAM)},
         "subscribe": {"allow": [_inbox("scheduler")]},

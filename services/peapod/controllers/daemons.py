@@ -19,10 +19,14 @@ Kubernetes' rules (``pkg/controller/daemon``), as far as peapod's pods go:
   next pass creates the new pod on that node. **OnDelete**: only pods
   people delete are replaced.
 
-The one difference from Kubernetes: its daemon pods carry a node affinity
-(``matchFields`` on ``metadata.name``) and the scheduler binds them; peapod
-binds them at creation (``spec.nodeName``), as Kubernetes did before 1.12,
-so a daemon pod does not wait for the scheduler's other rules.
+As in Kubernetes since 1.12, the controller does not bind its pods: each
+carries a required node affinity with one ``matchFields`` term,
+``metadata.name In [<node>]`` (replacing any required terms of the
+template, which the controller already checked), and the tolerations
+Kubernetes adds to daemon pods, and the scheduler binds it like any pod
+(resources, ports, priority and preemption included). A pod's node is
+therefore its ``nodeName`` once bound, else the node its affinity names
+(``target_node``, Kubernetes' GetTargetNodeName).
 """
 
 from __future__ import annotations
@@ -31,7 +35,18 @@ from dataclasses import dataclass, field
 
 from peapod.api import Node, Pod
 from peapod.api.apps import DaemonSet, DaemonSetStatus
-from peapod.api.scheduling import Toleration, fits_node_affinity, untolerated_taint
+from peapod.api.pod import PodSpec
+from peapod.api.scheduling import (
+    NODE_NAME_FIELD,
+    Affinity,
+    NodeAffinity,
+    NodeSelector,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    Toleration,
+    fits_node_affinity,
+    untolerated_taint,
+)
 from peapod.controllers.claiming import is_active, is_ready
 from peapod.controllers.rollout import scaled_value
 
@@ -43,6 +58,48 @@ TOLERATED = frozenset({
 
 
 DAEMON_TOLERATIONS = [Toleration(key=key, operator="Exists") for key in sorted(TOLERATED)]
+# what Kubernetes' AddOrUpdateDaemonPodTolerations puts on every daemon pod
+POD_TOLERATIONS = [
+    Toleration(key="node.kubernetes.io/not-ready", operator="Exists", effect="NoExecute"),
+    Toleration(key="node.kubernetes.io/unreachable", operator="Exists", effect="NoExecute"),
+    *(Toleration(key=f"node.kubernetes.io/{key}", operator="Exists", effect="NoSchedule")
+      for key in ("disk-pressure", "memory-pressure", "pid-pressure", "unschedulable"))]
+NETWORK_UNAVAILABLE = Toleration(key="node.kubernetes.io/network-unavailable", operator="Exists",
+                                 effect="NoSchedule")  # hostNetwork daemons only
+
+
+def target_node(pod: Pod) -> str:
+    """Kubernetes' GetTargetNodeName: the pod's node, or the one its ``matchFields`` names."""
+    if pod.spec.node_name:
+        return pod.spec.node_name
+    node_affinity = pod.spec.affinity.node_affinity if pod.spec.affinity else None
+    required = node_affinity.required_during_scheduling_ignored_during_execution \
+        if node_affinity else None
+    for term in required.node_selector_terms if required else []:
+        for req in term.match_fields or []:
+            if req.key == NODE_NAME_FIELD and req.operator == "In" and len(req.values or []) == 1:
+                return (req.values or [""])[0]
+    return ""
+
+
+def bind_to_node(spec: PodSpec, node: str) -> None:
+    """Kubernetes' ReplaceDaemonSetPodNodeNameNodeAffinity and AddOrUpdateDaemonPodTolerations:
+    the pod may run on ``node`` only, and tolerates what a daemon tolerates."""
+    term = NodeSelectorTerm(match_fields=[NodeSelectorRequirement(
+        key=NODE_NAME_FIELD, operator="In", values=[node])])
+    affinity = spec.affinity or Affinity()
+    node_affinity = affinity.node_affinity or NodeAffinity()
+    node_affinity.required_during_scheduling_ignored_during_execution = NodeSelector(
+        node_selector_terms=[term])
+    affinity.node_affinity = node_affinity
+    spec.affinity = affinity
+    wanted = [*POD_TOLERATIONS, *([NETWORK_UNAVAILABLE] if spec.host_network else [])]
+    tolerations = list(spec.tolerations or [])
+    for toleration in wanted:
+        tolerations = [t for t in tolerations if (t.key, t.effect) != (toleration.key,
+                                                                         toleration.effect)]
+        tolerations.append(toleration)
+    spec.tolerations = tolerations
 
 
 def should_run(ds: DaemonSet, node: Node) -> bool:
@@ -66,7 +123,7 @@ def plan_daemonset(ds: DaemonSet, nodes: list[Node], pods: list[Pod], *, hash_: 
     plan = DaemonPlan()
     by_node: dict[str, list[Pod]] = {}
     for pod in pods:
-        by_node.setdefault(pod.spec.node_name or "", []).append(pod)
+        by_node.setdefault(target_node(pod), []).append(pod)
     wanted = {n.metadata.name or "" for n in nodes if should_run(ds, n)}
     counts = {"current": 0, "misscheduled": 0, "ready": 0, "updated": 0}
     outdated: list[Pod] = []

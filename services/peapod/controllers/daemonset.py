@@ -26,7 +26,7 @@ from peapod.bus.workqueue import Done, Outcome, RetryAfter
 from peapod.controllers.apiclient import ApiClient
 from peapod.controllers.cache import ControllerCache, Object
 from peapod.controllers.claiming import controller_reference, new_pod
-from peapod.controllers.daemons import REVISION_HASH, plan_daemonset
+from peapod.controllers.daemons import REVISION_HASH, bind_to_node, plan_daemonset
 from peapod.controllers.queueing import PodOwningController
 from peapod.controllers.rollout import template_hash
 from peapod.errors import Conflict, NotFound, PeapodError
@@ -89,7 +89,7 @@ class DaemonSetController(PodOwningController):
         pod = new_pod(ds.spec.template, namespace=meta.namespace or "default",
                       prefix=f"{meta.name}-",
                       owner=controller_reference("DaemonSet", meta.name or "", meta.uid or ""))
-        pod.spec.node_name = node
+        bind_to_node(pod.spec, node)  # the scheduler binds it (matchFields metadata.name)
         pod.metadata.labels = {**(pod.metadata.labels or {}), REVISION_HASH: hash_}
         try:
             created = await self.api.create("pods", pod.to_wire())

@@ -8,6 +8,13 @@ queue. Pods with ``schedulingGates`` wait for them to be removed (the
 apiserver shows them ``SchedulingGated``), and pods that name another
 ``schedulerName`` are left to it, Pending, as in Kubernetes.
 
+Pending pods are taken in Kubernetes' queue order: higher ``spec.priority``
+first, then the older. A pod that fits nowhere may preempt pods of lower
+priority (``preemption.py``): the scheduler nominates a node for it
+(``status.nominatedNodeName``), deletes the victims gracefully with a
+``Preempted`` event each, and binds the pod in a later pass, once the
+victims are gone and a change woke it.
+
 Passes run on a ``WorkQueue`` under one key, not one key per pod: each
 decision uses capacity the next must see, so scheduling is sequential by
 nature, as Kubernetes' scheduler binds one pod at a time. The
@@ -29,7 +36,7 @@ import asyncio
 import structlog
 from nats.aio.client import Client as NATS
 
-from peapod.api import Pod
+from peapod.api import Node, Pod
 from peapod.api.scheduling import DEFAULT_SCHEDULER
 from peapod.bus import subjects as s
 from peapod.bus.client import request
@@ -38,7 +45,14 @@ from peapod.bus.events import EventRecorder
 from peapod.bus.workqueue import Done, Outcome, RetryAfter, WorkQueue
 from peapod.errors import Conflict, NotFound, PeapodError
 from peapod.scheduler.cache import ClusterCache
-from peapod.scheduler.filters import feasible_nodes
+from peapod.scheduler.filters import Feasibility, feasible_nodes
+from peapod.scheduler.preemption import (
+    NOT_HELPFUL,
+    Refusal,
+    find_preemption,
+    priority,
+    with_nominated,
+)
 from peapod.scheduler.scores import pick_node
 
 log = structlog.get_logger("scheduler")
@@ -62,11 +76,12 @@ class Scheduler:
         cache.on_change(self._wake)
 
     def pending(self) -> list[Pod]:
+        """Unbound pods for this scheduler, higher priority first, then the older."""
         return sorted((p for p in self.cache.pods.values()
                        if not p.spec.node_name and not p.metadata.deletion_timestamp
                        and not p.spec.scheduling_gates
                        and p.spec.scheduler_name == DEFAULT_SCHEDULER),
-                      key=lambda p: p.metadata.creation_timestamp or "")
+                      key=lambda p: (-priority(p), p.metadata.creation_timestamp or ""))
 
     async def schedule_once(self) -> int:
         """One pass over every unbound pod; returns how many were bound."""
@@ -75,9 +90,10 @@ class Scheduler:
         live = self.cache.live_nodes(self.clock.now())
         for pod in self.pending():
             pods = list(self.cache.pods.values())
-            result = feasible_nodes(pod, nodes, pods, live=live, volumes=self.cache.volumes)
+            result = feasible_nodes(pod, nodes, with_nominated(pod, pods), live=live,
+                                    volumes=self.cache.volumes)
             if not result.nodes:
-                await self._report_unschedulable(pod, result.message())
+                await self._preempt_or_report(pod, result, nodes, pods, live)
                 continue
             node = pick_node(pod, result.nodes, pods, all_nodes=nodes)
             if await self._bind(pod, node.metadata.name or ""):
@@ -104,28 +120,70 @@ class Scheduler:
                                  message=f"Successfully assigned {pod.key} to {node_name}")
         return True
 
-    async def _report_unschedulable(self, pod: Pod, message: str) -> None:
+    async def _preempt_or_report(self, pod: Pod, result: Feasibility, nodes: list[Node],
+                                 pods: list[Pod], live: set[str]) -> None:
+        """Kubernetes' PostFilter: preempt for the pod if it may, else say why not. A PreFilter's
+        failure (a missing claim) fails every node alike: evicting pods cannot help there."""
+        message = result.message()
+        found = (find_preemption(pod, nodes, pods, live=live) if not result.unresolvable
+                 else Refusal(f"0/{len(nodes)} nodes are available: {len(nodes)} {NOT_HELPFUL}."))
+        if isinstance(found, Refusal):
+            await self._report_unschedulable(pod, f"{message} preemption: {found.message}")
+            return
+        await self._report_unschedulable(pod, message, nominated=found.node_name)
+        for victim in found.victims:
+            await self._evict(victim, preemptor=pod, node_name=found.node_name)
+
+    async def _evict(self, victim: Pod, *, preemptor: Pod, node_name: str) -> None:
+        """Delete a victim gracefully (its own grace period), with the event Kubernetes writes."""
+        meta = victim.metadata
+        victim_log = log.bind(pod=victim.key, uid=meta.uid, preemptor=preemptor.key,
+                              preemptor_uid=preemptor.metadata.uid, node=node_name)
+        try:
+            deleted = await request(self.nc, s.api("pods", "delete"), {
+                "namespace": meta.namespace, "name": meta.name})
+        except PeapodError as exc:  # gone or changed meanwhile: the next pass looks again
+            victim_log.info("preemption_victim_not_deleted", error=exc.message)
+            self._retry_soon = True
+            return
+        victim_log.info("pod_preempted")
+        if not deleted.get("finished"):  # reflect our write: the next pass sees it terminating
+            self.cache.pods[s.kv_key("pods", meta.namespace, meta.name or "")] = \
+                Pod.model_validate(deleted["object"])
+        await self.events.record(victim.to_wire(), reason="Preempted",
+                                 message=f"Preempted by pod {preemptor.metadata.uid} on node "
+                                         f"{node_name}")
+
+    async def _report_unschedulable(self, pod: Pod, message: str, *,
+                                    nominated: str | None = None) -> None:
         uid = pod.metadata.uid or ""
         last = self._last_failure.get(uid)
         now = self.clock.monotonic()
-        if last and last[0] == message and now - last[1] < REPEAT_FAILED_EVENT_AFTER:
-            return
-        self._last_failure[uid] = (message, now)
-        log.info("pod_unschedulable", pod=pod.key, uid=uid, reason=message)
-        await self.events.record(pod.to_wire(), reason="FailedScheduling", message=message,
-                                 type="Warning")
-        if _scheduled_condition_message(pod) != message:
-            await self._mark_unschedulable(pod, message)
+        repeated = bool(last and last[0] == message and now - last[1] < REPEAT_FAILED_EVENT_AFTER)
+        if not repeated:
+            self._last_failure[uid] = (message, now)
+            log.info("pod_unschedulable", pod=pod.key, uid=uid, reason=message,
+                     nominated=nominated)
+            await self.events.record(pod.to_wire(), reason="FailedScheduling", message=message,
+                                     type="Warning")
+        if nominated or (not repeated and _scheduled_condition_message(pod) != message):
+            await self._mark_unschedulable(pod, message, nominated=nominated)
 
-    async def _mark_unschedulable(self, pod: Pod, message: str) -> None:
-        """``PodScheduled=False``, reason ``Unschedulable``, on the pod (as Kubernetes)."""
+    async def _mark_unschedulable(self, pod: Pod, message: str, *,
+                                  nominated: str | None = None) -> None:
+        """``PodScheduled=False``, reason ``Unschedulable``, on the pod (as Kubernetes), and
+        the node a preemption freed for it (``status.nominatedNodeName``)."""
         meta = pod.metadata
         try:
-            await request(self.nc, s.api("pods", "unschedulable"), {
+            stored = await request(self.nc, s.api("pods", "unschedulable"), {
                 "namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
-                "message": message})
+                "message": message, **({"nominatedNodeName": nominated} if nominated else {})})
         except PeapodError as exc:  # the pod changed or went: the next pass looks again
             log.info("unschedulable_not_recorded", pod=pod.key, uid=meta.uid, error=exc.message)
+            return
+        if nominated:  # reflect our write, so this pass counts the nominated pod on its node
+            self.cache.pods[s.kv_key("pods", meta.namespace, meta.name or "")] = \
+                Pod.model_validate(stored)
 
     async def reconcile(self, key: str) -> Outcome:
         """One pass; changes bring the next, ``RETRY_PERIOD`` is a safety net while pods wait."""

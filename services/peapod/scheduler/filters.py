@@ -171,8 +171,8 @@ class Feasibility:
     unresolvable: str | None = None  # a PreFilter's failure, the same for every node
 
     def message(self) -> str:
-        """Kubernetes' FitError: ``count reason`` strings sorted as strings (no preemption part:
-        peapod does not preempt)."""
+        """Kubernetes' FitError: ``count reason`` strings sorted as strings (the binder adds
+        the ``preemption:`` part)."""
         if self.total == 0:
             return "0/0 nodes are available: no nodes registered."
         if self.unresolvable:

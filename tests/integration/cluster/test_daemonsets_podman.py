@@ -18,6 +18,7 @@ from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - 
     IMAGE,
     fleet,
 )
+from tests.integration.cluster.test_scheduler import events_for
 
 pytestmark = pytest.mark.podman
 
@@ -50,6 +51,16 @@ async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet)
     pods = await request(admin, s.api("pods", "list"), {"namespace": "default"})
     assert all(p["metadata"]["name"].startswith("agent-") and
                p["metadata"]["ownerReferences"][0]["uid"] == ds["metadata"]["uid"] for p in pods)
+    for p in pods:  # created pinned by node affinity, bound by the scheduler (Kubernetes ≥1.12)
+        required = p["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"]
+        assert required == {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": [p["spec"]["nodeName"]]}]}]}
+        scheduled = [e for e in await events_for(admin, p["metadata"]["name"])
+                     if e["reason"] == "Scheduled"]
+        assert [(e["source"]["component"], e["message"]) for e in scheduled] == [
+            ("default-scheduler",
+             f"Successfully assigned default/{p['metadata']['name']} to {p['spec']['nodeName']}")]
 
     # node-b leaves (kubelet stopped, Node deleted), then joins again: it gets a new daemon
     await node_b.halt()
@@ -57,16 +68,16 @@ async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet)
 
     async def b_pod_terminating() -> bool:
         got = await request(admin, s.api("pods", "list"), {"namespace": "default"})
-        return any(p["spec"]["nodeName"] == "node-b" and p["metadata"].get("deletionTimestamp")
+        return any(p["spec"].get("nodeName") == "node-b" and p["metadata"].get("deletionTimestamp")
                    for p in got)
     await eventually(b_pod_terminating, "node-b's daemon deleted with its node")
     old_b = {p["metadata"]["uid"] for p in await request(admin, s.api("pods", "list"), {})
-             if p["spec"]["nodeName"] == "node-b"}
+             if p["spec"].get("nodeName") == "node-b"}
     node_b.start()
     await eventually(lambda: placed(admin, {"node-a": "1", "node-b": "1"}), "node-b rejoined",
                      timeout=90)
     new_b = {p["metadata"]["uid"] for p in await request(admin, s.api("pods", "list"), {})
-             if p["spec"]["nodeName"] == "node-b"}
+             if p["spec"].get("nodeName") == "node-b"}
     assert new_b and not (new_b & old_b)
 
     # a rolling update replaces both daemons; a node selector then keeps only node-a's

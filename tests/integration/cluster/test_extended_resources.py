@@ -36,19 +36,26 @@ def dongles(name: str, count: int) -> dict:
                         terminationGracePeriodSeconds=0)
 
 
-async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_them(
-        cluster, apiserver, tmp_path):  # noqa: F811
-    node = cluster["node"]
+async def advertise_dongles(ctx: dict, count: str) -> dict:
+    """Restart the cluster's kubelet with ``--extended-resources example.com/dongle=count``;
+    the Node's status once it advertises them and is Ready."""
+    node, admin = ctx["node"], ctx["admin"]
     await node.halt()
-    node.extended_resources = {DONGLE: "2"}
+    node.extended_resources = {DONGLE: count}
     node.start()
-    admin = cluster["admin"]
     for _ in range(100):
         status = (await request(admin, s.api("nodes", "get"), {"name": "node-a"}))["status"]
-        if status["allocatable"].get(DONGLE) == "2" and \
+        if status["allocatable"].get(DONGLE) == count and \
                 status["conditions"][0]["status"] == "True":
             break
         await asyncio.sleep(0.1)
+    return status
+
+
+async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_them(
+        cluster, apiserver, tmp_path):  # noqa: F811
+    admin = cluster["admin"]
+    status = await advertise_dongles(cluster, "2")
     assert status["capacity"][DONGLE] == "2" and status["allocatable"][DONGLE] == "2"
     first, second = (f"dongle-{i}-{uuid.uuid4().hex[:6]}" for i in range(2))
     await apply(cluster, dongles(first, 2))
@@ -59,7 +66,9 @@ async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_the
         if failed:
             break
         await asyncio.sleep(0.1)
-    assert failed[0]["message"] == "0/1 nodes are available: 1 Insufficient example.com/dongle."
+    assert failed[0]["message"] == (  # equal priority: nothing to preempt
+        "0/1 nodes are available: 1 Insufficient example.com/dongle. preemption: 0/1 nodes are "
+        "available: 1 No preemption victims found for incoming pod.")
     pod = await wait_pod(cluster, second, lambda p: True)
     assert not pod["spec"].get("nodeName")
     described = await cli_for(apiserver, tmp_path)("describe", "node", "node-a")

@@ -81,7 +81,9 @@ async def test_pod_that_fits_nowhere_stays_pending_with_failed_scheduling(schedu
     assert await wait_for_node_name(admin, "huge", timeout=0.5) is None
     failed = [e for e in events if e["reason"] == "FailedScheduling"]
     assert failed and failed[0]["type"] == "Warning"
-    assert failed[0]["message"] == "0/2 nodes are available: 2 Insufficient cpu."
+    assert failed[0]["message"] == ("0/2 nodes are available: 2 Insufficient cpu. preemption: "
+                                    "0/2 nodes are available: 2 No preemption victims found for "
+                                    "incoming pod.")
 
 
 async def test_pods_spread_by_free_resources_and_respect_capacity(scheduler):

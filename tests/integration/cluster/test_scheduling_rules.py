@@ -86,10 +86,12 @@ async def test_taints_affinity_and_anti_affinity_place_pods_and_explain_refusals
     await create(admin, "far", affinity=in_zone("z3"))
     assert await failed_scheduling(admin, "far") == (
         "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
-        "1 node(s) had untolerated taint {dedicated: gpu}.")
+        "1 node(s) had untolerated taint {dedicated: gpu}. preemption: 0/2 nodes are available: "
+        "2 Preemption is not helpful for scheduling.")
     assert await scheduled_condition(admin, "far") == (
         "False", "Unschedulable", "0/2 nodes are available: 1 node(s) didn't match Pod's node "
-        "affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}.")
+        "affinity/selector, 1 node(s) had untolerated taint {dedicated: gpu}. preemption: 0/2 "
+        "nodes are available: 2 Preemption is not helpful for scheduling.")
     # a change, not a timer, brings the retry (the safety pass is 5 minutes away)
     await update_node(admin, "node-b", labels={"zone": "z3"})
     assert await wait_for_node_name(admin, "far", timeout=5) == "node-b"
@@ -103,7 +105,8 @@ async def test_taints_affinity_and_anti_affinity_place_pods_and_explain_refusals
     placed = {await wait_for_node_name(admin, "web-1"), await wait_for_node_name(admin, "web-2")}
     assert placed == {"node-a", "node-b"}
     assert await failed_scheduling(admin, "web-3") == (
-        "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules.")
+        "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules. "
+        "preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.")
 
     even = [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule",
              "labelSelector": {"matchLabels": {"app": "spread"}}}]

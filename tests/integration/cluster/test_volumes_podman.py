@@ -86,7 +86,9 @@ async def test_task_pv_pod_writes_and_the_next_pod_reads(binder, tmp_path):
                  if e.reason == "FailedScheduling"]
         return found[-1] if found else ""
     message = await eventually(unschedulable, "FailedScheduling for the missing claim")
-    assert message == '0/1 nodes are available: persistentvolumeclaim "task-pv-claim" not found.'
+    assert message == ('0/1 nodes are available: persistentvolumeclaim "task-pv-claim" not found. '
+                       "preemption: 0/1 nodes are available: 1 Preemption is not helpful for "
+                       "scheduling.")
 
     await _create(admin, "persistentvolumeclaims", {
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",

@@ -101,7 +101,8 @@ async def test_label_annotate_cordon_uncordon(controllers, tmp_path):
     assert "unschedulable" not in node["spec"]
 
 
-async def test_get_ds_and_the_daemon_bound_to_a_registered_node(controllers, tmp_path):
+async def test_get_ds_and_the_daemon_the_scheduler_binds_to_a_registered_node(
+        controllers, scheduler, tmp_path):
     admin, cli = controllers["admin"], cli_for(controllers, tmp_path)
     await register(controllers["creds"], "node-a", labels={"role": "edge"})
     manifest = tmp_path / "ds.yaml"
@@ -119,7 +120,10 @@ async def test_get_ds_and_the_daemon_bound_to_a_registered_node(controllers, tmp
     out = await eventually(table, "get ds: 1 desired, 1 current")
     assert out.splitlines()[0].split() == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE",
                                            "AVAILABLE", "NODE", "SELECTOR", "AGE"]
-    [pod] = await pods(admin)
+    async def bound() -> dict | None:
+        [pod] = await pods(admin)
+        return pod if pod["spec"].get("nodeName") else None
+    pod = await eventually(bound, "the scheduler binds the daemon")
     assert pod["spec"]["nodeName"] == "node-a" and pod["metadata"]["name"].startswith("agent-")
     assert "daemonset.apps/agent" in (await cli("get", "all")).out
 

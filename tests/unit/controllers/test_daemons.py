@@ -5,7 +5,13 @@ from __future__ import annotations
 from peapod.api import Node, Pod
 from peapod.api.apps import DaemonSet
 from peapod.api.scheduling import Affinity, Toleration
-from peapod.controllers.daemons import REVISION_HASH, plan_daemonset, should_run
+from peapod.controllers.daemons import (
+    REVISION_HASH,
+    bind_to_node,
+    plan_daemonset,
+    should_run,
+    target_node,
+)
 
 
 def daemonset(*, selector: dict | None = None, max_unavailable: object = 1,
@@ -96,3 +102,39 @@ def test_rolling_update_replaces_within_max_unavailable_not_ready_first():
     assert [p.metadata.name for p in plan.delete] == ["pc"]  # 25% of 4 is 1, spent by pc
     plan = plan_daemonset(daemonset(strategy="OnDelete"), nodes, pods, hash_="new")
     assert plan.delete == []
+
+
+def test_a_daemon_pod_is_pinned_by_match_fields_and_the_scheduler_binds_it():
+    spec = daemonset().spec.template.spec.model_copy(deep=True)
+    spec.affinity = Affinity.model_validate({"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["old"]}]},
+            {"matchExpressions": [{"key": "role", "operator": "In", "values": ["edge"]}]}]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {
+            "matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}})
+    spec.tolerations = [Toleration(key="node.kubernetes.io/unreachable", operator="Exists",
+                                   effect="NoExecute", toleration_seconds=5)]
+    bind_to_node(spec, "a")
+    assert spec.node_name is None  # the scheduler binds it
+    wire = spec.to_wire()["affinity"]["nodeAffinity"]
+    assert wire["requiredDuringSchedulingIgnoredDuringExecution"] == {"nodeSelectorTerms": [
+        {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}]}
+    assert len(wire["preferredDuringSchedulingIgnoredDuringExecution"]) == 1  # kept
+    tolerations = {(t.key, t.effect): t.toleration_seconds for t in spec.tolerations or []}
+    assert tolerations == {("node.kubernetes.io/not-ready", "NoExecute"): None,
+                           ("node.kubernetes.io/unreachable", "NoExecute"): None,
+                           ("node.kubernetes.io/disk-pressure", "NoSchedule"): None,
+                           ("node.kubernetes.io/memory-pressure", "NoSchedule"): None,
+                           ("node.kubernetes.io/pid-pressure", "NoSchedule"): None,
+                           ("node.kubernetes.io/unschedulable", "NoSchedule"): None}
+    waiting = pod("agent-x", "")
+    waiting.spec = spec
+    assert target_node(waiting) == "a"
+
+
+def test_an_unbound_daemon_pod_counts_for_its_target_node():
+    waiting = pod("agent-x", "")
+    bind_to_node(waiting.spec, "a")
+    plan = plan_daemonset(daemonset(), [node("a")], [waiting], hash_="new")
+    assert plan.create_on == [] and plan.delete == []
+    assert plan.status.current_number_scheduled == 1
