@@ -97,9 +97,14 @@ def _fits(pod: Pod, node: Node, nodes: list[Node], pods: list[Pod]) -> bool:
     return all(check(pod, node, snap) is None for check in FILTERS)
 
 
-def _first_failure(pod: Pod, node: Node, nodes: list[Node], pods: list[Pod]) -> str | None:
-    snap = Snapshot(nodes, pods)
+def _first_failure(pod: Pod, node: Node, snap: Snapshot) -> str | None:
     return next((r for check in FILTERS if (r := check(pod, node, snap)) is not None), None)
+
+
+def _evictable(pod: Pod, other: Pod) -> bool:
+    """Could ``other`` make room for ``pod``: active, not already going, of lower priority?"""
+    return is_active(other) and not other.metadata.deletion_timestamp and \
+        priority(other) < priority(pod)
 
 
 def _start(p: Pod) -> float:
@@ -115,8 +120,7 @@ def victims_on(pod: Pod, node: Node, nodes: list[Node], pods: list[Pod]) -> list
     """Kubernetes' SelectVictimsOnNode: the fewest, least important pods of lower priority
     whose removal lets ``pod`` fit on ``node``; None if removing all of them is not enough."""
     name = node.metadata.name
-    lower = [p for p in pods if p.spec.node_name == name and is_active(p)
-             and not p.metadata.deletion_timestamp and priority(p) < priority(pod)]
+    lower = [p for p in pods if p.spec.node_name == name and _evictable(pod, p)]
     if not lower:
         return None
     lower_ids = {id(p) for p in lower}
@@ -148,15 +152,17 @@ def find_preemption(pod: Pod, nodes: list[Node], pods: list[Pod], *,
     if reason := not_eligible(pod, pods):
         return Refusal(reason)
     pods = with_nominated(pod, pods)
+    snap = Snapshot(nodes, pods)
+    with_lower = {p.spec.node_name for p in pods if p.spec.node_name and _evictable(pod, p)}
     candidates: list[Candidate] = []
     unhelpful = no_victims = 0
     for node in nodes:
         failure = ("node(s) were not ready" if live is not None and node.metadata.name not in live
-                   else _first_failure(pod, node, nodes, pods))
+                   else _first_failure(pod, node, snap))
         if failure is None or any(marker in failure for marker in UNRESOLVABLE):
             unhelpful += 1  # a node that passes now was taken since: nothing to evict for it
             continue
-        victims = victims_on(pod, node, nodes, pods)
+        victims = victims_on(pod, node, nodes, pods) if node.metadata.name in with_lower else None
         if victims:
             candidates.append(Candidate(node=node, victims=victims))
         else:
