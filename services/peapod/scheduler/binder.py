@@ -125,7 +125,8 @@ class Scheduler:
         """Kubernetes' PostFilter: preempt for the pod if it may, else say why not. A PreFilter's
         failure (a missing claim) fails every node alike: evicting pods cannot help there."""
         message = result.message()
-        found = (find_preemption(pod, nodes, pods, live=live) if not result.unresolvable
+        found = (find_preemption(pod, nodes, pods, live=live, volumes=self.cache.volumes)
+                 if not result.unresolvable
                  else Refusal(f"0/{len(nodes)} nodes are available: {len(nodes)} {NOT_HELPFUL}."))
         if isinstance(found, Refusal):
             await self._report_unschedulable(pod, f"{message} preemption: {found.message}")

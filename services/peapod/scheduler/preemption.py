@@ -39,6 +39,7 @@ from peapod.api.priority import NEVER, pod_priority
 from peapod.api.resources import is_active
 from peapod.scheduler.filters import FILTERS
 from peapod.scheduler.topology import Snapshot
+from peapod.scheduler.volumes import VolumeView, volume_affinity
 
 NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
@@ -147,10 +148,15 @@ def _rank(candidate: Candidate) -> tuple[int, int, int, float, str]:
 
 
 def find_preemption(pod: Pod, nodes: list[Node], pods: list[Pod], *,
-                    live: set[str] | None = None) -> Candidate | Refusal:
-    """Where ``pod`` (which fits nowhere) can run after evicting pods, or why it cannot."""
+                    live: set[str] | None = None, volumes: VolumeView | None = None
+                    ) -> Candidate | Refusal:
+    """Where ``pod`` (which fits nowhere) can run after evicting pods, or why it cannot.
+    A node its bound volumes cannot reach (volume node affinity) is no candidate: evicting
+    pods there cannot help, as Kubernetes marks that conflict unresolvable."""
     if reason := not_eligible(pod, pods):
         return Refusal(reason)
+    resolved = volumes.resolve(pod) if volumes is not None else []
+    pinned = resolved if isinstance(resolved, list) else []
     pods = with_nominated(pod, pods)
     snap = Snapshot(nodes, pods)
     with_lower = {p.spec.node_name for p in pods if p.spec.node_name and _evictable(pod, p)}
@@ -159,7 +165,8 @@ def find_preemption(pod: Pod, nodes: list[Node], pods: list[Pod], *,
     for node in nodes:
         failure = ("node(s) were not ready" if live is not None and node.metadata.name not in live
                    else _first_failure(pod, node, snap))
-        if failure is None or any(marker in failure for marker in UNRESOLVABLE):
+        if failure is None or any(marker in failure for marker in UNRESOLVABLE) or (
+                pinned and volume_affinity(pinned, node) is not None):
             unhelpful += 1  # a node that passes now was taken since: nothing to evict for it
             continue
         victims = victims_on(pod, node, nodes, pods) if node.metadata.name in with_lower else None

@@ -94,3 +94,20 @@ def test_a_nominated_pod_holds_its_room_against_less_important_pods() -> None:
     assert feasible_nodes(greater, nodes, with_nominated(greater, [waiting])).nodes == nodes
     # and the nominated pod itself is not in its own way
     assert feasible_nodes(waiting, nodes, with_nominated(waiting, [waiting])).nodes == nodes
+
+
+def test_a_node_its_volume_cannot_reach_is_no_candidate() -> None:
+    # the pod's local volume lives on node a; only b has a lower-priority pod to evict:
+    # evicting it would not let the pod run on b, so nothing is evicted
+    from tests.unit.scheduler.test_volumes import claiming_pod, view
+    incoming = claiming_pod("data")
+    incoming.spec.priority = 100
+    incoming.spec.containers[0].resources = ranked("x", 0, cpu="2").spec.containers[0].resources
+    nodes = [node("a", cpu="2", labels={"kubernetes.io/hostname": "a"}),
+             node("b", cpu="2", labels={"kubernetes.io/hostname": "b"})]
+    pods = [ranked("a-pod", 1000, cpu="2", node_name="a"), ranked("b-pod", 1, cpu="2",
+                                                                  node_name="b")]
+    assert isinstance(find_preemption(incoming, nodes, pods), Candidate)  # blind to volumes
+    result = find_preemption(incoming, nodes, pods, volumes=view())
+    assert result == Refusal("0/2 nodes are available: 1 No preemption victims found for "
+                             "incoming pod, 1 Preemption is not helpful for scheduling.")
