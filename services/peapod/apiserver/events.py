@@ -140,8 +140,12 @@ class EventsApi:
     async def _publish(self, event: Event) -> Any:
         ref = event.involved_object
         wire = event.to_wire()
+        # each version of an event (name, count) is stored once: a kubelet that sends again
+        # what it held across a restart (bus/spool.py) does not store it twice
+        msg_id = f"{event.metadata.namespace}/{event.metadata.name}/{event.count}"
         await self._js.publish(s.event(event.metadata.namespace or "default", ref.kind or "",
-                                       ref.name or ""), encode(wire))
+                                       ref.name or ""), encode(wire),
+                               headers={"Nats-Msg-Id": msg_id})
         log.debug("event_recorded", kind=ref.kind, namespace=event.metadata.namespace,
                   name=ref.name, uid=ref.uid, reason=event.reason, count=event.count)
         return wire

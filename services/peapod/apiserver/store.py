@@ -43,6 +43,9 @@ _WRONG_LAST_SEQUENCE = (10071, 10164)
 # cluster died and the others elect a new one, which takes a few seconds);
 # shorter than a client's request timeout (10 s), so the client hears the outcome.
 WRITE_RETRY_FOR = 8.0
+# how long the events stream remembers an event version's id (name/count), so a resend is
+# stored once: the events a kubelet held across a restart come within minutes of it
+EVENT_DUPLICATE_WINDOW = 600
 log = structlog.get_logger("apiserver")
 
 
@@ -133,7 +136,7 @@ async def ensure_jetstream(js: JetStreamContext, *, replicas: int = 1) -> None:
     ))
     await _ensure_stream(js, StreamConfig(
         name=s.EVENTS_STREAM, subjects=["peapod.events.>"], max_age=3600, max_msgs=100_000,
-        storage=StorageType.FILE, num_replicas=replicas,
+        storage=StorageType.FILE, num_replicas=replicas, duplicate_window=EVENT_DUPLICATE_WINDOW,
     ))
 
 

@@ -27,7 +27,9 @@ is logged (``event_buffer_full`` once, then ``events_sent_after_outage`` with
 ``dropped``). A refusal from the apiserver (``Forbidden``, ``Invalid``) is
 never kept: sending it again would not change the answer. A request that
 timed out may still have reached the apiserver; sent again, it carries the
-same name, and readers keep one copy per name.
+same name and count, and the apiserver stores it once. A kubelet's buffer
+is also kept in its state directory (``spool.py``), written only while
+events wait, so a kubelet restarted while cut off sends them too.
 
 Readers never trust the stream: ``parse_event`` turns one message into an
 Event or an ``Invalid`` that says, in one line, why it is not one (not JSON,
@@ -45,6 +47,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import nats.errors
@@ -56,6 +59,7 @@ from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
 from peapod.api.manifest import API_VERSIONS, decode_model
 from peapod.bus import subjects as s
 from peapod.bus.client import request
+from peapod.bus.spool import EventSpool
 from peapod.errors import Invalid, PeapodError, Unavailable
 
 log = structlog.get_logger("events")
@@ -153,7 +157,8 @@ class EventRecorder:
     """
 
     def __init__(self, nc: NATS, *, component: str, host: str | None = None,
-                 subject: str | None = None, timeout: float = 5, buffer: int = 0) -> None:
+                 subject: str | None = None, timeout: float = 5, buffer: int = 0,
+                 spool: EventSpool | None = None) -> None:
         self._nc = nc
         self._subject = subject or s.api("events", "create")
         self._timeout = timeout
@@ -164,13 +169,20 @@ class EventRecorder:
         self._buffer_limit = buffer
         self._held: OrderedDict[tuple[Any, ...], Event] = OrderedDict()  # waiting to be sent
         self._dropped = 0  # held events dropped since the buffer last emptied
+        self._spool = spool  # the held events on the node's disk, for a kubelet restart
+        for event in spool.load() if spool is not None else []:
+            self._held[_key(event)] = event
+        if self._held:
+            log.info("events_held", subject=self._subject, held=len(self._held),
+                     since="before the kubelet restarted")
 
     @classmethod
-    def for_node(cls, nc: NATS, node: str) -> EventRecorder:
+    def for_node(cls, nc: NATS, node: str, state_dir: Path | None = None) -> EventRecorder:
         """A kubelet's recorder: its events name the node as their source, and wait on the node
-        while they cannot be sent."""
+        while they cannot be sent (in ``state_dir`` too, if given: ``spool.py``)."""
+        spool = EventSpool(state_dir, limit=NODE_EVENT_BUFFER) if state_dir else None
         return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"),
-                   buffer=NODE_EVENT_BUFFER)
+                   buffer=NODE_EVENT_BUFFER, spool=spool)
 
     def attach(self, nc: NATS) -> None:
         """Send through ``nc`` from now on (a kubelet that started without a connection)."""
@@ -231,16 +243,16 @@ class EventRecorder:
     def _hold(self, key: tuple[Any, ...], event: Event) -> None:
         if not self._held:
             log.info("events_held", subject=self._subject, connected=self._nc.is_connected)
-        if key in self._held:
-            self._held[key] = event  # a repeat replaces the copy waiting, in its place
-            return
+        folded = key in self._held  # a repeat replaces the copy waiting, in its place
         self._held[key] = event
-        while len(self._held) > self._buffer_limit:
+        while not folded and len(self._held) > self._buffer_limit:
             self._held.popitem(last=False)
             self._dropped += 1
             if self._dropped == 1:
                 log.warning("event_buffer_full", limit=self._buffer_limit,
                             dropping="the oldest event")
+        if self._spool is not None:
+            self._spool.held(event, list(self._held.values()))
 
     async def resend(self, *, period: float = RESEND_PERIOD) -> None:
         """Send the events waiting on the node, for ever (a task of the kubelet)."""
@@ -259,6 +271,8 @@ class EventRecorder:
                 return sent  # still unreachable: later
             if self._held.get(key) is event:  # else a repeat replaced it meanwhile: send that too
                 del self._held[key]
+                if self._spool is not None:
+                    self._spool.sent(event, list(self._held.values()))
             if error is None:
                 self._remember(key, event)
                 sent += 1
@@ -284,3 +298,10 @@ class EventRecorder:
             source=self._source, first_timestamp=now, last_timestamp=now, count=1,
             reporting_component=self._component, reporting_instance=self._host,
         )
+
+
+def _key(event: Event) -> tuple[Any, ...]:
+    """The key ``record`` folds repeats under, of an event read back from the node's disk."""
+    ref = event.involved_object
+    return (ref.kind, event.metadata.namespace or "default", ref.name, ref.uid, event.type,
+            event.reason, event.message)

@@ -106,7 +106,7 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     runtime = PodmanRuntime(socket_path=podman_socket, state_dir=state_dir)
     offline = NATS()  # until connected: requests fail at once, events wait on the node
     kubelet = Kubelet(node_name=node_name, nc=offline, js=jetstream(offline), runtime=runtime,
-                      events=EventRecorder.for_node(offline, node_name),
+                      events=EventRecorder.for_node(offline, node_name, Path(state_dir)),
                       host_ip=host_ip or internal_ip(), labels=labels,
                       extended_resources=extended_resources,
                       relist_period=relist_period, heartbeat=heartbeat,
