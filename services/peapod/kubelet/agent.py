@@ -190,7 +190,8 @@ class Kubelet:
         self.log = log.bind(node=node_name)
         self.probes = ProbeManager(exec_fn=self._exec, on_change=self._probe_changed,
                                    on_failure=self._probe_failed, event=self._warning,
-                                   clock=clock, host_ip=host_ip, log=self.log)
+                                   clock=clock, host_ip=host_ip, log=self.log,
+                                   paused=lambda: self.runtime_down is not None)
         self.stopping: dict[str, asyncio.Task[None]] = {}  # container id -> its stop
         self.last_known = last_known
         self.last_known_changed = last_known is not None
@@ -430,7 +431,7 @@ class Kubelet:
         now = asyncio.get_running_loop().time()
         if self.runtime_down is None:
             self.runtime_down = now
-            self.log.warning("podman_unreachable", error=str(exc))
+            self.log.warning("podman_unreachable", error=str(exc), probes="paused")
             await self._node_changed("NodeNotReady")
         if self.start_runtime is not None and now >= self._runtime_retry_at:
             self._runtime_retry_at = now + RUNTIME_RETRY_SECONDS

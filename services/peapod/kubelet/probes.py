@@ -14,6 +14,12 @@ The rules are the prober's:
 * readiness starts as not ready, liveness as alive, startup as not started;
   while a startup probe has not succeeded, liveness and readiness are not
   run, and once it has succeeded it is not run again;
+* while the container runtime is down (podman's service gone: the node is
+  NotReady, ``paused`` says so), no probe runs and none acts, as Kubernetes'
+  kubelet skips probes while its runtime is not ready; an exec probe that
+  finds podman gone is no result, not a failure. Each resumes at its next
+  period once podman answers again, with its counts as they were, so the
+  outage restarts nothing;
 * every failed run is an ``Unhealthy`` event (``Liveness probe failed: …``);
   a liveness or startup probe that reaches its threshold asks the kubelet
   to kill the container (``on_failure``) and holds until a new container
@@ -47,7 +53,7 @@ from peapod.kubelet.actions import (
     tcp_socket,
 )
 from peapod.kubelet.reconcile import ProbeView, attempts, is_sidecar
-from peapod.kubelet.runtime import PodInfo
+from peapod.kubelet.runtime import PodInfo, RuntimeDown
 
 KINDS: tuple[ProbeKind, ...] = ("startup", "liveness", "readiness")
 
@@ -94,8 +100,9 @@ class ProbeManager:
     def __init__(self, *, exec_fn: ExecFn, on_change: Callable[[Pod], None],
                  on_failure: FailureFn, event: EventFn,
                  clock: Callable[[], float] = time.time, host_ip: str | None = None,
-                 log: Any) -> None:
+                 paused: Callable[[], bool] = lambda: False, log: Any) -> None:
         self.exec_fn = exec_fn
+        self.paused = paused  # the runtime is down: no probe runs
         self.host_ip = host_ip  # the pod IP of a hostNetwork pod, as its status says
         self.on_change = on_change
         self.on_failure = on_failure
@@ -188,17 +195,31 @@ class ProbeManager:
         startup = state.workers.get((w.container_id, "startup"))
         if w.kind != "startup" and startup is not None and not startup.result:
             return  # startup gates liveness and readiness
+        if self.paused():
+            return  # the runtime is down: tried again next period
         outcome = await self._run(state, w)
         if state.workers.get((w.container_id, w.kind)) is not w:
             return  # the container went away while the probe ran
+        if outcome is None or self.paused():
+            return  # podman went away meanwhile: no result
         await self._record(state, w, outcome)
 
-    async def _run(self, state: _PodProbes, w: _Worker) -> Outcome:
+    async def _run(self, state: _PodProbes, w: _Worker) -> Outcome | None:
+        """The probe's outcome; None if podman did not answer an exec probe."""
         probe, timeout = w.probe, float(w.probe.timeout_seconds)
         target = Target(container_id=w.container_id, pod_ip=state.ip,
                         ports=named_ports(w.container))
         if probe.exec is not None:
-            return await run_exec(probe.exec, target, run=self.exec_fn, timeout=timeout)
+            down: list[RuntimeDown] = []
+
+            async def run(container_id: str, argv: list[str]) -> tuple[int, bytes]:
+                try:
+                    return await self.exec_fn(container_id, argv)
+                except RuntimeDown as exc:
+                    down.append(exc)
+                    raise
+            outcome = await run_exec(probe.exec, target, run=run, timeout=timeout)
+            return None if down else outcome
         if probe.http_get is not None:
             return await http_get(probe.http_get, target, timeout=timeout)
         if probe.tcp_socket is not None:

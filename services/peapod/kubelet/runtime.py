@@ -191,6 +191,9 @@ class PodmanRuntime:
 
     # -- reading ------------------------------------------------------------------------
 
+    def _unreachable(self, exc: OSError) -> RuntimeDown:
+        return RuntimeDown(f"podman does not answer on {self.socket_path}: {type(exc).__name__}")
+
     def version(self) -> str:
         info: dict[str, Any] = self.client.version()  # type: ignore[no-untyped-call]  # podman-py
         return str(info.get("Version", "unknown"))
@@ -200,8 +203,7 @@ class PodmanRuntime:
             response = self.api.get("/containers/json", params={
                 "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
         except OSError as exc:  # requests' ConnectionError is one
-            raise RuntimeDown(f"podman does not answer on {self.socket_path}: "
-                              f"{type(exc).__name__}") from None
+            raise self._unreachable(exc) from None
         response.raise_for_status()
         groups: dict[str, list[dict[str, Any]]] = {}
         entries = response.json()
@@ -596,7 +598,14 @@ class PodmanRuntime:
         return int(code or 0), out or b"", err or b""
 
     def exec_in(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
-        """Run ``argv`` in a running container (podman's exec API): exit code, combined output."""
+        """Run ``argv`` in a running container (podman's exec API): exit code, combined output.
+        ``RuntimeDown`` if podman does not answer (or stops answering meanwhile)."""
+        try:
+            return self._exec(container_id, argv)
+        except OSError as exc:  # requests' ConnectionError and podman-py's APIError are ones
+            raise self._unreachable(exc) from None
+
+    def _exec(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
         created = self.api.post(f"/containers/{container_id}/exec", data=_json({
             "AttachStdout": True, "AttachStderr": True, "Cmd": argv}))
         if created.status_code >= 400:

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -243,8 +244,12 @@ async def test_podman_going_away_makes_the_node_not_ready_until_the_kubelet_star
     node.start()
     try:
         name = f"steady-{uuid.uuid4().hex[:6]}"
-        await apply(ctx, pod_manifest(name, [busybox(["sleep", "3600"])],
-                                      terminationGracePeriodSeconds=1))
+        # a liveness probe run every second, that one failure kills: it must not run (nor fail,
+        # nor kill) while podman is away, and must run again once podman is back
+        probe = {"exec": {"command": ["test", "!", "-e", "/sick"]}, "periodSeconds": 1,
+                 "failureThreshold": 1}
+        await apply(ctx, pod_manifest(name, [busybox(["sleep", "3600"], livenessProbe=probe)],
+            terminationGracePeriodSeconds=1))
         uid = (await wait_pod(ctx, name, running))["metadata"]["uid"]
         containers = sorted(podman_ids(uid))
         first = podman_service_pid(node.socket)
@@ -275,11 +280,31 @@ async def test_podman_going_away_makes_the_node_not_ready_until_the_kubelet_star
         said = [(e.reason, e.message) for e in node_events if e.involved_object.kind == "Node"]
         assert ("NodeNotReady", "Node node-a status is now: NodeNotReady") in said, said
         assert ("NodeReady", "Node node-a status is now: NodeReady") in said, said
+        reasons = [e.reason for e in await pod_events(ctx, name)]
+        assert "Unhealthy" not in reasons and "Killing" not in reasons, reasons
+
+        # probing resumed: made to fail, the container is killed and restarted
+        made = await asyncio.to_thread(subprocess.run, [
+            "podman", "exec", app_container(uid), "touch", "/sick"], capture_output=True,
+            text=True, check=False)
+        assert made.returncode == 0, made.stderr
+        pod = await wait_pod(ctx, name, lambda p: status_of(p).get("restartCount") == 1,
+                             timeout=60)
+        reasons = [e.reason for e in await pod_events(ctx, name)]
+        assert "Unhealthy" in reasons and "Killing" in reasons, reasons
     finally:
         await node.halt()
         node.socket = shared
         node.start()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def app_container(uid: str) -> str:
+    out = subprocess.run(["podman", "ps", "-q", "--filter", f"label=io.peapod.pod.uid={uid}",
+                          "--filter", "label=io.peapod.container.name"],
+                         capture_output=True, text=True, check=True).stdout
+    (container,) = out.split()
+    return container
 
 
 async def ready_true(ready: Callable[[], Any]) -> bool:

@@ -14,6 +14,7 @@ import structlog
 from peapod.api import Pod, parse_object
 from peapod.kubelet.probes import ProbeManager
 from peapod.kubelet.reconcile import ProbeView
+from peapod.kubelet.runtime import RuntimeDown
 from tests.unit.kubelet.test_reconcile import UID, container, observed
 
 EXEC = {"exec": {"command": ["check"]}, "periodSeconds": 10}
@@ -33,12 +34,16 @@ class Harness:
         self.events: list[tuple[str, str]] = []
         self.failures: list[tuple[str, str, int]] = []
         self.changes = 0
+        self.runtime_down = False
         self.manager = ProbeManager(exec_fn=self.exec, on_change=self.changed,
                                     on_failure=self.failed, event=self.event,
+                                    paused=lambda: self.runtime_down,
                                     log=structlog.get_logger("test"))
 
     async def exec(self, container_id: str, argv: list[str]) -> tuple[int, bytes]:
         code = self.answers.pop(0)
+        if code < 0:  # podman's socket does not answer
+            raise RuntimeDown("podman does not answer on /run/podman/podman.sock")
         return code, b"" if code == 0 else b"not yet\n"
 
     def changed(self, pod: Pod) -> None:
@@ -97,6 +102,34 @@ async def test_liveness_kills_at_its_threshold_once_then_holds():
         # the restarted container (a new id) is probed afresh
         h.manager.sync(pod, observed(container(restarts=1)))
         assert list(h.manager.pods[UID].workers) == [(container(restarts=1).id, "liveness")]
+    finally:
+        h.manager.close()
+
+
+async def test_probes_neither_run_nor_act_while_the_runtime_is_down_and_resume_as_they_were():
+    h = Harness()
+    pod = make_pod(livenessProbe={**EXEC, "failureThreshold": 2},
+                   readinessProbe={**EXEC, "failureThreshold": 1})
+    h.manager.sync(pod, observed(container()))
+    h.manager.pods[UID].task.cancel()  # type: ignore[union-attr]  # driven by hand only
+    try:
+        await h.run_once("readiness", 0)
+        await h.run_once("liveness", 1)  # one failure of two
+        events = list(h.events)
+        await h.run_once("liveness", -1)  # podman went away before the kubelet saw it: no result
+        await h.run_once("readiness", -1)
+        h.runtime_down = True  # the relist saw it: the node is NotReady
+        for kind in ("liveness", "readiness"):
+            await h.run_once(kind, 1)
+        assert h.answers == [1, 1]  # nothing ran
+        assert (h.events, h.failures) == (events, [])
+        assert container().id not in h.view().not_ready  # readiness kept its last result
+        h.runtime_down, h.answers = False, []  # podman is back
+        await h.run_once("liveness", 0)  # the run of failures was not counted through the outage
+        await h.run_once("liveness", 1)
+        assert h.failures == []
+        await h.run_once("liveness", 1)
+        assert h.failures == [("db", "liveness", 30)]
     finally:
         h.manager.close()
 
