@@ -8,7 +8,7 @@ reaches the bus, and the apiserver refuses it again from any other client.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -21,11 +21,13 @@ from peapod.api.apps import (
     deployment_problems,
     replicaset_problems,
 )
-from peapod.api.base import Model
 from peapod.api.batch import CronJob, Job, cronjob_problems, job_problems
 from peapod.api.config import ConfigMap, Secret, configmap_problems, secret_problems, undecodable
+from peapod.api.decode import decode_json_object as decode_json_object
+from peapod.api.decode import decode_model as decode_model
+from peapod.api.decode import validate_model as validate_model
 from peapod.api.event import Event
-from peapod.api.meta import GC_FINALIZERS
+from peapod.api.meta import API_VERSIONS, GC_FINALIZERS
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
@@ -57,48 +59,9 @@ KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[R
     "ConfigMap": ConfigMap, "Secret": Secret,
     "PersistentVolume": PersistentVolume, "PersistentVolumeClaim": PersistentVolumeClaim,
     "PriorityClass": PriorityClass}
-API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
-                "DaemonSet": "apps/v1", "Job": "batch/v1",
-                "CronJob": "batch/v1",
-                "PriorityClass": "scheduling.k8s.io/v1"}  # every other kind: v1
 ApiObject = (Pod | Node | Event | Namespace | ReplicaSet | Deployment | DaemonSet | Job | CronJob
              | ConfigMap
              | Secret | PersistentVolume | PersistentVolumeClaim | PriorityClass)
-M = TypeVar("M", bound=Model)
-_JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool: "boolean",
-               type(None): "null"}
-
-
-def _a(what: str) -> str:
-    return f"{'an' if what[:1] in 'AEIOUaeiou' else 'a'} {what}"
-
-
-def decode_json_object(data: bytes, what: str) -> dict[str, Any]:
-    """A message or stored value that must be a JSON object; ``Invalid`` says why it is not
-    one, in one line (not JSON, not UTF-8, a JSON list …). Readers of the bus use it so no
-    writer can crash them."""
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
-        raise Invalid(f"not JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise Invalid(f"not {_a(what)}: a JSON {_JSON_TYPES.get(type(doc), 'value')}, "
-                      "not an object")
-    return doc
-
-
-def decode_model(data: bytes, model: type[M], what: str | None = None) -> M:
-    """``data`` as a ``model``, or ``Invalid`` naming each field that is wrong."""
-    what = what or model.__name__
-    return validate_model(decode_json_object(data, what), model, what)
-
-
-def validate_model(doc: dict[str, Any], model: type[M], what: str | None = None) -> M:
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        raise Invalid(f"not {_a(what or model.__name__)}: "
-                      + "; ".join(pydantic_problems(exc))) from None
 
 
 def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]]:

@@ -11,6 +11,11 @@ from peapod.api.base import Model
 FOREGROUND_DELETION = "foregroundDeletion"  # the garbage collector's finalizers
 ORPHAN = "orphan"
 GC_FINALIZERS = (FOREGROUND_DELETION, ORPHAN)
+# the apiVersion of each kind outside the core group; every other kind is v1
+API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
+                "DaemonSet": "apps/v1", "Job": "batch/v1",
+                "CronJob": "batch/v1",
+                "PriorityClass": "scheduling.k8s.io/v1"}
 
 
 class OwnerReference(Model):

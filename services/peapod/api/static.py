@@ -25,7 +25,6 @@ import json
 from typing import Any
 
 from peapod.api.base import now_rfc3339
-from peapod.api.manifest import parse_object
 from peapod.api.pod import Pod, PodStatus
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import Toleration
@@ -59,6 +58,7 @@ def static_pod(doc: dict[str, Any], *, node_name: str, source: str) -> Pod:
 
     Validated as ``create -f`` validates a Pod (``Invalid`` naming the field), then
     defaulted as Kubernetes' file source defaults it."""
+    from peapod.api.manifest import parse_object  # the manifest reader: only for static pods
     obj = parse_object(doc)
     if not isinstance(obj, Pod):
         raise Invalid(f"{obj.kind} {obj.metadata.name!r}: a static pod manifest holds kind "

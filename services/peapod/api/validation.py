@@ -11,13 +11,14 @@ declared volume, requests no larger than limits) and the name rules
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
 from peapod.api.base import DNS1123_SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
+from peapod.api.decode import format_location as format_location
+from peapod.api.decode import pydantic_problems as pydantic_problems
 from peapod.api.meta import GC_FINALIZERS, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
@@ -39,33 +40,6 @@ _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _LABEL_RULE = ("must consist of alphanumeric characters, '-', '_' or '.', start and end with an "
                "alphanumeric character, and be at most 63 characters")
-
-
-def format_location(loc: Sequence[int | str]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "<root>"
-
-
-def pydantic_problems(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        if err["type"] == "extra_forbidden":
-            problems.append(f"{format_location(loc)}: unknown field")
-        elif err["type"] == "missing":
-            problems.append(f"{format_location(loc)}: required value")
-        elif err["type"] == "literal_error":
-            expected = err.get("ctx", {}).get("expected", "")
-            problems.append(f"{format_location(loc)}: unsupported value {err['input']!r}, "
-                            f"supported values: {expected}")
-        else:
-            problems.append(f"{format_location(loc)}: {err['msg']}")
-    return problems
 
 
 def meta_problems(meta: ObjectMeta, *, namespaced: bool,

@@ -56,7 +56,8 @@ from nats.aio.client import Client as NATS
 
 from peapod.api import Event, EventSource, ObjectMeta, ObjectReference, now_rfc3339, parse_rfc3339
 from peapod.api.base import check_dns1123_label, check_dns1123_subdomain
-from peapod.api.manifest import API_VERSIONS, decode_model
+from peapod.api.decode import decode_model
+from peapod.api.meta import API_VERSIONS
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.bus.spool import EventSpool

@@ -57,7 +57,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from peapod.api import Container, Pod, PodStatus, now_rfc3339, parse_rfc3339
-from peapod.api.manifest import decode_model
+from peapod.api.decode import decode_model
 from peapod.api.static import is_mirror
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer

@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from peapod.api import Pod
-from peapod.api.manifest import decode_model
+from peapod.api.decode import decode_model
 from peapod.errors import Invalid
 
 log = structlog.get_logger("kubelet.lastknown")

@@ -19,6 +19,9 @@ connection is even tried: they need no control plane at all.
 
 from __future__ import annotations
 
+from peapod.kubelet import lean  # noqa: F401  # first: before anything imports structlog
+
+# isort: split
 import argparse
 import asyncio
 import contextlib

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import structlog
 
-from peapod.api import Pod, load_documents
+from peapod.api import Pod
 from peapod.api.static import static_pod
 from peapod.errors import Invalid
 
@@ -115,6 +115,7 @@ class ManifestDir:
             data = f.read(MAX_MANIFEST_BYTES + 1)
         if len(data) > MAX_MANIFEST_BYTES:
             raise Invalid(f"{path}: larger than {MAX_MANIFEST_BYTES} bytes")
+        from peapod.api.manifest import load_documents  # YAML: loaded only where manifests are
         docs = load_documents(data.decode(), source=str(path))
         pods = [static_pod(doc, node_name=self.node_name, source=str(path)) for doc in docs]
         keys = [p.key for p in pods]

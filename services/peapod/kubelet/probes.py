@@ -42,7 +42,6 @@ from typing import Any
 
 from peapod.api import Container, Pod, parse_rfc3339
 from peapod.api.probe import Probe, ProbeKind
-from peapod.kubelet import grpcprobe
 from peapod.kubelet.actions import (
     ExecFn,
     Outcome,
@@ -227,6 +226,7 @@ class ProbeManager:
         if probe.grpc is not None:
             if state.ip is None:
                 return Outcome(False, "the pod has no IP address yet")
+            from peapod.kubelet import grpcprobe  # HTTP/2 (h2): loaded only for a grpc probe
             return await grpcprobe.check(probe.grpc, state.ip, timeout=timeout)
         return Outcome(False, "no handler")  # pragma: no cover - validation refuses it
 
