@@ -27,7 +27,8 @@ from peapod.api.decode import decode_json_object as decode_json_object
 from peapod.api.decode import decode_model as decode_model
 from peapod.api.decode import validate_model as validate_model
 from peapod.api.event import Event
-from peapod.api.meta import API_VERSIONS, GC_FINALIZERS
+from peapod.api.meta import API_VERSIONS as API_VERSIONS
+from peapod.api.meta import GC_FINALIZERS
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod

@@ -11,7 +11,7 @@ declared volume, requests no larger than limits) and the name rules
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic.alias_generators import to_camel
