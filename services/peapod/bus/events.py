@@ -178,12 +178,13 @@ class EventRecorder:
                      since="before the kubelet restarted")
 
     @classmethod
-    def for_node(cls, nc: NATS, node: str, state_dir: Path | None = None) -> EventRecorder:
+    def for_node(cls, nc: NATS, node: str, state_dir: Path | None = None, *,
+                 timeout: float = 5) -> EventRecorder:
         """A kubelet's recorder: its events name the node as their source, and wait on the node
         while they cannot be sent (in ``state_dir`` too, if given: ``spool.py``)."""
         spool = EventSpool(state_dir, limit=NODE_EVENT_BUFFER) if state_dir else None
         return cls(nc, component="kubelet", host=node, subject=s.node_api(node, "events"),
-                   buffer=NODE_EVENT_BUFFER, spool=spool)
+                   timeout=timeout, buffer=NODE_EVENT_BUFFER, spool=spool)
 
     def attach(self, nc: NATS) -> None:
         """Send through ``nc`` from now on (a kubelet that started without a connection)."""
