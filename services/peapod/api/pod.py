@@ -34,6 +34,8 @@ from peapod.api.sources import (
     SecretVolumeSource,
 )
 
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
 
 class EnvVar(Model):
     name: str
@@ -72,7 +74,7 @@ class Container(Model):
     ports: list[ContainerPort] | None = None
     resources: ResourceRequirements | None = None
     volume_mounts: list[VolumeMount] | None = None
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    image_pull_policy: PullPolicy | None = None
     # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
     restart_policy: Literal["Always"] | None = None
     security_context: SecurityContext | None = None
@@ -90,12 +92,16 @@ class Container(Model):
 
     @model_validator(mode="after")
     def _default_pull_policy(self) -> Container:
-        # Kubernetes' rule: ':latest' or no tag means Always, anything else IfNotPresent.
         if self.image_pull_policy is None and self.image:
-            last = self.image.rsplit("/", 1)[-1]
-            tagged = ":" in last and not last.endswith(":latest")
-            self.image_pull_policy = "IfNotPresent" if tagged or "@" in last else "Always"
+            self.image_pull_policy = default_pull_policy(self.image)
         return self
+
+
+def default_pull_policy(image: str) -> PullPolicy:
+    """Kubernetes' rule: ':latest' or no tag means Always, anything else IfNotPresent."""
+    last = image.rsplit("/", 1)[-1]
+    tagged = ":" in last and not last.endswith(":latest")
+    return "IfNotPresent" if tagged or "@" in last else "Always"
 
 
 class EmptyDirVolumeSource(Model):
@@ -116,6 +122,19 @@ class PersistentVolumeClaimVolumeSource(Model):
     read_only: bool | None = None
 
 
+class ImageVolumeSource(Model):
+    """An OCI image's filesystem as a read-only volume (Kubernetes 1.31+)."""
+
+    reference: str = ""
+    pull_policy: PullPolicy | None = None
+
+    @model_validator(mode="after")
+    def _default_pull_policy(self) -> ImageVolumeSource:
+        if self.pull_policy is None and self.reference:
+            self.pull_policy = default_pull_policy(self.reference)
+        return self
+
+
 class Volume(Model):
     name: str
     empty_dir: EmptyDirVolumeSource | None = None
@@ -125,6 +144,7 @@ class Volume(Model):
     projected: ProjectedVolumeSource | None = None
     downward_api: DownwardAPIVolumeSource | None = Field(default=None, alias="downwardAPI")
     persistent_volume_claim: PersistentVolumeClaimVolumeSource | None = None
+    image: ImageVolumeSource | None = None
 
 
 class PullSecretReference(Model):

@@ -164,18 +164,22 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
             problems.append(f"{where}.name: duplicate name {vol.name!r}")
         volume_names.add(vol.name)
         sources = [s for s in (vol.empty_dir, vol.host_path, vol.config_map, vol.secret,
-                               vol.projected, vol.downward_api, vol.persistent_volume_claim)
-                   if s is not None]
+                               vol.projected, vol.downward_api, vol.persistent_volume_claim,
+                               vol.image) if s is not None]
         if len(sources) != 1:
             problems.append(f"{where}: must specify exactly one of emptyDir, hostPath, "
-                            "configMap, secret, projected, downwardAPI, persistentVolumeClaim")
+                            "configMap, secret, projected, downwardAPI, persistentVolumeClaim, "
+                            "image")
         if vol.persistent_volume_claim is not None and not vol.persistent_volume_claim.claim_name:
             problems.append(f"{where}.persistentVolumeClaim.claimName: Required value")
+        if vol.image is not None and not vol.image.reference.strip():
+            problems.append(f"{where}.image.reference: Required value")
         problems.extend(volume_source_problems(where, vol, set(names)))
         if vol.host_path is not None and not vol.host_path.path.startswith("/"):
             problems.append(f"{where}.hostPath.path: must be an absolute path")
         if vol.empty_dir is not None and vol.empty_dir.size_limit is not None:
             problems.extend(_quantity(f"{where}.emptyDir.sizeLimit", vol.empty_dir.size_limit))
+    image_volumes = {v.name for v in spec.volumes or [] if v.image is not None}
     seen: set[str] = set()  # init and app containers share one set of names, as in Kubernetes
     for kind, containers in (("initContainers", spec.init_containers or []),
                              ("containers", spec.containers)):
@@ -199,6 +203,7 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
                 init=kind == "initContainers" and container.restart_policy != "Always",
                 grace=spec.termination_grace_period_seconds))
             problems.extend(_container_problems(where, container, volume_names))
+            problems.extend(_image_mount_problems(where, container, image_volumes))
             problems.extend(env_problems(where, container, names))
             if container.security_context is not None:
                 problems.extend(context_problems(f"{where}.securityContext",
@@ -210,6 +215,15 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
     if spec.node_name:
         problems.extend(_name("spec.nodeName", spec.node_name, check_dns1123_subdomain))
     return problems + scheduling_problems(spec)
+
+
+def _image_mount_problems(where: str, container: Any, image_volumes: set[str]) -> Iterable[str]:
+    """Kubernetes 1.33 allows a subPath into an image volume; podman 4.3 mounts an image
+    volume only whole (``--mount type=image`` has no subpath), so it is refused here."""
+    for j, mount in enumerate(container.volume_mounts or []):
+        if mount.sub_path and mount.name in image_volumes:
+            yield (f"{where}.volumeMounts[{j}].subPath: Forbidden: not supported for image "
+                   f"volume {mount.name!r}: podman 4.3 mounts an image volume only whole")
 
 
 def _container_problems(where: str, container: Any, volume_names: set[str]) -> Iterable[str]:

@@ -136,7 +136,8 @@ class Configurator:
             pod, container, disk_dir=lambda name: self.runtime.disk_volume(pod, name),
             memory_dir=lambda name: self.runtime.memory_volume(pod, name),
             prepare_host_path=self.runtime.prepare_host_path, claimed=claimed)
-        return dataclasses.replace(resolved, mounts=mounts)
+        return dataclasses.replace(resolved, mounts=mounts,
+                                   image_volumes=volumes.image_volumes(pod, container))
 
 
     def _write(self, pod: Pod, objects: dict[tuple[str, str], ConfigMap | Secret | None],

@@ -45,6 +45,7 @@ class Resolved:
     command: list[str] | None
     args: list[str] | None
     mounts: list[dict[str, Any]] = field(default_factory=list)
+    image_volumes: list[tuple[str, str]] = field(default_factory=list)  # (reference, path)
 
 
 def not_found(kind: str, name: str) -> ConfigFailure:

@@ -1,6 +1,7 @@
 """Making sure a container's image is on the node: pull policy, pull back-off and its events.
 
-This is Kubernetes' ``EnsureImageExists`` step by step, with its words:
+This is Kubernetes' ``EnsureImageExists`` step by step, with its words, for a
+container's image and for each of its pod's ``image`` volumes:
 
 * ``Never``: the image must be present, else ``ErrImageNeverPull``.
 * ``IfNotPresent`` and present: "Container image … already present on machine".
@@ -65,8 +66,18 @@ class ImagePuller:
         self.backoff = backoff or Backoff()
 
     async def ensure(self, pod: Pod, container: Container) -> None:
-        """Return once the image is present; raise ``ImageFailure`` otherwise."""
-        image, policy = container.image, container.image_pull_policy or "IfNotPresent"
+        """Return once the container's image and those of the pod's image volumes are present
+        (Kubernetes pulls a pod's image volumes before any of its containers starts); raise
+        ``ImageFailure`` otherwise."""
+        for volume in pod.spec.volumes or []:
+            if volume.image is not None:
+                await self.ensure_image(pod, volume.image.reference,
+                                        volume.image.pull_policy or "IfNotPresent")
+        await self.ensure_image(pod, container.image,
+                                container.image_pull_policy or "IfNotPresent")
+
+    async def ensure_image(self, pod: Pod, image: str, policy: str) -> None:
+        """Return once ``image`` is present under ``policy``; raise ``ImageFailure`` otherwise."""
         obj = pod.to_wire()
         present = await self.threads.call(self.runtime.image_present, image)
         if policy == "Never" and not present:

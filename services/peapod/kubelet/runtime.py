@@ -498,6 +498,9 @@ class PodmanRuntime:
                        "io.peapod.container.image": spec.image},
             "env": resolved.env,
             "mounts": resolved.mounts,
+            # an image's filesystem, read-only: podman's --mount type=image
+            "image_volumes": [{"Source": normalize_image(reference), "Destination": path,
+                               "ReadWrite": False} for reference, path in resolved.image_volumes],
             **security.container_fields(pod, spec, seccomp_dir=self.state_dir / "seccomp",
                                         image_user=cache(lambda: self._image_user(spec.image))),
             **sandbox.container_fields(pod, resolv_conf=self.resolv_conf),

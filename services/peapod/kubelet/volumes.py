@@ -37,6 +37,14 @@ containers share it and it outlives their restarts, as in Kubernetes.
 ``sizeLimit`` is enforced as Kubernetes' eviction manager enforces it: the
 kubelet measures each limited emptyDir (``usage_bytes``, what ``du``
 counts) every ``SIZE_CHECK_SECONDS`` and evicts the pod once one is over.
+
+**image** volumes (Kubernetes 1.31+) are an OCI image's filesystem, pulled as a
+container's image is (``ImagePuller.ensure_image``: its ``pullPolicy``, the pod's
+imagePullSecrets, ErrImagePull/ImagePullBackOff) and handed to podman as the
+container's ``image_volumes`` (what ``--mount type=image`` makes), always
+read-only. podman 4.3 takes no mount options for them, so unlike Kubernetes'
+``noexec`` their files stay executable, and a subPath into one is refused at
+admission (``validation.py``).
 """
 
 from __future__ import annotations
@@ -295,6 +303,13 @@ def _copy(source: Path, target: Path) -> Path:
     return target
 
 
+def image_volumes(pod: Pod, container: Container) -> list[tuple[str, str]]:
+    """(image reference, mount path) of each image volume ``container`` mounts."""
+    images = {v.name: v.image.reference for v in pod.spec.volumes or [] if v.image is not None}
+    return [(images[m.name], m.mount_path) for m in container.volume_mounts or []
+            if m.name in images]
+
+
 def container_mounts(pod: Pod, container: Container, *, disk_dir: Callable[[str], Path],
                      memory_dir: Callable[[str], Path],
                      prepare_host_path: Callable[[Path, str], None],
@@ -322,6 +337,8 @@ def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
     volumes = {v.name: v for v in pod.spec.volumes or []}
     for index, mount in enumerate(container.volume_mounts or []):
         volume = volumes[mount.name]
+        if volume.image is not None:  # not a bind mount: image_volumes()
+            continue
         options = ["ro"] if mount.read_only else ["rw"]
         create = True
         if volume.persistent_volume_claim is not None:

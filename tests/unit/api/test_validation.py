@@ -258,7 +258,7 @@ def test_two_mounts_on_the_same_path_are_refused():
 def test_a_volume_needs_exactly_one_source(volume):
     assert refusal(with_volumes(volume)) == (
         "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath, "
-        "configMap, secret, projected, downwardAPI, persistentVolumeClaim")
+        "configMap, secret, projected, downwardAPI, persistentVolumeClaim, image")
 
 
 def test_a_relative_host_path_is_refused():
@@ -438,3 +438,35 @@ def test_stdin_kept_open_without_a_tty_is_refused_naming_stdin_once():
     message = refusal(lambda d: container(d).update(stdin=True))
     assert "spec.containers[0].stdinOnce: Unsupported value: false: without a tty, podman " \
            "closes a container's stdin when the first attach ends" in message
+
+
+def test_image_volumes_default_their_pull_policy_as_container_images_do():
+    def pod_with(reference: str, **source: str) -> Pod:
+        doc = copy.deepcopy(SEED)
+        with_volumes({"name": "v", "image": {"reference": reference, **source}})(doc)
+        pod = parse_object(doc)
+        assert isinstance(pod, Pod)
+        return pod
+
+    policies = {ref: pod_with(ref).spec.volumes[0].image.pull_policy  # type: ignore
+                for ref in ("quay.io/crio/artifact:v2", "artifact", "artifact:latest",
+                            "registry:5000/a@sha256:" + "0" * 64)}
+    assert policies == {"quay.io/crio/artifact:v2": "IfNotPresent", "artifact": "Always",
+                        "artifact:latest": "Always",
+                        "registry:5000/a@sha256:" + "0" * 64: "IfNotPresent"}
+    assert pod_with("artifact", pullPolicy="Never").spec.volumes[0].image.pull_policy == "Never"  # type: ignore
+
+
+def test_image_volumes_need_a_reference_and_refuse_a_sub_path():
+    assert refusal(with_volumes({"name": "v", "image": {}})).endswith(
+        "spec.volumes[0].image.reference: Required value")
+    assert refusal(with_volumes({"name": "v", "image": {"reference": "a:1"}, "emptyDir": {}})) \
+        .endswith("spec.volumes[0]: must specify exactly one of emptyDir, hostPath, configMap, "
+                  "secret, projected, downwardAPI, persistentVolumeClaim, image")
+    message = refusal(with_volumes({"name": "v", "image": {"reference": "a:1"}}, mounts=[
+        {"name": "v", "mountPath": "/v", "subPath": "dir"}]))
+    assert message.endswith("spec.containers[0].volumeMounts[0].subPath: Forbidden: not "
+                            "supported for image volume 'v': podman 4.3 mounts an image volume "
+                            "only whole")
+    assert "pullPolicy" in refusal(with_volumes({"name": "v", "image": {
+        "reference": "a:1", "pullPolicy": "Sometimes"}}))
