@@ -56,6 +56,13 @@ class ResourceRequirements(Model):
     limits: dict[str, str | int | float] | None = None
 
 
+class ContainerResizePolicy(Model):
+    """How a resize of one resource is applied (checked in resize.py, Kubernetes' words)."""
+
+    resource_name: str = ""  # cpu or memory
+    restart_policy: str = ""  # NotRequired or RestartContainer
+
+
 class VolumeMount(Model):
     name: str
     mount_path: str
@@ -73,6 +80,7 @@ class Container(Model):
     env_from: list[EnvFromSource] | None = None
     ports: list[ContainerPort] | None = None
     resources: ResourceRequirements | None = None
+    resize_policy: list[ContainerResizePolicy] | None = None
     volume_mounts: list[VolumeMount] | None = None
     image_pull_policy: PullPolicy | None = None
     # only on an init container: "Always" makes it a sidecar (validation.py refuses it elsewhere)
@@ -229,6 +237,10 @@ class ContainerStatus(Model):
     image_id: str = Field(default="", alias="imageID")
     container_id: str | None = Field(default=None, alias="containerID")
     started: bool | None = None
+    # what the kubelet gave the container (in-place resize: what it runs with now) and the
+    # requests it allocated to it on the node
+    allocated_resources: dict[str, str] | None = None
+    resources: ResourceRequirements | None = None
 
 
 class PodIP(Model):

@@ -26,6 +26,7 @@ from peapod.api.pod import Pod, PodSpec
 from peapod.api.podsecurity import label_problems
 from peapod.api.probe import probe_problems
 from peapod.api.quantity import parse_quantity
+from peapod.api.resize import resize_policy_problems
 from peapod.api.resources import (
     extended_pairing_problems,
     extended_problems,
@@ -204,6 +205,8 @@ def pod_spec_problems(spec: PodSpec) -> list[str]:
                 grace=spec.termination_grace_period_seconds))
             problems.extend(_container_problems(where, container, volume_names))
             problems.extend(_image_mount_problems(where, container, image_volumes))
+            problems.extend(resize_policy_problems(where, container, init=kind == "initContainers",
+                                                   pod_restart_policy=spec.restart_policy))
             problems.extend(env_problems(where, container, names))
             if container.security_context is not None:
                 problems.extend(context_problems(f"{where}.securityContext",

@@ -24,9 +24,12 @@ from peapod.api.meta import Condition, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, METADATA_NAME_LABEL
 from peapod.api.node import Taint
 from peapod.api.priority import PriorityClass
+from peapod.api.resize import merge_resize_patch, resize_problems
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, PodSchedulingGate
+from peapod.api.static import is_mirror
 from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
+from peapod.api.validation import raise_if_problems
 from peapod.errors import Invalid
 
 # Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
@@ -137,6 +140,26 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
         merged.status.conditions = [c for c in merged.status.conditions or []
                                     if c.reason != SCHEDULING_GATED] or None
     return merged, "configured"
+
+
+def resize_pod(stored: Pod, patch: Any) -> Pod | None:
+    """``stored`` after a ``pods/resize`` patch (Kubernetes 1.33), or None if it changes
+    nothing; Invalid, naming the field, for anything but a valid cpu/memory resize."""
+    what = f'Pod "{stored.metadata.name}"'
+    if is_mirror(stored):
+        raise Invalid(f"{what} is invalid: Forbidden: static pods cannot be resized")
+    try:
+        doc = merge_resize_patch(stored, patch)
+    except ValueError as exc:
+        raise Invalid(f"{what} is invalid: {exc}") from None
+    resized = parse_object(doc)
+    if not isinstance(resized, Pod):
+        raise Invalid(f"{what} is invalid: kind: may not change")
+    raise_if_problems(resize_problems(stored, resized), what=what)
+    if resized.spec.to_wire() == stored.spec.to_wire():
+        return None
+    resized.metadata.generation = (stored.metadata.generation or 1) + 1
+    return resized
 
 
 def _remaining_gates(stored: Pod, gates: list[PodSchedulingGate]) -> list[PodSchedulingGate]:

@@ -98,6 +98,7 @@ class Api:
             s.api("pods", "list"): self.list_pods,
             s.api("pods", "delete"): self.delete_pod,
             s.api("pods", "update"): self.update_pod,
+            s.api("pods", "resize"): self.resize_pod,
             s.api("pods", "bind"): self.bind_pod,
             s.api("pods", "unschedulable"): self.unschedulable_pod,
             s.api("nodes", "get"): self.get_node,
@@ -206,6 +207,19 @@ class Api:
         merged = admission.merge_updated_pod(Pod.model_validate(current.value), incoming)
         result = await self.store.update(key, merged.to_wire(), expected=expected, what=what)
         log.info("pod_updated", pod=merged.key, uid=merged.metadata.uid)
+        return result.value
+
+    async def resize_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
+        """The ``pods/resize`` subresource: a patch of the containers' cpu and memory."""
+        namespace = _text(payload, "namespace") or "default"
+        key, what = _pod_key(namespace, _text(payload, "name") or "")
+        current = await self.store.get(key, what=what)
+        resized = admission.resize_pod(Pod.model_validate(current.value), payload.get("patch"))
+        if resized is None:
+            return current.value
+        result = await self.store.update(key, resized.to_wire(), expected=current.revision,
+                                         what=what)
+        log.info("pod_resized", pod=resized.key, uid=resized.metadata.uid)
         return result.value
 
     async def remove_pod(self, namespace: str, name: str, *, grace: int | None = None

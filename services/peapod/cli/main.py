@@ -725,8 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("events", "list events; -f follows the stream", cmd_events)
     p.add_argument("-f", "--follow", "-w", "--watch", dest="follow", action="store_true")
     p.add_argument("-A", "--all-namespaces", action="store_true")
-    from peapod.cli import drain, labels, rollout, taints, top
+    from peapod.cli import drain, labels, patch, rollout, taints, top
     rollout.add_commands(add)
+    patch.add_commands(add)
     labels.add_commands(add)
     taints.add_commands(add)
     drain.add_commands(add)

@@ -58,6 +58,7 @@ from nats.js.errors import NotFoundError
 
 from peapod.api import Container, Pod, PodStatus, now_rfc3339, parse_rfc3339
 from peapod.api.decode import decode_model
+from peapod.api.quantity import cpu_millis, memory_bytes, parse_quantity
 from peapod.api.static import is_mirror
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
@@ -65,7 +66,7 @@ from peapod.bus.client import request
 from peapod.bus.events import EventRecorder
 from peapod.bus.leases import LeaseKeeper
 from peapod.errors import Invalid, PeapodError
-from peapod.kubelet import storage, volumes
+from peapod.kubelet import admit, resize, storage, volumes
 from peapod.kubelet.actions import Target, named_ports
 from peapod.kubelet.backoff import Backoff
 from peapod.kubelet.configure import Configurator
@@ -146,11 +147,20 @@ class PodRecord:
     # earlier static pods of this name (their file edited), stopped before this one starts
     replaced: list[Pod] = field(default_factory=list)
     reported_to: str | None = None  # the uid of the API's pod the status was reported on
+    # in-place resize (resize.py): the cpu/memory allocated to each container, why a resize
+    # waits (PodResizePending reason, message), podman's error from the last update, and
+    # what each running container (by id) was updated to
+    allocated: dict[str, resize.Resources] | None = None
+    resize_pending: tuple[str, str] | None = None
+    resize_error: str | None = None
+    updated: dict[str, resize.Resources] = field(default_factory=dict)
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
         self.reported = self.last_status = self.start_time = self.terminal = self.unsent = None
         self.reasons, self.retry_at, self.backoff_events = {}, {}, {}
+        self.allocated = self.resize_pending = self.resize_error = None
+        self.updated = {}
 
 
 class Kubelet:
@@ -535,6 +545,8 @@ class Kubelet:
         await self._check_sizes(record, observed, plog, now=now)
         await self._check_deadline(record, observed, now=now)
         self.probes.sync(pod, observed if record.terminal is None else None)
+        if record.terminal is None:
+            await self._resize(record, observed, plog)
         plan = Plan() if record.terminal else plan_pod(pod, observed, backoff=self.backoff,
                                                        now=now, probes=self.probes.view(uid))
         if plan.actions and await self._execute(record, plan, observed, plog, now=now):
@@ -618,7 +630,8 @@ class Kubelet:
                 entry = self.backoff.next(backoff_key(pod, name), action.finished_at or now,
                                           now=now)
             container_id = await self.threads.call(
-                self.runtime.run_container, pod, name, restart_count=action.restart_count,
+                self.runtime.run_container, resize.with_allocated(pod, self._allocated(record)),
+                name, restart_count=action.restart_count,
                 resolved=resolved, pod_id=pod_id, backoff=entry)
         except RuntimeFailure as exc:
             failed_at = self.clock()
@@ -641,6 +654,111 @@ class Kubelet:
         await self.events.record(obj, reason="Started", message=f"Started container {name}")
         if spec.lifecycle is not None and spec.lifecycle.post_start is not None:
             await self._post_start(record, spec, container_id, pod_id=pod_id, plog=plog)
+
+    # -- in-place resize (resize.py) ------------------------------------------------------
+
+    def _allocated(self, record: PodRecord) -> dict[str, resize.Resources]:
+        if record.allocated is None:  # first sight: the pod runs with what it asks for
+            record.allocated = resize.pod_wanted(record.pod)
+        return record.allocated
+
+    def _allocatable(self) -> dict[str, int]:
+        cpu, memory = self.configs.allocatable["cpu"], self.configs.allocatable["memory"]
+        return {"cpu": cpu_millis(cpu), "memory": memory_bytes(memory),
+                **{k: int(parse_quantity(v)) for k, v in self.extended_resources.items()}}
+
+    def _active_others(self, record: PodRecord) -> list[Pod]:
+        """The node's other pods that hold resources, with what was allocated to them."""
+        return [resize.with_allocated(r.pod, self._allocated(r)) for r in self.pods.values()
+                if r is not record and not r.deleted and r.terminal is None
+                and not (r.last_status and r.last_status.phase in ("Succeeded", "Failed"))]
+
+    async def _resize(self, record: PodRecord, observed: PodInfo | None, plog: Any) -> None:
+        """Allocate a resize that fits, then actuate it on the running containers."""
+        pod, allocated = record.pod, self._allocated(record)
+        want = resize.pod_wanted(pod)
+        if want != allocated:
+            why = resize.infeasible(pod, self._allocatable())
+            short = None if why else admit.shortage(pod, self._active_others(record),
+                                                    self._allocatable())
+            pending = ("Infeasible", why) if why else ("Deferred", short.message) if short \
+                else None
+            if pending != record.resize_pending and pending is not None:
+                plog.info("resize_pending", reason=pending[0], why=pending[1])
+            record.resize_pending = pending
+            if pending is None:
+                record.allocated = allocated = want
+                plog.info("resize_allocated", resources=want)
+        else:
+            record.resize_pending = None
+        record.resize_error = None
+        running = self._running(pod, observed)
+        record.updated = {k: v for k, v in record.updated.items() if k in running.values()}
+        for container in pod.spec.containers:
+            if container.name not in running:
+                continue
+            container_id = running[container.name]
+            actual = self._actual(record, observed, container.name)
+            target = allocated[container.name]
+            if actual is None or not resize.changed(actual, target):
+                continue
+            await self._actuate(record, container, container_id, target, actual, plog)
+
+    @staticmethod
+    def _running(pod: Pod, observed: PodInfo | None) -> dict[str, str]:
+        """Container name -> id of its running attempt."""
+        found = {}
+        for container in pod.spec.containers:
+            tries = attempts(observed, container.name)
+            if tries and tries[0].state == "running":
+                found[container.name] = tries[0].id
+        return found
+
+    @staticmethod
+    def _actual(record: PodRecord, observed: PodInfo | None,
+                name: str) -> resize.Resources | None:
+        """What the running attempt of ``name`` has: as created, or as updated since."""
+        tries = attempts(observed, name)
+        if not tries or tries[0].state != "running":
+            return None
+        return record.updated.get(tries[0].id) or resize.from_label(tries[0].resources)
+
+    def _resize_status(self, record: PodRecord, status: PodStatus,
+                       observed: PodInfo | None) -> None:
+        """Each container's resources and allocatedResources, and the resize conditions."""
+        allocated = self._allocated(record)
+        in_progress = False
+        for st in status.container_statuses or []:
+            if st.name not in allocated:
+                continue
+            st.allocated_resources = dict(allocated[st.name]["requests"]) or None
+            actual = self._actual(record, observed, st.name)
+            if actual is not None:
+                st.resources = resize.status_resources(actual)
+                in_progress = in_progress or bool(resize.changed(actual, allocated[st.name]))
+        previous = {c.type: c for c in (record.last_status.conditions or [])} \
+            if record.last_status else {}
+        extra = resize.conditions(record.resize_pending, in_progress, record.resize_error,
+                                  previous, now_rfc3339())
+        if extra:
+            status.conditions = [*(status.conditions or []), *extra]
+
+    async def _actuate(self, record: PodRecord, container: Container, container_id: str,
+                       target: resize.Resources, actual: resize.Resources, plog: Any) -> None:
+        pod = record.pod
+        if resize.needs_restart(container, resize.changed(actual, target)):
+            self._stop(pod, container.name, container_id,
+                       grace=pod.spec.termination_grace_period_seconds,
+                       message=f"Container {container.name} resize requires restart")
+            return
+        error = await self.threads.call(self.runtime.update_container, container_id,
+                                        target["limits"])
+        if error is not None:
+            record.resize_error = error
+            plog.warning("resize_failed", container=container.name, error=error)
+            return
+        record.updated[container_id] = target
+        plog.info("container_resized", container=container.name, resources=target)
 
     async def _post_start(self, record: PodRecord, spec: Container, container_id: str, *,
                           pod_id: str | None, plog: Any) -> None:
@@ -870,6 +988,7 @@ class Kubelet:
                             host_ip=self.host_ip, start_time=record.start_time,
                             previous=record.last_status, now=now_rfc3339(), probes=probes,
                             terminal=record.terminal)
+        self._resize_status(record, status, observed)
         wire = status.to_wire()
         # a static pod's status goes to its mirror pod, once there is one
         target = self.mirrors.target(pod) if record.static else pod.metadata.uid

@@ -50,7 +50,7 @@ from podman.errors import NotFound as PodmanNotFound
 from peapod.api import Container, Pod, Volume
 from peapod.api.quantity import cpu_millis, memory_bytes
 from peapod.errors import NotFound, Unavailable
-from peapod.kubelet import sandbox, security
+from peapod.kubelet import resize, sandbox, security
 from peapod.kubelet.backoff import Entry
 from peapod.kubelet.oom import KernelOomLog
 from peapod.kubelet.pullsecrets import RegistryAuth, registry_of
@@ -71,6 +71,7 @@ LABEL_RESTART_COUNT = "io.peapod.container.restartCount"
 LABEL_KUBELET = "io.peapod.kubelet.id"
 # The crash-loop back-off in force when this attempt was started (delay, and when it was
 # raised, in Unix seconds): a restarted kubelet reads it back instead of forgetting it.
+LABEL_RESOURCES = "io.peapod.container.resources"  # cpu/memory it was created with (resize)
 LABEL_BACKOFF_DELAY = "io.peapod.container.backoffSeconds"
 LABEL_BACKOFF_SINCE = "io.peapod.container.backoffSince"
 # terminationMessagePolicy FallbackToLogsOnError: read the log tail when the file is empty
@@ -113,6 +114,7 @@ class ContainerInfo:
     finished_ts: float | None = None  # Unix seconds, for back-off arithmetic
     backoff: Entry | None = None  # the back-off recorded when this attempt started
     message: str | None = None  # its termination message, once it exited
+    resources: str | None = None  # the cpu and memory it was created with (JSON, resize.py)
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,7 @@ class PodmanRuntime:
                 finished_ts=details.finished_ts if details else None,
                 backoff=_backoff_entry(entry["Labels"]),
                 message=details.message if details else None,
+                resources=entry["Labels"].get(LABEL_RESOURCES),
             ))
         return PodInfo(uid=uid, namespace=labels.get(LABEL_NAMESPACE, ""),
                        name=labels.get(LABEL_NAME, ""), podman_id=pod_id,
@@ -495,6 +498,7 @@ class PodmanRuntime:
             "pod": pod_id,
             "labels": {**self._labels(pod), LABEL_CONTAINER: spec.name,
                        LABEL_RESTART_COUNT: str(restart_count),
+                       LABEL_RESOURCES: resize.label(resize.wanted(spec)),
                        "io.peapod.container.image": spec.image},
             "env": resolved.env,
             "mounts": resolved.mounts,
@@ -525,6 +529,13 @@ class PodmanRuntime:
         if resource_limits:
             body["resource_limits"] = resource_limits
         return body
+
+    def update_container(self, container_id: str, limits: dict[str, Any]) -> str | None:
+        """Set a running container's cgroup cpu quota and memory limit (podman 4.3's
+        ``POST /containers/{id}/update``); podman's error, or None."""
+        response = self.api.post(f"/containers/{container_id}/update",
+                                 data=_json(_linux_limits(limits)))
+        return None if response.status_code < 300 else _explain(response)
 
     def signal_container(self, container_id: str, signal: str) -> None:
         """Send ``signal`` to a container's main process; one that already exited is fine."""
