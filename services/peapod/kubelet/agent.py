@@ -189,7 +189,8 @@ class Kubelet:
         self.configs = Configurator(nc=nc, node_name=node_name, runtime=runtime,
                                     threads=self.threads, host_ip=host_ip)
         self.images = ImagePuller(runtime=runtime, threads=self.threads, events=events,
-                                  clock=clock, pull_secrets=self.configs.pull_secrets)
+                                  clock=clock, pull_secrets=self.configs.pull_secrets,
+                                  on_backoff_change=self._pull_backoff_changed)
         self.pods: dict[str, PodRecord] = {}
         self.observed: dict[str, PodInfo] = {}
         self.observed_since = float("-inf")  # loop time the last relist's list call began
@@ -206,6 +207,9 @@ class Kubelet:
         self.last_known = last_known
         self.last_known_changed = last_known is not None
         self.started_offline = False  # running the last-known pods, the control plane away
+        if last_known is not None:  # the pull back-off its predecessor was counting
+            for key, entry in last_known.load_pull_backoff().items():
+                self.images.backoff.restore(key, entry)
         self.mirrors = MirrorPods(node_name=node_name)
         self._name_taken: set[str] = set()  # keys of API pods refused for a static pod's name
         # podman's socket stopped answering at this loop time (None: it answers); meanwhile the
@@ -468,6 +472,11 @@ class Kubelet:
         await self.events.record(node, reason=reason,
                                  message=f"Node {self.node_name} status is now: {reason}")
 
+    def _pull_backoff_changed(self) -> None:
+        """Saved at once: a kubelet restarted right after a failed pull must know it."""
+        self.last_known_changed = True
+        self._save_last_known()
+
     def _save_last_known(self) -> None:
         if self.last_known is None or not self.last_known_changed:
             return
@@ -478,7 +487,7 @@ class Kubelet:
                 for r in self.pods.values()
                 if not r.deleted and not r.pod.metadata.deletion_timestamp and not r.static]
         try:
-            self.last_known.save(pods)
+            self.last_known.save(pods, self.images.backoff.entries(now=self.clock()))
         except OSError as exc:  # a full or read-only disk: the pods run on, the next change retries
             self.log.warning("last_known_pods_not_saved", error=str(exc))
 
@@ -819,7 +828,8 @@ class Kubelet:
         self.observed.pop(uid, None)
         record.fresh = None
         self.backoff.forget(f"{uid}/")
-        self.images.backoff.forget(f"{uid}_")
+        if self.images.backoff.forget(f"{uid}_"):
+            self._pull_backoff_changed()
         if found:
             plog.info("pod_killed")
         if record.pod.metadata.uid != uid:  # a new pod of that name is waiting its turn

@@ -84,9 +84,16 @@ class Backoff:
         if known is None or known.last_update < entry.last_update:
             self._entries[key] = entry
 
-    def forget(self, prefix: str) -> None:
-        for key in [k for k in self._entries if k.startswith(prefix)]:
+    def forget(self, prefix: str) -> bool:
+        """Drop the entries whose key starts with ``prefix``; True if there were any."""
+        keys = [k for k in self._entries if k.startswith(prefix)]
+        for key in keys:
             del self._entries[key]
+        return bool(keys)
+
+    def entries(self, *, now: float) -> dict[str, Entry]:
+        """The entries not yet expired at ``now`` (what is worth keeping across a restart)."""
+        return {k: e for k, e in self._entries.items() if not self._expired(e, now)}
 
 
 def go_duration(seconds: float) -> str:

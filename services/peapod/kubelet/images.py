@@ -57,8 +57,10 @@ def pull_backoff_key(pod: Pod, image: str) -> str:
 class ImagePuller:
     def __init__(self, *, runtime: PodmanRuntime, threads: PodmanThreads,
                  events: EventRecorder, clock: Callable[[], float] = time.time,
-                 backoff: Backoff | None = None, pull_secrets: PullSecrets | None = None) -> None:
+                 backoff: Backoff | None = None, pull_secrets: PullSecrets | None = None,
+                 on_backoff_change: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
+        self.on_backoff_change = on_backoff_change or (lambda: None)
         self.pull_secrets = pull_secrets
         self.threads = threads
         self.events = events
@@ -112,7 +114,8 @@ class ImagePuller:
         plog = log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name,
                         uid=pod.metadata.uid, image=image)
         if error is None:
-            self.backoff.forget(key)
+            if self.backoff.forget(key):
+                self.on_backoff_change()
             plog.info("image_pulled", seconds=round(took, 3))
             await self._event(obj, "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s')
             return
@@ -120,6 +123,7 @@ class ImagePuller:
                           type="Warning")
         failed_at = self.clock()  # the back-off counts from the failure, not the attempt
         entry = self.backoff.next(key, failed_at, now=failed_at)
+        self.on_backoff_change()
         plog.warning("image_pull_failed", error=error, backoff_seconds=entry.delay,
                      using_local_image=present)
         if present:  # Always, offline: the pull failed, the local copy runs

@@ -17,6 +17,13 @@ relist, and atomically (a new file renamed over the old one), so a power cut
 while writing leaves the previous version. It holds no Secret or ConfigMap
 data: a pod that needs one waits for the control plane to read it. It is
 readable by its owner only (it has the pods' environment values).
+
+Beside the pods it keeps their image pull back-off (``pullBackOff``: per pod uid
+and image, the delay and when it was last raised), so a restarted kubelet
+does not pull again before the back-off its predecessor was counting is over
+(the restart back-off needs no file: it is on the containers' labels). It is
+written with the pods, when it changes, which is only when a pull fails or
+succeeds after failing: an idle node writes nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import structlog
 from peapod.api import Pod
 from peapod.api.decode import decode_model
 from peapod.errors import Invalid
+from peapod.kubelet.backoff import Entry
 
 log = structlog.get_logger("kubelet.lastknown")
 
@@ -44,19 +52,39 @@ class LastKnown:
         self.path = state_dir / FILE_NAME
         self._written: str | None = None
 
-    def load(self) -> list[Pod]:
-        """The pods to start without a control plane: those saved that had not finished."""
+    def _read(self) -> tuple[str, dict[str, Any]] | None:
         try:
             text = self.path.read_text()
             doc = json.loads(text)
-            items = doc["pods"] if isinstance(doc, dict) else None
-            if not isinstance(items, list):
+            if not isinstance(doc, dict) or not isinstance(doc.get("pods"), list):
                 raise ValueError("no list of pods")
         except FileNotFoundError:
-            return []
-        except (OSError, ValueError, KeyError) as exc:
+            return None
+        except (OSError, ValueError) as exc:
             log.warning("last_known_pods_unreadable", path=str(self.path), error=str(exc))
+            return None
+        return text, doc
+
+    def load_pull_backoff(self) -> dict[str, Entry]:
+        """The image pull back-off saved with the pods (pod uid and image -> entry)."""
+        read = self._read()
+        saved = read[1].get("pullBackOff") if read else None
+        entries = {}
+        for key, value in (saved if isinstance(saved, dict) else {}).items():
+            try:
+                entries[key] = Entry(delay=float(value["delay"]),
+                                     last_update=float(value["lastUpdate"]))
+            except (TypeError, KeyError, ValueError):
+                log.warning("last_known_backoff_skipped", path=str(self.path), key=key)
+        return entries
+
+    def load(self) -> list[Pod]:
+        """The pods to start without a control plane: those saved that had not finished."""
+        read = self._read()
+        if read is None:
             return []
+        text, doc = read
+        items = doc["pods"]
         pods = []
         for item in items:
             try:
@@ -69,10 +97,17 @@ class LastKnown:
         self._written = text
         return pods
 
-    def save(self, pods: Sequence[tuple[Pod, str | None]]) -> bool:
-        """Write ``(pod, last reported phase)`` of each pod if that differs from the file."""
-        text = json.dumps({"pods": [_entry(pod, phase) for pod, phase in pods]},
-                          sort_keys=True, separators=(",", ":"))
+    def save(self, pods: Sequence[tuple[Pod, str | None]],
+             pull_backoff: dict[str, Entry] | None = None) -> bool:
+        """Write ``(pod, last reported phase)`` of each pod, and the pull back-off of those
+        pods (keys ``<uid>_<image>``), if that differs from the file."""
+        uids = {pod.metadata.uid for pod, _ in pods}
+        doc: dict[str, Any] = {"pods": [_entry(pod, phase) for pod, phase in pods]}
+        backoff = {key: {"delay": e.delay, "lastUpdate": e.last_update}
+                   for key, e in (pull_backoff or {}).items() if key.split("_", 1)[0] in uids}
+        if backoff:
+            doc["pullBackOff"] = backoff
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         if text == self._written:
             return False
         tmp = self.path.with_name(f".{FILE_NAME}.tmp")

@@ -144,6 +144,40 @@ async def test_a_failed_pull_becomes_image_pull_back_off_with_kubernetes_events(
     assert seconds_between(pulling[0].first_timestamp or "", pulling[0].last_timestamp or "") >= 9
 
 
+async def test_the_pull_back_off_survives_a_kubelet_restart(ctx):
+    # No registry is reachable here, so every pull fails for real.
+    name, image = f"pullr-{uuid.uuid4().hex[:6]}", "localhost/no-such-image:5"
+    await apply(ctx, pod_manifest(name, [
+        {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent"}]))
+
+    def counted(events: list[Event], reason: str) -> int:
+        return sum(e.count or 1 for e in events if e.reason == reason)
+
+    async def pulls_and_backoffs() -> tuple[int, int]:
+        events = await pod_events(ctx, name)
+        return counted(events, "Pulling"), counted(events, "BackOff")
+
+    async def failed_pulls() -> int:
+        return sum(e.count or 1 for e in await pod_events(ctx, name)
+                   if e.reason == "Failed" and e.message.startswith("Failed to pull image"))
+
+    for _ in range(300):  # the second pull has failed: the back-off is now 20 s
+        if await failed_pulls() >= 2:
+            break
+        await asyncio.sleep(0.2)
+    pulls, backoffs = await pulls_and_backoffs()
+    assert pulls == 2, (pulls, await pod_events(ctx, name))
+    await ctx["node"].halt()  # the kubelet restarts inside those 20 s
+    ctx["node"].start()
+    for _ in range(150):  # the new kubelet says it is backing off ...
+        pulls, after = await pulls_and_backoffs()
+        if after > backoffs:
+            break
+        await asyncio.sleep(0.2)
+    assert after > backoffs
+    assert pulls == 2  # ... without pulling again first
+
+
 async def test_a_sandbox_podman_cannot_create_is_shown_retried_with_back_off_and_recovers(ctx):
     taken = socket.socket()
     taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -57,3 +57,20 @@ def test_a_missing_or_damaged_file_starts_nothing_and_says_why(tmp_path: Path):
     with capture_logs() as logs:
         assert LastKnown(tmp_path).load() == []
     assert [e["event"] for e in logs] == ["last_known_pod_skipped"]
+
+
+def test_the_pull_back_off_of_the_pods_is_kept_and_written_only_when_it_changes(tmp_path: Path):
+    from peapod.kubelet.backoff import Entry
+
+    store = LastKnown(tmp_path)
+    web = a_pod("web")
+    backoff = {"u-web_localhost/x:1": Entry(delay=20.0, last_update=1000.5),
+               "u-gone_localhost/x:1": Entry(delay=10.0, last_update=999.0)}  # a pod not kept
+    assert store.save([(web, "Pending")], backoff)
+    assert not store.save([(web, "Pending")], dict(backoff))  # unchanged: nothing written
+    assert LastKnown(tmp_path).load_pull_backoff() == {
+        "u-web_localhost/x:1": Entry(delay=20.0, last_update=1000.5)}
+    assert store.save([(web, "Pending")], {})  # the pull succeeded: the entry goes
+    assert LastKnown(tmp_path).load_pull_backoff() == {}
+    (tmp_path / "pods.json").write_text('{"pods": [], "pullBackOff": {"k": {"delay": "x"}}}')
+    assert LastKnown(tmp_path).load_pull_backoff() == {}  # a damaged entry is skipped
