@@ -303,6 +303,35 @@ def is_active(pod: Pod) -> bool:
     return phase not in ("Succeeded", "Failed")
 
 
+EPHEMERAL_STORAGE = "ephemeral-storage"
+
+
+def ephemeral_storage_request(spec: PodSpec) -> int:
+    """The pod's ephemeral-storage request in bytes, aggregated as cpu and memory are (a
+    limit without a request is the request)."""
+    def own(container: Container) -> dict[str, int]:
+        res = container.resources
+        values = {**((res.limits or {}) if res else {}), **((res.requests or {}) if res else {})}
+        value = values.get(EPHEMERAL_STORAGE)
+        return {EPHEMERAL_STORAGE: memory_bytes(value)} if value is not None else {}
+
+    return _aggregate(spec, own).get(EPHEMERAL_STORAGE, 0)
+
+
+def ephemeral_storage_fit(node: Node, pod: Pod, others: Iterable[Pod]) -> bool:
+    """Does ``pod``'s ephemeral-storage request fit beside the active ``others`` bound to
+    ``node`` (a node that reports none has none, as in Kubernetes)?"""
+    want = ephemeral_storage_request(pod.spec)
+    if not want:
+        return True
+    status = node.status
+    values = (status.allocatable or status.capacity or {}) if status else {}
+    have = memory_bytes(values[EPHEMERAL_STORAGE]) if EPHEMERAL_STORAGE in values else 0
+    used = sum(ephemeral_storage_request(p.spec) for p in others
+               if p.spec.node_name == node.metadata.name and is_active(p))
+    return used + want <= have
+
+
 def extended_allocatable(node: Node) -> dict[str, int]:
     """The node's extended resources (``example.com/dongle``), whole numbers."""
     status = node.status

@@ -14,9 +14,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from peapod.api import Pod
-from peapod.api.resources import extended_requests, pod_requests
+from peapod.api.resources import (
+    EPHEMERAL_STORAGE,
+    ephemeral_storage_request,
+    extended_requests,
+    pod_requests,
+)
 
-ORDER = ("cpu", "memory")  # then the extended resources, sorted
+ORDER = ("cpu", "memory", EPHEMERAL_STORAGE)  # then the extended resources, sorted
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class Shortage:
 def requested(pod: Pod) -> dict[str, int]:
     """What the pod asks of the node, as the kubelet counts it."""
     amounts = pod_requests(pod)
-    return {"cpu": amounts.cpu, "memory": amounts.memory, **extended_requests(pod.spec)}
+    return {"cpu": amounts.cpu, "memory": amounts.memory,
+            EPHEMERAL_STORAGE: ephemeral_storage_request(pod.spec), **extended_requests(pod.spec)}
 
 
 def shortage(pod: Pod, others: Iterable[Pod], allocatable: dict[str, int]) -> Shortage | None:

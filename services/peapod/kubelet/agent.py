@@ -59,6 +59,7 @@ from nats.js.errors import NotFoundError
 from peapod.api import Container, Pod, PodStatus, now_rfc3339, parse_rfc3339
 from peapod.api.decode import decode_model
 from peapod.api.quantity import cpu_millis, memory_bytes, parse_quantity
+from peapod.api.resources import EPHEMERAL_STORAGE
 from peapod.api.static import is_mirror
 from peapod.bus import subjects as s
 from peapod.bus.auth import kubelet_consumer
@@ -75,7 +76,7 @@ from peapod.kubelet.images import IMAGE_REASONS, ImageFailure, ImagePuller
 from peapod.kubelet.lastknown import LastKnown
 from peapod.kubelet.manifests import ManifestDir
 from peapod.kubelet.mirrors import MirrorPods
-from peapod.kubelet.node import build_node
+from peapod.kubelet.node import build_node, storage_capacity
 from peapod.kubelet.probes import ProbeManager
 from peapod.kubelet.reconcile import (
     Action,
@@ -154,13 +155,14 @@ class PodRecord:
     resize_pending: tuple[str, str] | None = None
     resize_error: str | None = None
     updated: dict[str, resize.Resources] = field(default_factory=dict)
+    admitted: bool = False  # checked against the node's resources (admit.py)
 
     def forget_incarnation(self) -> None:
         """A new pod (new uid) under the same name starts with a clean slate."""
         self.reported = self.last_status = self.start_time = self.terminal = self.unsent = None
         self.reasons, self.retry_at, self.backoff_events = {}, {}, {}
         self.allocated = self.resize_pending = self.resize_error = None
-        self.updated = {}
+        self.updated, self.admitted = {}, False
 
 
 class Kubelet:
@@ -306,6 +308,7 @@ class Kubelet:
             ready, reason, message = True, "KubeletReady", "kubelet is posting ready status"
         node = build_node(self.node_name, runtime_version=self._runtime_version,
                           labels=self.labels, extended_resources=self.extended_resources,
+                          ephemeral_storage=storage_capacity(self.runtime.state_dir),
                           address=self.host_ip, ready=ready, reason=reason, message=message)
         stored = await request(self.nc, s.node_api(self.node_name, "register"),
                                {"object": node.to_wire()})
@@ -550,6 +553,8 @@ class Kubelet:
                 await self._finalize(pod, plog)
             return record.deleted
         observed = await self._observe(record, uid)
+        if not record.admitted:
+            await self._admit(record, observed, plog)
         now = self.clock()
         await self._check_sizes(record, observed, plog, now=now)
         await self._check_deadline(record, observed, now=now)
@@ -672,15 +677,36 @@ class Kubelet:
         return record.allocated
 
     def _allocatable(self) -> dict[str, int]:
+        """What the node advertises (node.py), as the kubelet's admission counts it."""
         cpu, memory = self.configs.allocatable["cpu"], self.configs.allocatable["memory"]
         return {"cpu": cpu_millis(cpu), "memory": memory_bytes(memory),
+                EPHEMERAL_STORAGE: storage_capacity(self.runtime.state_dir),
                 **{k: int(parse_quantity(v)) for k, v in self.extended_resources.items()}}
 
     def _active_others(self, record: PodRecord) -> list[Pod]:
-        """The node's other pods that hold resources, with what was allocated to them."""
+        """The node's other admitted pods that hold resources, with what was allocated."""
         return [resize.with_allocated(r.pod, self._allocated(r)) for r in self.pods.values()
-                if r is not record and not r.deleted and r.terminal is None
+                if r is not record and r.admitted and not r.deleted and r.terminal is None
                 and not (r.last_status and r.last_status.phase in ("Succeeded", "Failed"))]
+
+    async def _admit(self, record: PodRecord, observed: PodInfo | None, plog: Any) -> None:
+        """Kubernetes' kubelet admission of a new pod: it must fit beside the admitted ones
+        (cpu, memory, ephemeral-storage, extended resources), else it is Failed with reason
+        ``OutOf<resource>``, "Pod was rejected: …", and a Warning event."""
+        record.admitted = True
+        pod, status = record.pod, record.pod.status
+        if record.static or record.terminal is not None or observed is not None:
+            return  # a static pod, or one already running here (a restarted kubelet)
+        if status is not None and status.phase == "Failed" and status.reason:
+            record.terminal = (status.reason, status.message or "")  # rejected before
+            return
+        short = admit.shortage(pod, self._active_others(record), self._allocatable())
+        if short is None:
+            return
+        record.terminal = (short.reason, f"Pod was rejected: {short.message}")
+        plog.warning("pod_rejected", reason=short.reason, why=short.message)
+        await self.events.record(pod.to_wire(), reason=short.reason, type="Warning",
+                                 message=short.message)
 
     async def _resize(self, record: PodRecord, observed: PodInfo | None, plog: Any) -> None:
         """Allocate a resize that fits, then actuate it on the running containers."""

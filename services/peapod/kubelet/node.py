@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import socket
 import struct
 from pathlib import Path
@@ -72,12 +73,24 @@ def internal_ip() -> str:
     return address
 
 
+def storage_capacity(state_dir: Path) -> int:
+    """The node's ephemeral-storage: the size of the filesystem of the kubelet's state
+    directory (Kubernetes' nodefs, the kubelet's root directory), in bytes; 0 if unknown."""
+    try:
+        return shutil.disk_usage(state_dir).total // 1024 * 1024  # as the Node reports it, in Ki
+    except OSError:
+        return 0
+
+
 def build_node(name: str, *, runtime_version: str, labels: dict[str, str] | None = None,
                extended_resources: dict[str, str] | None = None,
+               ephemeral_storage: int = 0,
                address: str | None = None, ready: bool = True,
                reason: str = "KubeletReady", message: str = "kubelet is posting ready status") -> Node:
     now = now_rfc3339()
     capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{memory_kib()}Ki", "pods": "110",
+                **({"ephemeral-storage": f"{ephemeral_storage // 1024}Ki"}
+                   if ephemeral_storage else {}),
                 **(extended_resources or {})}  # advertised as configured, all allocatable
     all_labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": architecture(), **(labels or {})}

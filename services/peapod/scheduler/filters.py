@@ -143,6 +143,9 @@ def resources_fit(pod: Pod, node: Node, snap: Snapshot) -> str | None:
         return "Insufficient cpu"
     if used.memory + want.memory > have.memory and want.memory:
         return "Insufficient memory"
+    if not resources.ephemeral_storage_fit(node, pod, snap.on_node.get(node.metadata.name or "",
+                                                                         [])):
+        return "Insufficient ephemeral-storage"
     return _extended_fit(pod, node, snap)
 
 

@@ -76,3 +76,62 @@ async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_the
     lines = [" ".join(line.split()) for line in described.out.splitlines()]
     assert f"{DONGLE}: 2" in lines  # capacity and allocatable
     assert f"{DONGLE} 2 2" in lines  # allocated: requests and limits
+
+    # spec.nodeName skips the scheduler: the kubelet's admission refuses the third dongle,
+    # in Kubernetes' words, and runs nothing of it
+    direct = f"dongle-direct-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, {**dongles(direct, 1), "spec": {
+        **dongles(direct, 1)["spec"], "nodeName": "node-a"}})
+    pod = await wait_pod(cluster, direct, lambda p: p.get("status", {}).get("phase") == "Failed")
+    message = f"Node didn't have enough resource: {DONGLE}, requested: 1, used: 2, capacity: 2"
+    assert (pod["status"]["reason"], pod["status"]["message"]) == (
+        f"OutOf{DONGLE}", f"Pod was rejected: {message}")
+    rejected = [(e["type"], e["message"]) for e in await events_for(admin, direct)
+                if e["reason"] == f"OutOf{DONGLE}"]
+    assert rejected == [("Warning", message)]
+    assert not any(c.get("containerID") for c in pod["status"].get("containerStatuses") or [])
+
+
+def hungry(name: str, **resources: str) -> dict:
+    return pod_manifest(name, [{"name": "c", "image": BUSYBOX, "command": ["sleep", "3600"],
+                                "resources": {"requests": resources}}],
+                        terminationGracePeriodSeconds=0)
+
+
+async def test_ephemeral_storage_and_cpu_are_counted_by_the_scheduler_and_the_kubelet(
+        cluster):  # noqa: F811
+    admin = cluster["admin"]
+    node = await request(admin, s.api("nodes", "get"), {"name": "node-a"})
+    storage = node["status"]["allocatable"]["ephemeral-storage"]
+    assert storage.endswith("Ki") and int(storage[:-2]) > 0
+    capacity = int(storage[:-2]) * 1024
+    cpus = int(node["status"]["allocatable"]["cpu"])
+
+    # the scheduler: more ephemeral-storage than the node has
+    too_big = f"disk-{uuid.uuid4().hex[:6]}"
+    await apply(cluster, hungry(too_big, **{"ephemeral-storage": f"{capacity + 1}"}))
+    for _ in range(100):
+        failed = [e for e in await events_for(admin, too_big) if e["reason"] == "FailedScheduling"]
+        if failed:
+            break
+        await asyncio.sleep(0.1)
+    assert failed[0]["message"] == "0/1 nodes are available: 1 Insufficient ephemeral-storage."
+
+    # one that fits runs; the kubelet counts it when the next comes with spec.nodeName
+    fits, direct, cpu = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("disk", "diskd", "cpud"))
+    await apply(cluster, hungry(fits, **{"ephemeral-storage": "1Mi"}))
+    await wait_pod(cluster, fits, running, timeout=90)
+    for name, resources in ((direct, {"ephemeral-storage": f"{capacity}"}),
+                            (cpu, {"cpu": f"{cpus + 1}"})):
+        manifest = hungry(name, **resources)
+        manifest["spec"]["nodeName"] = "node-a"
+        await apply(cluster, manifest)
+    expected = {
+        direct: ("OutOfephemeral-storage", "Node didn't have enough resource: ephemeral-storage, "
+                 f"requested: {capacity}, used: {1024 * 1024}, capacity: {capacity}"),
+        cpu: ("OutOfcpu", f"Node didn't have enough resource: cpu, requested: {(cpus + 1) * 1000}"
+              f", used: 0, capacity: {cpus * 1000}")}
+    for name, (reason, message) in expected.items():
+        pod = await wait_pod(cluster, name, lambda p: p.get("status", {}).get("phase") == "Failed")
+        assert (pod["status"]["reason"], pod["status"]["message"]) == (
+            reason, f"Pod was rejected: {message}")
