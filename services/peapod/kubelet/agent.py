@@ -165,6 +165,12 @@ class PodRecord:
         self.updated, self.admitted = {}, False
 
 
+def _phase(record: PodRecord) -> str | None:
+    """The pod's phase as last reported here, else as the API had it (a restarted kubelet)."""
+    status = record.last_status or record.pod.status
+    return status.phase if status else None
+
+
 class Kubelet:
     def __init__(self, *, node_name: str, nc: NATS, js: JetStreamContext,
                  runtime: PodmanRuntime, events: EventRecorder, host_ip: str,
@@ -687,7 +693,7 @@ class Kubelet:
         """The node's other admitted pods that hold resources, with what was allocated."""
         return [resize.with_allocated(r.pod, self._allocated(r)) for r in self.pods.values()
                 if r is not record and r.admitted and not r.deleted and r.terminal is None
-                and not (r.last_status and r.last_status.phase in ("Succeeded", "Failed"))]
+                and _phase(r) not in ("Succeeded", "Failed")]
 
     async def _admit(self, record: PodRecord, observed: PodInfo | None, plog: Any) -> None:
         """Kubernetes' kubelet admission of a new pod: it must fit beside the admitted ones
