@@ -59,8 +59,8 @@ class ResourceRequirements(Model):
 class ContainerResizePolicy(Model):
     """How a resize of one resource is applied (checked in resize.py, Kubernetes' words)."""
 
-    resource_name: str = ""  # cpu or memory
-    restart_policy: str = ""  # NotRequired or RestartContainer
+    resource_name: Literal["cpu", "memory"]
+    restart_policy: Literal["NotRequired", "RestartContainer"]
 
 
 class VolumeMount(Model):

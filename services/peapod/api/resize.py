@@ -33,16 +33,6 @@ def resize_policy_problems(where: str, container: Container, *, init: bool,
         if policy.resource_name in seen:
             yield f'{path}: Duplicate value: "{policy.resource_name}"'
         seen.add(policy.resource_name)
-        if not policy.resource_name:
-            yield f"{path}: Required value"
-        elif policy.resource_name not in RESIZABLE:
-            yield (f'{path}: Unsupported value: "{policy.resource_name}": supported values: '
-                   '"cpu", "memory"')
-        if not policy.restart_policy:
-            yield f"{path}: Required value"
-        elif policy.restart_policy not in POLICIES:
-            yield (f'{path}: Unsupported value: "{policy.restart_policy}": supported values: '
-                   '"NotRequired", "RestartContainer"')
         if pod_restart_policy == "Never" and policy.restart_policy != "NotRequired":
             yield (f"{where}.resizePolicy: Invalid value: {_policies(policies)}: must be "
                    "'NotRequired' when `restartPolicy` is 'Never'")

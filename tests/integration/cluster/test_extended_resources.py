@@ -115,7 +115,8 @@ async def test_ephemeral_storage_and_cpu_are_counted_by_the_scheduler_and_the_ku
         if failed:
             break
         await asyncio.sleep(0.1)
-    assert failed[0]["message"] == "0/1 nodes are available: 1 Insufficient ephemeral-storage."
+    assert failed[0]["message"].startswith(
+        "0/1 nodes are available: 1 Insufficient ephemeral-storage."), failed[0]["message"]
 
     # one that fits runs; the kubelet counts it when the next comes with spec.nodeName
     fits, direct, cpu = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("disk", "diskd", "cpud"))

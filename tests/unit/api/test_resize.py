@@ -47,14 +47,14 @@ def test_resize_policies_of_the_documentation_are_accepted():
 def test_resize_policies_are_checked_as_kubernetes_does():
     where = "spec.containers[0].resizePolicy"
     assert refusal([{"resourceName": "gpu", "restartPolicy": "NotRequired"}]).endswith(
-        f'{where}[0]: Unsupported value: "gpu": supported values: "cpu", "memory"')
+        f"{where}[0].resourceName: unsupported value 'gpu', supported values: 'cpu' or 'memory'")
     assert refusal([{"resourceName": "cpu", "restartPolicy": "Sometimes"}]).endswith(
-        f'{where}[0]: Unsupported value: "Sometimes": supported values: "NotRequired", '
-        '"RestartContainer"')
+        f"{where}[0].restartPolicy: unsupported value 'Sometimes', supported values: "
+        "'NotRequired' or 'RestartContainer'")
     assert f'{where}[1]: Duplicate value: "cpu"' in refusal(
         [{"resourceName": "cpu", "restartPolicy": "NotRequired"},
          {"resourceName": "cpu", "restartPolicy": "NotRequired"}])
-    assert refusal([{"resourceName": "cpu"}]).endswith(f"{where}[0]: Required value")
+    assert refusal([{"resourceName": "cpu"}]).endswith(f"{where}[0].restartPolicy: required value")
     assert "must be 'NotRequired' when `restartPolicy` is 'Never'" in refusal(
         [{"resourceName": "memory", "restartPolicy": "RestartContainer"}], restart="Never")
     doc = copy.deepcopy(POD)
