@@ -48,15 +48,22 @@ async def test_a_watch_resumes_after_a_resource_version(apiserver, tmp_path):
 
 async def test_a_resource_version_the_stream_dropped_is_expired(apiserver):
     admin = apiserver["admin"]
-    for name in ("a", "b", "c"):
-        await request(admin, s.api("pods", "create"), {"object": pod(name)})
+    made = [await request(admin, s.api("pods", "create"), {"object": pod(name)})
+            for name in ("a", "b", "c")]
     js = jetstream(admin)
-    info = await js.stream_info(s.WATCH_STREAM)
-    # what an hour's max_age does to old changes: the oldest two are gone
-    await js.purge_stream(s.WATCH_STREAM, keep=info.state.messages - 2)
+
+    async def newest() -> int | None:
+        info = await js.stream_info(s.WATCH_STREAM)
+        return s.watch_revision((await js.get_msg(s.WATCH_STREAM, info.state.last_seq)).headers)
+    for _ in range(100):  # the fan-out republishes each change a moment after it is stored
+        if await newest() == int(made[-1]["metadata"]["resourceVersion"]):
+            break
+        await asyncio.sleep(0.05)
+    # what an hour's max_age does to old changes: all but the newest two (b and c) are gone
+    await js.purge_stream(s.WATCH_STREAM, keep=2)
     oldest = s.watch_revision((await js.get_msg(
         s.WATCH_STREAM, (await js.stream_info(s.WATCH_STREAM)).state.first_seq)).headers)
-    assert oldest is not None
+    assert oldest == int(made[1]["metadata"]["resourceVersion"])
     client = Client(admin, namespace="default")
     try:
         await client.watch("pods", since=oldest - 2)
