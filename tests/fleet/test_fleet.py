@@ -346,12 +346,8 @@ def test_streams_are_replicated_and_a_nats_server_can_fail(fleet: ProvisionedFle
     try:
         names = [f"while-down-{i}" for i in range(5)]
         for name in names:
-            # a write the cluster refuses while it elects a new JetStream leader (a few
-            # seconds: the apiserver's list of PriorityClasses for admission needs the meta
-            # leader) is retried, as a client does; what is acknowledged must be kept, once
-            manifest = json.dumps(busybox_pod(name, ["sleep", "3600"]))
-            eventually(lambda m=manifest: fleet.peapod("apply", "-f", "-", input=m, timeout=90),
-                       timeout=60, every=2)
+            fleet.peapod("apply", "-f", "-", input=json.dumps(busybox_pod(name, ["sleep", "3600"])),
+                         timeout=90)
         eventually(lambda: all(running(fleet, n) for n in names), timeout=120)
     finally:
         assert fleet.hosts.exec_in("n2", "systemctl", "start", "peapod-nats")[0] == 0

@@ -47,7 +47,8 @@ async def run(creds: Credentials, *, stop: asyncio.Event, replicas: int = 1,
         await supervise({"fanout": lambda: run_fanout(js, stop=stop),
                          "streams": lambda: keep_streams(js, replicas=replicas),
                          "leases": lambda: leases.watch(js),
-                         "namespaces": api.namespaces.run}, stop=stop)
+                         "namespaces": api.namespaces.run,
+                         "priorityclasses": api.priority_classes.run}, stop=stop)
     finally:
         await nc.drain()
 

@@ -18,11 +18,22 @@ creates the two system classes at start and refuses to delete them, and the
   ``preemptionPolicy`` the pod set that disagrees with its class, is refused
   as Kubernetes refuses it, so the scheduler only ever reads values that a
   PriorityClass vouched for.
+
+Admission reads the classes from memory: each apiserver keeps them in an
+informer (list, then watch), as Kubernetes' admission plugin reads a
+lister. A pod create then opens no consumer, which would need JetStream's
+meta leader: after the server that led the NATS cluster dies, creates go on
+while a new leader is elected. An apiserver waits for its own writes of a
+class to reach its cache before it answers, so a client that creates a
+class and then a pod reads its own write (another replica may see it a few
+milliseconds later, as with Kubernetes' informers).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +55,7 @@ from peapod.api.selectors import parse_label_selector
 from peapod.apiserver.admission import merge_metadata, parse_applied, with_generated_name
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
+from peapod.bus.informer import Informer, WatchEvent
 from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound
 
 log = structlog.get_logger("apiserver.priorityclasses")
@@ -51,6 +63,7 @@ log = structlog.get_logger("apiserver.priorityclasses")
 Route = Callable[[dict[str, Any], Msg], Awaitable[Any]]
 RESOURCE = "priorityclasses"
 GROUP_RESOURCE = "priorityclasses.scheduling.k8s.io"
+CACHE_WAIT = 5.0  # seconds a request waits for the cache's first list or for its own write
 
 
 def _key(name: str) -> tuple[str, str]:
@@ -81,9 +94,41 @@ def prepared(pc: PriorityClass) -> PriorityClass:
     return pc
 
 
+def _decode(key: str, data: bytes) -> PriorityClass:
+    return PriorityClass.model_validate(json.loads(data))
+
+
 class PriorityClasses:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._informer: Informer[PriorityClass] | None = None  # set while ``run`` runs
+        self._changed = asyncio.Event()
+
+    async def run(self) -> None:
+        """Keep every PriorityClass in memory until cancelled (the apiserver supervises it)."""
+        informer = Informer(self.store.js, bucket=s.KV_BUCKET, keys=f"{RESOURCE}.>",
+                            decode=_decode)
+        informer.add_handler(self._on_change)
+        self._informer = informer
+        try:
+            await informer.run()
+        finally:
+            self._informer = None
+
+    def _on_change(self, event: WatchEvent[PriorityClass]) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _caught_up(self, revision: int) -> None:
+        """Return once the cache holds this apiserver's write at ``revision`` (or after
+        ``CACHE_WAIT``: the write is committed either way, only the cache lags)."""
+        informer = self._informer
+        if informer is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CACHE_WAIT):
+                while informer.revision < revision:
+                    await self._changed.wait()
 
     def routes(self) -> dict[str, Route]:
         return {s.api(RESOURCE, "create"): self.create, s.api(RESOURCE, "apply"): self.apply,
@@ -100,6 +145,14 @@ class PriorityClasses:
                 log.info("priorityclass_created", name=pc.metadata.name, reason="system")
 
     async def classes(self) -> list[PriorityClass]:
+        """Every class: from the cache once it has listed, else (not running, or not yet
+        listed after ``CACHE_WAIT``) read from the store."""
+        informer = self._informer
+        if informer is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CACHE_WAIT):
+                    await informer.synced.wait()
+                return informer.objects()
         return [PriorityClass.model_validate(item.value)
                 for item in await self.store.list(s.kv_prefix(RESOURCE))]
 
@@ -112,6 +165,7 @@ class PriorityClasses:
         stored = await self.store.create(key, pc.to_wire(), what=what)
         log.info("priorityclass_created", name=pc.metadata.name, uid=pc.metadata.uid,
                  value=pc.value)
+        await self._caught_up(stored.revision)
         return stored.value
 
     async def apply(self, payload: dict[str, Any], msg: Msg) -> Any:
@@ -135,6 +189,7 @@ class PriorityClasses:
         result = await self.store.update(key, merged.to_wire(), expected=current.revision,
                                          what=what)
         log.info("priorityclass_configured", name=stored.metadata.name)
+        await self._caught_up(result.revision)
         return {"object": result.value, "action": "configured"}
 
     async def _refuse_second_default(self, pc: PriorityClass, what: str) -> None:
@@ -163,8 +218,10 @@ class PriorityClasses:
             raise Forbidden(f"{what} is forbidden: this is a system priority class and cannot "
                             "be deleted")
         current = await self.store.get(key, what=what)
-        await self.store.delete(key, current.value, expected=current.revision, what=what)
+        revision = await self.store.delete(key, current.value, expected=current.revision,
+                                           what=what)
         log.info("priorityclass_deleted", name=name)
+        await self._caught_up(revision)
         return {"object": current.value, "finished": True}
 
     # -- pod admission ------------------------------------------------------------------

@@ -153,6 +153,11 @@ class Store:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
+    @property
+    def js(self) -> JetStreamContext:
+        """The JetStream context, for a watch over the same bucket (an informer)."""
+        return self._js
+
     @staticmethod
     def _subject(key: str) -> str:
         return f"$KV.{s.KV_BUCKET}.{key}"
@@ -216,10 +221,11 @@ class Store:
         return Stored(key=key, value=with_revision(value, revision), revision=revision)
 
     async def delete(self, key: str, last_value: dict[str, Any], *, expected: int,
-                     what: str) -> None:
+                     what: str) -> int:
+        """Delete at ``expected``; returns the revision of the deletion marker."""
         try:
-            await self._write(key, last_value, expected=expected, op="DELETED",
-                              extra={KV_OP: "DEL"})
+            return await self._write(key, last_value, expected=expected, op="DELETED",
+                                     extra={KV_OP: "DEL"})
         except Conflict:
             raise Conflict(f"Operation cannot be fulfilled on {what}: the object has been "
                            "modified; please try again") from None

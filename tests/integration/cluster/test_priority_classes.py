@@ -151,3 +151,36 @@ async def test_a_reserved_name_is_refused(apiserver):
                 "priority class") in exc.message
     else:
         raise AssertionError("a system- name was accepted")
+
+
+async def test_pod_admission_reads_the_classes_from_memory(apiserver):
+    """A pod create opens no JetStream consumer (which would need the meta leader, gone for a
+    few seconds after its server dies): the apiserver keeps the classes in an informer.
+    The positive control is a list of the classes, which does open one."""
+    admin = apiserver["admin"]
+    opened: list[str] = []
+
+    async def record(msg) -> None:
+        if b"priorityclasses" in msg.data:
+            opened.append(msg.subject)
+
+    sub = await admin.subscribe("$JS.API.CONSUMER.>", cb=record)
+    names = [f"mem-{uuid.uuid4().hex[:6]}" for _ in range(4)]
+    try:
+        await _create_pod(admin, _pod(names[0], nodeSelector={"none": "none"}))  # cache synced
+        await admin.flush()
+        opened.clear()
+        for name in names[1:]:
+            created = await _create_pod(admin, _pod(name, nodeSelector={"none": "none"}))
+            assert created["spec"]["priority"] == 0
+        await admin.flush()
+        assert opened == []
+        await request(admin, s.api("priorityclasses", "list"), {})
+        await admin.flush()
+        assert opened, "the control: a list of the classes opens a consumer that is seen"
+    finally:
+        await sub.unsubscribe()
+        for name in names:
+            with contextlib.suppress(NotFound):
+                await request(admin, s.api("pods", "delete"),
+                              {"namespace": "default", "name": name, "gracePeriodSeconds": 0})
