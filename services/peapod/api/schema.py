@@ -96,7 +96,10 @@ def render_subjects() -> str:
         f"| `{s.LEASE_BUCKET}` | KV bucket (stream `{s.LEASE_STREAM}`, memory storage): "
         "one heartbeat lease per node |",
         f"| `{s.NODES_STREAM}` | stream: the pods bound to each node, on that node's partition |",
-        f"| `{s.WATCH_STREAM}` | stream: every change of every object, for watches |",
+        f"| `{s.WATCH_STREAM}` | stream: every change of every object but Secrets, for "
+        "watches (an hour) |",
+        f"| `{s.SECRET_WATCH_STREAM}` | stream: every change of a Secret, for the admin's "
+        "watches (an hour) |",
         f"| `{s.EVENTS_STREAM}` | stream: Events from every component |",
     ]
     return "\n".join(lines) + "\n"

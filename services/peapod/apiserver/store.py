@@ -130,10 +130,12 @@ async def ensure_jetstream(js: JetStreamContext, *, replicas: int = 1) -> None:
         name=s.NODES_STREAM, subjects=["peapod.node.>"], max_msgs_per_subject=1,
         storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,
     ))
-    await _ensure_stream(js, StreamConfig(
-        name=s.WATCH_STREAM, subjects=["peapod.watch.>"], max_age=3600,
-        storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,
-    ))
+    for name, subject in ((s.WATCH_STREAM, "peapod.watch.>"),
+                          (s.SECRET_WATCH_STREAM, "peapod.secretwatch.>")):
+        await _ensure_stream(js, StreamConfig(
+            name=name, subjects=[subject], max_age=3600,
+            storage=StorageType.FILE, num_replicas=replicas, duplicate_window=120,
+        ))
     await _ensure_stream(js, StreamConfig(
         name=s.EVENTS_STREAM, subjects=["peapod.events.>"], max_age=3600, max_msgs=100_000,
         storage=StorageType.FILE, num_replicas=replicas, duplicate_window=EVENT_DUPLICATE_WINDOW,

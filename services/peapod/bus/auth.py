@@ -25,7 +25,8 @@ design's subject table exactly:
 * a viewer (``viewer`` or ``viewer-<name>``, one per person) may only look,
   as Kubernetes' ``view`` role: ``get`` and ``list`` of every kind but
   Secrets, ``get -w``, events, ``logs`` and ``top``; no create, apply, delete, bind or
-  exec, and no write to any stream or bucket.
+  exec, and no write to any stream or bucket. Secrets' changes go to a watch stream
+  of their own, which a viewer cannot read.
 
 Each user has its own reply inbox prefix (``_INBOX_<user>``), so no component
 can subscribe to another's replies. Users authenticate with NKEYs
@@ -70,7 +71,8 @@ def _inbox(user: str) -> str:
 def apiserver_permissions() -> dict[str, Any]:
     return {
         "publish": {"allow": [f"{JS}.>", f"$KV.{s.KV_BUCKET}.>", "$JS.ACK.>", "$JS.FC.>",
-                              "peapod.node.>", "peapod.watch.>", "peapod.events.>"]},
+                              "peapod.node.>", "peapod.watch.>", "peapod.secretwatch.>",
+                              "peapod.events.>"]},
         "subscribe": {"allow": [f"{s.API_PREFIX}.>", _inbox("apiserver")]},
         "allow_responses": True,
     }
@@ -161,6 +163,9 @@ def viewer_permissions(user: str) -> dict[str, Any]:
         "publish": {
             "allow": [f"{JS}.INFO", s.api("*", "get"), s.api("*", "list"),
                       *_stream_reader(s.WATCH_STREAM), *_stream_reader(s.EVENTS_STREAM),
+                      # `get -w --resource-version N` reads the oldest change kept; the stream
+                      # holds no Secret (those are in SECRET_WATCH_STREAM, not readable here)
+                      f"{JS}.STREAM.MSG.GET.{s.WATCH_STREAM}",
                       "peapod.kubelet.*.logs", "peapod.kubelet.*.stats"],
             "deny": [s.api("secrets", ">")],
         },

@@ -29,6 +29,11 @@ KV_BUCKET = "peapod"
 KV_STREAM = f"KV_{KV_BUCKET}"
 NODES_STREAM = "PEAPOD_NODES"
 WATCH_STREAM = "PEAPOD_WATCH"
+# Secrets' changes have a stream of their own, which only the admin may read: a viewer may
+# read every other change (Kubernetes' ``view`` role), and NATS permissions cannot tell a
+# consumer's filter inside the one stream from a wildcard that would include Secrets.
+SECRET_WATCH_STREAM = "PEAPOD_SECRET_WATCH"
+SECRET_KINDS = frozenset({"secrets"})
 EVENTS_STREAM = "PEAPOD_EVENTS"
 FANOUT_DURABLE = "peapod-fanout"
 API_QUEUE = "peapod-apiserver"
@@ -142,15 +147,25 @@ def node_partition_all(node: str) -> str:
     return f"peapod.node.{token(node)}.>"
 
 
+def _watch_root(kind: str) -> str:
+    return "peapod.secretwatch" if kind in SECRET_KINDS else "peapod.watch"
+
+
+def watch_stream(kind: str) -> str:
+    """The stream that holds the changes of ``kind``."""
+    return SECRET_WATCH_STREAM if kind in SECRET_KINDS else WATCH_STREAM
+
+
 def watch(kind: str, namespace: str | None, name: str) -> str:
-    """The cluster watch stream: every change of every object."""
+    """The cluster watch stream: every change of every object (Secrets' on their own)."""
     ns = token(namespace) if namespace is not None else CLUSTER_SCOPED
-    return f"peapod.watch.{kind}.{ns}.{token(name)}"
+    return f"{_watch_root(kind)}.{kind}.{ns}.{token(name)}"
 
 
 def watch_all(kind: str, namespace: str | None = None) -> str:
     """Every change of ``kind`` (in ``namespace``), for ``get -w``."""
-    return f"peapod.watch.{kind}.{token(namespace)}.>" if namespace else f"peapod.watch.{kind}.>"
+    root = _watch_root(kind)
+    return f"{root}.{kind}.{token(namespace)}.>" if namespace else f"{root}.{kind}.>"
 
 
 def watch_msg_id(revision: int) -> str:
@@ -210,8 +225,10 @@ SUBJECT_TABLE: list[tuple[str, str, str]] = [
     ("peapod.node.<node>.pods.<namespace>.<name>", "apiserver fan-out",
      f"the kubelet of `<node>` only (stream `{NODES_STREAM}`, last value per subject)"),
     ("peapod.watch.<kind>.<namespace>.<name>", "apiserver fan-out",
-     f"CLI `get -w` (stream `{WATCH_STREAM}`); `<namespace>` is `{CLUSTER_SCOPED}` for "
-     "cluster-scoped kinds"),
+     f"CLI `get -w` (stream `{WATCH_STREAM}`; admin and viewers); `<namespace>` is "
+     f"`{CLUSTER_SCOPED}` for cluster-scoped kinds; every kind but Secrets"),
+    ("peapod.secretwatch.secrets.<namespace>.<name>", "apiserver fan-out",
+     f"CLI `get secrets -w` (stream `{SECRET_WATCH_STREAM}`; admin only)"),
     ("peapod.events.<namespace>.<kind>.<name>",
      f"apiserver only: components record events by request, on `{API_PREFIX}.events.create` "
      f"or, a kubelet, on `{API_PREFIX}.node.<node>.events` (its own Node and pods only)",

@@ -404,10 +404,11 @@ class Client:
         else:
             subject = s.watch_all(resource, None if all_namespaces else self.namespace)
         model: Any = {"nodes": Node, "namespaces": Namespace, **OBJECT_MODELS}.get(resource, Pod)
+        stream = s.watch_stream(resource)
         if since is not None:
-            await self._check_kept_after(since)
+            await self._check_kept_after(since, stream)
         sub = await self.js.subscribe(
-            subject, stream=s.WATCH_STREAM, ordered_consumer=True,
+            subject, stream=stream, ordered_consumer=True,
             deliver_policy=DeliverPolicy.NEW if since is None else DeliverPolicy.ALL)
 
         async def changes() -> AsyncIterator[tuple[str, Pod | Node | Namespace | ConfigMap
@@ -425,16 +426,16 @@ class Client:
 
         return changes()
 
-    async def _check_kept_after(self, since: int) -> None:
+    async def _check_kept_after(self, since: int, stream: str) -> None:
         """Kubernetes' 410 Gone: the watch stream has dropped changes (its messages are kept
         an hour) and the oldest it holds comes after the one following ``since``."""
         if since < 0:
             raise Invalid(f"resourceVersion: Invalid value: {since}: must be a non-negative "
                           "integer")
-        info = await self.js.stream_info(s.WATCH_STREAM)
+        info = await self.js.stream_info(stream)
         if info.state.first_seq <= 1 or not info.state.messages:
             return  # nothing dropped yet
-        first = await self.js.get_msg(s.WATCH_STREAM, info.state.first_seq)
+        first = await self.js.get_msg(stream, info.state.first_seq)
         oldest = s.watch_revision(first.headers)
         if oldest is not None and oldest > since + 1:
             raise Expired(f"too old resource version: {since} ({oldest - 1})")

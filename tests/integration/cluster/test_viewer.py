@@ -25,6 +25,7 @@ from peapod.bus import subjects as s
 from peapod.bus.auth import server_config, write_cluster_config
 from peapod.bus.client import request
 from peapod.bus.identity import Credentials
+from peapod.bus.replay import read_all
 from tests.conftest import TEST_NODES
 from tests.integration.cluster.cli import Cli
 from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
@@ -146,6 +147,12 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
     seen = await watch.next_msg(timeout=5)
     assert seen.subject.startswith("peapod.watch.pods.default.")
     await watch.unsubscribe()
+    # Secrets' changes are not on the watch stream a viewer reads (their own stream is closed
+    # to it, below); the ConfigMap made beside the Secret is the positive control
+    kept = await read_all(nc.jetstream(), stream=s.WATCH_STREAM, subject="peapod.watch.>")
+    kinds = {msg.subject.split(".")[2] for msg in kept}
+    assert "configmaps" in kinds and "secrets" not in kinds, kinds
+    assert not any(b"aHVudGVyMg" in msg.data for msg in kept)
     assert errors == []
     # while the server refuses each of these
     pod = {"object": pod_manifest("intruder", [{"name": "c", **IMAGE}])}
@@ -165,6 +172,9 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
         (f"$JS.API.STREAM.PURGE.{s.EVENTS_STREAM}", {}),
         (f"$JS.API.CONSUMER.DELETE.{s.KV_STREAM}.{s.FANOUT_DURABLE}", {}),
         (f"$JS.API.CONSUMER.DURABLE.CREATE.{s.WATCH_STREAM}.mine", {}),
+        (f"$JS.API.CONSUMER.CREATE.{s.SECRET_WATCH_STREAM}", {
+            "stream_name": s.SECRET_WATCH_STREAM, "config": {"deliver_policy": "all"}}),
+        (f"$JS.API.STREAM.MSG.GET.{s.SECRET_WATCH_STREAM}", {"seq": 1}),
         ("peapod.events.default.pod.x", {}),
     ]
     for subject, body in attempts:
@@ -186,3 +196,11 @@ async def test_a_viewer_may_look_but_not_touch(ctx, cluster_creds, tmp_path):
     js = admin.jetstream()
     await js.consumer_info(s.KV_STREAM, s.FANOUT_DURABLE)
     assert (await js.stream_info(s.EVENTS_STREAM)).state.messages > 0
+
+    # `get -w --resource-version N` reads the oldest change the watch stream kept, and says
+    # Expired (not Forbidden) once the stream dropped the changes after N, as its max_age would
+    await js.purge_stream(s.WATCH_STREAM, keep=1)
+    expired = await peapod("get", "pods", "-w", "--resource-version", "1", timeout=30)
+    assert expired.code == 1, expired
+    assert expired.err.startswith(
+        "Error from server (Expired): too old resource version: 1 ("), expired.err

@@ -9,6 +9,7 @@ import contextlib
 
 from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
+from peapod.bus.replay import read_all
 from peapod.cli.client import Client
 from peapod.errors import Expired
 from tests.integration.cluster.cli import cli_for
@@ -74,3 +75,33 @@ async def test_a_resource_version_the_stream_dropped_is_expired(apiserver):
     _kind, obj = await asyncio.wait_for(anext(changes), 5)
     assert obj.metadata.resource_version == str(oldest)
     await changes.aclose()
+
+
+async def test_the_admin_watches_secrets_on_their_own_stream(apiserver, tmp_path):
+    """A Secret's changes go to PEAPOD_SECRET_WATCH (a viewer reads PEAPOD_WATCH, which holds
+    none): `get secrets -w` follows that stream and resumes on it after a version."""
+    admin = apiserver["admin"]
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "watched"},
+              "data": {"k": "dg=="}}
+    made = await request(admin, s.api("secrets", "create"), {"object": secret})
+    since = int(made["metadata"]["resourceVersion"]) - 1
+    env = cli_env(tmp_path, apiserver["creds"]["admin"].url)
+    proc = await asyncio.create_subprocess_exec(
+        PEAPOD, "get", "secrets", "-w", "--resource-version", str(since), "-o", "name", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        assert (await _line(proc.stdout)).strip() == "secret/watched"
+        await request(admin, s.api("secrets", "delete"), {"namespace": "default",
+                                                          "name": "watched"})
+        assert (await _line(proc.stdout)).strip() == "secret/watched"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+    js = jetstream(admin)
+    subjects = [m.subject for m in await read_all(js, stream=s.SECRET_WATCH_STREAM,
+                                                   subject="peapod.secretwatch.>")]
+    assert subjects[-2:] == ["peapod.secretwatch.secrets.default.watched"] * 2
+    assert not [m for m in await read_all(js, stream=s.WATCH_STREAM, subject="peapod.watch.>")
+                if ".secrets." in m.subject]
