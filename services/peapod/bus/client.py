@@ -253,11 +253,14 @@ CHUNK_SIZE = 500  # kubectl's --chunk-size
 async def list_in_pages(nc: NATS, subject: str, payload: dict[str, Any], *,
                         chunk_size: int = CHUNK_SIZE) -> list[Any]:
     """Every item of a list, asked for in pages (``limit``/``continue``) as kubectl does,
-    so that no reply is larger than one NATS message may be."""
+    so that no reply is larger than one NATS message may be. An apiserver from before pages
+    answers the whole list as a plain list, which is taken as it is."""
     items: list[Any] = []
     token: str | None = None
     while True:
         reply = await request(nc, subject, {**payload, "limit": chunk_size, "continue": token})
+        if token is None and isinstance(reply, list):
+            return reply
         if not isinstance(reply, dict) or not isinstance(reply.get("items"), list):
             raise Unavailable(f"malformed list page on {subject}")
         items.extend(reply["items"])

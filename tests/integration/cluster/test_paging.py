@@ -4,6 +4,7 @@ never a hang, for a reply or a request that would not fit (real nats-server, 1 M
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -79,3 +80,25 @@ async def test_get_lists_in_pages_of_chunk_size(apiserver, tmp_path):
         assert out.out.split() == [f"pod/p{i}" for i in range(7)]
     refused = await peapod("get", "pods", "--chunk-size", "-1")
     assert refused.code == 2 and "is not a non-negative integer" in refused.err
+
+
+async def test_a_plain_list_from_an_apiserver_before_pages_is_taken_whole(apiserver):
+    """An apiserver older than pages ignores ``limit`` and answers a plain list; the client
+    takes it as the whole list instead of calling it malformed. The old apiserver is played
+    by a responder on the real nats-server (this apiserver answers in pages)."""
+    admin = apiserver["admin"]
+    subject = s.api("widgets", "list")
+    asked: list[bytes] = []
+
+    async def old_apiserver(msg) -> None:
+        asked.append(msg.data)
+        await msg.respond(json.dumps({"result": [{"metadata": {"name": "a"}},
+                                                 {"metadata": {"name": "b"}}]}).encode())
+
+    sub = await admin.subscribe(subject, cb=old_apiserver)
+    try:
+        items = await list_in_pages(admin, subject, {}, chunk_size=1)
+    finally:
+        await sub.unsubscribe()
+    assert [item["metadata"]["name"] for item in items] == ["a", "b"]
+    assert len(asked) == 1 and json.loads(asked[0])["limit"] == 1
