@@ -17,6 +17,15 @@ from tests.integration.cluster.test_event_readers import PEAPOD, _line, cli_env
 from tests.integration.cluster.test_fanout import pod
 
 
+async def _watch(apiserver: dict, tmp_path, resource: str,
+                 since: int) -> asyncio.subprocess.Process:
+    """`peapod get RESOURCE -w --resource-version SINCE -o name`, as the admin."""
+    return await asyncio.create_subprocess_exec(
+        PEAPOD, "get", resource, "-w", "--resource-version", str(since), "-o", "name",
+        env=cli_env(tmp_path, apiserver["creds"]["admin"].url),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
 async def test_a_watch_resumes_after_a_resource_version(apiserver, tmp_path):
     admin = apiserver["admin"]
     first = await request(admin, s.api("pods", "create"), {"object": pod("first")})
@@ -24,10 +33,7 @@ async def test_a_watch_resumes_after_a_resource_version(apiserver, tmp_path):
     await request(admin, s.api("pods", "create"), {"object": pod("second")})
     await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "first"})
 
-    env = cli_env(tmp_path, apiserver["creds"]["admin"].url)
-    proc = await asyncio.create_subprocess_exec(
-        PEAPOD, "get", "pods", "-w", "--resource-version", str(since), "-o", "name", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await _watch(apiserver, tmp_path, "pods", since)
     assert proc.stdout is not None
     try:
         # after `since`: second's creation, then first's deletion; first's creation is not shown
@@ -85,10 +91,7 @@ async def test_the_admin_watches_secrets_on_their_own_stream(apiserver, tmp_path
               "data": {"k": "dg=="}}
     made = await request(admin, s.api("secrets", "create"), {"object": secret})
     since = int(made["metadata"]["resourceVersion"]) - 1
-    env = cli_env(tmp_path, apiserver["creds"]["admin"].url)
-    proc = await asyncio.create_subprocess_exec(
-        PEAPOD, "get", "secrets", "-w", "--resource-version", str(since), "-o", "name", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    proc = await _watch(apiserver, tmp_path, "secrets", since)
     assert proc.stdout is not None
     try:
         assert (await _line(proc.stdout)).strip() == "secret/watched"
