@@ -68,6 +68,10 @@ class VolumeMount(Model):
     mount_path: str
     read_only: bool | None = None
     sub_path: str | None = None
+    # None: rprivate (the default), HostToContainer: rslave, Bidirectional: rshared
+    mount_propagation: Literal["None", "HostToContainer", "Bidirectional"] | None = None
+    # Enabled is refused in validation: podman 4.3 has no recursive read-only mount
+    recursive_read_only: Literal["Disabled", "IfPossible", "Enabled"] | None = None
 
 
 class Container(Model):

@@ -229,6 +229,26 @@ def _image_mount_problems(where: str, container: Any, image_volumes: set[str]) -
                    f"volume {mount.name!r}: podman 4.3 mounts an image volume only whole")
 
 
+def _mount_mode_problems(where: str, mount: Any, container: Any) -> Iterable[str]:
+    """Kubernetes' validateMountPropagation and validateMountRecursiveReadOnly, and the one
+    mode podman 4.3 cannot give (a recursively read-only mount)."""
+    context = container.security_context
+    if mount.mount_propagation == "Bidirectional" and not (context and context.privileged):
+        yield (f"{where}.mountPropagation: Forbidden: Bidirectional mount propagation is "
+               "available only to privileged containers")
+    if mount.recursive_read_only in (None, "Disabled"):
+        return
+    if not mount.read_only:
+        yield f"{where}.recursiveReadOnly: Forbidden: may only be specified when readOnly is true"
+    if mount.mount_propagation not in (None, "None"):
+        yield (f"{where}.recursiveReadOnly: Forbidden: may only be specified when "
+               "mountPropagation is None or not specified")
+    if mount.recursive_read_only == "Enabled":
+        yield (f'{where}.recursiveReadOnly: Unsupported value: "Enabled": podman 4.3 cannot make '
+               'a mount recursively read-only; "IfPossible" mounts it read-only (mounts beneath '
+               "it stay as they are)")
+
+
 def _container_problems(where: str, container: Any, volume_names: set[str]) -> Iterable[str]:
     for j, env in enumerate(container.env or []):
         if not env.name or "=" in env.name:
@@ -250,6 +270,7 @@ def _container_problems(where: str, container: Any, volume_names: set[str]) -> I
         if mount.mount_path in mount_paths:
             yield f"{where}.volumeMounts[{j}].mountPath: duplicate mount path {mount.mount_path!r}"
         mount_paths.add(mount.mount_path)
+        yield from _mount_mode_problems(f"{where}.volumeMounts[{j}]", mount, container)
     if container.stdin and not container.stdin_once and not container.tty:
         yield (f"{where}.stdinOnce: Unsupported value: false: without a tty, podman closes a "
                "container's stdin when the first attach ends; set stdinOnce: true or tty: true")

@@ -330,6 +330,11 @@ def _claimed_source(pv: PersistentVolume,
     return source
 
 
+# Kubernetes' mountPropagation as the bind option podman takes (recursiveReadOnly
+# IfPossible is a plain read-only mount: podman 4.3 cannot do better, and Enabled is refused)
+PROPAGATION = {"None": "rprivate", "HostToContainer": "rslave", "Bidirectional": "rshared"}
+
+
 def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
             memory_dir: Callable[[str], Path],
             prepare_host_path: Callable[[Path, str], None],
@@ -360,4 +365,4 @@ def _mounts(pod: Pod, container: Container, disk_dir: Callable[[str], Path],
             if not create:  # API data: a copy, so a later rewrite of the volume cannot touch it
                 source = _copy(source, memory_dir(f"..subpath-{container.name}-{index}"))
         yield {"type": "bind", "source": str(source), "destination": mount.mount_path,
-               "options": ["rbind", *options]}
+               "options": ["rbind", *options, PROPAGATION[mount.mount_propagation or "None"]]}

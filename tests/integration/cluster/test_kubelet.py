@@ -358,3 +358,52 @@ async def test_host_port_and_host_path_reach_the_host(cluster, tmp_path):
         (c.get("state", {}).get("waiting") or {}).get("reason") == "CreateContainerConfigError"
         for c in p.get("status", {}).get("containerStatuses") or []))
     assert "absent" in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True)  # quick, and the loop has nothing else to do
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+async def test_mount_propagation_reaches_the_container_and_the_host(cluster, tmp_path):
+    """mountPropagation, seen as Kubernetes defines it: a mount the host makes under a
+    hostPath after the start appears in a HostToContainer mount (rslave) and not in a
+    default one (rprivate); a privileged container's mount under a Bidirectional mount
+    (rshared) appears on the host. The hostPath is made a shared mount, as a node's is."""
+    source = tmp_path / "propagated"
+    source.mkdir()
+    _mount("--bind", str(source), str(source))
+    _mount("--make-rshared", str(source))
+    late = source / "late"
+    late.mkdir()
+    name = f"prop-{uuid.uuid4().hex[:6]}"
+    try:
+        await allow_privileged(cluster)
+        await apply(cluster, pod_manifest(name, [
+            {"name": "c", "image": "localhost/peapod-busybox:latest",
+             "imagePullPolicy": "IfNotPresent",
+             "command": ["sleep", "3600"], "securityContext": {"privileged": True},
+             "volumeMounts": [
+                 {"name": "v", "mountPath": "/slave", "mountPropagation": "HostToContainer"},
+                 {"name": "v", "mountPath": "/private"},
+                 {"name": "v", "mountPath": "/shared", "mountPropagation": "Bidirectional"},
+                 {"name": "v", "mountPath": "/ro", "readOnly": True,
+                  "recursiveReadOnly": "IfPossible"}]},
+        ], volumes=[{"name": "v", "hostPath": {"path": str(source)}}]))
+        await wait_pod(cluster, name, running)
+        _mount("-t", "tmpfs", "tmpfs", str(late))
+        code, mounts = await kubelet_exec(cluster, name, "c", ["cat", "/proc/mounts"])
+        points = {line.split()[1] for line in mounts.splitlines()}
+        assert code == 0 and "/slave/late" in points and "/private/late" not in points, mounts
+        assert await kubelet_exec(cluster, name, "c", ["touch", "/ro/x"]) != (0, "")
+        code, _ = await kubelet_exec(cluster, name, "c", [
+            "sh", "-c", "mkdir -p /shared/inner && mount -t tmpfs tmpfs /shared/inner"])
+        assert code == 0
+        host = await asyncio.to_thread(Path("/proc/self/mounts").read_text)
+        assert str(source / "inner") in {line.split()[1] for line in host.splitlines()}
+    finally:
+        for path in (source / "inner", late, source):
+            _umount(path)

@@ -470,3 +470,47 @@ def test_image_volumes_need_a_reference_and_refuse_a_sub_path():
                             "only whole")
     assert "pullPolicy" in refusal(with_volumes({"name": "v", "image": {
         "reference": "a:1", "pullPolicy": "Sometimes"}}))
+
+
+def _mounted(**mount: object) -> Callable[[Doc], None]:
+    def change(doc: Doc) -> None:
+        doc["spec"]["volumes"] = [{"name": "v", "emptyDir": {}}]
+        container(doc)["volumeMounts"] = [{"name": "v", "mountPath": "/v", **mount}]
+    return change
+
+
+@pytest.mark.parametrize(("mount", "problem"), [
+    ({"mountPropagation": "Bidirectional"},
+     "spec.containers[0].volumeMounts[0].mountPropagation: Forbidden: Bidirectional mount "
+     "propagation is available only to privileged containers"),
+    ({"mountPropagation": "Sideways"},
+     "spec.containers[0].volumeMounts[0].mountPropagation: unsupported value 'Sideways'"),
+    ({"recursiveReadOnly": "IfPossible"},
+     "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified "
+     "when readOnly is true"),
+    ({"recursiveReadOnly": "IfPossible", "readOnly": True, "mountPropagation": "HostToContainer"},
+     "spec.containers[0].volumeMounts[0].recursiveReadOnly: Forbidden: may only be specified "
+     "when mountPropagation is None or not specified"),
+    ({"recursiveReadOnly": "Enabled", "readOnly": True},
+     'spec.containers[0].volumeMounts[0].recursiveReadOnly: Unsupported value: "Enabled": '
+     "podman 4.3 cannot make a mount recursively read-only"),
+])
+def test_mount_modes_are_checked_as_kubernetes_checks_them(mount, problem):
+    assert problem in refusal(_mounted(**mount))
+
+
+@pytest.mark.parametrize("mount", [
+    {"mountPropagation": "None"}, {"mountPropagation": "HostToContainer"},
+    {"recursiveReadOnly": "Disabled"}, {"recursiveReadOnly": "IfPossible", "readOnly": True},
+])
+def test_mount_modes_podman_gives_are_accepted(mount):
+    doc = copy.deepcopy(SEED)
+    _mounted(**mount)(doc)
+    parse_object(doc)
+
+
+def test_a_privileged_container_may_propagate_both_ways():
+    doc = copy.deepcopy(SEED)
+    _mounted(mountPropagation="Bidirectional")(doc)
+    container(doc)["securityContext"] = {"privileged": True}
+    parse_object(doc)
