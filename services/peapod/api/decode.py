@@ -21,6 +21,17 @@ _JSON_TYPES = {list: "list", str: "string", int: "number", float: "number", bool
                type(None): "null"}
 
 
+# a pydantic type error: the type the field wants, in OpenAPI's words (as kubectl says it)
+_EXPECTED_TYPES = {"string_type": "string", "int_type": "integer", "int_from_float": "integer",
+                   "bool_type": "boolean", "float_type": "number", "list_type": "array",
+                   "dict_type": "map", "model_type": "map", "model_attributes_type": "map"}
+_OPENAPI_TYPES = {dict: "map", list: "array", str: "string", int: "integer", float: "number",
+                  bool: "boolean", type(None): "null"}
+_BOUNDS = {"greater_than_equal": ("ge", "greater than or equal to"),
+           "greater_than": ("gt", "greater than"),
+           "less_than_equal": ("le", "less than or equal to"), "less_than": ("lt", "less than")}
+
+
 def format_location(loc: Sequence[int | str]) -> str:
     path = ""
     for part in loc:
@@ -43,6 +54,14 @@ def pydantic_problems(exc: ValidationError) -> list[str]:
             expected = err.get("ctx", {}).get("expected", "")
             problems.append(f"{format_location(loc)}: unsupported value {err['input']!r}, "
                             f"supported values: {expected}")
+        elif err["type"] in _EXPECTED_TYPES:  # kubectl's schema validation words
+            got = _OPENAPI_TYPES.get(type(err["input"]), "value")
+            problems.append(f"{format_location(loc)}: invalid type: got \"{got}\", expected "
+                            f"\"{_EXPECTED_TYPES[err['type']]}\"")
+        elif err["type"] in _BOUNDS:  # Kubernetes' words for a number out of its range
+            bound = err.get("ctx", {}).get(_BOUNDS[err["type"]][0])
+            problems.append(f"{format_location(loc)}: Invalid value: {json.dumps(err['input'])}: "
+                            f"must be {_BOUNDS[err['type']][1]} {bound}")
         else:
             problems.append(f"{format_location(loc)}: {err['msg']}")
     return problems

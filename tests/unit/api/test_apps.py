@@ -51,7 +51,7 @@ def test_template_rules():
     doc = rs()
     doc["spec"]["template"]["spec"]["containers"][0]["name"] = "Bad_Name"
     assert "spec.template.spec.containers[0].name" in refusal(doc)
-    assert "replicas: Input should be greater than or equal to 0" in refusal(rs(replicas=-1))
+    assert "replicas: Invalid value: -1: must be greater than or equal to 0" in refusal(rs(replicas=-1))
 
 
 def test_owner_references_and_finalizers_are_acted_on_or_refused_by_name():
