@@ -1,4 +1,4 @@
-"""What /proc says of a process: CPU time, memory, bytes written; and podman's service."""
+"""What /proc says of a process: CPU time, memory, bytes written."""
 
 from __future__ import annotations
 
@@ -30,16 +30,3 @@ def write_bytes(pid: int) -> int:
             return int(line.split()[1])
     return 0
 
-
-def podman_service_pid(socket: str) -> int | None:
-    """The `podman system service` answering on ``socket``."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"system" in argv and b"service" in argv and any(socket.encode() in a for a in argv):
-            return int(proc.name)
-    return None

@@ -49,10 +49,11 @@ from peapod.api import Pod
 from peapod.cli.client import Client
 from peapod.cli.context import load_context
 from peapod.cli.doctor import SHIPPED_CONF
+from peapod.kubelet.runtime import podman_service_pid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge import edge_budget  # bench/ is not a package: imported from beside run.py
-from procfs import cpu_seconds, podman_service_pid, status_mib
+from procfs import cpu_seconds, status_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = "bench-node"

@@ -763,3 +763,19 @@ def ensure_podman_service(socket_path: str, *, containers_conf: str | None = Non
     proc.kill()
     raise Unavailable(f"podman system service did not answer on {socket_path}; "
                       "run `peapod doctor`")
+
+
+def podman_service_pid(socket_path: str, proc: Path = Path("/proc")) -> int | None:
+    """The ``podman system service`` answering on ``socket_path`` (as ``ensure_podman_service``
+    starts one, or with the bare path), found from /proc; None when there is none."""
+    wanted = {socket_path.encode(), f"unix://{socket_path}".encode()}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if b"system" in argv and b"service" in argv and wanted.intersection(argv):
+            return int(entry.name)
+    return None

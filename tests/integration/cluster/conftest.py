@@ -1,8 +1,10 @@
-"""An in-process apiserver against a real nats-server, and an admin connection."""
+"""An in-process apiserver against a real nats-server, and an admin connection; with a
+scheduler and a kubelet on real podman (``cluster``, also named ``ctx``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,7 +13,9 @@ from peapod.apiserver.main import run as run_apiserver
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
 from peapod.controllers.main import run as run_controller_manager
+from peapod.errors import NotFound
 from peapod.scheduler.main import run as run_scheduler
+from tests.integration.cluster.nodes import Node
 
 
 @pytest.fixture
@@ -52,3 +56,43 @@ async def scheduler(apiserver: dict) -> AsyncIterator[dict]:
     yield apiserver
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture
+async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
+    """The apiserver fixture, a scheduler, and a kubelet (``node-a``) on real podman.
+
+    Yields ``admin`` (a connection), ``creds``, ``node`` (a ``Node``, to halt and start) and
+    ``created`` (pod names ``apply`` made, deleted at the end).
+    """
+    creds = apiserver["creds"]
+    stop = asyncio.Event()
+    scheduler = asyncio.create_task(run_scheduler(creds["scheduler"], stop=stop))
+    node = Node(creds, "node-a", tmp_path / "kubelet", podman_socket)
+    node.start()
+    admin = apiserver["admin"]
+    for _ in range(100):
+        try:
+            if (await request(admin, s.api("nodes", "get"), {"name": "node-a"})):
+                break
+        except NotFound:
+            await asyncio.sleep(0.1)
+    created: list[str] = []
+    yield {"admin": admin, "creds": creds, "node": node, "created": created}
+    for name in created:
+        with contextlib.suppress(NotFound):
+            await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": name,
+                                                           "gracePeriodSeconds": 1})
+    for _ in range(100):
+        if not await request(admin, s.api("pods", "list"), {}):
+            break
+        await asyncio.sleep(0.2)
+    await node.halt()
+    stop.set()
+    await asyncio.wait_for(scheduler, 10)
+
+
+@pytest.fixture
+def ctx(cluster: dict) -> dict:
+    """``cluster`` under the name most kubelet tests use."""
+    return cluster

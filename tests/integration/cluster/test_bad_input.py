@@ -46,7 +46,8 @@ from peapod.bus.client import connect, jetstream, request
 from peapod.bus.replay import read_all
 from peapod.errors import NotFound
 from peapod.scheduler.main import run as run_scheduler
-from tests.integration.cluster.test_kubelet import Node, podman_ids
+from tests.integration.cluster.nodes import Node
+from tests.integration.cluster.test_kubelet import podman_ids
 from tests.natsd import NATSD, free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.asyncio(loop_scope="module")]

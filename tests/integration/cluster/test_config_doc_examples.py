@@ -15,18 +15,12 @@ import yaml
 
 from peapod.bus import subjects as s
 from peapod.bus.client import request
-from tests.integration.cluster.test_kubelet import cluster  # noqa: F401 - a fixture
-from tests.integration.cluster.test_kubelet_failures import eventually
 from tests.unit.api import test_config_doc_examples as docs
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 
 BUSYBOX = "localhost/peapod-busybox:latest"
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    return cluster
 
 
 def local(manifest: str) -> dict:

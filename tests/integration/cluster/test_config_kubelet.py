@@ -1,7 +1,7 @@
 """What a container sees, on real podman: env from ConfigMaps, Secrets and the downward API,
 ``$(VAR)``, configMap/secret/projected/downwardAPI volumes, subPath, and who may read secrets.
 
-The real apiserver, scheduler and kubelet (test_kubelet.py's ``cluster``);
+The real apiserver, scheduler and kubelet (the ``cluster`` fixture, conftest.py);
 each claim is read back from inside the container (its logs, ``env``,
 ``cat``, ``stat`` through the kubelet's exec) or from podman and the host.
 """
@@ -20,10 +20,9 @@ from peapod.bus.client import connect, request
 from peapod.errors import Forbidden, PeapodError
 from peapod.kubelet import configure
 from peapod.kubelet.volumes import in_memory
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
@@ -38,11 +37,6 @@ from tests.integration.cluster.test_kubelet_failures import (
 
 pytestmark = pytest.mark.podman
 
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    """test_kubelet.py's cluster: apiserver, scheduler and a kubelet on real podman."""
-    return cluster
 
 SECRET_VALUE = "tops3cret-4b1d-value"
 

@@ -30,7 +30,7 @@ from peapod.controllers.cache import ControllerCache
 from peapod.controllers.cronjob import CronJobController
 from peapod.errors import NotFound
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_replicasets import eventually
+from tests.waiting import eventually
 
 
 class CronManager:

@@ -26,11 +26,11 @@ from tests.integration.cluster.test_cronjobs import (
     jobs_of,
     wait_event,
 )
-from tests.integration.cluster.test_replicasets import eventually
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
     ControllerManagerProcess,
     fleet,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

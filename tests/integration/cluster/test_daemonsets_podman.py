@@ -13,12 +13,12 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.test_kubelet import running
-from tests.integration.cluster.test_replicasets import eventually
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
     IMAGE,
     fleet,
 )
 from tests.integration.cluster.test_scheduler import events_for
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

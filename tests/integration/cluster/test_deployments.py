@@ -18,7 +18,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Conflict, Invalid
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_replicasets import eventually
+from tests.waiting import eventually
 
 HASHED = re.compile(r"^web-[bcdfghjklmnpqrstvwxz2456789]{1,10}$")
 

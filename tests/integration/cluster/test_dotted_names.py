@@ -18,9 +18,8 @@ from peapod.bus.client import jetstream, request
 from peapod.bus.replay import read_all
 from peapod.errors import Invalid, NotFound
 from tests.integration.cluster.test_fanout import wait_for
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     pod_manifest,
     podman_ids,
     running,
@@ -87,7 +86,7 @@ async def test_an_object_stored_under_a_key_from_before_the_encoding_is_moved_to
 
 
 @pytest.mark.podman
-async def test_a_pod_named_with_dots_runs_and_is_deleted_gracefully_without_force(cluster):  # noqa: F811
+async def test_a_pod_named_with_dots_runs_and_is_deleted_gracefully_without_force(cluster):
     name = f"web.v1.{uuid.uuid4().hex[:6]}"
     await apply(cluster, pod_manifest(name, [
         {"name": "c", "image": "localhost/peapod-busybox:latest", "command": ["sleep", "3600"]}],

@@ -16,12 +16,13 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.cli import cli_for
 from tests.integration.cluster.test_kubelet import running
-from tests.integration.cluster.test_replicasets import eventually, pods_of
+from tests.integration.cluster.test_replicasets import pods_of
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
     IMAGE,
     fleet,
     sleeper_rs,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

@@ -2,7 +2,7 @@
 memory; ``sizeLimit`` (on disk and in memory) evicts the pod that goes over it, as
 Kubernetes' eviction manager does.
 
-Uses test_kubelet.py's ``cluster`` (apiserver, scheduler and a kubelet on real podman).
+Uses the ``cluster`` fixture of conftest.py (apiserver, scheduler and a kubelet on real podman).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import uuid
 
 import pytest
 
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
@@ -42,7 +41,7 @@ def evicted(pod: dict) -> bool:
     return pod.get("status", {}).get("reason") == "Evicted"
 
 
-async def test_empty_dirs_are_shared_and_evict_their_pod_past_their_size_limit(cluster):  # noqa: F811
+async def test_empty_dirs_are_shared_and_evict_their_pod_past_their_size_limit(cluster):
     memory, disk = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("mem", "disk"))
     for name, medium in ((memory, "Memory"), (disk, "")):
         await apply(cluster, sharing_pod(name, medium))
@@ -79,7 +78,7 @@ async def test_empty_dirs_are_shared_and_evict_their_pod_past_their_size_limit(c
         assert evicted(await wait_pod(cluster, name, evicted))
 
 
-async def test_ephemeral_storage_limits_evict_as_kubernetes_does(cluster):  # noqa: F811
+async def test_ephemeral_storage_limits_evict_as_kubernetes_does(cluster):
     """The pod against the sum of its containers' limits, then each container against its own;
     a container's storage is its writable layer and its log."""
     whole, one = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("eph", "ephc"))

@@ -25,10 +25,14 @@ from peapod.bus.client import connect, jetstream, request
 from peapod.bus.events import EventRecorder
 from peapod.bus.replay import read_all
 from peapod.bus.spool import FILE_NAME
-from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.lastknown import LastKnown
-from peapod.kubelet.runtime import PodmanRuntime
-from tests.integration.cluster.test_offline_boot import remove_pods_of, running_containers_of, until
+from tests.integration.cluster.test_offline_boot import (
+    offline_kubelet,
+    relisting,
+    remove_pods_of,
+    running_containers_of,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 
@@ -52,25 +56,15 @@ async def test_events_held_while_cut_off_are_sent_once_after_a_kubelet_restart(
     state = tmp_path / "kubelet"
     state.mkdir()
     LastKnown(state).save([(pod, "Running")])
-    offline = NATS()
-    kubelet = Kubelet(node_name="node-a", nc=offline, js=jetstream(offline),
-                      runtime=PodmanRuntime(socket_path=podman_socket, state_dir=str(state)),
-                      events=EventRecorder.for_node(offline, "node-a", state),
-                      host_ip="127.0.0.1", last_known=LastKnown(state))
-    relist = asyncio.create_task(kubelet.relist())
-    nc = None
-    try:
+    kubelet = offline_kubelet(podman_socket, state)
+    async with relisting(kubelet):  # then the kubelet stops; its pod runs on
         kubelet.start_offline(kubelet.last_known.load())  # type: ignore[union-attr]
-        await until(lambda: len(running_containers_of(uid)) == 1, "started offline")
-        await until(lambda: kubelet.events.held >= 3, "Pulled, Created and Started held")
-    finally:  # the kubelet stops; its pod runs on
-        relist.cancel()
-        await asyncio.gather(relist, return_exceptions=True)
-        for record in kubelet.pods.values():
-            if record.task:
-                record.task.cancel()
-        kubelet.close()
+        await eventually(lambda: len(running_containers_of(uid)) == 1, "started offline",
+                         timeout=60)
+        await eventually(lambda: kubelet.events.held >= 3, "Pulled, Created and Started held",
+                         timeout=60)
     held = kubelet.events.held
+    nc = None
     try:
         spooled = state / FILE_NAME
         shutil.copy(spooled, tmp_path / "before-send")

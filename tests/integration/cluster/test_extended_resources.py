@@ -15,9 +15,8 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     pod_manifest,
     running,
     wait_pod,
@@ -53,7 +52,7 @@ async def advertise_dongles(ctx: dict, count: str) -> dict:
 
 
 async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_them(
-        cluster, apiserver, tmp_path):  # noqa: F811
+        cluster, apiserver, tmp_path):
     admin = cluster["admin"]
     status = await advertise_dongles(cluster, "2")
     assert status["capacity"][DONGLE] == "2" and status["allocatable"][DONGLE] == "2"
@@ -99,7 +98,7 @@ def hungry(name: str, **resources: str) -> dict:
 
 
 async def test_ephemeral_storage_and_cpu_are_counted_by_the_scheduler_and_the_kubelet(
-        cluster):  # noqa: F811
+        cluster):
     admin = cluster["admin"]
     node = await request(admin, s.api("nodes", "get"), {"name": "node-a"})
     storage = node["status"]["allocatable"]["ephemeral-storage"]

@@ -21,18 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nats.aio.client import Client as NATS
 from structlog.testing import capture_logs
 
 from peapod.api import Pod
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, jetstream, request
-from peapod.bus.events import EventRecorder
-from peapod.kubelet.agent import Kubelet
 from peapod.kubelet.lastknown import LastKnown
-from peapod.kubelet.runtime import PodmanRuntime
 from tests.integration.cluster.test_event_spool import stored_events
-from tests.integration.cluster.test_offline_boot import remove_pods_of, running_containers_of, until
+from tests.integration.cluster.test_offline_boot import (
+    offline_kubelet,
+    relisting,
+    remove_pods_of,
+    running_containers_of,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 
@@ -76,43 +78,35 @@ async def test_a_full_state_disk_is_logged_and_the_kubelet_runs_on_losing_no_eve
     uid = pod.metadata.uid or ""
     with small_disk(tmp_path / "kubelet") as state:
         LastKnown(state).save([(pod, "Running")])
-        runtime = PodmanRuntime(socket_path=podman_socket, state_dir=str(state))
-        offline = NATS()
-        kubelet = Kubelet(node_name="node-a", nc=offline, js=jetstream(offline), runtime=runtime,
-                          events=EventRecorder.for_node(offline, "node-a", state),
-                          host_ip="127.0.0.1", last_known=LastKnown(state))
+        kubelet = offline_kubelet(podman_socket, state)
         fill(state)
-        relist = asyncio.create_task(kubelet.relist())
         nc = None
         try:
-            with capture_logs() as logs:
-                kubelet.start_offline(kubelet.last_known.load())  # type: ignore[union-attr]
-                await until(lambda: len(running_containers_of(uid)) == 1, "started offline")
-                await until(lambda: kubelet.events.held >= 3, "Pulled, Created, Started held")
-                await until(lambda: any(e["event"] == "last_known_pods_not_saved" for e in logs),
-                            "the failed save logged")
-                await asyncio.sleep(2)  # two more relists: a full disk is not logged each time
-            warned = sorted((e["event"], "No space left" in e["error"]) for e in logs
-                            if e["log_level"] == "warning")
-            assert warned == [("held_events_not_saved", True),
-                              ("last_known_pods_not_saved", True)], warned
-            assert not [e for e in logs if e["log_level"] in ("error", "critical")]
-            assert not relist.done()  # the kubelet runs on
-
-            os.unlink(state / "filler")  # space again
-            nc = await connect(apiserver["creds"]["kubelet-node-a"], name="kubelet")
-            kubelet.attach(nc, jetstream(nc))
-            held = kubelet.events.held
-            assert await kubelet.events.flush() == held
-            reasons = sorted(e.reason for e in await stored_events(apiserver["admin"], name))
-            assert reasons == ["Created", "Pulled", "Started"], reasons
+            async with relisting(kubelet) as tasks:
+                with capture_logs() as logs:
+                    kubelet.start_offline(kubelet.last_known.load())  # type: ignore[union-attr]
+                    await eventually(lambda: len(running_containers_of(uid)) == 1,
+                                     "started offline", timeout=60)
+                    await eventually(lambda: kubelet.events.held >= 3,
+                                     "Pulled, Created, Started held", timeout=60)
+                    await eventually(lambda: any(e["event"] == "last_known_pods_not_saved"
+                                                 for e in logs), "the failed save logged",
+                                     timeout=60)
+                    await asyncio.sleep(2)  # two more relists: a full disk is not logged each time
+                warned = sorted((e["event"], "No space left" in e["error"]) for e in logs
+                                if e["log_level"] == "warning")
+                assert warned == [("held_events_not_saved", True),
+                                  ("last_known_pods_not_saved", True)], warned
+                assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+                assert not tasks[0].done()  # the kubelet runs on
+                os.unlink(state / "filler")  # space again
+                nc = await connect(apiserver["creds"]["kubelet-node-a"], name="kubelet")
+                kubelet.attach(nc, jetstream(nc))
+                held = kubelet.events.held
+                assert await kubelet.events.flush() == held
+                reasons = sorted(e.reason for e in await stored_events(apiserver["admin"], name))
+                assert reasons == ["Created", "Pulled", "Started"], reasons
         finally:
-            relist.cancel()
-            await asyncio.gather(relist, return_exceptions=True)
-            for record in kubelet.pods.values():
-                if record.task:
-                    record.task.cancel()
-            kubelet.close()
             await asyncio.to_thread(remove_pods_of, uid)
             if nc is not None:
                 await nc.close()

@@ -14,10 +14,9 @@ import uuid
 import pytest
 
 from tests.grpchealth import NOT_SERVING, SERVING, SLOW, health_server
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     pod_manifest,
     wait_pod,
 )
@@ -26,11 +25,6 @@ from tests.integration.cluster.test_lifecycle import BUSYBOX, app_status
 from tests.natsd import free_port
 
 pytestmark = pytest.mark.podman
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    return cluster
 
 
 def sleeper(name: str, **fields: object) -> dict:

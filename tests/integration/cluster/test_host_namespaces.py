@@ -16,21 +16,15 @@ from pathlib import Path
 import pytest
 
 from peapod.kubelet.sandbox import read_resolv_conf
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     pod_manifest,
     wait_pod,
 )
 from tests.integration.cluster.test_security_context import IMAGE, done, logs
 
 pytestmark = pytest.mark.podman
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    return cluster
 
 
 def sh(name: str, script: str) -> dict:

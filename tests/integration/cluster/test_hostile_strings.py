@@ -25,9 +25,8 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Invalid
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     podman_ids,
     wait_pod,
 )
@@ -53,7 +52,7 @@ def inspect(uid: str) -> dict:
 
 
 async def test_hostile_strings_reach_podman_as_literals_and_no_shell_sees_them(
-        cluster, tmp_path):  # noqa: F811 - the fixture imported above
+        cluster, tmp_path):
     marker = tmp_path / "ran"
     args = hostile(marker)
     value = "\n".join(args)
@@ -85,7 +84,7 @@ async def test_hostile_strings_reach_podman_as_literals_and_no_shell_sees_them(
 
 
 async def test_a_hostile_image_is_a_failed_pull_named_in_the_status_and_runs_nothing(
-        cluster, tmp_path):  # noqa: F811 - the fixture imported above
+        cluster, tmp_path):
     marker = tmp_path / "pulled"
     image = f"busybox;touch {marker}`touch {marker}2`$(touch {marker}3)"
     name = f"image-{uuid.uuid4().hex[:6]}"

@@ -1,7 +1,7 @@
 """``image`` volumes on real podman: an image's filesystem mounted read-only, pulled as a
 container's image is (pull policy, ErrImagePull/ImagePullBackOff).
 
-Uses test_kubelet.py's ``cluster`` (apiserver, scheduler and a kubelet on real podman) and the
+Uses the ``cluster`` fixture of conftest.py (apiserver, scheduler and a kubelet on real podman) and the
 local test images only: nothing is pulled from a registry (none is reachable here, so a
 reference that is not local fails its pull for real).
 """
@@ -12,9 +12,8 @@ import uuid
 
 import pytest
 
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     podman_names,
@@ -37,7 +36,7 @@ def image_pod(name: str, reference: str, **source: str) -> dict:
         terminationGracePeriodSeconds=0)
 
 
-async def test_an_image_volume_is_read_and_cannot_be_written(cluster):  # noqa: F811
+async def test_an_image_volume_is_read_and_cannot_be_written(cluster):
     name = f"imgvol-{uuid.uuid4().hex[:6]}"
     pod = await apply(cluster, image_pod(name, BUSYBOX, pullPolicy="Never"))
     assert pod["spec"]["volumes"][0]["image"] == {"reference": BUSYBOX, "pullPolicy": "Never"}
@@ -53,7 +52,7 @@ async def test_an_image_volume_is_read_and_cannot_be_written(cluster):  # noqa: 
     assert tools and "ro" in tools[0][3].split(","), mounted
 
 
-async def test_an_image_volume_that_cannot_be_pulled_holds_the_pod_back(cluster):  # noqa: F811
+async def test_an_image_volume_that_cannot_be_pulled_holds_the_pod_back(cluster):
     never, pulled = (f"imgvol-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("never", "pull"))
     await apply(cluster, image_pod(never, "localhost/no-such-image:3", pullPolicy="Never"))
     # the default policy of a tagged reference is IfNotPresent: it is pulled, and fails

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster.cli import PEAPOD, cli_for
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     pod_manifest,
     running,
     wait_pod,
@@ -98,8 +97,8 @@ class Terminal:
 
 
 @pytest.fixture
-def ctx(cluster: dict, apiserver: dict, tmp_path: Path) -> dict:  # noqa: F811 - imported fixture
-    """test_kubelet.py's cluster on real podman, and the real CLI as its admin."""
+def ctx(cluster: dict, apiserver: dict, tmp_path: Path) -> dict:
+    """The cluster fixture (conftest.py) on real podman, and the real CLI as its admin."""
     return {**cluster, "peapod": cli_for(apiserver, tmp_path)}
 
 

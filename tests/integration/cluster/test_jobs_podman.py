@@ -11,11 +11,11 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Invalid, NotFound
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_replicasets import eventually
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
     IMAGE,
     fleet,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

@@ -14,8 +14,6 @@ import json
 import subprocess
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +22,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.bus.replay import read_all
 from peapod.errors import NotFound
-from peapod.kubelet.main import run as run_kubelet
 from peapod.kubelet.runtime import PodmanRuntime
-from peapod.scheduler.main import run as run_scheduler
 from tests.natsd import free_port
 
 pytestmark = pytest.mark.podman
@@ -57,57 +53,6 @@ def podman_names(uid: str) -> list[str]:
     out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
                           f"label=io.peapod.pod.uid={uid}"], capture_output=True, text=True, check=True)
     return out.stdout.split()
-
-
-class Node:
-    """A kubelet task that can be stopped and started again, as after a crash."""
-
-    def __init__(self, creds: dict, name: str, state_dir: Path, socket: str) -> None:
-        self.creds, self.name, self.state_dir, self.socket = creds, name, state_dir, socket
-        self.extended_resources: dict[str, str] = {}  # what it advertises from its next start
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(run_kubelet(
-            self.creds[f"kubelet-{self.name}"], node_name=self.name, stop=self.stop,
-            state_dir=str(self.state_dir), podman_socket=self.socket, host_ip="127.0.0.1",
-            relist_period=0.5, heartbeat=2, extended_resources=self.extended_resources))
-
-    async def halt(self) -> None:
-        self.stop.set()
-        if self.task:
-            await asyncio.wait_for(self.task, 30)
-
-
-@pytest.fixture
-async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
-    creds = apiserver["creds"]
-    stop = asyncio.Event()
-    scheduler = asyncio.create_task(run_scheduler(creds["scheduler"], stop=stop))
-    node = Node(creds, "node-a", tmp_path / "kubelet", podman_socket)
-    node.start()
-    admin = apiserver["admin"]
-    for _ in range(100):
-        try:
-            if (await request(admin, s.api("nodes", "get"), {"name": "node-a"})):
-                break
-        except NotFound:
-            await asyncio.sleep(0.1)
-    created: list[str] = []
-    yield {"admin": admin, "node": node, "created": created}
-    for name in created:
-        with contextlib.suppress(NotFound):
-            await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": name,
-                                                           "gracePeriodSeconds": 1})
-    for _ in range(100):
-        if not await request(admin, s.api("pods", "list"), {}):
-            break
-        await asyncio.sleep(0.2)
-    await node.halt()
-    stop.set()
-    await asyncio.wait_for(scheduler, 10)
 
 
 async def allow_privileged(ctx: dict, namespace: str = "default") -> None:

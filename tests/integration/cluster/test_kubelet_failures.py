@@ -1,7 +1,7 @@
 """The kubelet when things go wrong, against real podman: force deletes, pulls, sandboxes, crashes.
 
 Each test drives the real apiserver, scheduler and kubelet (the ``cluster``
-fixture of test_kubelet.py) and checks what a user would see: the status
+fixture of conftest.py) and checks what a user would see: the status
 ``get pods`` and ``describe`` print, and the events, in Kubernetes' words.
 Waits have generous bounds: they guard against hangs and are not speed
 targets (those live in bench/).
@@ -31,25 +31,20 @@ from peapod.bus.events import latest_events
 from peapod.bus.replay import read_all
 from peapod.cli.describe import describe_pod
 from peapod.cli.printers import pod_status_reason
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from peapod.kubelet.runtime import podman_service_pid
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     pod_manifest,
     podman_ids,
     running,
     wait_pod,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 
 BUSYBOX = "localhost/peapod-busybox:latest"
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    """test_kubelet.py's cluster: apiserver, scheduler and a kubelet on real podman."""
-    return cluster
 
 
 def busybox(command: list[str], **fields: object) -> dict:
@@ -68,20 +63,6 @@ def waiting(reason: str) -> Callable[[dict], bool]:
 def shown_status(pod: dict) -> str:
     """The STATUS column of `peapod get pods` for this pod."""
     return pod_status_reason(Pod.model_validate(pod))[0]
-
-
-async def eventually(check: Callable[[], object], *, timeout: float) -> None:
-    """Wait until ``check()`` (a plain or async function) is truthy; a hang guard."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"not reached within {timeout} s")
 
 
 async def pod_events(ctx: dict, name: str) -> list[Event]:
@@ -252,20 +233,6 @@ async def test_a_container_killed_for_memory_reads_oom_killed(ctx):
     last = status_of(pod)["lastState"]["terminated"]
     assert (last["reason"], last["exitCode"]) == ("OOMKilled", 137), last
 
-
-
-def podman_service_pid(socket_path: str) -> int | None:
-    """The `podman system service` answering on ``socket_path``, from /proc."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"service" in argv and f"unix://{socket_path}".encode() in argv:
-            return int(proc.name)
-    return None
 
 
 async def test_podman_going_away_makes_the_node_not_ready_until_the_kubelet_starts_it_again(ctx):

@@ -15,9 +15,10 @@ import time
 
 from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
-from tests.integration.cluster.test_replicasets import eventually, pods_of, replicaset, update_rs
+from tests.integration.cluster.test_replicasets import pods_of, replicaset, update_rs
 from tests.integration.cluster.test_replicasets_podman import ControllerManagerProcess
 from tests.integration.cluster.test_scheduler import register
+from tests.waiting import eventually
 
 COMPONENTS = {"scheduler": "peapod.scheduler.main", "controller-manager": "peapod.controllers.main"}
 

@@ -1,7 +1,7 @@
 """A container's life on real podman: init containers, sidecars (and, later, probes and hooks).
 
 Each test drives the real apiserver, scheduler and kubelet (the ``cluster``
-fixture of test_kubelet.py) and reads what a user would: the pod's status,
+fixture of conftest.py) and reads what a user would: the pod's status,
 the STATUS column ``get pods`` prints, and what the containers themselves saw.
 """
 
@@ -18,10 +18,9 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.cli.printers import pod_status_reason
 from peapod.errors import NotFound
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
@@ -32,12 +31,6 @@ from tests.integration.cluster.test_kubelet_failures import pod_events
 pytestmark = pytest.mark.podman
 
 BUSYBOX = "localhost/peapod-busybox:latest"
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    """test_kubelet.py's cluster: apiserver, scheduler and a kubelet on real podman."""
-    return cluster
 
 
 def box(name: str, script: str, **fields: object) -> dict:

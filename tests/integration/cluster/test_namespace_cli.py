@@ -17,8 +17,7 @@ from peapod.bus.client import request
 from peapod.cli.client import Client
 from peapod.errors import NotFound
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
-    cluster,
+from tests.integration.cluster.test_kubelet import (
     podman_ids,
     running,
 )
@@ -152,7 +151,7 @@ async def pod_in(admin, namespace: str, name: str, predicate, timeout: float = 6
 
 @pytest.mark.podman
 async def test_deleting_a_namespace_stops_its_running_pods_then_removes_it(
-        cluster, tmp_path):  # noqa: F811
+        cluster, tmp_path):
     admin = cluster["admin"]
     await request(admin, s.api("namespaces", "create"), {"object": {
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}})

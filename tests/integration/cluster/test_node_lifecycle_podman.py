@@ -17,7 +17,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
 from tests.integration.cluster.test_event_writers import stored_events
 from tests.integration.cluster.test_kubelet import running
-from tests.integration.cluster.test_replicasets import eventually, pods_of
+from tests.integration.cluster.test_replicasets import pods_of
 from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - a fixture
     IMAGE,
     ControllerManagerProcess,
@@ -25,6 +25,7 @@ from tests.integration.cluster.test_replicasets_podman import (  # noqa: F401 - 
     settled,
     sleeper_rs,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

@@ -74,10 +74,19 @@ async def test_get_lists_in_pages_of_chunk_size(apiserver, tmp_path):
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
             "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}})
     peapod = cli_for(apiserver, tmp_path)
-    for size in ("2", "0", "500"):
+    asked = await admin.subscribe(s.api("pods", "list"))  # a copy of each list request
+    await admin.flush()
+    # 7 pods in pages of 2 are 4 requests, each but the first continuing; 0 is no limit
+    for size, pages in (("2", 4), ("0", 1), ("500", 1)):
         out = await peapod("get", "pods", "--chunk-size", size, "-o", "name")
         assert out.code == 0, out.err
         assert out.out.split() == [f"pod/p{i}" for i in range(7)]
+        await admin.flush()  # every request the CLI sent has reached this connection
+        requests = [json.loads((await asked.next_msg(timeout=5)).data) for _ in range(pages)]
+        assert asked.pending_msgs == 0, f"more than {pages} list requests for --chunk-size {size}"
+        assert [r["limit"] for r in requests] == [int(size)] * pages, requests
+        assert [bool(r.get("continue")) for r in requests] == [False] + [True] * (pages - 1)
+    await asked.unsubscribe()
     refused = await peapod("get", "pods", "--chunk-size", "-1")
     assert refused.code == 2 and "is not a non-negative integer" in refused.err
 

@@ -1,6 +1,6 @@
 """Pod-level resources (``spec.resources``) on real podman: the pod's cgroup gets the
 limits, a container without limits of its own gets them too (as Kubernetes sets them), the
-downward API and the status show them. Uses test_kubelet.py's ``cluster``.
+downward API and the status show them. Uses the ``cluster`` fixture (conftest.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import uuid
 
 import pytest
 
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
@@ -36,7 +35,7 @@ def pod_cgroup_limits(uid: str) -> tuple[int, int]:
     return int(info.get("memory_limit", 0)), int(info.get("cpu_quota", 0))
 
 
-async def test_pod_level_limits_reach_the_pod_cgroup_its_containers_and_the_status(cluster):  # noqa: F811
+async def test_pod_level_limits_reach_the_pod_cgroup_its_containers_and_the_status(cluster):
     name = f"podres-{uuid.uuid4().hex[:6]}"
     await apply(cluster, pod_manifest(name, [
         {"name": "free", "image": BUSYBOX, "command": ["sleep", "3600"],

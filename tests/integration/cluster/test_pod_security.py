@@ -15,7 +15,8 @@ from peapod.bus.client import connect, request
 from peapod.errors import Conflict, Forbidden, Invalid
 from tests.integration.cluster.cli import cli_for
 from tests.integration.cluster.test_namespaces import ns, pod, pods_in
-from tests.integration.cluster.test_replicasets import eventually, replicaset
+from tests.integration.cluster.test_replicasets import replicaset
+from tests.waiting import eventually
 
 LEVEL = "pod-security.kubernetes.io/enforce"
 

@@ -18,9 +18,8 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import NotFound
 from tests.integration.cluster.test_extended_resources import DONGLE, advertise_dongles, dongles
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     running,
     wait_pod,
 )
@@ -50,7 +49,7 @@ async def _event(admin, name: str, reason: str, timeout: float = 30) -> dict:
     raise AssertionError(f"no {reason} event for {name}")
 
 
-async def test_a_higher_priority_pod_preempts_and_a_never_pod_does_not(cluster):  # noqa: F811
+async def test_a_higher_priority_pod_preempts_and_a_never_pod_does_not(cluster):
     admin = cluster["admin"]
     tag = uuid.uuid4().hex[:6]
     low_pc, high_pc, never_pc = f"low-{tag}", f"high-{tag}", f"never-{tag}"

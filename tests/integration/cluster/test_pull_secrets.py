@@ -26,9 +26,8 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
 from peapod.errors import Forbidden
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     pod_manifest,
     running,
     wait_pod,
@@ -89,12 +88,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         proc.wait(10)
         shutil.rmtree(trust, ignore_errors=True)
         subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
-
-
-@pytest.fixture
-def ctx(cluster: dict, apiserver: dict) -> dict:  # noqa: F811 - the fixture imported above
-    """test_kubelet.py's cluster on real podman, and every component's credentials."""
-    return {**cluster, "creds": apiserver["creds"]}
 
 
 def docker_config_secret(name: str, host: str, password: str) -> dict:

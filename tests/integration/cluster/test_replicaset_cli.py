@@ -9,7 +9,8 @@ import yaml
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_replicasets import eventually, pods_of, replicaset
+from tests.integration.cluster.test_replicasets import pods_of, replicaset
+from tests.waiting import eventually
 
 
 async def test_apply_get_describe_and_delete_orphan(controllers, tmp_path):

@@ -19,6 +19,7 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import connect, request
 from peapod.errors import Conflict, Forbidden, Invalid, NotFound
+from tests.waiting import eventually
 
 NAME_SUFFIX = re.compile(r"^web-[bcdfghjklmnpqrstvwxz2456789]{5}$")
 
@@ -35,17 +36,6 @@ def replicaset(name: str = "web", replicas: int = 3, *, labels: dict | None = No
 def pod(name: str, labels: dict) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
             "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}
-
-
-async def eventually(check: Callable[[], Any], what: str, timeout: float = 15) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert loop.time() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def pods_of(admin, selector: str = "app=web") -> list[dict]:

@@ -25,8 +25,10 @@ from peapod.bus import subjects as s
 from peapod.bus.client import jetstream, request
 from peapod.errors import NotFound
 from peapod.scheduler.main import run as run_scheduler
-from tests.integration.cluster.test_kubelet import Node, running
-from tests.integration.cluster.test_replicasets import eventually, pods_of, replicaset, update_rs
+from tests.integration.cluster.nodes import Node
+from tests.integration.cluster.test_kubelet import running
+from tests.integration.cluster.test_replicasets import pods_of, replicaset, update_rs
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 

@@ -3,7 +3,7 @@
 ``RestartContainer`` restarts it with the new limit, a resize the node cannot hold is
 ``PodResizePending`` (Infeasible, Deferred), and a bad resize changes nothing.
 
-Uses test_kubelet.py's ``cluster`` (apiserver, scheduler and a kubelet on real podman) and
+Uses the ``cluster`` fixture of conftest.py (apiserver, scheduler and a kubelet on real podman) and
 the real ``peapod`` script for ``patch``.
 """
 
@@ -19,9 +19,8 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import Invalid
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
@@ -64,7 +63,7 @@ async def cgroup(ctx: dict, name: str, path: str) -> str:
     return out.strip()
 
 
-async def test_cpu_is_updated_in_place_and_memory_restarts_the_container(cluster, apiserver,  # noqa: F811
+async def test_cpu_is_updated_in_place_and_memory_restarts_the_container(cluster, apiserver,
                                                                           tmp_path):
     name = f"resize-{uuid.uuid4().hex[:6]}"
     await apply(cluster, resizable(name))
@@ -98,7 +97,7 @@ async def test_cpu_is_updated_in_place_and_memory_restarts_the_container(cluster
     assert await cgroup(cluster, name, "/sys/fs/cgroup/cpu/cpu.cfs_quota_us") == "30000"
 
 
-async def test_a_resize_the_node_cannot_hold_waits_and_a_bad_one_changes_nothing(cluster):  # noqa: F811
+async def test_a_resize_the_node_cannot_hold_waits_and_a_bad_one_changes_nothing(cluster):
     name, hog = (f"{kind}-{uuid.uuid4().hex[:6]}" for kind in ("resize", "hog"))
     await apply(cluster, resizable(name))
     await apply(cluster, pod_manifest(hog, [{

@@ -16,21 +16,15 @@ import pytest
 
 from peapod.bus import subjects as s
 from peapod.bus.client import request
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     allow_privileged,
     apply,
-    cluster,
     pod_manifest,
     wait_pod,
 )
 
 pytestmark = pytest.mark.podman
 
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    """test_kubelet.py's cluster: apiserver, scheduler and a kubelet on real podman."""
-    return cluster
 
 IMAGE = {"image": "localhost/peapod-busybox:latest", "imagePullPolicy": "IfNotPresent"}
 REPORT = ("id; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; "

@@ -28,9 +28,8 @@ from peapod.bus.identity import Credentials
 from peapod.bus.replay import read_all
 from tests.conftest import TEST_NODES
 from tests.integration.cluster.cli import Cli
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     pod_manifest,
     running,
     wait_pod,
@@ -63,11 +62,6 @@ def cluster_creds(tmp_path: Path) -> Iterator[dict]:
         yield {**creds, "viewer-alice": Credentials.load(alice), "alice_file": alice}
     finally:
         server.stop()
-
-
-@pytest.fixture
-def ctx(cluster: dict) -> dict:  # noqa: F811 - the fixture imported above
-    return cluster
 
 
 async def viewer_connection(creds: Credentials, errors: list[str]) -> nats.NATS:

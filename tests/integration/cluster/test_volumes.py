@@ -14,7 +14,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import NotFound
 from tests.integration.cluster.cli import cli_for
-from tests.integration.cluster.test_replicasets import eventually
+from tests.waiting import eventually
 
 PV = """\
 apiVersion: v1

@@ -7,7 +7,7 @@ tests pull nothing). A file one pod writes through the claim is read by the
 next pod using the same claim (read-only, so its writes are refused), and a
 pod whose claim is missing or unbound stays Pending with Kubernetes' words.
 
-Uses test_kubelet.py's ``cluster`` (apiserver, scheduler and a kubelet on real
+Uses the ``cluster`` fixture of conftest.py (apiserver, scheduler and a kubelet on real
 podman) and runs the controller manager's binder beside it.
 """
 
@@ -21,16 +21,15 @@ import pytest
 from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.controllers.main import run as run_controller_manager
-from tests.integration.cluster.test_kubelet import (  # noqa: F401 - cluster is a fixture
+from tests.integration.cluster.test_kubelet import (
     apply,
-    cluster,
     kubelet_exec,
     pod_manifest,
     running,
     wait_pod,
 )
 from tests.integration.cluster.test_kubelet_failures import pod_events
-from tests.integration.cluster.test_replicasets import eventually
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.podman
 
@@ -38,7 +37,7 @@ BUSYBOX = "localhost/peapod-busybox:latest"
 
 
 @pytest.fixture
-async def binder(cluster, apiserver) -> AsyncIterator[dict]:  # noqa: F811
+async def binder(cluster, apiserver) -> AsyncIterator[dict]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_controller_manager(
         apiserver["creds"]["controller-manager"], stop=stop,

@@ -11,8 +11,8 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from tests.integration.cluster.cli import cli_for
 from tests.integration.cluster.test_deployments import deployment, get_deploy, pods
-from tests.integration.cluster.test_replicasets import eventually
 from tests.integration.cluster.test_scheduler import register
+from tests.waiting import eventually
 
 
 async def test_scale_set_image_rollout_and_get_all(controllers, tmp_path):
