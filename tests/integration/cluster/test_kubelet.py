@@ -14,6 +14,7 @@ import json
 import subprocess
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
