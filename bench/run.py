@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,24 +147,42 @@ async def scheduling(client: Client, n: int) -> list[str]:
             f"| delete all {n} (grace 0) until the objects are gone | 1 | {gone:.1f} s |"]
 
 
-async def apply_to_running(client: Client, n: int) -> list[str]:
-    start, stop = [], []
+async def until_running(client: Client, names: set[str],
+                        timeout: float = 600) -> Callable[[], Awaitable[None]]:
+    """Subscribe to pod changes now; the returned wait ends once every pod of ``names`` has
+    been seen Running (as `peapod get -w` would show it), with no polling interval added."""
+    changes = await client.watch("pods")
+
+    async def wait() -> None:
+        waiting = set(names)
+        async with asyncio.timeout(timeout):
+            async for _kind, p in changes:
+                if p.metadata.name in waiting and p.status and p.status.phase == "Running":
+                    waiting.discard(p.metadata.name)
+                    if not waiting:
+                        break
+        await changes.aclose()
+
+    return wait
+
+
+async def apply_to_running(client: Client, home: Path, n: int) -> list[str]:
+    """One pod at a time, interleaved with the same pod made through podman directly, each
+    on an idle podman (the kubelet removes a deleted pod's containers after the object)."""
+    start, stop, direct = [], [], []
     for i in range(n):
         name = f"one-{i}"
+        running = await until_running(client, {name}, timeout=120)
         t = time.perf_counter()
         await client.create(pod(name))
-
-        async def running(name: str = name) -> bool:
-            p = await client.get_pod(name)
-            return bool(p.status and p.status.phase == "Running")
-
-        await wait_until(running, timeout=120)
+        await running()
         start.append(time.perf_counter() - t)
         t = time.perf_counter()
         result = await client.delete_pod(name, grace=0)
         await client.wait_deleted(name, result["object"]["metadata"]["uid"], timeout=120)
         stop.append(time.perf_counter() - t)
-    direct = [await asyncio.to_thread(direct_api, 1, 1) for _ in range(n)]
+        await podman_idle(home)
+        direct.append(await asyncio.to_thread(direct_api, 1, 1))
     return [f"| apply to Running (one busybox pod, podman) | {n} | {ms(start)} |",
             f"| baseline: the same pod through podman's REST API directly | {n} | {ms(direct)} "
             f"(peapod {statistics.median(start) / statistics.median(direct):.2f}x) |",
@@ -173,18 +192,28 @@ async def apply_to_running(client: Client, n: int) -> list[str]:
 def direct_api(n: int, workers: int) -> float:
     """Seconds for n busybox pods made straight through podman's REST API (the kubelet's floor).
 
-    Each pod is what the kubelet asks podman for: a pod, its infra container started, one
-    container created and started. Pods are removed afterwards (not timed).
+    Each pod is what the kubelet asks podman for, with the same options: a pod (labels,
+    hostname), its infra container started, one container (labels, its termination-message
+    file bind-mounted, command as entrypoint) created and started. Pods are removed
+    afterwards (not timed).
     """
     api = PodmanClient(base_url=f"unix://{PODMAN_SOCKET}", timeout=120, max_pool_size=32).api
+    files = Path(tempfile.mkdtemp(prefix="peapod-bench-direct-"))
 
     def make(name: str) -> None:
-        reply = api.post("/pods/create", data=json.dumps({"name": name}))
+        labels = {"io.peapod.bench": name}
+        reply = api.post("/pods/create", data=json.dumps({
+            "name": name, "labels": labels, "hostname": name, "portmappings": []}))
         reply.raise_for_status()
         pod_id = str(reply.json()["Id"])
         api.post(f"/pods/{pod_id}/start").raise_for_status()
+        message = files / name  # the kubelet's terminationMessagePath file
+        message.write_bytes(b"")
         reply = api.post("/containers/create", data=json.dumps({
-            "name": f"{name}-c", "image": BUSYBOX, "pod": pod_id, "command": ["sleep", "3600"]}))
+            "name": f"{name}-c", "image": BUSYBOX, "pod": pod_id, "labels": labels,
+            "mounts": [{"type": "bind", "source": str(message),
+                        "destination": "/dev/termination-log", "options": ["rbind", "rw"]}],
+            "entrypoint": ["sleep", "3600"], "command": []}))
         reply.raise_for_status()
         api.post(f"/containers/{reply.json()['Id']}/start").raise_for_status()
 
@@ -198,6 +227,7 @@ def direct_api(n: int, workers: int) -> float:
         with ThreadPoolExecutor(8) as pool:  # a failed run still leaves the pods it made
             list(pool.map(lambda name: api.delete(f"/pods/{name}",
                                                   params={"force": True, "timeout": 0}), names))
+        shutil.rmtree(files, ignore_errors=True)
 
 
 async def podman_idle(home: Path, timeout: float = 120) -> None:
@@ -215,15 +245,11 @@ async def podman_idle(home: Path, timeout: float = 120) -> None:
 
 async def peapod_burst(client: Client, home: Path, n: int) -> float:
     names = [f"burst-{i}" for i in range(n)]
+    running = await until_running(client, set(names))
     t = time.perf_counter()
     for name in names:
         await client.create(pod(name))
-
-    async def all_running() -> bool:
-        pods = await client.list_pods(selector="app=bench")
-        return sum(bool(p.status and p.status.phase == "Running") for p in pods) >= n
-
-    await wait_until(all_running, timeout=600, interval=0.05)
+    await running()
     seconds = time.perf_counter() - t
     for name in names:
         await client.delete_pod(name, grace=0)
@@ -360,16 +386,18 @@ async def measure(home: Path, args: argparse.Namespace) -> list[str]:
     if args.only_edge:
         return await edge(home, args)
     client = await Client.open(load_context("local", path=home / "config"))  # what `up` wrote
-    if args.only_burst or args.only_probes:
+    if args.only_burst or args.only_probes or args.only_apply:
         try:
             if args.only_probes:
                 return await probes_idle(client, home, args.burst_pods)
+            if args.only_apply:
+                return await apply_to_running(client, home, args.e2e_pods)
             return await burst(client, home, args.burst_pods)
         finally:
             await client.close()
     try:
         api = await api_round_trips(client, args.api_pods)
-        one = await apply_to_running(client, args.e2e_pods)
+        one = await apply_to_running(client, home, args.e2e_pods)
         sched = await scheduling(client, args.sched_pods)
         many = await burst(client, home, args.burst_pods)
         idle = await probes_idle(client, home, args.burst_pods)
@@ -393,11 +421,14 @@ def report(rows: list[str], memory_rows: list[str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--api-pods", type=int, default=200)
-    parser.add_argument("--e2e-pods", type=int, default=5)
+    parser.add_argument("--e2e-pods", type=int, default=9)
     parser.add_argument("--sched-pods", type=int, default=20)
     parser.add_argument("--burst-pods", type=int, default=20)
     parser.add_argument("--only-burst", action="store_true",
                         help="measure the burst only (quicker, for kubelet work)")
+    parser.add_argument("--only-apply", action="store_true",
+                        help="measure apply to Running of one pod at a time only (against the "
+                             "direct API, interleaved)")
     parser.add_argument("--only-probes", action="store_true",
                         help="measure the kubelet's idle CPU with and without probes only")
     parser.add_argument("--only-edge", action="store_true",
@@ -418,7 +449,7 @@ def main() -> int:
         subprocess.run([*peapod, "up", "--detach", "--node-name", NODE], env=env, check=True)
         try:
             rows = asyncio.run(measure(home, args))
-            if not (args.only_burst or args.only_probes or args.only_edge):
+            if not (args.only_burst or args.only_probes or args.only_edge or args.only_apply):
                 rows += [*cli_wall_time(peapod, env), *podman_baseline(args.e2e_pods)]
             text = report(rows, memory(home))
         finally:

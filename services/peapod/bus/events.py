@@ -31,6 +31,13 @@ same name and count, and the apiserver stores it once. A kubelet's buffer
 is also kept in its state directory (``spool.py``), written only while
 events wait, so a kubelet restarted while cut off sends them too.
 
+``post`` records an event in the background, so that a kubelet starting a
+container does not wait for the apiserver's answer before its next podman
+call; the events about one object still go in the order they were posted or
+recorded (each waits for the one before it), and ``settled`` waits until
+those about an object are sent (the kubelet reports a pod's status after its
+events).
+
 Readers never trust the stream: ``parse_event`` turns one message into an
 Event or an ``Invalid`` that says, in one line, why it is not one (not JSON,
 not an object, a field of the wrong type, a timestamp that does not parse),
@@ -134,6 +141,12 @@ def parse_event(data: bytes) -> Event:
     return event
 
 
+def _object_key(obj: dict[str, Any]) -> tuple[str, str, str, str | None]:
+    meta = obj.get("metadata", {})
+    return (obj.get("kind", "Pod"), meta.get("namespace") or "default", meta.get("name", ""),
+            meta.get("uid"))
+
+
 def latest_events(events: Iterable[Event]) -> list[Event]:
     """The last copy of each event, in the order the events first appeared.
 
@@ -171,6 +184,8 @@ class EventRecorder:
         self._held: OrderedDict[tuple[Any, ...], Event] = OrderedDict()  # waiting to be sent
         self._dropped = 0  # held events dropped since the buffer last emptied
         self._spool = spool  # the held events on the node's disk, for a kubelet restart
+        # per object (kind, namespace, name, uid): the last event posted, until it is sent
+        self._tails: dict[tuple[str, str, str, str | None], asyncio.Task[None]] = {}
         for event in spool.load() if spool is not None else []:
             self._held[_key(event)] = event
         if self._held:
@@ -197,14 +212,49 @@ class EventRecorder:
 
     async def record(self, obj: dict[str, Any], *, reason: str, message: str,
                      type: str = "Normal") -> None:
-        """Record an Event about ``obj`` (a wire-shaped object with kind and metadata)."""
+        """Record an Event about ``obj`` (a wire-shaped object with kind and metadata), after
+        the events posted about it before."""
+        await asyncio.wait([self.post(obj, reason=reason, message=message, type=type)])
+
+    def post(self, obj: dict[str, Any], *, reason: str, message: str,
+             type: str = "Normal") -> asyncio.Task[None]:
+        """Record an Event about ``obj`` in the background, stamped now: the caller goes on at
+        once; the events about one object are sent in the order they were posted."""
+        key = _object_key(obj)
+        previous, now = self._tails.get(key), now_rfc3339()
+
+        async def send() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])  # done, however it ended
+            try:
+                await self._record(obj, reason=reason, message=message, type=type, now=now)
+            except Exception:  # events are hints: log, never break the caller's work
+                log.exception("event_not_recorded", kind=key[0], namespace=key[1], name=key[2],
+                              uid=key[3], reason=reason)
+
+        task = asyncio.create_task(send(), name=f"event:{key[2]}:{reason}")
+        self._tails[key] = task
+        task.add_done_callback(lambda done: self._forget_tail(key, done))
+        return task
+
+    def _forget_tail(self, key: tuple[str, str, str, str | None], done: asyncio.Task[None]) -> None:
+        if self._tails.get(key) is done:
+            del self._tails[key]
+
+    async def settled(self, obj: dict[str, Any]) -> None:
+        """Wait until the events posted about ``obj`` so far are sent (or given up)."""
+        tail = self._tails.get(_object_key(obj))
+        if tail is not None:
+            await asyncio.wait([tail])
+
+    async def _record(self, obj: dict[str, Any], *, reason: str, message: str, type: str,
+                      now: str) -> None:
         meta = obj.get("metadata", {})
         kind = obj.get("kind", "Pod")
         namespace = meta.get("namespace") or "default"
         name = meta.get("name", "")
         if len(message) > MESSAGE_LIMIT:
             message = message[:MESSAGE_LIMIT - 1] + "…"
-        now = now_rfc3339()
         key = (kind, namespace, name, meta.get("uid"), type, reason, message)
         seen = self._held.get(key) or self._seen.pop(key, None)
         if seen is not None and (parse_rfc3339(now) - parse_rfc3339(seen.last_timestamp or now)

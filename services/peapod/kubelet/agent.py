@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +226,7 @@ class Kubelet:
         self.start_runtime: Callable[[], object] | None = None
         self._runtime_retry_at = float("-inf")
         self._runtime_version = "unknown"
+        self._side_work: set[asyncio.Task[object]] = set()
 
     def attach(self, nc: NATS, js: JetStreamContext) -> None:
         """The connection, once made: a kubelet that started offline reports from now on."""
@@ -574,6 +575,7 @@ class Kubelet:
             observed = await self._observe(record, uid)
             self.probes.sync(pod, observed)
         await self._crash_loop_events(record, observed, plan)
+        await self.events.settled(_about(pod))  # a status never runs ahead of the events
         await self._report(record, observed, plan, plog, probes=self.probes.view(uid))
         return False
 
@@ -596,14 +598,17 @@ class Kubelet:
         """Carry out the plan's steps whose retry time has come; True if podman changed."""
         pod_id = observed.podman_id if observed else None
         acted = False
+        looked_up: dict[str, asyncio.Task[bool]] = {}  # container -> is its image present
         for action in plan.actions:
             if action.kind == "create_pod":
                 if now < record.retry_at.get(SANDBOX, 0.0):
                     return acted  # nothing can start without the sandbox
                 acted = True
+                looked_up = self._look_up_image(record.pod, plan)
                 pod_id = await self._create_sandbox(record, plog)
                 if pod_id is None:
                     return acted
+                self._background(self.threads.call(self.runtime.pod_ip, pod_id))
             elif action.kind == "stop" and action.container_id:
                 self._stop(record.pod, action.container or "", action.container_id,
                            grace=record.pod.spec.termination_grace_period_seconds,
@@ -612,9 +617,28 @@ class Kubelet:
                 await self.threads.call(self.runtime.remove_container, action.container_id)
                 acted = True
             elif action.kind == "start" and now >= record.retry_at.get(action.container or "", 0):
-                await self._start(record, action, plog, pod_id=pod_id)
+                await self._start(record, action, plog, pod_id=pod_id,
+                                  looked_up=looked_up.pop(action.container or "", None))
                 acted = True
         return acted
+
+    def _look_up_image(self, pod: Pod, plan: Plan) -> dict[str, asyncio.Task[bool]]:
+        """Whether the image of the first container to start is present, asked of podman
+        while it makes the sandbox; the answer is used only by this sync's start."""
+        first = next((a.container for a in plan.actions if a.kind == "start" and a.container),
+                     None)
+        if first is None:
+            return {}
+        task = self.images.look_up(container_spec(pod, first).image)
+        task.add_done_callback(_quiet)  # a sandbox that fails leaves the answer unread
+        return {first: task}
+
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Podman work whose answer is cached for later (the pod's address): nobody waits."""
+        task = asyncio.create_task(work)
+        self._side_work.add(task)
+        task.add_done_callback(self._side_work.discard)
+        task.add_done_callback(_quiet)
 
     async def _create_sandbox(self, record: PodRecord, plog: Any) -> str | None:
         pod = record.pod
@@ -636,13 +660,13 @@ class Kubelet:
         return pod_id
 
     async def _start(self, record: PodRecord, action: Action, plog: Any, *,
-                     pod_id: str | None) -> None:
+                     pod_id: str | None, looked_up: asyncio.Task[bool] | None = None) -> None:
         pod = record.pod
         name = action.container or ""
         spec = container_spec(pod, name)
         obj = pod.to_wire()
         try:
-            await self.images.ensure(pod, spec)
+            await self.images.ensure(pod, spec, looked_up=looked_up)
             resolved = await self.configs.prepare(pod, spec, pod_id=pod_id)
             entry = None
             if action.restart_count > 0:  # Kubernetes' doBackOff: counted from the last exit
@@ -670,8 +694,9 @@ class Kubelet:
         record.retry_at.pop(name, None)
         plog.info("container_started", container=name, restart_count=action.restart_count,
                   container_id=container_id[:12], field_path=field_path(pod, name))
-        await self.events.record(obj, reason="Created", message=f"Created container {name}")
-        await self.events.record(obj, reason="Started", message=f"Started container {name}")
+        # sent while the kubelet reads the pod back from podman; the status waits for them
+        self.events.post(obj, reason="Created", message=f"Created container {name}")
+        self.events.post(obj, reason="Started", message=f"Started container {name}")
         if spec.lifecycle is not None and spec.lifecycle.post_start is not None:
             await self._post_start(record, spec, container_id, pod_id=pod_id, plog=plog)
 
@@ -1066,6 +1091,20 @@ class Kubelet:
             record.reported, record.last_status = unsent.payload["status"], unsent.status
             record.reported_to = target
             plog.debug("status_reported", phase=unsent.status.phase)
+
+
+def _quiet(task: asyncio.Task[Any]) -> None:
+    """Retrieve a background task's failure, so that asyncio does not log it as lost: whoever
+    needs the answer asks podman again."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _about(pod: Pod) -> dict[str, Any]:
+    """What an event recorder needs of a pod to know which events are about it."""
+    meta = pod.metadata
+    return {"kind": "Pod", "metadata": {"namespace": meta.namespace, "name": meta.name,
+                                        "uid": meta.uid}}
 
 
 def stop_order(pod: Pod, info: PodInfo) -> list[list[str]]:

@@ -23,6 +23,7 @@ caller when the next attempt makes sense (the end of the pull back-off).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -67,21 +68,29 @@ class ImagePuller:
         self.clock = clock
         self.backoff = backoff or Backoff()
 
-    async def ensure(self, pod: Pod, container: Container) -> None:
+    def look_up(self, image: str) -> asyncio.Task[bool]:
+        """Ask podman now whether ``image`` is present, for an ``ensure`` a moment later (the
+        kubelet asks while podman makes the pod's sandbox)."""
+        return asyncio.create_task(self.threads.call(self.runtime.image_present, image))
+
+    async def ensure(self, pod: Pod, container: Container, *,
+                     looked_up: asyncio.Task[bool] | None = None) -> None:
         """Return once the container's image and those of the pod's image volumes are present
         (Kubernetes pulls a pod's image volumes before any of its containers starts); raise
-        ``ImageFailure`` otherwise."""
+        ``ImageFailure`` otherwise. ``looked_up``: ``look_up`` of the container's image."""
         for volume in pod.spec.volumes or []:
             if volume.image is not None:
                 await self.ensure_image(pod, volume.image.reference,
                                         volume.image.pull_policy or "IfNotPresent")
         await self.ensure_image(pod, container.image,
-                                container.image_pull_policy or "IfNotPresent")
+                                container.image_pull_policy or "IfNotPresent",
+                                looked_up=looked_up)
 
-    async def ensure_image(self, pod: Pod, image: str, policy: str) -> None:
+    async def ensure_image(self, pod: Pod, image: str, policy: str, *,
+                           looked_up: asyncio.Task[bool] | None = None) -> None:
         """Return once ``image`` is present under ``policy``; raise ``ImageFailure`` otherwise."""
         obj = pod.to_wire()
-        present = await self.threads.call(self.runtime.image_present, image)
+        present = await (looked_up or self.threads.call(self.runtime.image_present, image))
         if policy == "Never" and not present:
             message = f'Container image "{image}" is not present with pull policy of Never'
             await self._event(obj, "ErrImageNeverPull", message, type="Warning")
@@ -143,7 +152,9 @@ class ImagePuller:
         return [*matching(normalize_image(image), auths)] or [None]
 
     async def _already_present(self, obj: dict[str, Any], image: str) -> None:
-        await self._event(obj, "Pulled", f'Container image "{image}" already present on machine')
+        # sent while the container is made: events about the pod keep their order
+        self.events.post(obj, reason="Pulled",
+                         message=f'Container image "{image}" already present on machine')
 
     async def _event(self, obj: dict[str, Any], reason: str, message: str, *,
                      type: str = "Normal") -> None:

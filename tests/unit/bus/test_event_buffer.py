@@ -112,3 +112,49 @@ async def test_a_refusal_is_not_kept_and_a_lost_link_holds_without_sending(serve
     finally:
         await apiserver.close()
         await nc.close()
+
+
+async def test_posted_events_go_in_order_per_object_without_holding_up_the_caller(
+        server: Server):
+    """``post`` returns at once; the events about one object are sent one after the other,
+    in the order posted, whatever another object's events do; ``settled`` waits for them."""
+    answer_slow = asyncio.Event()
+    received: list[tuple[str, str]] = []
+    apiserver = await connect(server.creds["apiserver"], name="test-apiserver")
+    waiting: set[asyncio.Task[None]] = set()
+
+    async def handle(msg) -> None:
+        event = decode(msg.data)["object"]
+        received.append((event["involvedObject"]["name"], event["reason"]))
+
+        async def answer() -> None:
+            if event["reason"] == "Slow":
+                await answer_slow.wait()
+            await respond(msg, result=event)
+        task = asyncio.create_task(answer())  # the handler never blocks the next message
+        waiting.add(task)
+        task.add_done_callback(waiting.discard)
+    await apiserver.subscribe(SUBJECT, cb=handle)
+    await apiserver.flush()
+    nc = await connect(server.creds["kubelet-node-a"], name="test-kubelet")
+    recorder = EventRecorder(nc, component="kubelet", host="node-a", subject=SUBJECT, buffer=3)
+    try:
+        for reason in ("Slow", "Created", "Started"):
+            recorder.post(pod("p1"), reason=reason, message=f"{reason} container main")
+        # another pod's event does not wait for p1's; p1's next one waits for the slow answer
+        await recorder.record(pod("p2"), reason="Started", message="Started container main")
+        assert received == [("p1", "Slow"), ("p2", "Started")]
+        settled = asyncio.create_task(recorder.settled(pod("p1")))
+        await asyncio.sleep(0.2)
+        assert not settled.done()
+        answer_slow.set()
+        await asyncio.wait_for(settled, 10)
+        assert received == [("p1", "Slow"), ("p2", "Started"), ("p1", "Created"),
+                            ("p1", "Started")]
+        # a recorded event about p1 goes after those posted before it
+        recorder.post(pod("p1"), reason="Killing", message="Stopping container main")
+        await recorder.record(pod("p1"), reason="Failed", message="Error: x")
+        assert received[-2:] == [("p1", "Killing"), ("p1", "Failed")]
+    finally:
+        await nc.close()
+        await apiserver.close()
