@@ -1,8 +1,8 @@
 """Starting a pod quickly must not cut corners: the kubelet sends a started container's
 events while it reads the pod back from podman, but reports the pod's status only after them.
 
-Real kubelet, apiserver and scheduler over NATS, real podman (the ``cluster`` fixture of
-test_kubelet.py). Running is seen the moment it is stored, through the pods' watch stream
+Real kubelet, apiserver and scheduler over NATS, real podman (the shared ``cluster``
+fixture). Running is seen the moment it is stored, through the pods' watch stream
 (as ``peapod get -w`` sees it), not by polling, so a status sent ahead of its events would
 be caught.
 """
@@ -20,12 +20,12 @@ from peapod.api.decode import decode_model
 from peapod.bus import subjects as s
 from peapod.bus.events import latest_events, parse_event
 from peapod.bus.replay import read_all
-from tests.integration.cluster.test_kubelet import apply, cluster, pod_manifest  # noqa: F401
+from tests.integration.cluster.test_kubelet import apply, pod_manifest
 
 pytestmark = pytest.mark.podman
 
 
-async def test_running_is_reported_after_the_events_and_with_the_pod_ip(cluster):  # noqa: F811
+async def test_running_is_reported_after_the_events_and_with_the_pod_ip(cluster):
     js = cluster["admin"].jetstream()
     sub = await js.subscribe(s.watch_all("pods", "default"), stream=s.WATCH_STREAM,
                              ordered_consumer=True, deliver_policy=DeliverPolicy.NEW)
