@@ -253,10 +253,11 @@ class Client:
         return [Pod.model_validate(item) for item in items]
 
     async def delete_pod(self, name: str, *, namespace: str | None = None,
-                         grace: int | None = None) -> dict[str, Any]:
+                         grace: int | None = None,
+                         propagation: str | None = None) -> dict[str, Any]:
         return await request(self.nc, s.api("pods", "delete"), {  # type: ignore[no-any-return]
             "namespace": namespace or self.namespace, "name": name,
-            "gracePeriodSeconds": grace})
+            "gracePeriodSeconds": grace, "propagationPolicy": propagation})
 
     async def wait_deleted(self, name: str, uid: str, *, namespace: str | None = None,
                            timeout: float = 120) -> bool:

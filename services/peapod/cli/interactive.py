@@ -42,7 +42,9 @@ def window_size() -> dict[str, int] | None:
     for stream in (sys.stdout, sys.stdin):
         with suppress(OSError, ValueError):
             size = os.get_terminal_size(stream.fileno())
-            return {"width": size.columns, "height": size.lines}
+            # a terminal that knows no size (0x0: `script`, some serial consoles) sends
+            # none, as kubectl's term.GetSize
+            return {"width": size.columns, "height": size.lines} if size.columns and size.lines else None
     return None
 
 

@@ -28,6 +28,7 @@ from peapod.bus.events import latest_events
 from peapod.cli import interactive, printers
 from peapod.cli.client import CLUSTER_SCOPED, Client
 from peapod.cli.context import load_context, peapod_home, run_config_verb
+from peapod.cli.parser import KubectlParser
 from peapod.errors import Invalid, NotFound, PeapodError, Unavailable
 
 RESOURCES = {"pods": "pods", "pod": "pods", "po": "pods",
@@ -470,7 +471,9 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
                 result = await client.delete_namespace(name)
                 went_with_namespace.update((name, pod.metadata.name or "") for pod in inside)
             elif resource == "pods":
-                result = await client.delete_pod(name, namespace=namespace, grace=grace)
+                # --cascade is sent, not dropped: the server refuses all but Background for pods
+                result = await client.delete_pod(name, namespace=namespace, grace=grace,
+                                                 propagation=cascade)
             elif resource in WORKLOADS:
                 result = await client.delete_object(resource, name, namespace=namespace,
                                                     propagation=cascade)
@@ -613,7 +616,7 @@ def _non_negative(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="peapod", description="Kubernetes-style Pods on "
+    parser = KubectlParser(prog="peapod", description="Kubernetes-style Pods on "
                                      "small fleets of machines, over NATS and podman.")
     parser.add_argument("--context", help="the context to use (default $PEAPOD_CONTEXT, else "
                         "the current context of $PEAPOD_CONFIG or $PEAPOD_HOME/config)")
@@ -801,13 +804,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                                 not e.endswith("-") for e in extra):
         args.words = [*args.words, *extra]  # KEY=VALUE after -l SELECTOR, as kubectl takes them
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        KubectlParser(prog=f"peapod {args.verb}").error(f"unrecognized arguments: {' '.join(extra)}")
     args.selected_context = getattr(args, "sub_context", None) or args.context
     if command is not None:
         if args.verb == "create" and args.what:  # create cronjob|job NAME … -- CMD ARGS…
             args.what = [*args.what, *command]
         elif args.verb != "exec":
-            build_parser().error(f"unexpected arguments after --: {' '.join(command)}")
+            KubectlParser(prog=f"peapod {args.verb}").error(
+                f"unexpected arguments after --: {' '.join(command)}")
         else:
             args.command = [*args.command, *command]
     return args
@@ -822,6 +826,9 @@ def main(argv: list[str] | None = None) -> None:
             code = args.fn(args)
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # `peapod describe pod x | head`: the reader left, as with kubectl
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        code = 141  # what a shell reports for kubectl killed by SIGPIPE
     except PeapodError as exc:
         print(_error_line(exc), file=sys.stderr)
         code = exc.exit_code

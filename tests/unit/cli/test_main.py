@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from peapod.cli.client import ServerUnreachable
@@ -58,7 +62,7 @@ def test_get_flags_like_kubectl() -> None:
         "pods", "db", "wide", True, True, "app=x")
     with pytest.raises(SystemExit) as usage:
         build_parser().parse_args(["get", "pods", "-o", "table"])
-    assert usage.value.code == 2
+    assert usage.value.code == 1
 
 
 def test_error_lines_use_kubectls_prefixes() -> None:
@@ -83,4 +87,71 @@ def test_context_and_namespace_may_follow_the_command_as_in_kubectl() -> None:
     assert (args.selected_context, args.config_verb, args.minify) == ("local", "view", True)
     with pytest.raises(SystemExit) as usage:
         parse_args(["config"])
-    assert usage.value.code == 2
+    assert usage.value.code == 1
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["get", "pods", "--foo"], "error: unknown flag: --foo"),
+    (["get", "pods", "--foo=1"], "error: unknown flag: --foo"),
+    (["gte", "pods"], 'error: unknown command "gte" for "peapod" (did you mean "get"?)'),
+    (["rollout", "stats", "deploy/web"],
+     'error: unknown command "stats" for "peapod rollout" (did you mean "status"?)'),
+    (["config", "get-clustrs"], 'error: unknown command "get-clustrs" for "peapod config"'),
+    (["get", "pods", "-o", "yml"], 'error: unable to match a printer suitable for the output '
+     'format "yml", allowed formats are: json,name,wide,yaml'),
+    (["scale", "deploy/web", "--replicas=x"],
+     'error: invalid argument "x" for "--replicas" flag: parsing "x": invalid syntax'),
+    (["top", "pods", "--sort-by", "disk"],
+     "error: invalid argument \"disk\" for \"--sort-by\" flag: must be one of 'cpu', 'memory'"),
+    (["get"], "error: You must specify the type of resource to get."),
+    (["apply"], "error: must specify -f"),
+    (["apply", "-f"], "error: flag needs an argument: --filename"),
+    (["logs"], "error: required argument missing: pod (see 'peapod logs --help')"),
+    (["get", "pods", "a", "b"], 'error: unexpected arguments for "peapod get": b'),
+    (["get", "pods", "--", "x"], "error: unexpected arguments after --: x"),
+    ([], "error: \"peapod\" needs a command: see 'peapod --help'"),
+])
+def test_a_mistake_on_the_command_line_is_one_kubectl_line_and_exit_code_1(argv, line, capsys) -> None:
+    with pytest.raises(SystemExit) as refused:
+        parse_args(argv)
+    assert refused.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n" and captured.out == ""
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(tmp_path) -> None:
+    """`peapod config view | head -1`: the pipe closes; kubectl dies quietly of SIGPIPE."""
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+                      "current-context: ''\npreferences: {}\n")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "peapod.cli.main", "config", "view"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=60,
+                              env={**os.environ, "PEAPOD_CONFIG": str(config)}, check=False)
+    finally:
+        os.close(write)
+    assert "Traceback" not in done.stderr and done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_a_terminal_without_a_size_sends_none(monkeypatch) -> None:
+    """`script`'s pty (and some serial consoles) is 0x0: kubectl sends no size, nor do we."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from peapod.cli.interactive import window_size
+    leader, follower = pty.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as terminal:
+            monkeypatch.setattr(sys, "stdout", terminal)
+            monkeypatch.setattr(sys, "stdin", terminal)
+            for rows, cols, expected in ((0, 0, None), (24, 80, {"width": 80, "height": 24})):
+                fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                assert window_size() == expected
+    finally:
+        os.close(leader)
+        os.close(follower)
