@@ -381,9 +381,9 @@ def delete_context(config: Config, args: argparse.Namespace) -> int:
 
 def delete_cluster(config: Config, args: argparse.Namespace) -> int:
     if not config.delete_entry("clusters", args.name):
-        raise Invalid(f'cannot delete cluster "{args.name}", not in file {config.path}')
+        raise Invalid(f"cannot delete cluster {args.name}, not in {config.path}")
     config.save()
-    print(f'deleted cluster "{args.name}" from {config.path}')
+    print(f"deleted cluster {args.name} from {config.path}")  # kubectl's words, no quotes
     return 0
 
 

@@ -325,9 +325,9 @@ def test_delete_verbs_say_what_kubectl_says(fleet: Path, capsys) -> None:
     assert peapod(capsys, "config", "delete-context", "local") == (
         1, "", f"error: cannot delete context local, not in {fleet}\n")
     assert peapod(capsys, "config", "delete-cluster", "local") == (
-        0, f'deleted cluster "local" from {fleet}\n', "")
+        0, f"deleted cluster local from {fleet}\n", "")
     assert peapod(capsys, "config", "delete-cluster", "local") == (
-        1, "", f'error: cannot delete cluster "local", not in file {fleet}\n')
+        1, "", f"error: cannot delete cluster local, not in {fleet}\n")
     assert peapod(capsys, "config", "delete-user", "local-admin") == (
         0, f"deleted user local-admin from {fleet}\n", "")
     assert peapod(capsys, "config", "delete-user", "local-admin") == (
