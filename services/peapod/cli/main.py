@@ -224,6 +224,7 @@ async def _job_from(client: Client, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def cmd_get(client: Client, args: argparse.Namespace) -> int:
+    printers.check_output(args.output)  # a bad -o or template is refused before any request
     if "," in args.resource or args.resource.lower() == "all":
         return await _get_several(client, args)
     resource, name = _resource(args.resource)
@@ -251,7 +252,7 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
                               all_namespaces=args.all_namespaces, single=bool(name),
                               show_labels=args.show_labels, no_headers=args.no_headers)
         if out:
-            print(out)
+            print(out, end=printers.line_end(args.output))
     if changes is not None:
         headers = not objs and args.output in (None, "wide") and not args.no_headers  # kubectl:
         # the first row brings them
@@ -260,7 +261,8 @@ async def cmd_get(client: Client, args: argparse.Namespace) -> int:
                 continue
             print(printers.render([obj], output=args.output, kind=resource, now=_now(),
                                   all_namespaces=args.all_namespaces, no_headers=not headers,
-                                  single=True, show_labels=args.show_labels), flush=True)
+                                  single=True, show_labels=args.show_labels),
+                  end=printers.line_end(args.output), flush=True)
             headers = False
 
     return 0
@@ -277,7 +279,8 @@ async def _get_several(client: Client, args: argparse.Namespace) -> int:
     found = [(r, objs) for r, objs in found if objs]
     if args.output not in (None, "wide"):
         print(printers.render([o for _, objs in found for o in objs], output=args.output,
-                              kind="", now=_now()))
+                              kind="", now=_now(), no_headers=args.no_headers),
+              end=printers.line_end(args.output))
         return 0
     if not found:
         print(printers.no_resources_message(None if args.all_namespaces else client.namespace),
@@ -437,6 +440,15 @@ async def cmd_delete(client: Client, args: argparse.Namespace) -> int:
             _require_namespace(meta.get("namespace"), _flag_namespace(args))
             targets.append((KIND_RESOURCES.get(str(doc.get("kind")), "pods"), meta["name"],
                             meta.get("namespace")))
+    elif args.resource and "/" in args.resource:  # delete pod/a deploy/b …, as kubectl
+        if args.selector:
+            raise Invalid("name cannot be provided when a selector is specified")
+        for word in [args.resource, *args.names]:
+            resource, name = _resource(word) if "/" in word else ("", None)
+            if not name:
+                raise Invalid("arguments in resource/name form must have a single resource "
+                              "and name")
+            targets.append((resource, name, None))
     elif args.resource:
         resource, name = _resource(args.resource)
         names = ([name] if name else []) + list(args.names)
@@ -516,8 +528,46 @@ def _singular(resource: str) -> str:
     return resource[:-1]
 
 
+POD_OWNERS = ("deployments", "replicasets", "daemonsets", "jobs")  # logs|exec|attach TYPE/NAME
+
+
+async def _target_pod(client: Client, text: str, *, say_which: bool = False) -> Pod:
+    """``POD``, ``pod/POD`` or, as kubectl, ``deploy|rs|ds|job/NAME``: one of its pods.
+
+    Of a workload's pods, a running and ready one first, then the oldest, as kubectl's
+    GetFirstPod; ``say_which`` prints kubectl's ``Found 2 pods, using pod/x`` (logs).
+    """
+    if "/" not in text:
+        return await client.get_pod(text)
+    resource, name = _resource(text)
+    if not name:
+        raise Invalid(f"arguments in resource/name form must have a single resource and name: {text}")
+    if resource == "pods":
+        return await client.get_pod(name)
+    if resource not in POD_OWNERS:
+        raise Invalid(f"cannot attach to {_singular(resource)}/{name}: not implemented")
+    owner = await client.get_object(resource, name)
+    selector = owner.spec.selector
+    pods = [p for p in await client.list_pods()
+            if (selector.matches(p.metadata.labels) if selector is not None else
+                any(ref.uid == owner.metadata.uid for ref in p.metadata.owner_references or []))]
+    if not pods:
+        raise NotFound(f"no pods found for {_singular(resource)}/{name}")  # kubectl's GetFirstPod
+    pods.sort(key=lambda p: (not _running_and_ready(p), p.metadata.creation_timestamp or "",
+                             p.metadata.name or ""))
+    if say_which and len(pods) > 1:
+        print(f"Found {len(pods)} pods, using pod/{pods[0].metadata.name}", file=sys.stderr)
+    return pods[0]
+
+
+def _running_and_ready(pod: Pod) -> bool:
+    status = pod.status
+    return bool(status and status.phase == "Running" and any(
+        c.type == "Ready" and c.status == "True" for c in status.conditions or []))
+
+
 async def cmd_logs(client: Client, args: argparse.Namespace) -> int:
-    pod = await client.get_pod(args.pod)
+    pod = await _target_pod(client, args.pod, say_which=True)
     async for chunk in client.logs(pod, args.container, follow=args.follow, tail=args.tail,
                                    previous=args.previous):
         sys.stdout.buffer.write(chunk)
@@ -529,7 +579,7 @@ async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
     command = args.command
     if not command:
         raise Invalid("you must specify at least one command for the container")
-    pod = await client.get_pod(args.pod)
+    pod = await _target_pod(client, args.pod)
     use_tty = args.tty and args.stdin  # as kubectl: -t without -i gives no terminal
     if use_tty and not interactive.stdin_is_terminal():
         print(interactive.NO_TTY, file=sys.stderr)
@@ -550,7 +600,7 @@ async def cmd_exec(client: Client, args: argparse.Namespace) -> int:
 
 async def cmd_attach(client: Client, args: argparse.Namespace) -> int:
     """kubectl attach: the container's main process, its stdin with -i, its terminal with -t."""
-    pod = await client.get_pod(args.pod)
+    pod = await _target_pod(client, args.pod)
     spec = _container_spec(pod, args.container)
     use_tty = args.tty and args.stdin
     if use_tty and not spec.tty:
@@ -678,7 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_get)
     p.add_argument("resource")
     p.add_argument("name", nargs="?")
-    p.add_argument("-o", "--output", choices=["wide", "yaml", "json", "name"])
+    p.add_argument("-o", "--output", metavar="FORMAT", help="wide, yaml, json, name, "
+                   "jsonpath=TEMPLATE or custom-columns=HEADER:PATH,…")
     p.add_argument("-w", "--watch", action="store_true")
     p.add_argument("--resource-version", type=_non_negative, metavar="N",
                    help="with -w: no list, the changes after resourceVersion N (an hour is kept)")

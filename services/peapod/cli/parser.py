@@ -13,7 +13,7 @@ import re
 import sys
 from typing import NoReturn
 
-OUTPUT_FORMATS = "json,name,wide,yaml"
+OUTPUT_FORMATS = "custom-columns,json,jsonpath,name,wide,yaml"
 
 _CHOICE = re.compile(r"argument (?P<arg>\S+): invalid choice: '(?P<value>.*)' "
                      r"\(choose from (?P<choices>.*)\)$")

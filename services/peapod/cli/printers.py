@@ -38,6 +38,8 @@ from peapod.api import (
 from peapod.api.meta import ListMeta, ObjectList
 from peapod.api.priority import PREEMPT_LOWER_PRIORITY, PriorityClass
 from peapod.api.scheduling import SCHEDULING_GATED
+from peapod.cli import jsonpath
+from peapod.cli.parser import OUTPUT_FORMATS
 from peapod.errors import Invalid
 
 TABLE_PADDING = 3
@@ -424,6 +426,47 @@ def _document(objs: Sequence[Any], *, single: bool) -> dict[str, Any]:
     return {key: wire[key] for key in ("apiVersion", "items", "kind", "metadata")}
 
 
+def check_output(output: str | None) -> None:
+    """Refuse an ``-o`` kubectl would refuse, in its words, before anything is fetched."""
+    if output is None or output in ("wide", "yaml", "json", "name"):
+        return
+    format_, _, template = output.partition("=")
+    if format_ == "jsonpath" and template:
+        jsonpath.Template(template)
+    elif format_ == "custom-columns" and template:
+        jsonpath.custom_columns(template)
+    elif format_ == "jsonpath":
+        raise Invalid("template format specified but no template given")
+    elif format_ == "custom-columns":
+        raise Invalid("custom-columns format specified but no custom columns given")
+    else:
+        raise Invalid(f'unable to match a printer suitable for the output format "{output}", '
+                      f"allowed formats are: {OUTPUT_FORMATS}")
+
+
+def line_end(output: str | None) -> str:
+    """What follows a rendered list: nothing after a jsonpath template, as kubectl."""
+    return "" if output is not None and output.startswith("jsonpath=") else "\n"
+
+
+def kind_and_group(obj: Any) -> str:
+    """kubectl's ``-o name`` prefix: ``pod``, ``deployment.apps``, ``job.batch``."""
+    api_version = obj.to_wire().get("apiVersion") or ""
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    return f"{obj.kind.lower()}.{group}" if group else obj.kind.lower()
+
+
+def _custom_columns(objs: Sequence[Any], spec: str, *, no_headers: bool) -> str:
+    """``-o custom-columns=HEADER:PATH,…``: one row per object, ``<none>`` where a path finds nothing."""
+    columns = jsonpath.custom_columns(spec)
+    rows = []
+    for obj in objs:
+        wire = obj.to_wire()
+        rows.append([",".join(jsonpath.text(v) for v in template.values(wire)) or "<none>"
+                     for _, template in columns])
+    return _table([header for header, _ in columns], rows, no_headers=no_headers)
+
+
 def render(objs: Sequence[Any], *, output: str | None, kind: str,
            now: datetime,
            all_namespaces: bool = False, single: bool = False, no_headers: bool = False,
@@ -440,10 +483,13 @@ def render(objs: Sequence[Any], *, output: str | None, kind: str,
         return yaml.safe_dump(_document(objs, single=single), sort_keys=True,
                               default_flow_style=False, allow_unicode=True).rstrip("\n")
     if output == "name":
-        return "\n".join(f"{o.kind.lower()}/{o.metadata.name}" for o in objs)
-    if output not in (None, "wide"):
-        raise Invalid(f'unable to match a printer suitable for the output format "{output}", '
-                      "allowed formats are: json,name,wide,yaml")
+        return "\n".join(f"{kind_and_group(o)}/{o.metadata.name}" for o in objs)
+    if output is not None and output.startswith("jsonpath="):
+        return jsonpath.Template(output.removeprefix("jsonpath=")).render(
+            _document(objs, single=single))
+    if output is not None and output.startswith("custom-columns="):
+        return _custom_columns(objs, output.removeprefix("custom-columns="), no_headers=no_headers)
+    check_output(output)
     wide = output == "wide"
     if kind == "pods":
         return pods_table([o for o in objs if isinstance(o, Pod)], now=now, wide=wide,

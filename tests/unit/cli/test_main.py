@@ -10,6 +10,7 @@ import pytest
 
 from peapod.cli.client import ServerUnreachable
 from peapod.cli.main import _error_line, _resource, _validated, build_parser, parse_args
+from peapod.cli.printers import check_output
 from peapod.errors import Conflict, Invalid, NotFound, Unavailable
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db"},
@@ -60,9 +61,9 @@ def test_get_flags_like_kubectl() -> None:
     args = build_parser().parse_args(["get", "pods", "db", "-o", "wide", "-w", "-A", "-l", "app=x"])
     assert (args.resource, args.name, args.output, args.watch, args.all_namespaces, args.selector) == (
         "pods", "db", "wide", True, True, "app=x")
-    with pytest.raises(SystemExit) as usage:
-        build_parser().parse_args(["get", "pods", "-o", "table"])
-    assert usage.value.code == 1
+    with pytest.raises(Invalid, match='output format "table", allowed formats are: '
+                       "custom-columns,json,jsonpath,name,wide,yaml"):
+        check_output(build_parser().parse_args(["get", "pods", "-o", "table"]).output)
 
 
 def test_error_lines_use_kubectls_prefixes() -> None:
@@ -97,8 +98,6 @@ def test_context_and_namespace_may_follow_the_command_as_in_kubectl() -> None:
     (["rollout", "stats", "deploy/web"],
      'error: unknown command "stats" for "peapod rollout" (did you mean "status"?)'),
     (["config", "get-clustrs"], 'error: unknown command "get-clustrs" for "peapod config"'),
-    (["get", "pods", "-o", "yml"], 'error: unable to match a printer suitable for the output '
-     'format "yml", allowed formats are: json,name,wide,yaml'),
     (["scale", "deploy/web", "--replicas=x"],
      'error: invalid argument "x" for "--replicas" flag: parsing "x": invalid syntax'),
     (["top", "pods", "--sort-by", "disk"],
@@ -155,3 +154,18 @@ def test_a_terminal_without_a_size_sends_none(monkeypatch) -> None:
     finally:
         os.close(leader)
         os.close(follower)
+
+
+@pytest.mark.parametrize(("output", "message"), [
+    ("yml", 'unable to match a printer suitable for the output format "yml", allowed formats are: '
+     "custom-columns,json,jsonpath,name,wide,yaml"),
+    ("jsonpath", "template format specified but no template given"),
+    ("jsonpath=", "template format specified but no template given"),
+    ("jsonpath={.items[", "error parsing jsonpath {.items[, unclosed action"),
+    ("custom-columns=", "custom-columns format specified but no custom columns given"),
+    ("custom-columns=NAME", "unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>"),
+])
+def test_a_bad_output_format_is_refused_before_anything_is_fetched(output, message) -> None:
+    with pytest.raises(Invalid) as refused:
+        check_output(output)
+    assert refused.value.message == message
