@@ -70,7 +70,7 @@ def load_documents(text: str, *, source: str = "<stdin>") -> list[dict[str, Any]
     try:
         loaded = _parse_text(text)
     except yaml.YAMLError as exc:
-        raise Invalid(f"{source}: cannot parse: {_one_line(str(exc))}") from exc
+        raise Invalid(f"{source}: cannot parse: {_yaml_problem(exc)}") from exc
     docs: list[dict[str, Any]] = []
     for index, doc in enumerate(loaded):
         if doc is None:
@@ -169,6 +169,15 @@ def _parse_text(text: str) -> list[Any]:
         except json.JSONDecodeError:
             pass
     return list(yaml.safe_load_all(text))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``yaml: line 5, column 2: expected <block end>, …``: where and what, as kubectl's
+    ``yaml: line 5: …``, without PyYAML's context and the quoted source lines."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return _one_line(str(exc))
+    return f"yaml: line {mark.line + 1}, column {mark.column + 1}: {_one_line(problem)}"
 
 
 def _one_line(text: str) -> str:
