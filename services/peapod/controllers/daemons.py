@@ -9,8 +9,11 @@ Kubernetes' rules (``pkg/controller/daemon``), as far as peapod's pods go:
   ``unreachable``, the pressure taints), do not tolerate; so a cordoned or
   unreachable node keeps its daemon;
 * one pod per such node: a missing one is created, extras are deleted
-  (the oldest stays); pods on a node that should not run one, or that is
-  gone, are deleted;
+  (the oldest stays); pods on a node that is gone, that no longer matches,
+  or that has a ``NoExecute`` taint they do not tolerate are deleted, while
+  a ``NoSchedule`` taint alone only keeps a new one from being made there:
+  the running daemon stays, counted as misscheduled (Kubernetes'
+  ``shouldContinueRunning``);
 * a node whose pod is being deleted waits for it to be gone before a new
   one is created there (a daemon often holds a host port);
 * **RollingUpdate**: pods of an older template (label
@@ -103,12 +106,21 @@ def bind_to_node(spec: PodSpec, node: str) -> None:
 
 
 def should_run(ds: DaemonSet, node: Node) -> bool:
+    """Whether a daemon pod should be made on ``node``."""
+    return _fits(ds, node, ("NoSchedule", "NoExecute"))
+
+
+def should_continue_running(ds: DaemonSet, node: Node) -> bool:
+    """Whether a daemon pod already on ``node`` stays: only ``NoExecute`` taints evict it."""
+    return _fits(ds, node, ("NoExecute",))
+
+
+def _fits(ds: DaemonSet, node: Node, effects: tuple[str, ...]) -> bool:
     spec = ds.spec.template.spec
     if not fits_node_affinity(spec.node_selector, spec.affinity, node):
         return False
     tolerations = [*(spec.tolerations or []), *DAEMON_TOLERATIONS]
-    return untolerated_taint(node.spec.taints or [], tolerations,
-                             ("NoSchedule", "NoExecute")) is None
+    return untolerated_taint(node.spec.taints or [], tolerations, effects) is None
 
 
 @dataclass
@@ -125,6 +137,7 @@ def plan_daemonset(ds: DaemonSet, nodes: list[Node], pods: list[Pod], *, hash_: 
     for pod in pods:
         by_node.setdefault(target_node(pod), []).append(pod)
     wanted = {n.metadata.name or "" for n in nodes if should_run(ds, n)}
+    staying = {n.metadata.name or "" for n in nodes if should_continue_running(ds, n)}
     counts = {"current": 0, "misscheduled": 0, "ready": 0, "updated": 0}
     outdated: list[Pod] = []
     unavailable = 0
@@ -132,7 +145,8 @@ def plan_daemonset(ds: DaemonSet, nodes: list[Node], pods: list[Pod], *, hash_: 
         on_node = sorted(by_node.get(node_name, []), key=lambda p: p.metadata.creation_timestamp or "")
         active = [p for p in on_node if is_active(p)]
         if node_name not in wanted:
-            plan.delete += active
+            # kept (but for extras) on a node it may stay on: a NoSchedule taint came later
+            plan.delete += active[1:] if node_name in staying else active
             counts["misscheduled"] += 1 if active else 0
             continue
         if not active:

@@ -102,6 +102,23 @@ async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet)
         st = got.get("status") or {}
         return (st.get("desiredNumberScheduled"), st.get("numberReady")) == (1, 1)
     await eventually(status_counts, "status: 1 desired, 1 ready")
+
+    # a NoSchedule taint added later leaves the running daemon alone (Kubernetes'
+    # shouldContinueRunning); it counts as misscheduled, and nothing new is made there
+    kept = [p["metadata"]["uid"] for p in await request(admin, s.api("pods", "list"), {})]
+    node_a = await request(admin, s.api("nodes", "get"), {"name": "node-a"})
+    node_a["spec"]["taints"] = [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]
+    await request(admin, s.api("nodes", "update"), {"object": node_a})
+
+    async def misscheduled() -> bool:
+        got = await request(admin, s.api("daemonsets", "get"), {"namespace": "default",
+                                                                "name": "agent"})
+        st = got.get("status") or {}
+        return (st.get("desiredNumberScheduled"), st.get("numberMisscheduled")) == (0, 1)
+    await eventually(misscheduled, "status: 0 desired, 1 misscheduled")
+    still = await request(admin, s.api("pods", "list"), {})
+    assert [p["metadata"]["uid"] for p in still] == kept, still
+    assert not any(p["metadata"].get("deletionTimestamp") for p in still), still
     await request(admin, s.api("daemonsets", "delete"), {"namespace": "default", "name": "agent"})
 
     async def no_daemons() -> bool:

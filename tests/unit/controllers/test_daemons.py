@@ -9,6 +9,7 @@ from peapod.controllers.daemons import (
     REVISION_HASH,
     bind_to_node,
     plan_daemonset,
+    should_continue_running,
     should_run,
     target_node,
 )
@@ -85,6 +86,23 @@ def test_missing_pods_are_created_extras_and_misplaced_ones_deleted():
         "currentNumberScheduled": 1, "numberMisscheduled": 2, "desiredNumberScheduled": 2,
         "numberReady": 1, "observedGeneration": 2, "updatedNumberScheduled": 1,
         "numberAvailable": 1, "numberUnavailable": 1}
+
+
+def test_a_no_schedule_taint_keeps_the_running_daemon_and_no_execute_evicts_it():
+    """Kubernetes' NodeShouldRunDaemonPod: shouldRun false, shouldContinueRunning true."""
+    ds = daemonset()
+    tainted = node("a", taints=[{"key": "k", "value": "v", "effect": "NoSchedule"}])
+    assert not should_run(ds, tainted) and should_continue_running(ds, tainted)
+    plan = plan_daemonset(ds, [tainted], [pod("runs", "a"), pod("extra", "a",
+                                                                created="2026-01-02T00:00:00Z")],
+                          hash_="new")
+    assert [p.metadata.name for p in plan.delete] == ["extra"] and plan.create_on == []
+    assert (plan.status.desired_number_scheduled, plan.status.number_misscheduled) == (0, 1)
+    assert plan_daemonset(ds, [tainted], [], hash_="new").create_on == []  # none made there
+    evicting = node("a", taints=[{"key": "k", "effect": "NoExecute"}])
+    assert not should_continue_running(ds, evicting)
+    assert [p.metadata.name for p in plan_daemonset(ds, [evicting], [pod("runs", "a")],
+                                                    hash_="new").delete] == ["runs"]
 
 
 def test_a_node_whose_daemon_is_terminating_waits_before_a_new_one():
