@@ -54,6 +54,9 @@ def plan_job(job: Job, pods: list[Pod], *, now: float, now_text: str) -> JobPlan
                        conditions=previous.conditions)
     plan.status = status
     if job.finished() is not None:
+        # a finished Job's counts are final: deleting its pods (drain, people) leaves
+        # "1/1" as it is, as Kubernetes' finalizer-tracked counts do
+        status.succeeded, status.failed = previous.succeeded, previous.failed
         plan.delete = active
         return plan
     started = parse_rfc3339(status.start_time or now_text).timestamp()

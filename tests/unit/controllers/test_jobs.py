@@ -46,6 +46,16 @@ def test_completion_sets_the_condition_and_time():
     assert plan.status.completion_time == "2026-01-01T00:00:05Z"
 
 
+def test_a_finished_jobs_counts_stay_when_its_pods_are_deleted():
+    """Found with `peapod drain`: a Complete job's pods evicted made it `Complete 0/1`."""
+    done = job(completions=1)
+    done.status = plan_job(done, [pod("a", "Succeeded")], now=T0, now_text=START).status
+    assert done.status.succeeded == 1
+    after = plan_job(done, [], now=T0 + 60, now_text=START).status
+    assert (after.succeeded, after.conditions[0].type, after.completion_time) == (
+        1, "Complete", done.status.completion_time)
+
+
 def test_failures_beyond_the_backoff_limit_fail_the_job_and_stop_its_pods():
     pods = [pod("a", "Failed"), pod("b", "Failed"), pod("c", "Running")]
     plan = plan_job(job(backoffLimit=1), pods, now=T0, now_text=START)
