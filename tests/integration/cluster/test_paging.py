@@ -88,7 +88,7 @@ async def test_get_lists_in_pages_of_chunk_size(apiserver, tmp_path):
         assert [bool(r.get("continue")) for r in requests] == [False] + [True] * (pages - 1)
     await asked.unsubscribe()
     refused = await peapod("get", "pods", "--chunk-size", "-1")
-    assert refused.code == 2 and "is not a non-negative integer" in refused.err
+    assert refused.code == 1 and "is not a non-negative integer" in refused.err  # kubectl: 1
 
 
 async def test_a_plain_list_from_an_apiserver_before_pages_is_taken_whole(apiserver):

@@ -50,7 +50,7 @@ async def test_a_watch_resumes_after_a_resource_version(apiserver, tmp_path):
     assert (alone.code, alone.err) == (
         1, "error: --resource-version is for a watch (-w): the changes after that version\n")
     bad = await peapod("get", "pods", "-w", "--resource-version", "x")
-    assert bad.code == 2 and "is not a non-negative integer" in bad.err
+    assert bad.code == 1 and "is not a non-negative integer" in bad.err  # kubectl: 1
 
 
 async def test_a_resource_version_the_stream_dropped_is_expired(apiserver):
