@@ -9,6 +9,7 @@ pulled here, and the connection mode makes it reach mapped ports on
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 import urllib.request
@@ -32,12 +33,25 @@ NATS_IMAGE = "localhost/peapod-nats:latest"
 
 @pytest.fixture(scope="session")
 def podman_socket() -> Iterator[str]:
-    """podman's REST socket, started for the test session if nothing serves it."""
-    service = ensure_podman_service(PODMAN_SOCKET, containers_conf=os.environ.get("CONTAINERS_CONF"))
-    yield PODMAN_SOCKET
-    if service is not None:
-        service.terminate()
-        service.wait(10)
+    """podman's REST socket, started for the test session if nothing serves it.
+
+    Sessions that share the socket (pytest-xdist workers, or two runs on one machine) share
+    the one service: each holds a shared lock beside the socket while it runs, the start is
+    made under an exclusive one (two sessions never start two services on one path), and the
+    session that started the service stops it only once no other holds the shared lock.
+    """
+    Path(PODMAN_SOCKET).parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{PODMAN_SOCKET}.users", "a") as users:
+        fcntl.flock(users, fcntl.LOCK_SH)
+        with open(f"{PODMAN_SOCKET}.start", "a") as start:
+            fcntl.flock(start, fcntl.LOCK_EX)
+            service = ensure_podman_service(PODMAN_SOCKET,
+                                            containers_conf=os.environ.get("CONTAINERS_CONF"))
+        yield PODMAN_SOCKET
+        if service is not None:
+            fcntl.flock(users, fcntl.LOCK_EX)  # until every other worker is done with it
+            service.terminate()
+            service.wait(10)
 
 
 @pytest.fixture
