@@ -22,6 +22,7 @@ class Model(BaseModel):
         populate_by_name=True,
         extra="forbid",
         validate_assignment=False,
+        defer_build=True,  # validators built on first use: a kubelet uses few of the models
         strict=True,  # JSON types as Kubernetes reads them: "5" is not 5, 1 is not true
     )
 
