@@ -445,6 +445,9 @@ class PodmanRuntime:
             if existing:
                 return existing
         if response.status_code >= 400:
+            # podman may keep a pod it could not finish (no room for its infra container's
+            # storage): removed, so that the next attempt starts clean rather than finds it
+            self.api.delete(f"/pods/{body['name']}", params={"force": True, "timeout": 0})
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
         pod_id = str(response.json()["Id"])
         started = self.api.post(f"/pods/{pod_id}/start")  # only the infra container exists yet
