@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from peapod.bus.auth import write_cluster_config
-from peapod.kubelet.runtime import ensure_podman_service
+from peapod.kubelet.runtime import ensure_podman_service, podman_service_pid
 
 PODMAN_SOCKET = os.environ.get("PEAPOD_PODMAN_SOCKET", "/run/podman/podman.sock")
 os.environ.setdefault("DOCKER_HOST", f"unix://{PODMAN_SOCKET}")
@@ -29,6 +31,33 @@ os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
 os.environ.setdefault("TC_HOST", "127.0.0.1")
 
 NATS_IMAGE = "localhost/peapod-nats:latest"
+
+
+def stop_stale_service(socket_path: str, containers_conf: str | None) -> None:
+    """Stop a service on this session's socket started with another ``CONTAINERS_CONF``.
+
+    Each checkout's sessions have a socket of their own (PEAPOD_PODMAN_SOCKET), so a
+    service there with another configuration was left by an earlier run, e.g. from a
+    clone deleted since, whose containers.conf no longer exists: podman's defaults then
+    fail every container on this machine (crun on hybrid cgroups, rlimits).
+    """
+    pid = podman_service_pid(socket_path)
+    if pid is None:
+        return
+    try:
+        environ = dict(item.partition(b"=")[::2] for item in
+                       Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in item)
+    except OSError:  # gone, or not ours to read
+        return
+    theirs = environ.get(b"CONTAINERS_CONF", b"").decode() or None
+    if theirs == containers_conf:
+        return
+    warnings.warn(f"stopping podman service {pid} on {socket_path}, left with CONTAINERS_CONF="
+                  f"{theirs} (this session's: {containers_conf})", stacklevel=1)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while podman_service_pid(socket_path) == pid and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +74,7 @@ def podman_socket() -> Iterator[str]:
         fcntl.flock(users, fcntl.LOCK_SH)
         with open(f"{PODMAN_SOCKET}.start", "a") as start:
             fcntl.flock(start, fcntl.LOCK_EX)
+            stop_stale_service(PODMAN_SOCKET, os.environ.get("CONTAINERS_CONF"))
             service = ensure_podman_service(PODMAN_SOCKET,
                                             containers_conf=os.environ.get("CONTAINERS_CONF"))
         yield PODMAN_SOCKET

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from peapod.bus.identity import Credentials, new_seed
+from peapod.kubelet.runtime import podman_service_pid
 from peapod.kubelet.service import start_ticks
-from tests.integration.cluster.test_kubelet_failures import podman_service_pid
 from tests.natsd import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(180)]
