@@ -29,7 +29,6 @@ from peapod.bus import subjects as s
 from peapod.bus.client import request
 from peapod.errors import NotFound
 from peapod.kubelet.runtime import podman_answers
-from tests.integration.cluster import test_kubelet
 from tests.integration.cluster.test_kubelet import apply, pod_manifest, running, wait_pod
 from tests.integration.cluster.test_kubelet_failures import (
     busybox,
@@ -38,9 +37,7 @@ from tests.integration.cluster.test_kubelet_failures import (
     status_of,
     waiting,
 )
-
-# the cluster fixture: test_kubelet.py's, as long as it is there rather than in conftest.py
-cluster = getattr(test_kubelet, "cluster", None)
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.podman, pytest.mark.timeout(300)]
 
@@ -197,10 +194,7 @@ async def test_podman_storage_full_shows_on_the_pod_and_the_pod_starts_once_free
             with contextlib.suppress(NotFound):
                 await request(ctx["admin"], s.api("pods", "delete"), {
                     "namespace": "default", "name": name, "gracePeriodSeconds": 0})
-        for _ in range(150):
-            if await no_pods(ctx, {steady, fresh}):
-                break
-            await asyncio.sleep(0.2)
+        await eventually(lambda: no_pods(ctx, {steady, fresh}), "its pods gone", timeout=30)
         await node.halt()
         node.socket = shared
         node.start()
