@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from peapod.kubelet.service import RECORD, ServiceRecord, stop_and_wait
+
 ROOT = Path(__file__).resolve().parents[2]
 PEAPOD = [str(Path(sys.executable).parent / "peapod")]  # the script a user runs: .venv/bin/peapod
 NODE = "e2e-node"
@@ -79,6 +81,10 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
             if left:
                 subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", *left], check=False,
                                capture_output=True)
+        # and the podman service it started, if it did: a killed kubelet cannot stop it
+        record = tmp_path / "home" / "kubelet" / RECORD
+        if record.exists():
+            stop_and_wait(ServiceRecord(**json.loads(record.read_text())))
         logs = tmp_path / "home" / "logs"
         if logs.exists():
             for log in sorted(logs.iterdir()):
