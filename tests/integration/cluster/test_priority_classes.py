@@ -67,7 +67,8 @@ async def test_create_describe_and_admission_of_pods(apiserver, tmp_path):
                              "PreemptionPolicy: PreemptLowerPriority",
                              "Description: for the important ones"]
         # the value never changes (Kubernetes' ValidatePriorityClassUpdate)
-        changed = await peapod("apply", "-f", "-", stdin=manifest.replace("-5", "7"))
+        changed = await peapod("apply", "-f", "-",
+                               stdin=manifest.replace("value: -5", "value: 7"))
         assert changed.code == 1
         assert "value: Forbidden: may not be changed in an update." in changed.err
 

@@ -41,6 +41,15 @@ async def answering(server: Server, received: list[dict], *, refuse: str = ""):
     return nc
 
 
+async def sent_once_answered(recorder: EventRecorder, attempts: int = 50) -> int:
+    """``flush`` until it sends something (an unanswered flush sends and logs nothing)."""
+    for _ in range(attempts):
+        if sent := await recorder.flush():
+            return sent
+        await asyncio.sleep(0.1)
+    return 0
+
+
 async def test_events_wait_bounded_dropping_the_oldest_and_are_sent_in_order_once_answered(
         server: Server):
     nc = await connect(server.creds["kubelet-node-a"], name="test-kubelet")
@@ -58,7 +67,9 @@ async def test_events_wait_bounded_dropping_the_oldest_and_are_sent_in_order_onc
     apiserver = await answering(server, received)
     try:
         with capture_logs() as logs:
-            assert await recorder.flush() == 3
+            # the first send may still meet "no responders" a moment after the stand-in
+            # subscribed (seen in 1 run of 10); the kubelet's resend loop tries again, as here
+            assert await sent_once_answered(recorder) == 3
         assert [(e["involvedObject"]["name"], e["count"]) for e in received] == [
             ("p3", 1), ("p4", 2), ("p5", 1)]  # p1 and p2 dropped; p4's repeat folded
         assert recorder.held == 0
