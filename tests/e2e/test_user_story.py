@@ -177,15 +177,18 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     assert reasons.count("Started") == 2 and "Killing" in reasons, followed
 
 
-def test_errors_are_one_line_and_nothing_is_stored(cluster, tmp_path):
+def test_errors_read_as_kubectls_and_nothing_is_stored(cluster, tmp_path):
     env = cluster
     bad = tmp_path / "bad.yml"
     bad.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\n"
                    "spec: {containers: [{name: a, image: x}, {name: a, image: y}]}\n")
     result = peapod(env, "apply", "-f", str(bad), check=False)
     assert result.returncode == 1
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "metadata.name" in result.stderr and "duplicate name" in result.stderr
+    # kubectl's checkErr for an Invalid with several causes: the heading, one "* " line each
+    heading, *causes = result.stderr.splitlines()
+    assert heading == 'The Pod "Bad_Name" is invalid: ', result.stderr
+    assert [c.split(":")[0] for c in causes] == ["* metadata.name", "* spec.containers[1].name"]
+    assert causes[1].endswith("duplicate name 'a'"), result.stderr
     assert peapod(env, "get", "pods", "-o", "json").stdout.count('"items": []') == 1
     parked = tmp_path / "parked.yml"  # schedules nowhere, so nothing starts in podman
     parked.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: parked}\n"

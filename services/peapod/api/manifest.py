@@ -28,7 +28,7 @@ from peapod.api.decode import decode_model as decode_model
 from peapod.api.decode import validate_model as validate_model
 from peapod.api.event import Event
 from peapod.api.meta import API_VERSIONS as API_VERSIONS
-from peapod.api.meta import GC_FINALIZERS
+from peapod.api.meta import GC_FINALIZERS, qualified_kind
 from peapod.api.namespace import Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod
@@ -48,7 +48,7 @@ from peapod.api.validation import (
     pod_problems,
     pydantic_problems,
 )
-from peapod.errors import Invalid
+from peapod.errors import Invalid, invalid
 
 KINDS: dict[str, type[Pod] | type[Node] | type[Event] | type[Namespace] | type[ReplicaSet]
             | type[Deployment] | type[DaemonSet] | type[Job] | type[CronJob] | type[ConfigMap]
@@ -96,21 +96,22 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
     kind = doc.get("kind")
     api_version = doc.get("apiVersion")
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
-    label = f"{kind or 'object'} {name!r}" if name else f"{kind or 'object'}"
+    name = name if isinstance(name, str) else None
     if not kind:
-        raise Invalid(f"{label} is invalid: kind: required value")
+        raise invalid("object", name, ["kind: required value"])
     if kind not in KINDS:
-        raise Invalid(f"{label} is invalid: kind: unsupported kind {kind!r}, "
-                      f"supported kinds: {', '.join(sorted(KINDS))}")
+        raise invalid(str(kind), name, [f"kind: unsupported kind {kind!r}, "
+                                        f"supported kinds: {', '.join(sorted(KINDS))}"])
     expected = API_VERSIONS.get(kind, "v1")
     if api_version != expected:
-        raise Invalid(f"{label} is invalid: apiVersion: unsupported version {api_version!r} "
-                      f"for kind {kind}, expected {expected!r}")
+        raise invalid(qualified_kind(kind), name, [
+            f"apiVersion: unsupported version {api_version!r} for kind {kind}, "
+            f"expected {expected!r}"])
     model = KINDS[kind]
     try:
         obj = model.model_validate(doc)
     except ValidationError as exc:
-        raise Invalid(f"{label} is invalid: " + "; ".join(pydantic_problems(exc))) from None
+        raise invalid(qualified_kind(kind), name, pydantic_problems(exc)) from None
     problems: list[str] = []
     if isinstance(obj, ConfigMap | Secret):
         if error := undecodable(obj):
@@ -144,7 +145,7 @@ def parse_object(doc: dict[str, Any]) -> ApiObject:
     elif isinstance(obj, PriorityClass):
         problems = meta_problems(obj.metadata, namespaced=False) + priority_class_problems(obj)
     if problems:
-        raise Invalid(f"{label} is invalid: " + "; ".join(problems))
+        raise invalid(qualified_kind(kind), name, problems)
     return obj
 
 

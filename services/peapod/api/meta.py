@@ -18,6 +18,12 @@ API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                 "PriorityClass": "scheduling.k8s.io/v1"}
 
 
+def qualified_kind(kind: str) -> str:
+    """The kind with its group, as Kubernetes' errors name it (``Deployment.apps``)."""
+    group = API_VERSIONS.get(kind, "v1").rpartition("/")[0]
+    return f"{kind}.{group}" if group else kind
+
+
 class OwnerReference(Model):
     api_version: str
     kind: str

@@ -29,7 +29,7 @@ from peapod.api.pod import Pod, PodStatus
 from peapod.api.resources import qos_class
 from peapod.api.scheduling import Toleration
 from peapod.api.sources import referenced_objects
-from peapod.errors import Invalid
+from peapod.errors import Invalid, invalid
 
 CONFIG_SOURCE = "kubernetes.io/config.source"
 CONFIG_HASH = "kubernetes.io/config.hash"
@@ -65,11 +65,11 @@ def static_pod(doc: dict[str, Any], *, node_name: str, source: str) -> Pod:
                       f"Pod, not {obj.kind}")
     meta = obj.metadata
     if not meta.name:
-        raise Invalid('Pod is invalid: metadata.name: Required value: a static pod needs a name '
-                      "(generateName cannot be used)")
+        raise invalid("Pod", "", ["metadata.name: Required value: a static pod needs a name "
+                                  "(generateName cannot be used)"])
     problems = static_problems(obj)
     if problems:
-        raise Invalid(f'Pod "{meta.name}" is invalid: ' + "; ".join(problems))
+        raise invalid("Pod", meta.name, problems)
     hasher = hashlib.md5(usedforsecurity=False)  # Kubernetes' DeepHashObject uses md5 too
     hasher.update(json.dumps(obj.to_wire(), sort_keys=True, separators=(",", ":")).encode())
     hasher.update(f"host:{node_name}".encode())

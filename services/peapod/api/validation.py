@@ -35,7 +35,7 @@ from peapod.api.resources import (
 from peapod.api.scheduling import scheduling_problems
 from peapod.api.security import context_problems, host_problems
 from peapod.api.sources import env_problems, path_problems, volume_source_problems
-from peapod.errors import Invalid
+from peapod.errors import invalid
 
 _RESOURCE_NAMES = {"cpu", "memory", "ephemeral-storage"}
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -354,6 +354,6 @@ def _quantity(path: str, value: Any) -> list[str]:
     return []
 
 
-def raise_if_problems(problems: list[str], *, what: str) -> None:
+def raise_if_problems(problems: list[str], *, kind: str, name: str | None) -> None:
     if problems:
-        raise Invalid(f"{what} is invalid: " + "; ".join(problems))
+        raise invalid(kind, name, problems)

@@ -30,7 +30,7 @@ from peapod.api.scheduling import SCHEDULING_GATED, SCHEDULING_GATED_MESSAGE, Po
 from peapod.api.static import is_mirror
 from peapod.api.storage import PersistentVolume, PersistentVolumeClaim
 from peapod.api.validation import raise_if_problems
-from peapod.errors import Invalid
+from peapod.errors import Invalid, invalid
 
 # Kubernetes' utilrand alphabet (no vowels, no 0, 1, 3: no words, nothing misread) and
 # SimpleNameGenerator's lengths: five random characters after at most 58 of the prefix.
@@ -92,9 +92,9 @@ def prepare_namespaced(meta: ObjectMeta, *, namespace: str | None) -> None:
 def refuse_pod_finalizers(pod: Pod) -> None:
     """A pod leaves the store when its kubelet finishes it: nothing would wait for a finalizer."""
     if pod.metadata.finalizers:
-        raise Invalid(f'Pod "{pod.metadata.name}" is invalid: metadata.finalizers: Forbidden: '
-                      "peapod removes a pod once its containers stopped and holds it for no "
-                      "finalizer")
+        raise invalid("Pod", pod.metadata.name, [
+            "metadata.finalizers: Forbidden: peapod removes a pod once its containers stopped "
+            "and holds it for no finalizer"])
 
 
 def merge_updated_pod(stored: Pod, incoming: Pod) -> Pod:
@@ -126,11 +126,10 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
     gates = _remaining_gates(stored, incoming_spec.scheduling_gates or [])
     incoming_spec.scheduling_gates = stored.spec.scheduling_gates
     if incoming_spec.to_wire() != stored.spec.to_wire():
-        raise Invalid(
-            f'Pod "{stored.metadata.name}" is invalid: spec: Forbidden: pod updates may not '
-            "change fields of the spec other than the removal of spec.schedulingGates; delete "
-            "the pod and create it again (peapod does not support in-place pod updates)"
-        )
+        raise invalid("Pod", stored.metadata.name, [
+            "spec: Forbidden: pod updates may not change fields of the spec other than the "
+            "removal of spec.schedulingGates; delete the pod and create it again (peapod does "
+            "not support in-place pod updates)"])
     merged, verb = merge_metadata(stored, applied.metadata.labels, applied.metadata.annotations)
     if gates == (stored.spec.scheduling_gates or []):
         return merged, verb
@@ -145,17 +144,17 @@ def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
 def resize_pod(stored: Pod, patch: Any) -> Pod | None:
     """``stored`` after a ``pods/resize`` patch (Kubernetes 1.33), or None if it changes
     nothing; Invalid, naming the field, for anything but a valid cpu/memory resize."""
-    what = f'Pod "{stored.metadata.name}"'
+    name = stored.metadata.name
     if is_mirror(stored):
-        raise Invalid(f"{what} is invalid: Forbidden: static pods cannot be resized")
+        raise invalid("Pod", name, ["Forbidden: static pods cannot be resized"])
     try:
         doc = merge_resize_patch(stored, patch)
     except ValueError as exc:
-        raise Invalid(f"{what} is invalid: {exc}") from None
+        raise invalid("Pod", name, [str(exc)]) from None
     resized = parse_object(doc)
     if not isinstance(resized, Pod):
-        raise Invalid(f"{what} is invalid: kind: may not change")
-    raise_if_problems(resize_problems(stored, resized), what=what)
+        raise invalid("Pod", name, ["kind: may not change"])
+    raise_if_problems(resize_problems(stored, resized), kind="Pod", name=name)
     if resized.spec.to_wire() == stored.spec.to_wire():
         return None
     resized.metadata.generation = (stored.metadata.generation or 1) + 1
@@ -167,9 +166,9 @@ def _remaining_gates(stored: Pod, gates: list[PodSchedulingGate]) -> list[PodSch
     before = {g.name for g in stored.spec.scheduling_gates or []}
     for gate in gates:
         if gate.name not in before:
-            raise Invalid(f'Pod "{stored.metadata.name}" is invalid: spec.schedulingGates: '
-                          "Forbidden: only deletion is allowed, but found new scheduling gate "
-                          f"'{gate.name}'")
+            raise invalid("Pod", stored.metadata.name, [
+                "spec.schedulingGates: Forbidden: only deletion is allowed, but found new "
+                f"scheduling gate '{gate.name}'"])
     return gates
 
 

@@ -33,7 +33,7 @@ from peapod.apiserver.admission import prepare_namespaced, with_generated_name
 from peapod.apiserver.namespaces import Namespaces, RemovePod
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
-from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound, invalid
 
 log = structlog.get_logger("apiserver.configs")
 
@@ -79,15 +79,15 @@ def _normalised(obj: Config) -> Config:
 def merge_applied(stored: Config, applied: Config) -> tuple[Config, str]:
     """``applied`` over ``stored``, refusing what ``immutable`` and a Secret's type forbid."""
     applied = _normalised(applied)
-    what = f'{stored.kind} "{stored.metadata.name}" is invalid'
+    kind, name = stored.kind, stored.metadata.name
     if isinstance(stored, Secret) and isinstance(applied, Secret) and applied.type != stored.type:
-        raise Invalid(f'{what}: type: Invalid value: "{applied.type}": field is immutable')
+        raise invalid(kind, name, [f'type: Invalid value: "{applied.type}": field is immutable'])
     fields = ("data", "binary_data") if isinstance(stored, ConfigMap) else ("data",)
     if stored.immutable:
         if not applied.immutable:
-            raise Invalid(f"{what}: immutable: {_IMMUTABLE}")
+            raise invalid(kind, name, [f"immutable: {_IMMUTABLE}"])
         if any(getattr(applied, f) != getattr(stored, f) for f in fields):
-            raise Invalid(f"{what}: data: {_IMMUTABLE}")
+            raise invalid(kind, name, [f"data: {_IMMUTABLE}"])
     merged = stored.model_copy(deep=True)
     merged.metadata.labels = applied.metadata.labels
     merged.metadata.annotations = applied.metadata.annotations

@@ -42,7 +42,7 @@ from peapod.bus import subjects as s
 from peapod.bus.client import encode
 from peapod.bus.events import event_problems
 from peapod.bus.replay import read_all
-from peapod.errors import Forbidden, Invalid
+from peapod.errors import Forbidden, Invalid, invalid
 
 log = structlog.get_logger("apiserver.events")
 
@@ -55,13 +55,13 @@ def admit_event(payload: dict[str, Any]) -> Event:
     if not isinstance(doc, dict):
         raise Invalid("request field 'object' must be a JSON object")
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
-    what = f'Event "{name}"' if isinstance(name, str) and name else "Event"
+    name = name if isinstance(name, str) else None
     try:
         event = Event.model_validate(doc)
     except ValidationError as exc:
-        raise Invalid(f"{what} is invalid: " + "; ".join(pydantic_problems(exc))) from None
+        raise invalid("Event", name, pydantic_problems(exc)) from None
     if problems := event_problems(event):
-        raise Invalid(f"{what} is invalid: " + "; ".join(problems))
+        raise invalid("Event", name, problems)
     return event
 
 

@@ -40,7 +40,7 @@ from peapod.apiserver.workloads import propagation_finalizer, workload_apis
 from peapod.bus import subjects as s
 from peapod.bus.auth import node_name_problem
 from peapod.bus.leases import Leases
-from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound
+from peapod.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, invalid
 
 log = structlog.get_logger("apiserver")
 
@@ -139,7 +139,7 @@ class Api:
     async def _create_pod(self, doc: dict[str, Any], namespace: str | None) -> Any:
         pod = admission.admit_new_pod(doc, namespace=namespace)
         if pod.spec.node_name and (problem := node_name_problem(pod.spec.node_name)):
-            raise Invalid(f'Pod "{pod.metadata.name}" is invalid: spec.nodeName: {problem}')
+            raise invalid("Pod", pod.metadata.name, [f"spec.nodeName: {problem}"])
         namespace = pod.metadata.namespace or "default"
         key, what = _pod_key(namespace, pod.metadata.name or "")
         ns = await self.namespaces.admit_into(namespace, what)
@@ -248,7 +248,7 @@ class Api:
         key, what = _pod_key(namespace, _text(payload, "name") or "")
         node_name = _text(payload, "nodeName") or ""
         if problem := node_name_problem(node_name):
-            raise Invalid(f'Binding "{payload.get("name")}" is invalid: target.name: {problem}')
+            raise invalid("Binding", _text(payload, "name"), [f"target.name: {problem}"])
         current = await self.store.get(key, what=what)
         pod = Pod.model_validate(current.value)
         expected_uid = payload.get("uid")
@@ -338,7 +338,7 @@ class Api:
     async def register_node(self, payload: dict[str, Any], msg: Msg) -> Any:
         node_name = _node_of(msg.subject)
         if problem := node_name_problem(node_name):
-            raise Invalid(f'Node "{node_name}" is invalid: metadata.name: {problem}')
+            raise invalid("Node", node_name, [f"metadata.name: {problem}"])
         doc = self._object(payload)
         if (doc.get("metadata") or {}).get("name") != node_name:
             raise Forbidden(f'node "{node_name}" may only register itself')

@@ -56,7 +56,7 @@ from peapod.apiserver.admission import merge_metadata, parse_applied, with_gener
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
 from peapod.bus.informer import Informer, WatchEvent
-from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound
+from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound, invalid
 
 log = structlog.get_logger("apiserver.priorityclasses")
 
@@ -177,8 +177,7 @@ class PriorityClasses:
             return {"object": await self.create(payload, msg), "action": "created"}
         stored = PriorityClass.model_validate(current.value)
         if problems := update_problems(stored, applied):
-            raise Invalid(f'PriorityClass.scheduling.k8s.io "{stored.metadata.name}" is invalid: '
-                          + "; ".join(problems))
+            raise invalid("PriorityClass.scheduling.k8s.io", stored.metadata.name, problems)
         await self._refuse_second_default(applied, what)
         merged, _ = merge_metadata(stored, applied.metadata.labels,
                                    applied.metadata.annotations)

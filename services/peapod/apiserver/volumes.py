@@ -41,7 +41,7 @@ from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.store import Store
 from peapod.apiserver.workloads import KindRules, Route, WorkloadApi
 from peapod.bus import subjects as s
-from peapod.errors import Forbidden, Invalid
+from peapod.errors import Forbidden, Invalid, invalid
 
 log = structlog.get_logger("apiserver.volumes")
 
@@ -63,8 +63,8 @@ class VolumeRules(KindRules):
         for field, path in (("host_path", "persistentvolumesource"),
                             ("local", "persistentvolumesource"), ("node_affinity", "nodeAffinity")):
             if _wire(getattr(old, field)) != _wire(getattr(new, field)):
-                raise Invalid(f'PersistentVolume "{name}" is invalid: spec.{path}: Forbidden: '
-                              f"spec.{path} is immutable after creation")
+                raise invalid("PersistentVolume", name, [
+                    f"spec.{path}: Forbidden: spec.{path} is immutable after creation"])
 
 
 class ClaimRules(KindRules):
@@ -82,10 +82,9 @@ class ClaimRules(KindRules):
         if not old.volume_name:  # the binder sets it once
             old = old.model_copy(update={"volume_name": new.volume_name})
         if old.to_wire() != new.to_wire():
-            raise Invalid(f'PersistentVolumeClaim "{stored.metadata.name}" is invalid: spec: '
-                          "Forbidden: spec is immutable after creation except resources.requests "
-                          "and volumeAttributesClassName for bound claims (peapod cannot expand "
-                          "volumes)")
+            raise invalid("PersistentVolumeClaim", stored.metadata.name, [
+                "spec: Forbidden: spec is immutable after creation except resources.requests "
+                "and volumeAttributesClassName for bound claims (peapod cannot expand volumes)"])
 
 
 def _wire(value: Any) -> Any:

@@ -44,7 +44,7 @@ from peapod.apiserver import admission
 from peapod.apiserver.namespaces import Namespaces
 from peapod.apiserver.store import Store, Stored
 from peapod.bus import subjects as s
-from peapod.errors import Conflict, Invalid, NotFound
+from peapod.errors import Conflict, Invalid, NotFound, invalid
 
 log = structlog.get_logger("apiserver.workloads")
 
@@ -279,9 +279,9 @@ class JobRules(KindRules):
     def admit_new(self, obj: Any, what: str) -> None:
         spec, meta = obj.spec, obj.metadata
         if spec.selector is not None:
-            raise Invalid(f"{what} is invalid: spec.selector: Invalid value: "
-                          f"{spec.selector.to_query()!r}: `selector` not auto-generated "
-                          "(peapod has no manualSelector)")
+            raise invalid("Job.batch", meta.name, [
+                f"spec.selector: Invalid value: {spec.selector.to_query()!r}: `selector` not "
+                "auto-generated (peapod has no manualSelector)"])
         generated = {CONTROLLER_UID: meta.uid or "", "controller-uid": meta.uid or "",
                      JOB_NAME: meta.name or "", "job-name": meta.name or ""}
         spec.selector = LabelSelector(match_labels={CONTROLLER_UID: meta.uid or ""})
@@ -299,8 +299,8 @@ class JobRules(KindRules):
             old, new = getattr(stored.spec, field), getattr(incoming.spec, field)
             if (old.to_wire() if hasattr(old, "to_wire") else old) != \
                     (new.to_wire() if hasattr(new, "to_wire") else new):
-                raise Invalid(f'Job.batch "{name}" is invalid: spec.{to_camel(field)}: '
-                              "Invalid value: field is immutable")
+                raise invalid("Job.batch", name, [
+                    f"spec.{to_camel(field)}: Invalid value: field is immutable"])
 
 
 def workload_apis(store: Store, namespaces: Namespaces) -> dict[str, WorkloadApi[Any]]:

@@ -110,25 +110,38 @@ def _validated(docs: list[dict[str, Any]], *, verb: str,
     """
     if not docs:
         raise Invalid("no objects passed to apply")
-    problems = []
+    problems: list[Invalid] = []
     for doc in docs:
         try:
             if verb == "apply":
                 refuse_generate_name_for_apply(doc)
             obj = parse_object(doc)
         except Invalid as exc:
-            problems.append(exc.message)
+            problems.append(exc)
             continue
         if obj.kind not in WRITABLE_KINDS:
             kinds = [f"{kind}{'es' if kind.endswith('s') else 's'}" for kind in WRITABLE_KINDS]
-            problems.append(f"{obj.kind} {obj.metadata.name!r}: only {', '.join(kinds[:-1])} and "
-                            f"{kinds[-1]} can be applied (Nodes register themselves, Events are "
-                            "recorded by components)")
+            problems.append(Invalid(
+                f"{obj.kind} {obj.metadata.name!r}: only {', '.join(kinds[:-1])} and "
+                f"{kinds[-1]} can be applied (Nodes register themselves, Events are recorded "
+                "by components)"))
         elif obj.kind not in CLUSTER_SCOPED_KINDS:
             _require_namespace(obj.metadata.namespace, namespace)
+    if len(problems) == 1:
+        raise problems[0]
     if problems:
-        raise Invalid("; ".join(problems))
+        raise Refused(problems)
     return docs
+
+
+class Refused(Invalid):
+    """Several objects of one file refused: kubectl's line for each, one after another."""
+
+    def __init__(self, problems: list[Invalid]) -> None:
+        super().__init__("\n".join(invalid_message(p) for p in problems))
+
+    def line(self) -> str:
+        return self.message
 
 
 def _require_namespace(own: str | None, flag: str | None) -> None:
@@ -893,8 +906,23 @@ def _error_line(exc: PeapodError) -> str:
     if isinstance(exc, Unavailable):
         return f"Unable to connect to the server: {exc.message}"
     if isinstance(exc, Invalid):
-        return f"error: {exc.message}"
+        return invalid_message(exc)
     return f"Error from server ({exc.code}): {exc.message}"
+
+
+def invalid_message(exc: Invalid) -> str:
+    """kubectl's checkErr for an Invalid Status: ``The Pod "x" is invalid: <cause>``, or
+    one ``* <cause>`` line each after the heading when there are several (duplicates
+    dropped); an error that names no object is kubectl's plain ``error: ...``."""
+    if not exc.kind and not exc.name:
+        return f"error: {exc.message}"
+    heading = f'The {exc.kind} "{exc.name}" is invalid'
+    causes = list(dict.fromkeys(exc.causes))
+    if not causes:
+        return heading
+    if len(causes) == 1:
+        return f"{heading}: {causes[0]}"
+    return "\n".join([f"{heading}: ", *(f"* {cause}" for cause in causes)])
 
 
 if __name__ == "__main__":

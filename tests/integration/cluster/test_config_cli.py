@@ -122,7 +122,7 @@ metadata: {name: regcred}
 type: kubernetes.io/dockerconfigjson
 stringData: {username: x}
 """)
-    assert docker.err == ("error: Secret 'regcred' is invalid: data[.dockerconfigjson]: "
+    assert docker.err == ('The Secret "regcred" is invalid: data[.dockerconfigjson]: '
                           "Required value\n")
     with pytest.raises(NotFound):
         await request(apiserver["admin"], s.api("secrets", "get"),
@@ -134,7 +134,7 @@ async def test_immutable_type_and_deletion(apiserver, tmp_path):
     frozen = CONFIGMAP_MANIFEST + "immutable: true\n"
     assert (await peapod("apply", "-f", "-", stdin=frozen)).code == 0
     changed = await peapod("apply", "-f", "-", stdin=frozen.replace('"3"', '"4"'))
-    assert changed.err == ("error: ConfigMap \"game-demo\" is invalid: data: Forbidden: field is "
+    assert changed.err == ('The ConfigMap "game-demo" is invalid: data: Forbidden: field is '
                            "immutable when `immutable` is set\n")
     thawed = await peapod("apply", "-f", "-", stdin=CONFIGMAP_MANIFEST)
     assert "immutable: Forbidden: field is immutable when `immutable` is set" in thawed.err

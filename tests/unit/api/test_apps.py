@@ -26,7 +26,8 @@ def refusal(doc: dict) -> str:
 def test_a_replicaset_needs_apps_v1_and_a_selector():
     assert parse_object(rs()).kind == "ReplicaSet"
     assert "expected 'apps/v1'" in refusal({**rs(), "apiVersion": "v1"})
-    assert refusal(rs(selector={})) == "ReplicaSet 'web' is invalid: spec.selector: Required value"
+    assert refusal(rs(selector={})) == (
+        'ReplicaSet.apps "web" is invalid: spec.selector: Required value')
     assert "spec.selector: Required value" in refusal(rs(selector=None))
 
 
@@ -67,7 +68,7 @@ def test_owner_references_and_finalizers_are_acted_on_or_refused_by_name():
         in refusal(pod)
     doc = rs()
     doc["metadata"]["finalizers"] = ["orphan", "example.com/hold"]
-    assert refusal(doc) == ("ReplicaSet 'web' is invalid: metadata.finalizers[1]: Unsupported "
+    assert refusal(doc) == ('ReplicaSet.apps "web" is invalid: metadata.finalizers[1]: Unsupported '
                             "value: 'example.com/hold': supported values: \"foregroundDeletion\", "
                             "\"orphan\" (peapod runs no other finalizer, so the object could "
                             "never be deleted)")

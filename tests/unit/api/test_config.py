@@ -45,10 +45,10 @@ def test_secret_errors_never_quote_a_value():
         'Secret in version "v1" cannot be handled as a Secret: illegal base64 data at input byte 0')
     message = refusal(secret_doc(type="kubernetes.io/dockerconfigjson",
                                  stringData={".dockerconfigjson": "hunter2"}))
-    assert message == ("Secret 's' is invalid: data[.dockerconfigjson]: Invalid value: "
+    assert message == ('Secret "s" is invalid: data[.dockerconfigjson]: Invalid value: '
                        '"<secret contents redacted>": must be a JSON object')
     assert refusal(secret_doc(type="kubernetes.io/tls", stringData={"tls.crt": "x"})) == (
-        "Secret 's' is invalid: data[tls.key]: Required value")
+        'Secret "s" is invalid: data[tls.key]: Required value')
 
 
 def test_config_keys_and_duplicates():

@@ -221,9 +221,10 @@ def resolves(doc: Any, path: str) -> bool:
 
 
 def first_problem_names_a_field(message: str, doc: dict[str, Any]) -> bool:
-    """``Kind 'name' is invalid: <path>: <why>; …``: does some ``<path>`` at the start of the
-    first problem name a place in the document?"""
+    """``Kind "name" is invalid: <path>: <why>`` (or ``[<path>: <why>, …]``): does some
+    ``<path>`` at the start of the first problem name a place in the document?"""
     _, found, problems = message.partition(" is invalid: ")
+    problems = problems.removeprefix("[")  # apimachinery's aggregate of several
     if not found:
         # Kubernetes' decoding error, before any field is looked at, in its words (data that
         # is not base64): "Secret in version "v1" cannot be handled as a Secret: illegal …"

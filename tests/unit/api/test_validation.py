@@ -56,7 +56,7 @@ def test_the_seed_pod_is_valid():
 
 def test_unknown_field_is_refused_with_its_path():
     message = refusal(lambda d: container(d).update(imagee="mongo"))
-    assert message == "Pod 'db' is invalid: spec.containers[0].imagee: unknown field"
+    assert message == "Pod \"db\" is invalid: spec.containers[0].imagee: unknown field"
 
 
 def test_unknown_top_level_and_metadata_fields_are_refused_too():
@@ -66,14 +66,14 @@ def test_unknown_top_level_and_metadata_fields_are_refused_too():
 
 def test_duplicate_container_names_are_refused_with_their_path():
     message = refusal(lambda d: d["spec"]["containers"].append({"name": "db", "image": "busybox"}))
-    assert message == "Pod 'db' is invalid: spec.containers[1].name: duplicate name 'db'"
+    assert message == "Pod \"db\" is invalid: spec.containers[1].name: duplicate name 'db'"
 
 
 def test_a_pod_without_containers_is_refused():
     assert refusal(lambda d: d["spec"].update(containers=[])) == (
-        "Pod 'db' is invalid: spec.containers: required value: a pod needs at least one container")
+        "Pod \"db\" is invalid: spec.containers: required value: a pod needs at least one container")
     assert refusal(lambda d: d["spec"].pop("containers")) == (
-        "Pod 'db' is invalid: spec.containers: required value")
+        "Pod \"db\" is invalid: spec.containers: required value")
 
 
 def test_a_container_without_image_is_refused():
@@ -84,7 +84,7 @@ def test_a_container_without_image_is_refused():
 
 def test_a_pod_without_name_is_refused():
     assert refusal(lambda d: d["metadata"].pop("name")) == (
-        "Pod is invalid: metadata.name: required value: name or generateName is required")
+        'Pod "" is invalid: metadata.name: required value: name or generateName is required')
 
 
 @pytest.mark.parametrize("name", ["DB", "my_db", "-db", "db-", "db pod", "a" * 254, ""])
@@ -167,14 +167,14 @@ def test_bad_quantities_are_refused_with_their_path(value, problem):
 
 def test_a_bad_limit_is_reported_once_and_not_compared_with_the_request():
     message = refusal(with_resources(requests={"memory": "64Mi"}, limits={"memory": "lots"}))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.memory: quantities "
+    assert message == ("Pod \"db\" is invalid: spec.containers[0].resources.limits.memory: quantities "
                        "must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$', "
                        "got 'lots'")
 
 
 def test_requests_greater_than_limits_are_refused():
     message = refusal(with_resources(requests={"cpu": "2"}, limits={"cpu": "1500m"}))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.requests.cpu: "
+    assert message == ("Pod \"db\" is invalid: spec.containers[0].resources.requests.cpu: "
                        "must be less than or equal to cpu limit of 1500m")
 
 
@@ -186,7 +186,7 @@ def test_requests_equal_to_limits_in_other_units_are_accepted():
 
 def test_unsupported_resource_names_are_refused():
     message = refusal(with_resources(limits={"hugepages-2Mi": "2Mi"}))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].resources.limits.hugepages-2Mi: "
+    assert message == ("Pod \"db\" is invalid: spec.containers[0].resources.limits.hugepages-2Mi: "
                        "unsupported resource name, supported: cpu, memory, ephemeral-storage "
                        "and extended resources (example.com/dongle)")
 
@@ -233,14 +233,14 @@ def test_extended_requests_add_up_as_kubernetes_counts_them():
 
 def test_a_mount_naming_an_undeclared_volume_is_refused():
     message = refusal(with_volumes(mounts=[{"name": "data", "mountPath": "/data/db"}]))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].volumeMounts[0].name: "
+    assert message == ("Pod \"db\" is invalid: spec.containers[0].volumeMounts[0].name: "
                        "volume 'data' not found in spec.volumes")
 
 
 def test_a_relative_mount_path_is_refused():
     message = refusal(with_volumes({"name": "data", "emptyDir": {}},
                                    mounts=[{"name": "data", "mountPath": "data/db"}]))
-    assert message == ("Pod 'db' is invalid: spec.containers[0].volumeMounts[0].mountPath: "
+    assert message == ("Pod \"db\" is invalid: spec.containers[0].volumeMounts[0].mountPath: "
                        "must be an absolute path")
 
 
@@ -257,13 +257,13 @@ def test_two_mounts_on_the_same_path_are_refused():
 ], ids=["two-sources", "no-source"])
 def test_a_volume_needs_exactly_one_source(volume):
     assert refusal(with_volumes(volume)) == (
-        "Pod 'db' is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath, "
+        "Pod \"db\" is invalid: spec.volumes[0]: must specify exactly one of emptyDir, hostPath, "
         "configMap, secret, projected, downwardAPI, persistentVolumeClaim, image")
 
 
 def test_a_relative_host_path_is_refused():
     assert refusal(with_volumes({"name": "data", "hostPath": {"path": "srv/data"}})) == (
-        "Pod 'db' is invalid: spec.volumes[0].hostPath.path: must be an absolute path")
+        "Pod \"db\" is invalid: spec.volumes[0].hostPath.path: must be an absolute path")
 
 
 def test_duplicate_volume_names_and_bad_size_limits_are_refused():
@@ -275,24 +275,24 @@ def test_duplicate_volume_names_and_bad_size_limits_are_refused():
 
 def test_a_wrong_api_version_is_refused():
     assert refusal(lambda d: d.update(apiVersion="apps/v1")) == (
-        "Pod 'db' is invalid: apiVersion: unsupported version 'apps/v1' for kind Pod, expected 'v1'")
+        "Pod \"db\" is invalid: apiVersion: unsupported version 'apps/v1' for kind Pod, expected 'v1'")
     assert "apiVersion: unsupported version None" in refusal(lambda d: d.pop("apiVersion"))
 
 
 def test_an_unsupported_kind_is_refused_with_the_supported_ones():
     assert refusal(lambda d: d.update(kind="StatefulSet")) == (
-        "StatefulSet 'db' is invalid: kind: unsupported kind 'StatefulSet', "
+        "StatefulSet \"db\" is invalid: kind: unsupported kind 'StatefulSet', "
         "supported kinds: ConfigMap, CronJob, DaemonSet, Deployment, Event, Job, Namespace, Node, "
         "PersistentVolume, PersistentVolumeClaim, Pod, PriorityClass, ReplicaSet, Secret")
 
 
 def test_a_missing_kind_is_refused():
-    assert refusal(lambda d: d.pop("kind")) == "object 'db' is invalid: kind: required value"
+    assert refusal(lambda d: d.pop("kind")) == 'object "db" is invalid: kind: required value'
 
 
 def test_an_invalid_restart_policy_is_refused_with_the_allowed_values():
     assert refusal(lambda d: d["spec"].update(restartPolicy="Sometimes")) == (
-        "Pod 'db' is invalid: spec.restartPolicy: unsupported value 'Sometimes', "
+        "Pod \"db\" is invalid: spec.restartPolicy: unsupported value 'Sometimes', "
         "supported values: 'Always', 'OnFailure' or 'Never'")
 
 
@@ -316,13 +316,20 @@ def test_every_problem_is_reported_in_one_message():
         doc["metadata"]["name"] = "Bad_Name"
         doc["spec"]["containers"].append({"name": "db", "image": "x",
                                           "volumeMounts": [{"name": "nope", "mountPath": "/x"}]})
-    problems = refusal(change).removeprefix("Pod 'Bad_Name' is invalid: ").split("; ")
-    assert [p.split(":")[0] for p in problems] == [
-        "metadata.name", "spec.containers[1].name", "spec.containers[1].volumeMounts[0].name"]
+    doc = copy.deepcopy(SEED)
+    change(doc)
+    with pytest.raises(Invalid) as info:
+        parse_object(doc)
+    paths = ["metadata.name", "spec.containers[1].name", "spec.containers[1].volumeMounts[0].name"]
+    assert [p.split(":")[0] for p in info.value.causes] == paths
+    # apimachinery's NewInvalid: several causes are one aggregate, [a, b, c]
+    assert info.value.message == f'Pod "Bad_Name" is invalid: [{", ".join(info.value.causes)}]'
+    assert (info.value.kind, info.value.name) == ("Pod", "Bad_Name")
 
 
 def test_node_capacity_quantities_are_checked():
-    with pytest.raises(Invalid, match=re.escape("Node 'node-a' is invalid: status.capacity.cpu: quantities")):
+    with pytest.raises(Invalid,
+                       match=re.escape('Node "node-a" is invalid: status.capacity.cpu: quantities')):
         parse_object({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"},
                       "status": {"capacity": {"cpu": "two"}}})
 
@@ -349,10 +356,10 @@ def test_pydantic_problems_drop_validator_names_from_paths():
         'spec.containers[0].image: invalid type: got "integer", expected "string"']
 
 
-def test_raise_if_problems_joins_problems_and_is_silent_without_any():
-    raise_if_problems([], what="Pod 'p'")
-    with pytest.raises(Invalid, match=r"^Pod 'p' is invalid: a: x; b: y$"):
-        raise_if_problems(["a: x", "b: y"], what="Pod 'p'")
+def test_raise_if_problems_aggregates_problems_and_is_silent_without_any():
+    raise_if_problems([], kind="Pod", name="p")
+    with pytest.raises(Invalid, match=r'^Pod "p" is invalid: \[a: x, b: y\]$'):
+        raise_if_problems(["a: x", "b: y"], kind="Pod", name="p")
 
 
 def test_init_containers_share_the_names_of_app_containers_and_only_they_take_restart_policy():

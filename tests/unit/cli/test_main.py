@@ -11,7 +11,7 @@ import pytest
 from peapod.cli.client import ServerUnreachable
 from peapod.cli.main import _error_line, _resource, _validated, build_parser, parse_args
 from peapod.cli.printers import check_output
-from peapod.errors import Conflict, Invalid, NotFound, Unavailable
+from peapod.errors import Conflict, Invalid, NotFound, Unavailable, from_wire, invalid
 
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db"},
        "spec": {"containers": [{"name": "db", "image": "mongo:3.3"}]}}
@@ -36,10 +36,12 @@ def test_a_file_is_refused_whole_when_one_object_is_bad() -> None:
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
     with pytest.raises(Invalid) as caught:
         _validated([POD, bad, node], verb="apply")
-    assert "metadata.name" in caught.value.message
-    assert ("Node 'n1': only Pods, Namespaces, ReplicaSets, Deployments, DaemonSets, Jobs, "
+    # kubectl's line for each refused object, one after another
+    first, second = _error_line(caught.value).split("\n")
+    assert first.startswith('The Pod "Bad_Name" is invalid: metadata.name: ')
+    assert ("error: Node 'n1': only Pods, Namespaces, ReplicaSets, Deployments, DaemonSets, Jobs, "
             "CronJobs, ConfigMaps, Secrets, PersistentVolumes, PersistentVolumeClaims and "
-            "PriorityClasses can be applied") in caught.value.message
+            "PriorityClasses can be applied") in second
     assert _validated([POD], verb="apply") == [POD]
     with pytest.raises(Invalid, match="no objects passed to apply"):
         _validated([], verb="apply")
@@ -72,6 +74,8 @@ def test_error_lines_use_kubectls_prefixes() -> None:
     assert _error_line(Conflict("the object has been modified")).startswith(
         "Error from server (Conflict): ")
     assert _error_line(Invalid("no objects passed to apply")) == "error: no objects passed to apply"
+    assert _error_line(invalid("Pod", "x", ["spec.containers[0].image: Required value"])) == (
+        'The Pod "x" is invalid: spec.containers[0].image: Required value')
     assert _error_line(Unavailable("cannot reach")) == "Unable to connect to the server: cannot reach"
     assert _error_line(ServerUnreachable([("tls://10.0.0.2:4222", "connection refused")])) == (
         "Unable to connect to the server at tls://10.0.0.2:4222: connection refused")
@@ -79,6 +83,31 @@ def test_error_lines_use_kubectls_prefixes() -> None:
                                           ("nats://b:4222", "no answer within 1.2s")])) == (
         "Unable to connect to the servers: nats://a:4222: connection refused; "
         "nats://b:4222: no answer within 1.2s")
+
+
+def test_an_invalid_object_reads_as_kubectls_checkerr_after_the_bus() -> None:
+    """The apiserver's Status message is NewInvalid's (``Deployment.apps``, ``[a, b]``); the
+    CLI words kubectl's lines from the details that cross the bus with it."""
+    refused = invalid("Deployment.apps", "web", ["spec.replicas: Invalid value: -1: must be "
+                                                  "greater than or equal to 0",
+                                                  "spec.selector: Required value",
+                                                  "spec.selector: Required value"])
+    assert refused.message == (
+        'Deployment.apps "web" is invalid: [spec.replicas: Invalid value: -1: must be greater '
+        "than or equal to 0, spec.selector: Required value]")
+    wire = refused.to_wire()
+    assert wire["details"]["kind"] == "Deployment"
+    assert wire["details"]["causes"][1] == {"field": "spec.selector", "message": "Required value"}
+    received = from_wire(wire)
+    assert isinstance(received, Invalid) and received.message == refused.message
+    assert _error_line(received) == (
+        'The Deployment "web" is invalid: \n'
+        "* spec.replicas: Invalid value: -1: must be greater than or equal to 0\n"
+        "* spec.selector: Required value")
+    # a cause without a field path (Kubernetes' field.NewPath("")) is all message
+    static = from_wire(invalid("Pod", "p", ["Forbidden: static pods cannot be resized"]).to_wire())
+    assert _error_line(static) == 'The Pod "p" is invalid: Forbidden: static pods cannot be resized'
+    assert from_wire({"code": "Invalid", "message": "bad"}).message == "bad"
 
 
 def test_context_and_namespace_may_follow_the_command_as_in_kubectl() -> None:
