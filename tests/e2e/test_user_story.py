@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -122,8 +123,11 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
         table = rows(peapod(env, "get", "pods").stdout)
         assert table[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
         row = table[1]
-        # exactly the row: NAME READY STATUS RESTARTS AGE, five cells
-        return row if row[:4] == ["db", "1/1", "Running", restarts] and len(row) == 5 else None
+        # exactly the row: NAME READY STATUS RESTARTS AGE, five cells, RESTARTS as
+        # kubectl 1.22+ writes it: "0", then the count with the last restart's age, "1 (5s ago)"
+        cells = [*row[:3], " ".join(row[3:-1]), row[-1]]
+        return cells if cells[:3] == ["db", "1/1", "Running"] and re.fullmatch(
+            restarts, cells[3]) else None
 
     eventually(lambda: running("0"))
     wide = rows(peapod(env, "get", "pods", "-o", "wide").stdout)
@@ -138,8 +142,8 @@ def test_seed_pod_runs_restarts_and_is_deleted(cluster):
     killed = peapod(env, "exec", "db", "--", "pkill", "mongod")
     assert killed.returncode == 0
 
-    row = eventually(lambda: running("1"))
-    assert row[:4] == ["db", "1/1", "Running", "1"]
+    row = eventually(lambda: running(r"1 \(\S+ ago\)"))
+    assert row[:3] == ["db", "1/1", "Running"] and row[3].startswith("1 (")
 
     events = peapod(env, "get", "events").stdout
     for reason in ("Scheduled", "Pulled", "Created", "Started"):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -156,10 +156,27 @@ def _sidecars(pod: Pod) -> set[str]:
 
 
 @dataclass
+class _Restarts:
+    """A RESTARTS count and the latest ``lastState.terminated.finishedAt`` among the
+    containers counted (kubectl's ``lastRestartDate``)."""
+
+    count: int = 0
+    last: str | None = None
+
+    def add(self, cs: ContainerStatus) -> None:
+        self.count += cs.restart_count
+        finished = cs.last_state.terminated.finished_at if cs.last_state.terminated else None
+        if finished and (self.last is None or parse_rfc3339(finished) > parse_rfc3339(self.last)):
+            self.last = finished
+
+
+@dataclass
 class _Init:
     reason: str | None = None  # Init:… while init containers run or after one failed
     ready: int = 0  # ready sidecars
-    restarts: int = 0  # restarts of the init containers up to the one the pod waits for
+    # restarts of the init containers up to the one the pod waits for, and of the sidecars
+    restarts: _Restarts = field(default_factory=_Restarts)
+    sidecar_restarts: _Restarts = field(default_factory=_Restarts)
 
 
 def _init_reason(pod: Pod, status: PodStatus) -> _Init:
@@ -167,7 +184,9 @@ def _init_reason(pod: Pod, status: PodStatus) -> _Init:
     sidecars, seen = _sidecars(pod), _Init()
     total = len(pod.spec.init_containers or [])
     for i, cs in enumerate(status.init_container_statuses or []):
-        seen.restarts += cs.restart_count
+        seen.restarts.add(cs)
+        if cs.name in sidecars:
+            seen.sidecar_restarts.add(cs)
         seen.reason = _init_step(cs, i, total, sidecars=sidecars, seen=seen)
         if seen.reason is not None:
             break
@@ -228,28 +247,27 @@ def pod_status_reason(pod: Pod) -> tuple[str, int]:
     return reason, ready
 
 
-def pod_restarts(pod: Pod) -> str:
-    """Total restarts as kubectl counts them: the init containers' while the pod initializes,
-    else the sidecars' and the app containers'.
-
-    Printed as the bare count, the way the user story (and kubectl before
-    1.22) shows it; kubectl 1.22+ appends the age of the last restart,
-    ``1 (30s ago)``, which ``describe`` shows as each container's Last State.
-    """
+def pod_restarts(pod: Pod, *, now: datetime) -> str:
+    """kubectl's (1.22+) RESTARTS: the init containers' restarts while the pod initializes,
+    else the sidecars' and the app containers'; once any, with the age of the latest
+    restart among them (``lastState.terminated.finishedAt``): ``1 (26s ago)``."""
     status = pod.status or PodStatus()
     init = _init_reason(pod, status)
-    if init.reason is not None and not _condition_true(status, "Initialized"):
-        return str(init.restarts)
-    sidecars = _sidecars(pod)
-    counted = [cs for cs in status.init_container_statuses or [] if cs.name in sidecars]
-    return str(sum(cs.restart_count for cs in [*counted, *(status.container_statuses or [])]))
+    restarts = init.restarts
+    if init.reason is None or _condition_true(status, "Initialized"):
+        restarts = init.sidecar_restarts
+        for cs in status.container_statuses or []:
+            restarts.add(cs)
+    if restarts.count and restarts.last:
+        return f"{restarts.count} ({age(restarts.last, now)} ago)"
+    return str(restarts.count)
 
 
 def _pod_row(pod: Pod, *, now: datetime, wide: bool) -> list[str]:
     reason, ready = pod_status_reason(pod)
     total = len(pod.spec.containers) + len(_sidecars(pod))
     row = [pod.metadata.name or "", f"{ready}/{total}", reason,
-           pod_restarts(pod), age(pod.metadata.creation_timestamp, now)]
+           pod_restarts(pod, now=now), age(pod.metadata.creation_timestamp, now)]
     if wide:
         ip = pod.status.pod_ip if pod.status else None
         nominated = pod.status.nominated_node_name if pod.status else None
@@ -315,8 +333,8 @@ def _node_row(node: Node, *, now: datetime, wide: bool) -> list[str]:
            age(node.metadata.creation_timestamp, now), info.kubelet_version if info else ""]
     if wide:
         row += [_node_address(node, "InternalIP"), _node_address(node, "ExternalIP")]
-        row += [(getattr(info, field, "") if info else "") or "<unknown>"
-                for field in ("os_image", "kernel_version", "container_runtime_version")]
+        row += [(getattr(info, attr, "") if info else "") or "<unknown>"
+                for attr in ("os_image", "kernel_version", "container_runtime_version")]
     return row
 
 

@@ -103,17 +103,22 @@ def test_user_story_running_pod_then_one_restart() -> None:
         "NAME   READY   STATUS    RESTARTS   AGE\n"
         "db     1/1     Running   0          4s")
     restarted = make_pod(created=60, statuses=[running(restarts=1, finished=26)])
+    # kubectl 1.22+: the count, then how long ago the last restart was
     assert render([restarted], output=None, kind="pods", now=NOW) == (
-        "NAME   READY   STATUS    RESTARTS   AGE\n"
-        "db     1/1     Running   1          60s")
+        "NAME   READY   STATUS    RESTARTS      AGE\n"
+        "db     1/1     Running   1 (26s ago)   60s")
 
 
-def test_restarts_sum_every_container() -> None:
-    pod = make_pod(containers=2, statuses=[running("c0", restarts=2, finished=600),
-                                           running("c1", restarts=1, finished=30)])
-    assert pod_restarts(pod) == "3"
-    assert pod_restarts(make_pod(statuses=[running(restarts=4)])) == "4"
-    assert pod_restarts(make_pod(statuses=None)) == "0"
+def test_restarts_sum_every_container_with_the_age_of_the_latest_restart() -> None:
+    pod = make_pod(containers=2, statuses=[running("c0", restarts=2, finished=30),
+                                           running("c1", restarts=1, finished=600)])
+    assert pod_restarts(pod, now=NOW) == "3 (30s ago)"
+    assert pod_restarts(make_pod(statuses=[running(restarts=1, finished=3 * 3600)]),
+                        now=NOW) == "1 (3h ago)"
+    # a count without a lastState (a status written before it was kept) is the bare count
+    assert pod_restarts(make_pod(statuses=[running(restarts=4)]), now=NOW) == "4"
+    assert pod_restarts(make_pod(statuses=[running(finished=30)]), now=NOW) == "0"
+    assert pod_restarts(make_pod(statuses=None), now=NOW) == "0"
 
 
 @pytest.mark.parametrize(("phase", "statuses", "expected"), [
@@ -189,8 +194,14 @@ def test_status_column_once_initialized() -> None:
     assert pod_status_reason(init_pod([DONE, DONE], [running()], phase="Running",
                                       initialized=True)) == ("Running", 1)
     crashed = {"restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
-    assert pod_restarts(init_pod([crashed, PENDING_INIT])) == "3"
-    assert pod_restarts(init_pod([DONE, DONE], [running(restarts=2)], initialized=True)) == "2"
+    assert pod_restarts(init_pod([crashed, PENDING_INIT]), now=NOW) == "3"
+    crashed["lastState"] = {"terminated": {"exitCode": 1, "finishedAt": ago(45)}}
+    assert pod_restarts(init_pod([crashed, PENDING_INIT]), now=NOW) == "3 (45s ago)"
+    assert pod_restarts(init_pod([DONE, DONE], [running(restarts=2)], initialized=True),
+                        now=NOW) == "2"
+    # once initialized, an init container's old restarts no longer count, nor their age
+    assert pod_restarts(init_pod([crashed, DONE], [running(restarts=1, finished=90)],
+                                 initialized=True), now=NOW) == "1 (90s ago)"
 
 
 def test_a_started_sidecar_counts_in_ready_and_does_not_hold_the_status() -> None:
