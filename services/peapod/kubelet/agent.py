@@ -113,6 +113,18 @@ class Unsent:
 
 
 @dataclass
+class Made:
+    """What podman holds of a pod after the kubelet changed it: its sandbox and the
+    containers the kubelet knows it has (it makes them all; a relist corrects the rest)."""
+
+    pod_id: str | None
+    containers: list[str]
+
+    def forget(self, container_id: str) -> None:
+        self.containers = [c for c in self.containers if c != container_id]
+
+
+@dataclass
 class PodRecord:
     """What the kubelet holds for one pod key (namespace/name)."""
 
@@ -570,57 +582,72 @@ class Kubelet:
             await self._resize(record, observed, plog)
         plan = Plan() if record.terminal else plan_pod(pod, observed, backoff=self.backoff,
                                                        now=now, probes=self.probes.view(uid))
-        if plan.actions and await self._execute(record, plan, observed, plog, now=now):
+        made = await self._execute(record, plan, observed, plog, now=now) \
+            if plan.actions else None
+        if made is not None:
             record.acted = asyncio.get_running_loop().time()
-            observed = await self._observe(record, uid)
+            observed = await self._observe(record, uid, made=made)
             self.probes.sync(pod, observed)
         await self._crash_loop_events(record, observed, plan)
         await self.events.settled(_about(pod))  # a status never runs ahead of the events
         await self._report(record, observed, plan, plog, probes=self.probes.view(uid))
         return False
 
-    async def _observe(self, record: PodRecord, uid: str) -> PodInfo | None:
+    async def _observe(self, record: PodRecord, uid: str, *,
+                       made: Made | None = None) -> PodInfo | None:
         """The pod as podman shows it, never from a relist older than our last change.
 
         After a change the pod is read once; that reading serves every wake-up until
         a relist that began after the change (one list call for all pods) replaces it.
+        ``made``: what the change left (the sandbox and the containers the kubelet
+        knows), so that the reading inspects those few containers instead of listing
+        the node's every one, which in a burst of pods holds podman's locks longest.
         """
         if record.acted < self.observed_since:
             return self.observed.get(uid)
         if record.fresh_at > record.acted:
             return record.fresh
         record.fresh_at = asyncio.get_running_loop().time()
-        record.fresh = await self.threads.call(self.runtime.get_pod, uid)
+        if made is not None and made.pod_id:
+            record.fresh = await self.threads.call(self.runtime.read_pod, uid, made.pod_id,
+                                                   made.containers)
+        else:
+            record.fresh = await self.threads.call(self.runtime.get_pod, uid)
         return record.fresh
 
     async def _execute(self, record: PodRecord, plan: Plan, observed: PodInfo | None,
-                       plog: Any, *, now: float) -> bool:
-        """Carry out the plan's steps whose retry time has come; True if podman changed."""
-        pod_id = observed.podman_id if observed else None
+                       plog: Any, *, now: float) -> Made | None:
+        """Carry out the plan's steps whose retry time has come; what podman then holds
+        of the pod if anything changed, else None."""
+        made = Made(pod_id=observed.podman_id if observed else None,
+                    containers=[c.id for c in observed.containers] if observed else [])
         acted = False
         looked_up: dict[str, asyncio.Task[bool]] = {}  # container -> is its image present
         for action in plan.actions:
             if action.kind == "create_pod":
                 if now < record.retry_at.get(SANDBOX, 0.0):
-                    return acted  # nothing can start without the sandbox
+                    break  # nothing can start without the sandbox
                 acted = True
                 looked_up = self._look_up_image(record.pod, plan)
-                pod_id = await self._create_sandbox(record, plog)
-                if pod_id is None:
-                    return acted
-                self._background(self.threads.call(self.runtime.pod_ip, pod_id))
+                made = Made(pod_id=await self._create_sandbox(record, plog), containers=[])
+                if made.pod_id is None:
+                    break
+                self._background(self.threads.call(self.runtime.pod_ip, made.pod_id))
             elif action.kind == "stop" and action.container_id:
                 self._stop(record.pod, action.container or "", action.container_id,
                            grace=record.pod.spec.termination_grace_period_seconds,
                            message=f"Stopping container {action.container}")
             elif action.kind == "remove_container" and action.container_id:
                 await self.threads.call(self.runtime.remove_container, action.container_id)
+                made.forget(action.container_id)
                 acted = True
             elif action.kind == "start" and now >= record.retry_at.get(action.container or "", 0):
-                await self._start(record, action, plog, pod_id=pod_id,
-                                  looked_up=looked_up.pop(action.container or "", None))
+                started = await self._start(record, action, plog, pod_id=made.pod_id,
+                                            looked_up=looked_up.pop(action.container or "", None))
+                if started:
+                    made.containers.append(started)
                 acted = True
-        return acted
+        return made if acted else None
 
     def _look_up_image(self, pod: Pod, plan: Plan) -> dict[str, asyncio.Task[bool]]:
         """Whether the image of the first container to start is present, asked of podman
@@ -660,7 +687,9 @@ class Kubelet:
         return pod_id
 
     async def _start(self, record: PodRecord, action: Action, plog: Any, *,
-                     pod_id: str | None, looked_up: asyncio.Task[bool] | None = None) -> None:
+                     pod_id: str | None,
+                     looked_up: asyncio.Task[bool] | None = None) -> str | None:
+        """Start one container; its id, or None if it could not be started."""
         pod = record.pod
         name = action.container or ""
         spec = container_spec(pod, name)
@@ -678,6 +707,8 @@ class Kubelet:
                 name, restart_count=action.restart_count,
                 resolved=resolved, pod_id=pod_id, backoff=entry)
         except RuntimeFailure as exc:
+            if exc.reason == "CreateContainerError":  # maybe its image went: ask podman again
+                self.images.forget(spec.image)
             failed_at = self.clock()
             retry = (exc.retry_at if isinstance(exc, ImageFailure) else None) or \
                 failed_at + SYNC_RETRY_SECONDS
@@ -689,7 +720,7 @@ class Kubelet:
             event = getattr(exc, "event_reason", "Failed")  # FailedMount says what it is itself
             await self.events.record(obj, reason=event, type="Warning",
                                      message=f"Error: {detail}" if event == "Failed" else detail)
-            return
+            return None
         record.reasons.pop(name, None)
         record.retry_at.pop(name, None)
         plog.info("container_started", container=name, restart_count=action.restart_count,
@@ -699,6 +730,7 @@ class Kubelet:
         self.events.post(obj, reason="Started", message=f"Started container {name}")
         if spec.lifecycle is not None and spec.lifecycle.post_start is not None:
             await self._post_start(record, spec, container_id, pod_id=pod_id, plog=plog)
+        return container_id
 
     # -- in-place resize (resize.py) ------------------------------------------------------
 

@@ -45,6 +45,12 @@ IMAGE_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPul
                            "InvalidImageName"})
 
 
+# how long podman's "present" is taken as still true: a burst of pods of one image asks once
+# (each question takes podman's storage lock while the other pods' containers are made);
+# a container create that fails drops the answer at once (``forget``)
+PRESENT_FOR_SECONDS = 10.0
+
+
 class ImageFailure(RuntimeFailure):
     def __init__(self, reason: str, message: str, *, retry_at: float | None = None) -> None:
         super().__init__(reason, message)
@@ -67,11 +73,29 @@ class ImagePuller:
         self.events = events
         self.clock = clock
         self.backoff = backoff or Backoff()
+        self._seen_present: dict[str, float] = {}  # image -> monotonic time podman had it
 
     def look_up(self, image: str) -> asyncio.Task[bool]:
         """Ask podman now whether ``image`` is present, for an ``ensure`` a moment later (the
         kubelet asks while podman makes the pod's sandbox)."""
-        return asyncio.create_task(self.threads.call(self.runtime.image_present, image))
+        return asyncio.create_task(self.present(image))
+
+    async def present(self, image: str) -> bool:
+        """Whether podman has ``image``; a "yes" of the last few seconds is not asked again."""
+        key = normalize_image(image)
+        seen = self._seen_present.get(key)
+        if seen is not None and time.monotonic() - seen < PRESENT_FOR_SECONDS:
+            return True
+        present = await self.threads.call(self.runtime.image_present, image)
+        if present:
+            self._seen_present[key] = time.monotonic()
+        else:
+            self._seen_present.pop(key, None)
+        return present
+
+    def forget(self, image: str) -> None:
+        """Ask podman again next time (a container create failed: the image may be gone)."""
+        self._seen_present.pop(normalize_image(image), None)
 
     async def ensure(self, pod: Pod, container: Container, *,
                      looked_up: asyncio.Task[bool] | None = None) -> None:
@@ -90,7 +114,7 @@ class ImagePuller:
                            looked_up: asyncio.Task[bool] | None = None) -> None:
         """Return once ``image`` is present under ``policy``; raise ``ImageFailure`` otherwise."""
         obj = pod.to_wire()
-        present = await (looked_up or self.threads.call(self.runtime.image_present, image))
+        present = await (looked_up or self.present(image))
         if policy == "Never" and not present:
             message = f'Container image "{image}" is not present with pull policy of Never'
             await self._event(obj, "ErrImageNeverPull", message, type="Warning")
@@ -123,6 +147,7 @@ class ImagePuller:
         plog = log.bind(namespace=pod.metadata.namespace, name=pod.metadata.name,
                         uid=pod.metadata.uid, image=image)
         if error is None:
+            self._seen_present[normalize_image(image)] = time.monotonic()
             if self.backoff.forget(key):
                 self.on_backoff_change()
             plog.info("image_pulled", seconds=round(took, 3))

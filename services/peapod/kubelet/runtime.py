@@ -187,7 +187,8 @@ class PodmanRuntime:
         # API-data volumes (Secrets above all) live in memory, never in the state directory
         self.memory_dir = Path(memory_dir or f"/dev/shm/peapod/{self.kubelet_id}")
         self.oom_log = oom_log if oom_log is not None else KernelOomLog()
-        self._ips: dict[str, str | None] = {}
+        self._ips: dict[str, str | None] = {}  # podman pod id -> the sandbox's address
+        self._infra: dict[str, str] = {}  # podman pod id -> its infra container (id or name)
         self._exits: dict[str, _Exit] = {}  # an exited container never changes: inspect it once
         self.resolv_conf = Path("/etc/resolv.conf")  # the node's, as the kubelet's --resolv-conf
 
@@ -201,6 +202,9 @@ class PodmanRuntime:
         return str(info.get("Version", "unknown"))
 
     def list_pods(self) -> list[PodInfo]:
+        # list() copies each cache at once: pod workers' threads add to them meanwhile; a
+        # pod made while the listing ran is not in it, and keeps what is known of it
+        before = {*list(self._ips), *list(self._infra)}
         try:
             response = self.api.get("/containers/json", params={
                 "all": True, "filters": _json({"label": [f"{LABEL_KUBELET}={self.kubelet_id}"]})})
@@ -212,8 +216,11 @@ class PodmanRuntime:
         for entry in entries:
             groups.setdefault(entry["Labels"][LABEL_UID], []).append(entry)
         listed = {entry["Id"] for entry in entries}
-        for gone in [cid for cid in self._exits if cid not in listed]:
+        for gone in [cid for cid in list(self._exits) if cid not in listed]:
             self._exits.pop(gone, None)
+        for gone in before - {entry.get("Pod", "") for entry in entries}:
+            self._ips.pop(gone, None)
+            self._infra.pop(gone, None)
         return [self._pod_info(uid, entries) for uid, entries in groups.items()]
 
     def container_stats(self, container_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -242,9 +249,51 @@ class PodmanRuntime:
         entries = response.json()
         return self._pod_info(uid, entries) if entries else None
 
-    def _pod_info(self, uid: str, entries: list[dict[str, Any]]) -> PodInfo:
+    def read_pod(self, uid: str, pod_id: str, container_ids: list[str]) -> PodInfo | None:
+        """The pod read back right after the kubelet changed it: the containers it knows
+        the pod has (it made them all) inspected, one short call each, rather than a
+        listing that reads every container on the node; a container gone is left out.
+        The infra container is inspected too while the sandbox's address is not known,
+        or when no other container is left; without it, this is ``get_pod``."""
+        entries = [entry for container_id in container_ids
+                   if (entry := self._inspect_entry(container_id)) is not None]
+        if not entries or pod_id not in self._ips:
+            infra = self._infra.get(pod_id)
+            entry = self._inspect_entry(infra) if infra else None
+            if entry is None:  # a sandbox this kubelet did not make, or gone: list it
+                return self.get_pod(uid)
+            entries.insert(0, entry)
+        return self._pod_info(uid, entries, pod_id=pod_id)
+
+    def _inspect_entry(self, container_id: str) -> dict[str, Any] | None:
+        response = self.api.get(f"/containers/{container_id}/json")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return self._inspected_entry(response.json())
+
+    def _inspected_entry(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A container's inspection in the shape of its entry in podman's listing (times
+        in Unix seconds); what it says of an exit is kept, as ``_exit`` would ask for it."""
+        state = data.get("State") or {}
+        status = str(state.get("Status", "unknown")).lower()
+        entry = {"Id": data["Id"], "Labels": (data.get("Config") or {}).get("Labels") or {},
+                 "State": status, "ExitCode": state.get("ExitCode", 0),
+                 "StartedAt": parse_go_time(state.get("StartedAt")) or 0,
+                 "ExitedAt": parse_go_time(state.get("FinishedAt")) or 0,
+                 "Image": data.get("ImageName", ""), "ImageID": data.get("Image", ""),
+                 "IsInfra": bool(data.get("IsInfra")), "Pod": data.get("Pod", "")}
+        if status in ("exited", "stopped") and data["Id"] not in self._exits:
+            self._exits[data["Id"]] = self._exit_from(entry, state)
+        if entry["IsInfra"] and entry["Pod"] and (ip := _address(data)):
+            self._ips[entry["Pod"]] = ip
+        return entry
+
+    def _pod_info(self, uid: str, entries: list[dict[str, Any]], *,
+                  pod_id: str | None = None) -> PodInfo:
         labels = entries[0]["Labels"]
-        pod_id = entries[0].get("Pod", "")
+        pod_id = pod_id or entries[0].get("Pod", "")
+        infra = next((entry["Id"] for entry in entries if entry.get("IsInfra")), None)
         containers = []
         for entry in entries:
             if entry.get("IsInfra") or LABEL_CONTAINER not in entry["Labels"]:
@@ -269,7 +318,7 @@ class PodmanRuntime:
             ))
         return PodInfo(uid=uid, namespace=labels.get(LABEL_NAMESPACE, ""),
                        name=labels.get(LABEL_NAME, ""), podman_id=pod_id,
-                       ip=self._pod_ip(pod_id), containers=containers)
+                       ip=self._pod_ip(pod_id, infra), containers=containers)
 
     def _exit(self, entry: dict[str, Any]) -> _Exit:
         """How an exited container ended: its exact finish time, and whether OOM killed it."""
@@ -277,19 +326,22 @@ class PodmanRuntime:
         known = self._exits.get(container_id)
         if known is not None:
             return known
-        listed = float(entry.get("ExitedAt") or 0) or None
         try:
             response = self.api.get(f"/containers/{container_id}/json")
             state = response.json().get("State", {}) if response.status_code == 200 else {}
         except (APIError, ValueError):
             state = {}
-        finished = parse_go_time(state.get("FinishedAt")) or listed
-        oom = bool(state.get("OOMKilled")) or self.oom_log.killed(container_id)
-        details = _Exit(oom_killed=oom, finished_ts=finished,
-                        message=self._termination_message(entry, int(entry.get("ExitCode", 0))))
+        details = self._exit_from(entry, state)
         if state:  # cache only a real answer
             self._exits[container_id] = details
         return details
+
+    def _exit_from(self, entry: dict[str, Any], state: dict[str, Any]) -> _Exit:
+        listed = float(entry.get("ExitedAt") or 0) or None
+        finished = parse_go_time(state.get("FinishedAt")) or listed
+        oom = bool(state.get("OOMKilled")) or self.oom_log.killed(entry["Id"])
+        return _Exit(oom_killed=oom, finished_ts=finished,
+                     message=self._termination_message(entry, int(entry.get("ExitCode", 0))))
 
     def pod_ip(self, pod_id: str | None) -> str | None:
         """The pod's address (its infra container's), once its sandbox runs."""
@@ -328,20 +380,21 @@ class PodmanRuntime:
         return {"type": "bind", "source": str(path), "destination": spec.termination_message_path,
                 "options": ["rbind", "rw"]}
 
-    def _pod_ip(self, pod_id: str) -> str | None:
+    def _pod_ip(self, pod_id: str, infra: str | None = None) -> str | None:
+        """The address of the sandbox's infra container: one inspect when the infra
+        container is known (from the listing, or by the name ``create_pod`` gave it)."""
         if not pod_id:
             return None
         if pod_id in self._ips:
             return self._ips[pod_id]
+        infra = infra or self._infra.get(pod_id)
         try:
-            pod = self.api.get(f"/pods/{pod_id}/json").json()
-            infra = pod.get("InfraContainerID")
+            if not infra:  # a sandbox made before the kubelet started
+                infra = self.api.get(f"/pods/{pod_id}/json").json().get("InfraContainerID")
             data = self.api.get(f"/containers/{infra}/json").json() if infra else {}
         except (APIError, ValueError):
             return None
-        networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
-        ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
-        ip = ip or (data.get("NetworkSettings") or {}).get("IPAddress") or None
+        ip = _address(data)
         if ip:  # the infra container gets its address only once it runs: cache only a real one
             self._ips[pod_id] = ip
         return ip
@@ -432,7 +485,8 @@ class PodmanRuntime:
                 if volume.empty_dir.medium == "Memory":
                     self.memory_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 security.prepare_empty_dir(self.empty_dir(pod, volume), pod)
-        body = {"name": f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}",
+        name = f"{pod.metadata.namespace}_{pod.metadata.name}_{uid[:8]}"
+        body = {"name": name, "infra_name": f"{name}-infra",
                 "labels": self._labels(pod),
                 "hostname": pod.spec.hostname or pod.metadata.name,
                 "portmappings": ports, **sandbox.pod_fields(pod, resolv_conf=self.resolv_conf)}
@@ -450,6 +504,7 @@ class PodmanRuntime:
             self.api.delete(f"/pods/{body['name']}", params={"force": True, "timeout": 0})
             raise RuntimeFailure("CreatePodSandboxError", _explain(response))
         pod_id = str(response.json()["Id"])
+        self._infra[pod_id] = str(body["infra_name"])
         started = self.api.post(f"/pods/{pod_id}/start")  # only the infra container exists yet
         if started.status_code >= 400:
             self.api.delete(f"/pods/{pod_id}", params={"force": True, "timeout": 0})
@@ -587,6 +642,7 @@ class PodmanRuntime:
             if response.status_code not in (200, 204, 404):
                 raise RuntimeFailure("KillPodSandboxError", _explain(response))
             self._ips.pop(pod_id, None)
+            self._infra.pop(pod_id, None)
             log.info("pod_removed", uid=uid)
         shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
         shutil.rmtree(self.memory_dir / uid, ignore_errors=True)
@@ -644,6 +700,14 @@ class PodmanRuntime:
         if tail is not None:
             params["tail"] = tail
         yield from cast(Iterator[bytes], container.logs(**params))  # bytes when streamed
+
+
+def _address(inspected: dict[str, Any]) -> str | None:
+    """A container's address on its first network that gave it one."""
+    settings = inspected.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {}
+    ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+    return ip or settings.get("IPAddress") or None
 
 
 def _demux(data: bytes) -> bytes:

@@ -125,6 +125,36 @@ async def test_a_failed_pull_becomes_image_pull_back_off_with_kubernetes_events(
     assert seconds_between(pulling[0].first_timestamp or "", pulling[0].last_timestamp or "") >= 9
 
 
+async def test_an_image_removed_after_the_kubelet_saw_it_is_pulled_again(ctx):
+    # The kubelet takes podman's "the image is present" as true for a few seconds (a burst
+    # of pods asks once); an image removed meanwhile must not leave a pod failing until
+    # then: the failed create makes the kubelet ask again, and then it pulls (which fails
+    # here for real: no registry is reachable).
+    image = f"localhost/peapod-gone-{uuid.uuid4().hex[:6]}:1"
+    await asyncio.to_thread(subprocess.run, ["podman", "tag", BUSYBOX, image], check=True)
+    first, second = (f"{n}-{uuid.uuid4().hex[:6]}" for n in ("seen", "after"))
+    try:
+        await apply(ctx, pod_manifest(first, [
+            {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent",
+             "command": ["sleep", "3600"]}]))
+        await wait_pod(ctx, first, running)
+    finally:
+        await asyncio.to_thread(subprocess.run, ["podman", "rmi", image], check=True,
+                                capture_output=True)
+    await apply(ctx, pod_manifest(second, [
+        {"name": "c", "image": image, "imagePullPolicy": "IfNotPresent",
+         "command": ["sleep", "3600"]}]))
+    pod = await wait_pod(ctx, second, waiting("ErrImagePull"), timeout=30)
+    assert image in status_of(pod)["state"]["waiting"]["message"]
+    events = await pod_events(ctx, second)
+    seen = [(e.reason, e.count, e.message) for e in events]
+    # the kubelet may start from what it saw, once; the failed create makes it ask podman
+    # again (and its retry, 10 s later, would outlive the remembered answer anyway)
+    failed_creates = [e for e in events if e.reason == "Failed" and "image not known" in e.message]
+    assert [e.count for e in failed_creates] in ([], [1]), seen
+    assert [e for e in events if e.reason == "Pulling"], seen
+
+
 async def test_the_pull_back_off_survives_a_kubelet_restart(ctx):
     # No registry is reachable here, so every pull fails for real.
     name, image = f"pullr-{uuid.uuid4().hex[:6]}", "localhost/no-such-image:5"
