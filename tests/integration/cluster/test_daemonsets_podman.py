@@ -43,6 +43,14 @@ async def placed(admin, expected: dict[str, str]) -> bool:
     return len(pods) == len(expected) and got == expected
 
 
+async def status_is(admin, **expected: int) -> bool:
+    """The DaemonSet ``agent``'s status has these counts (the fields named as in its status)."""
+    got = await request(admin, s.api("daemonsets", "get"), {"namespace": "default",
+                                                            "name": "agent"})
+    status = got.get("status") or {}
+    return {field: status.get(field) for field in expected} == expected
+
+
 async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet):  # noqa: F811
     admin, node_b = fleet["admin"], fleet["nodes"][1]
     ds = await request(admin, s.api("daemonsets", "create"), {"object": agent()})
@@ -96,12 +104,8 @@ async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet)
     await request(admin, s.api("daemonsets", "update"), {"object": current})
     await eventually(lambda: placed(admin, {"node-a": "2"}), "only the edge node", timeout=120)
 
-    async def status_counts() -> bool:
-        got = await request(admin, s.api("daemonsets", "get"), {"namespace": "default",
-                                                                "name": "agent"})
-        st = got.get("status") or {}
-        return (st.get("desiredNumberScheduled"), st.get("numberReady")) == (1, 1)
-    await eventually(status_counts, "status: 1 desired, 1 ready")
+    await eventually(lambda: status_is(admin, desiredNumberScheduled=1, numberReady=1),
+                     "status: 1 desired, 1 ready")
 
     # a NoSchedule taint added later leaves the running daemon alone (Kubernetes'
     # shouldContinueRunning); it counts as misscheduled, and nothing new is made there
@@ -109,13 +113,8 @@ async def test_one_daemon_per_node_through_leave_join_selector_and_update(fleet)
     node_a = await request(admin, s.api("nodes", "get"), {"name": "node-a"})
     node_a["spec"]["taints"] = [{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]
     await request(admin, s.api("nodes", "update"), {"object": node_a})
-
-    async def misscheduled() -> bool:
-        got = await request(admin, s.api("daemonsets", "get"), {"namespace": "default",
-                                                                "name": "agent"})
-        st = got.get("status") or {}
-        return (st.get("desiredNumberScheduled"), st.get("numberMisscheduled")) == (0, 1)
-    await eventually(misscheduled, "status: 0 desired, 1 misscheduled")
+    await eventually(lambda: status_is(admin, desiredNumberScheduled=0, numberMisscheduled=1),
+                     "status: 0 desired, 1 misscheduled")
     still = await request(admin, s.api("pods", "list"), {})
     assert [p["metadata"]["uid"] for p in still] == kept, still
     assert not any(p["metadata"].get("deletionTimestamp") for p in still), still
