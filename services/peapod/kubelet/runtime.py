@@ -294,6 +294,8 @@ class PodmanRuntime:
         labels = entries[0]["Labels"]
         pod_id = pod_id or entries[0].get("Pod", "")
         infra = next((entry["Id"] for entry in entries if entry.get("IsInfra")), None)
+        if infra and pod_id:  # a sandbox an earlier kubelet made: its read-back needs it
+            self._infra.setdefault(pod_id, infra)
         containers = []
         for entry in entries:
             if entry.get("IsInfra") or LABEL_CONTAINER not in entry["Labels"]:
