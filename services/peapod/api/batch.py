@@ -7,7 +7,10 @@ garbage collection, its pods) that long after it finished. As in
 Kubernetes, the apiserver gives it a selector on its own uid
 (``batch.kubernetes.io/controller-uid``) and labels its template with it
 and with ``batch.kubernetes.io/job-name``; a manifest may not bring its own
-selector (peapod has no ``manualSelector``). ``completionMode: Indexed``,
+selector (peapod has no ``manualSelector``). Each pod carries the finalizer
+``batch.kubernetes.io/job-tracking`` until the controller has recorded its
+end (``status.uncountedTerminatedPods``, then ``succeeded``/``failed``), so
+a finished pod deleted early still counts. ``completionMode: Indexed``,
 ``suspend``, ``podFailurePolicy`` and the rest are absent, so a manifest
 using them is refused with the field's path.
 
@@ -57,10 +60,19 @@ class JobCondition(Model):
     message: str | None = None
 
 
+class UncountedTerminatedPods(Model):
+    """The uids of finished pods whose finalizer the controller is removing, not yet in
+    ``succeeded``/``failed``."""
+
+    succeeded: list[str] | None = None
+    failed: list[str] | None = None
+
+
 class JobStatus(Model):
     active: int | None = None
     succeeded: int | None = None
     failed: int | None = None
+    uncounted_terminated_pods: UncountedTerminatedPods | None = None
     start_time: str | None = None
     completion_time: str | None = None
     conditions: list[JobCondition] | None = None

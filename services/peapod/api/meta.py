@@ -11,6 +11,8 @@ from peapod.api.base import Model
 FOREGROUND_DELETION = "foregroundDeletion"  # the garbage collector's finalizers
 ORPHAN = "orphan"
 GC_FINALIZERS = (FOREGROUND_DELETION, ORPHAN)
+# the Job controller's finalizer on each of its pods: held until the pod's end is counted
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 # the apiVersion of each kind outside the core group; every other kind is v1
 API_VERSIONS = {"ReplicaSet": "apps/v1", "Deployment": "apps/v1",
                 "DaemonSet": "apps/v1", "Job": "batch/v1",

@@ -19,7 +19,7 @@ from pydantic.alias_generators import to_camel
 from peapod.api.base import DNS1123_SUBDOMAIN, check_dns1123_label, check_dns1123_subdomain
 from peapod.api.decode import format_location as format_location
 from peapod.api.decode import pydantic_problems as pydantic_problems
-from peapod.api.meta import GC_FINALIZERS, ObjectMeta
+from peapod.api.meta import GC_FINALIZERS, JOB_TRACKING_FINALIZER, ObjectMeta
 from peapod.api.namespace import FINALIZER_KUBERNETES, Namespace
 from peapod.api.node import Node
 from peapod.api.pod import Pod, PodSpec
@@ -149,7 +149,11 @@ def _label_problems(key: str, value: str) -> list[str]:
 
 
 def pod_problems(pod: Pod) -> list[str]:
-    return meta_problems(pod.metadata, namespaced=True) + pod_spec_problems(pod.spec)
+    """A pod holds one finalizer only, the Job controller's (which that controller removes);
+    the garbage collector's are for owners deleted with a propagation policy, and a pod is
+    always deleted in the background."""
+    return (meta_problems(pod.metadata, namespaced=True, finalizers=(JOB_TRACKING_FINALIZER,))
+            + pod_spec_problems(pod.spec))
 
 
 def pod_spec_problems(spec: PodSpec) -> list[str]:

@@ -65,7 +65,6 @@ def admit_new_pod(doc: dict[str, Any], *, namespace: str | None = None) -> Pod:
         raise Invalid(f"expected kind Pod, got {obj.kind}")
     prepare_namespaced(obj.metadata, namespace=namespace)
     obj.metadata.generation = 1
-    refuse_pod_finalizers(obj)
     obj.status = PodStatus(phase="Pending", qos_class=qos_class(obj))  # type: ignore[arg-type]
     if obj.spec.scheduling_gates:  # as Kubernetes' pod strategy: kubectl then shows SchedulingGated
         obj.status.conditions = [Condition(type="PodScheduled", status="False",
@@ -89,21 +88,33 @@ def prepare_namespaced(meta: ObjectMeta, *, namespace: str | None) -> None:
     meta.deletion_grace_period_seconds = None
 
 
-def refuse_pod_finalizers(pod: Pod) -> None:
-    """A pod leaves the store when its kubelet finishes it: nothing would wait for a finalizer."""
-    if pod.metadata.finalizers:
-        raise invalid("Pod", pod.metadata.name, [
-            "metadata.finalizers: Forbidden: peapod removes a pod once its containers stopped "
-            "and holds it for no finalizer"])
+def refuse_new_finalizers_if_deleting(stored: ObjectMeta, finalizers: list[str] | None) -> None:
+    """Kubernetes' rule: an object being deleted may lose finalizers, never gain one."""
+    added = set(finalizers or []) - set(stored.finalizers or [])
+    if stored.deletion_timestamp and added:
+        raise Invalid(f"metadata.finalizers: Forbidden: no new finalizers can be added if the "
+                      f"object is being deleted, found new finalizers {sorted(added)}")
 
 
 def merge_updated_pod(stored: Pod, incoming: Pod) -> Pod:
-    """A pod update (PUT): labels, annotations and owner references change, nothing else."""
-    merged, _ = merge_applied_pod(stored, incoming)
+    """A pod update (PUT): labels, annotations, owner references and finalizers change,
+    nothing else."""
+    refuse_new_finalizers_if_deleting(stored.metadata, incoming.metadata.finalizers)
+    rest = incoming.model_copy(deep=True)
+    rest.metadata.finalizers = stored.metadata.finalizers
+    merged, _ = merge_applied_pod(stored, rest)
     merged = merged.model_copy(deep=True)
     merged.metadata.owner_references = incoming.metadata.owner_references
-    refuse_pod_finalizers(incoming)
+    merged.metadata.finalizers = incoming.metadata.finalizers or None
     return merged
+
+
+def pod_gone(pod: Pod) -> bool:
+    """A pod being deleted whose containers are done (or never ran) and that no finalizer
+    holds: it leaves the store."""
+    meta = pod.metadata
+    return bool(meta.deletion_timestamp) and not meta.finalizers and (
+        not pod.spec.node_name or meta.deletion_grace_period_seconds == 0)
 
 
 def parse_applied(doc: dict[str, Any], kind: type[T]) -> T:
@@ -116,8 +127,15 @@ def parse_applied(doc: dict[str, Any], kind: type[T]) -> T:
 
 
 def merge_applied_pod(stored: Pod, applied: Pod) -> tuple[Pod, str]:
-    """The result of applying ``applied`` over ``stored``, and kubectl's verb for it."""
-    refuse_pod_finalizers(applied)
+    """The result of applying ``applied`` over ``stored``, and kubectl's verb for it.
+
+    Apply leaves finalizers as they are (the Job controller's own): a manifest that names
+    others is refused rather than ignored; an update changes them."""
+    if applied.metadata.finalizers is not None and \
+            applied.metadata.finalizers != (stored.metadata.finalizers or []):
+        raise invalid("Pod", stored.metadata.name, [
+            "metadata.finalizers: Forbidden: apply does not change a pod's finalizers; replace "
+            "the pod (update) to remove one"])
     incoming_spec = applied.spec.model_copy()
     # what the scheduler and the priority admission set stays unless the manifest says otherwise
     for field in ("node_name", "priority_class_name", "priority", "preemption_policy"):

@@ -205,6 +205,12 @@ class Api:
                           "specified for an update")
         expected = _expected_revision(incoming, current.revision)
         merged = admission.merge_updated_pod(Pod.model_validate(current.value), incoming)
+        if admission.pod_gone(merged):  # its last finalizer removed: nothing holds it now
+            await self.store.delete(key, merged.to_wire(), expected=expected, what=what)
+            log.info("pod_deleted", pod=merged.key, uid=merged.metadata.uid,
+                     reason="finalizers_done")
+            self.namespaces.poke(namespace)
+            return merged.to_wire()
         result = await self.store.update(key, merged.to_wire(), expected=expected, what=what)
         log.info("pod_updated", pod=merged.key, uid=merged.metadata.uid)
         return result.value
@@ -224,15 +230,18 @@ class Api:
 
     async def remove_pod(self, namespace: str, name: str, *, grace: int | None = None
                          ) -> dict[str, Any]:
-        """Delete a pod as Kubernetes does: at once if unbound (or grace 0), else gracefully."""
+        """Delete a pod as Kubernetes does: at once if unbound (or grace 0), else gracefully;
+        a pod that holds a finalizer stays (``deletionTimestamp``, grace 0) until it goes."""
         key, what = _pod_key(namespace, name)
         current = await self.store.get(key, what=what)
         pod = Pod.model_validate(current.value)
-        if not pod.spec.node_name or grace == 0:
+        at_once = not pod.spec.node_name or grace == 0
+        if at_once and not pod.metadata.finalizers:
             await self.store.delete(key, current.value, expected=current.revision, what=what)
             log.info("pod_deleted", pod=pod.key, uid=pod.metadata.uid)
             self.namespaces.poke(namespace)
             return {"object": current.value, "finished": True}
+        grace = 0 if at_once else grace
         grace = pod.spec.termination_grace_period_seconds if grace is None else grace
         meta = pod.metadata
         if meta.deletion_timestamp and (meta.deletion_grace_period_seconds or 0) <= grace:
@@ -388,6 +397,8 @@ class Api:
                 raise Conflict(f"pod {pod.key} is not being deleted")
             key, what = _pod_key(pod.metadata.namespace or "default", pod.metadata.name or "")
             try:
+                if pod.metadata.finalizers:  # its containers are done; a finalizer holds it
+                    return await self._hold_finalized(key, what, pod, revision)
                 await self.store.delete(key, pod.to_wire(), expected=revision, what=what)
             except Conflict:
                 continue
@@ -395,6 +406,17 @@ class Api:
             self.namespaces.poke(pod.metadata.namespace or "default")
             return {"finished": True}
         raise Conflict(f"pod {payload.get('name')}: too many concurrent updates")
+
+    async def _hold_finalized(self, key: str, what: str, pod: Pod, revision: int
+                              ) -> dict[str, Any]:
+        """A finalized pod that a finalizer holds: grace 0 says its containers are done, so
+        the update that removes its last finalizer removes it."""
+        if pod.metadata.deletion_grace_period_seconds != 0:
+            pod.metadata.deletion_grace_period_seconds = 0
+            await self.store.update(key, pod.to_wire(), expected=revision, what=what)
+            log.info("pod_finalized", pod=pod.key, uid=pod.metadata.uid,
+                     finalizers=pod.metadata.finalizers)
+        return {"finished": False}
 
     async def create_mirror_pod(self, payload: dict[str, Any], msg: Msg) -> Any:
         """A kubelet's mirror pod of one of its static pods (Kubernetes' NodeRestriction: a

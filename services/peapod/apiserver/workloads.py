@@ -223,12 +223,7 @@ class WorkloadApi(Generic[Workload]):
         meta.labels, meta.annotations = new.labels, new.annotations
         if not keep_owners:
             meta.owner_references, meta.finalizers = new.owner_references, new.finalizers
-        if stored.metadata.deletion_timestamp:
-            added = set(meta.finalizers or []) - set(stored.metadata.finalizers or [])
-            if added:
-                raise Invalid(f"metadata.finalizers: Forbidden: no new finalizers can be added "
-                              f"if the object is being deleted, found new finalizers "
-                              f"{sorted(added)}")
+        admission.refuse_new_finalizers_if_deleting(stored.metadata, meta.finalizers)
         if incoming.spec.to_wire() != stored.spec.to_wire():
             merged.spec = incoming.spec
             meta.generation = (stored.metadata.generation or 1) + 1

@@ -39,6 +39,13 @@ class ApiClient:
             "object": obj, "namespace": obj["metadata"].get("namespace")})
         return result
 
+    async def remove_finalizer(self, resource: str, obj: Any, finalizer: str) -> dict[str, Any]:
+        """Update ``obj`` (a model, at its resourceVersion) without ``finalizer``."""
+        updated = obj.model_copy(deep=True)
+        updated.metadata.finalizers = [f for f in obj.metadata.finalizers or []
+                                       if f != finalizer] or None
+        return await self.update(resource, updated.to_wire())
+
     async def update_node(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Labels, annotations, unschedulable and taints of a Node, at its resourceVersion."""
         result: dict[str, Any] = await request(self.nc, s.api("nodes", "update"), {"object": obj})

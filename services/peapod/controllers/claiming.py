@@ -91,13 +91,13 @@ def pods_to_delete(pods: list[Pod], count: int) -> list[Pod]:
 
 
 def new_pod(template: PodTemplateSpec, *, namespace: str, prefix: str,
-            owner: OwnerReference) -> Pod:
+            owner: OwnerReference, finalizers: list[str] | None = None) -> Pod:
     """A pod from the template, named ``<prefix><5 random>`` by the apiserver (generateName)."""
     meta = template.metadata
     return Pod(metadata=ObjectMeta(generate_name=prefix, namespace=namespace,
                                    labels=dict(meta.labels or {}) or None,
                                    annotations=dict(meta.annotations or {}) or None,
-                                   owner_references=[owner]),
+                                   owner_references=[owner], finalizers=finalizers),
                spec=template.spec.model_copy(deep=True))
 
 

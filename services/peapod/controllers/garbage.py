@@ -163,11 +163,8 @@ class GarbageCollector(QueuedController):
         return Done()
 
     async def _remove_finalizer(self, obj: Object, finalizer: str) -> None:
-        updated = obj.model_copy(deep=True)
-        updated.metadata.finalizers = [f for f in obj.metadata.finalizers or []
-                                       if f != finalizer] or None
         try:
-            await self.api.update(RESOURCE_OF_KIND[obj.kind], updated.to_wire())
+            await self.api.remove_finalizer(RESOURCE_OF_KIND[obj.kind], obj, finalizer)
         except PeapodError as exc:
             if isinstance(exc, (Conflict, NotFound)):
                 raise

@@ -246,9 +246,7 @@ class VolumeController(QueuedController):
 
     async def _unprotect(self, resource: str, obj: PersistentVolume | PersistentVolumeClaim,
                          finalizer: str) -> None:
-        updated = obj.model_copy(deep=True)
-        updated.metadata.finalizers = [f for f in obj.metadata.finalizers or [] if f != finalizer]
-        await self.api.update(resource, updated.to_wire())
+        await self.api.remove_finalizer(resource, obj, finalizer)
         log.info("protection_removed", kind=obj.kind, namespace=obj.metadata.namespace,
                  name=obj.metadata.name, uid=obj.metadata.uid)
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from peapod.api.meta import JOB_TRACKING_FINALIZER as TRACKING
 from peapod.bus import subjects as s
 from peapod.bus.client import Credentials, connect, request
 from peapod.bus.identity import new_seed
@@ -146,6 +147,50 @@ async def test_delete_unbound_pod_is_immediate_bound_pod_is_graceful(apiserver):
     assert pending["object"]["metadata"]["deletionGracePeriodSeconds"] == 30
     await request(a, s.node_api("node-a", "finalize"),
                   {"namespace": "default", "name": "web", "uid": pod["metadata"]["uid"]})
+    with pytest.raises(NotFound):
+        await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    await a.close()
+
+
+async def without_finalizer(admin, name: str) -> dict:
+    pod = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": name})
+    pod["metadata"]["finalizers"] = []
+    return await request(admin, s.api("pods", "update"), {"object": pod})
+
+
+async def test_a_pod_holding_the_job_tracking_finalizer_stays_until_it_is_removed(apiserver):
+    """No controller runs here: the pod waits for whoever removes the finalizer."""
+    admin, creds = apiserver["admin"], apiserver["creds"]
+    held = {**POD, "metadata": {**POD["metadata"], "finalizers": [TRACKING]}}
+    with pytest.raises(Invalid, match=r"metadata.finalizers\[0\]: Unsupported value: "
+                                      r"'example.com/keep'"):
+        await request(admin, s.api("pods", "create"), {"object": {
+            **POD, "metadata": {**POD["metadata"], "finalizers": ["example.com/keep"]}}})
+    await request(admin, s.api("pods", "create"), {"object": held})
+    pending = await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "web"})
+    assert pending["finished"] is False  # unbound, yet held
+    assert pending["object"]["metadata"]["deletionGracePeriodSeconds"] == 0
+    again = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    again["metadata"]["finalizers"] = [TRACKING, TRACKING + "2"]
+    with pytest.raises(Invalid, match="Unsupported value"):
+        await request(admin, s.api("pods", "update"), {"object": again})
+    await without_finalizer(admin, "web")
+    with pytest.raises(NotFound):
+        await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+
+    # bound: the kubelet's finalize leaves it held with grace 0, the last finalizer removes it
+    pod = await request(admin, s.api("pods", "create"), {"object": held})
+    a = await connect(creds["kubelet-node-a"], name="kubelet-a")
+    await request(a, s.node_api("node-a", "register"), {"object": node("node-a")})
+    await request(admin, s.api("pods", "bind"), {"namespace": "default", "name": "web",
+                                                 "nodeName": "node-a"})
+    await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "web"})
+    await request(a, s.node_api("node-a", "finalize"),
+                  {"namespace": "default", "name": "web", "uid": pod["metadata"]["uid"]})
+    got = await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
+    assert got["metadata"]["deletionGracePeriodSeconds"] == 0
+    assert got["metadata"]["finalizers"] == [TRACKING]
+    await without_finalizer(admin, "web")
     with pytest.raises(NotFound):
         await request(admin, s.api("pods", "get"), {"namespace": "default", "name": "web"})
     await a.close()
