@@ -55,7 +55,7 @@ from peapod.api.selectors import parse_label_selector
 from peapod.apiserver.admission import merge_metadata, parse_applied, with_generated_name
 from peapod.apiserver.store import Store
 from peapod.bus import subjects as s
-from peapod.bus.informer import Informer, WatchEvent
+from peapod.bus.informer import Informer
 from peapod.errors import AlreadyExists, Forbidden, Invalid, NotFound, invalid
 
 log = structlog.get_logger("apiserver.priorityclasses")
@@ -102,33 +102,22 @@ class PriorityClasses:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._informer: Informer[PriorityClass] | None = None  # set while ``run`` runs
-        self._changed = asyncio.Event()
 
     async def run(self) -> None:
         """Keep every PriorityClass in memory until cancelled (the apiserver supervises it)."""
         informer = Informer(self.store.js, bucket=s.KV_BUCKET, keys=f"{RESOURCE}.>",
                             decode=_decode)
-        informer.add_handler(self._on_change)
         self._informer = informer
         try:
             await informer.run()
         finally:
             self._informer = None
 
-    def _on_change(self, event: WatchEvent[PriorityClass]) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     async def _caught_up(self, revision: int) -> None:
         """Return once the cache holds this apiserver's write at ``revision`` (or after
         ``CACHE_WAIT``: the write is committed either way, only the cache lags)."""
-        informer = self._informer
-        if informer is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CACHE_WAIT):
-                while informer.revision < revision:
-                    await self._changed.wait()
+        if self._informer is not None:
+            await self._informer.wait_for(revision, timeout=CACHE_WAIT)
 
     def routes(self) -> dict[str, Route]:
         return {s.api(RESOURCE, "create"): self.create, s.api(RESOURCE, "apply"): self.apply,

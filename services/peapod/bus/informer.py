@@ -29,6 +29,12 @@ held), after the cache was updated; they must be quick (put the key on a
 informer, whose supervisor restarts it from where it was. A value that is
 not JSON or not a valid object is skipped with one log line and the cache
 keeps what it had: no writer can crash a reader.
+
+Read-your-writes: a process that wrote at revision R and then reads its own
+cache awaits ``wait_for(R)``, which returns once the cache has seen R (the
+write, or anything after it) or the timeout passed: the write is committed
+either way, only the cache may lag. R must be the revision of a write to one
+of the informer's keys (another key's write never arrives here).
 """
 
 from __future__ import annotations
@@ -110,6 +116,7 @@ class Informer(Generic[T]):
             self.revision, self._listed = resource_version, True
             self.synced.set()
         self._relisted: set[str] | None = None  # keys a relist delivered, while it runs
+        self._advanced = asyncio.Event()  # set (and replaced) whenever ``revision`` grows
         self._consumer_seq = 0
         self._stream_created: datetime | None = None  # when the stream we list was made
         self._log = log.bind(bucket=bucket, keys=",".join(self.keys))
@@ -119,6 +126,17 @@ class Informer(Generic[T]):
 
     def objects(self) -> list[T]:
         return [stored.obj for stored in self.cache.values()]
+
+    async def wait_for(self, revision: int, *, timeout: float) -> bool:
+        """Wait until the cache has seen ``revision``: True, or False after ``timeout``
+        seconds (the watch is down, or the revision is not of one of our keys)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.revision < revision:
+                    await self._advanced.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def run(self) -> None:
         """List, then watch until cancelled, resuming after every interruption."""
@@ -194,6 +212,8 @@ class Informer(Generic[T]):
         if meta.sequence.stream > self.revision:
             self.revision = meta.sequence.stream
             self._apply(msg.subject.removeprefix(self.prefix), msg, meta.timestamp.timestamp())
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         if not self._listed and meta.num_pending == 0:
             self._mark_synced()
 

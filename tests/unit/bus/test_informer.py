@@ -302,6 +302,28 @@ async def test_a_watch_from_a_resource_version_sees_only_later_changes_typed_by_
     await admin.close()
 
 
+async def test_wait_for_returns_once_the_cache_holds_a_write(server):
+    """Read-your-writes: after ``wait_for(R)`` the cache holds the write at R, no polling."""
+    admin = await connect(server.creds["admin"], name="writer")
+    kv = await jetstream(admin).key_value(BUCKET)
+    nc, informer = await reader(server, as_dict, keys="pods.>")
+    async with running(informer):
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        waiter = asyncio.create_task(informer.wait_for(informer.revision + 2, timeout=15))
+        first = await kv.put("pods.default.a", b'{"n": 1}')
+        await asyncio.sleep(0.1)
+        assert not waiter.done()  # revision + 1 is not enough
+        second = await kv.put("pods.default.b", b'{"n": 2}')
+        assert await waiter is True
+        assert informer.cache["pods.default.b"].revision == second
+        assert await informer.wait_for(first, timeout=15) is True  # seen already
+        other = await kv.put("nodes.n1", b'{"n": 3}')  # not one of its keys: never arrives
+        assert await informer.wait_for(other, timeout=0.3) is False
+        assert informer.revision == second
+    await nc.close()
+    await admin.close()
+
+
 async def test_several_key_filters_share_one_consumer_and_one_order(server):
     admin = await connect(server.creds["admin"], name="writer")
     kv = await jetstream(admin).key_value(BUCKET)
