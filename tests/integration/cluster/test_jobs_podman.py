@@ -144,8 +144,9 @@ async def test_ended_pods_count_even_when_deleted_before_the_job_finishes(fleet)
     # a pod that holds the finalizer without a Job is released; a running Job's pods do not
     # hold up its (foreground) deletion
     loose = {"apiVersion": "v1", "kind": "Pod", "metadata": {
-        "name": "loose", "finalizers": [TRACKING]}, "spec": {"containers": [
-            {"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]}}
+        "name": "loose", "finalizers": [TRACKING]}, "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": IMAGE, "command": ["sleep", "3600"]}]}}
     await request(admin, s.api("pods", "create"), {"object": loose})
     await request(admin, s.api("jobs", "create"), {"object": job("long", "sleep 3600")})
     await eventually(lambda: job_pods(admin, "long"), "long's pod made", timeout=60)
@@ -165,5 +166,10 @@ async def test_ended_pods_count_even_when_deleted_before_the_job_finishes(fleet)
             return not await job_pods(admin, "long")
         return False
     await eventually(long_gone, "the Job and its pod deleted", timeout=60)
-    await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "loose",
-                                                   "gracePeriodSeconds": 0})
+    await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": "loose"})
+    for name in ("twice", "flaky"):  # their finished pods go with them, out of podman too
+        await request(admin, s.api("jobs", "delete"), {"namespace": "default", "name": name})
+
+    async def none_left() -> bool:
+        return not await request(admin, s.api("pods", "list"), {"namespace": "default"})
+    await eventually(none_left, "every pod of the test gone", timeout=90)
