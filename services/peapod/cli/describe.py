@@ -20,7 +20,13 @@ from peapod.api.pod import Container, ContainerState, ContainerStatus, EnvVar, V
 from peapod.api.priority import PREEMPT_LOWER_PRIORITY, PriorityClass
 from peapod.api.probe import Probe
 from peapod.api.quantity import cpu_millis, format_cpu, format_memory, memory_bytes
-from peapod.api.resources import extended_allocatable, extended_requested_on, is_active, qos_class
+from peapod.api.resources import (
+    EPHEMERAL_STORAGE,
+    extended_allocatable,
+    extended_requested_on,
+    is_active,
+    qos_class,
+)
 from peapod.api.scheduling import Toleration
 from peapod.cli.printers import age, align_columns, human_duration, node_roles
 from peapod.scheduler.filters import allocatable
@@ -372,19 +378,27 @@ def _percent(used: int, total: int) -> str:
     return f"{used * 100 // total}%" if total else "0%"
 
 
-def _pod_resources(pod: Pod) -> tuple[int, int, int, int]:
-    """CPU requests and limits in millicores, memory requests and limits in bytes."""
-    cpu_req = cpu_lim = mem_req = mem_lim = 0
+def _pod_resources(pod: Pod) -> tuple[int, int, int, int, int, int]:
+    """CPU requests and limits in millicores, memory and ephemeral-storage requests and
+    limits in bytes."""
+    totals = [0] * 6
     for c in pod.spec.containers:
         res = c.resources
         req = dict(res.requests or {}) if res else {}
         lim = dict(res.limits or {}) if res else {}
         req = {**lim, **req}  # a limit without a request is the request, as in Kubernetes
-        cpu_req += cpu_millis(req["cpu"]) if "cpu" in req else 0
-        mem_req += memory_bytes(req["memory"]) if "memory" in req else 0
-        cpu_lim += cpu_millis(lim["cpu"]) if "cpu" in lim else 0
-        mem_lim += memory_bytes(lim["memory"]) if "memory" in lim else 0
-    return cpu_req, cpu_lim, mem_req, mem_lim
+        for i, (name, parse) in enumerate((("cpu", cpu_millis), ("memory", memory_bytes),
+                                           (EPHEMERAL_STORAGE, memory_bytes))):
+            totals[2 * i] += parse(req[name]) if name in req else 0
+            totals[2 * i + 1] += parse(lim[name]) if name in lim else 0
+    cpu_req, cpu_lim, mem_req, mem_lim, storage_req, storage_lim = totals
+    return cpu_req, cpu_lim, mem_req, mem_lim, storage_req, storage_lim
+
+
+def _storage_allocatable(node: Node) -> int:
+    status = node.status
+    values = (status.allocatable or status.capacity or {}) if status else {}
+    return memory_bytes(values[EPHEMERAL_STORAGE]) if EPHEMERAL_STORAGE in values else 0
 
 
 def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, now: datetime) -> str:
@@ -437,10 +451,11 @@ def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, n
            "Age")
     w.line(1, "---------", "----", "", "------------", "----------", "---------------", "-------------",
            "---")
-    totals = [0, 0, 0, 0]
+    totals = [0] * 6
     for pod in running:
-        cpu_req, cpu_lim, mem_req, mem_lim = _pod_resources(pod)
-        totals = [a + b for a, b in zip(totals, (cpu_req, cpu_lim, mem_req, mem_lim), strict=True)]
+        cpu_req, cpu_lim, mem_req, mem_lim, storage_req, storage_lim = _pod_resources(pod)
+        totals = [a + b for a, b in zip(
+            totals, (cpu_req, cpu_lim, mem_req, mem_lim, storage_req, storage_lim), strict=True)]
         w.line(1, pod.metadata.namespace or "default", pod.metadata.name or "", "",
                f"{format_cpu(cpu_req)} ({_percent(cpu_req, alloc.cpu_millis)})",
                f"{format_cpu(cpu_lim)} ({_percent(cpu_lim, alloc.cpu_millis)})",
@@ -455,6 +470,10 @@ def describe_node(node: Node, pods: Sequence[Pod], events: Sequence[Event], *, n
            f"{format_cpu(totals[1])} ({_percent(totals[1], alloc.cpu_millis)})")
     w.line(1, "memory", f"{format_memory(totals[2])} ({_percent(totals[2], alloc.memory)})",
            f"{format_memory(totals[3])} ({_percent(totals[3], alloc.memory)})")
+    # kubectl prints this row always, 0 (0%) on a node that reports no ephemeral-storage
+    storage = _storage_allocatable(node)
+    w.line(1, EPHEMERAL_STORAGE, f"{format_memory(totals[4])} ({_percent(totals[4], storage)})",
+           f"{format_memory(totals[5])} ({_percent(totals[5], storage)})")
     # kubectl: the node's extended resources, sorted, without percentages; requests equal limits
     used = extended_requested_on(node, running)
     for name in sorted(extended_allocatable(node)):

@@ -8,6 +8,7 @@ does), apiserver and scheduler over NATS, pods on real podman, and the real
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -75,6 +76,10 @@ async def test_a_node_advertises_extended_resources_and_the_scheduler_counts_the
     lines = [" ".join(line.split()) for line in described.out.splitlines()]
     assert f"{DONGLE}: 2" in lines  # capacity and allocatable
     assert f"{DONGLE} 2 2" in lines  # allocated: requests and limits
+    # the kubelet reports the filesystem of its state directory as ephemeral-storage, and
+    # Allocated resources has kubectl's row for it, before the extended resources
+    assert sum(bool(re.fullmatch(r"ephemeral-storage: [1-9]\d*Ki", line)) for line in lines) == 2
+    assert lines.index("ephemeral-storage 0 (0%) 0 (0%)") < lines.index(f"{DONGLE} 2 2")
 
     # spec.nodeName skips the scheduler: the kubelet's admission refuses the third dongle,
     # in Kubernetes' words, and runs nothing of it

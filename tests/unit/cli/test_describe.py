@@ -289,11 +289,12 @@ Non-terminated Pods:          (2 in total)
   default                     cache    1 (50%)       1 (50%)     512Mi (12%)      512Mi (12%)    60s
 Allocated resources:
   (Total limits may be over 100 percent, i.e., overcommitted.)
-  Resource  Requests      Limits
-  --------  --------      ------
-  cpu       1500m (75%)   1 (50%)
-  memory    1536Mi (37%)  2560Mi (62%)
-Events:     <none>""" in text
+  Resource           Requests      Limits
+  --------           --------      ------
+  cpu                1500m (75%)   1 (50%)
+  memory             1536Mi (37%)  2560Mi (62%)
+  ephemeral-storage  0 (0%)        0 (0%)
+Events:              <none>""" in text
 
 
 def test_probes_are_described_as_kubectl_does() -> None:
@@ -318,5 +319,23 @@ def test_describe_node_lists_extended_resources_as_kubectl_does() -> None:
             node_pod("gone", {"limits": {"example.com/dongle": "1"}}, phase="Failed")]
     lines = [" ".join(line.split()) for line in describe_node(node, pods, [], now=NOW).split("\n")]
     section = lines[lines.index("Allocated resources:"):]
-    assert section[4:8] == ["cpu 0 (0%) 0 (0%)", "memory 0 (0%) 0 (0%)",
+    assert section[4:9] == ["cpu 0 (0%) 0 (0%)", "memory 0 (0%) 0 (0%)",
+                            "ephemeral-storage 0 (0%) 0 (0%)",
                             "example.com/dongle 3 3", "example.com/fan 0 0"]
+
+
+def test_describe_node_shows_ephemeral_storage_against_what_the_node_reports() -> None:
+    node = make_node()
+    assert node.status is not None and node.status.allocatable is not None
+    node.status.allocatable["ephemeral-storage"] = "10Gi"
+    pods = [node_pod("logs", {"requests": {"ephemeral-storage": "1Gi"},
+                              "limits": {"ephemeral-storage": "2Gi"}}),
+            node_pod("scratch", {"limits": {"ephemeral-storage": "512Mi"}}),
+            node_pod("gone", {"limits": {"ephemeral-storage": "5Gi"}}, phase="Failed")]
+    lines = [" ".join(line.split()) for line in describe_node(node, pods, [], now=NOW).split("\n")]
+    section = lines[lines.index("Allocated resources:"):]
+    # kubectl's describeNodeResource: cpu, memory, then ephemeral-storage with percentages
+    # of allocatable (a limit without a request is the request)
+    assert section[2:7] == ["Resource Requests Limits", "-------- -------- ------",
+                            "cpu 0 (0%) 0 (0%)", "memory 0 (0%) 0 (0%)",
+                            "ephemeral-storage 1536Mi (15%) 2560Mi (25%)"]
