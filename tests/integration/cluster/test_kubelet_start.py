@@ -10,6 +10,7 @@ be caught.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import uuid
 
 import pytest
@@ -18,6 +19,7 @@ from nats.js.api import DeliverPolicy
 from peapod.api import Pod
 from peapod.api.decode import decode_model
 from peapod.bus import subjects as s
+from peapod.bus.client import request
 from peapod.bus.events import latest_events, parse_event
 from peapod.bus.replay import read_all
 from tests.integration.cluster.test_kubelet import apply, pod_manifest
@@ -49,3 +51,17 @@ async def test_running_is_reported_after_the_events_and_with_the_pod_ip(cluster)
     assert reasons == ["Pulled", "Created", "Started"]
     assert pod.status.pod_ip  # the sandbox's address, looked up while the container started
     assert pod.status.container_statuses and pod.status.container_statuses[0].state.running
+
+
+
+def podman_server_version(socket: str) -> str:
+    """What podman's own client says of the service on ``socket``."""
+    return subprocess.run(["podman", "--url", f"unix://{socket}", "version", "--format",
+                           "{{.Server.Version}}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def test_the_node_names_the_version_of_the_podman_it_runs_on(cluster, podman_socket):
+    node = await request(cluster["admin"], s.api("nodes", "get"), {"name": "node-a"})
+    server = await asyncio.to_thread(podman_server_version, podman_socket)
+    assert server and node["status"]["nodeInfo"]["containerRuntimeVersion"] == f"podman://{server}"
