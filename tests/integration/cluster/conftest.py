@@ -4,7 +4,6 @@ scheduler and a kubelet on real podman (``cluster``, also named ``ctx``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -62,8 +61,8 @@ async def scheduler(apiserver: dict) -> AsyncIterator[dict]:
 async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
     """The apiserver fixture, a scheduler, and a kubelet (``node-a``) on real podman.
 
-    Yields ``admin`` (a connection), ``creds``, ``node`` (a ``Node``, to halt and start) and
-    ``created`` (pod names ``apply`` made, deleted at the end).
+    Yields ``admin`` (a connection), ``creds`` and ``node`` (a ``Node``, to halt and start).
+    At the end the kubelet stops and its podman pods are removed at once (``halt_and_clear``).
     """
     creds = apiserver["creds"]
     stop = asyncio.Event()
@@ -77,17 +76,8 @@ async def cluster(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
                 break
         except NotFound:
             await asyncio.sleep(0.1)
-    created: list[str] = []
-    yield {"admin": admin, "creds": creds, "node": node, "created": created}
-    for name in created:
-        with contextlib.suppress(NotFound):
-            await request(admin, s.api("pods", "delete"), {"namespace": "default", "name": name,
-                                                           "gracePeriodSeconds": 1})
-    for _ in range(100):
-        if not await request(admin, s.api("pods", "list"), {}):
-            break
-        await asyncio.sleep(0.2)
-    await node.halt()
+    yield {"admin": admin, "creds": creds, "node": node}
+    await node.halt_and_clear()
     stop.set()
     await asyncio.wait_for(scheduler, 10)
 

@@ -33,7 +33,6 @@ def local(manifest: str) -> dict:
 
 async def run(ctx: dict, manifest: str) -> str:
     doc = local(manifest)
-    ctx["created"].append(doc["metadata"]["name"])
     await request(ctx["admin"], s.api("pods", "create"), {"object": doc})
     return str(doc["metadata"]["name"])
 

@@ -64,7 +64,6 @@ async def allow_privileged(ctx: dict, namespace: str = "default") -> None:
 
 
 async def apply(ctx: dict, manifest: dict) -> dict:
-    ctx["created"].append(manifest["metadata"]["name"])
     return await request(ctx["admin"], s.api("pods", "create"), {"object": manifest})
 
 
