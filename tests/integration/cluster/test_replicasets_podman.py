@@ -12,7 +12,6 @@ pods) than replicas once it settles.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -97,17 +96,9 @@ async def fleet(apiserver, podman_socket, tmp_path) -> AsyncIterator[dict]:
     try:
         yield handles
     finally:
-        for resource in ("deployments", "replicasets"):
-            with contextlib.suppress(NotFound):
-                await request(admin, s.api(resource, "delete"), {"namespace": "default",
-                                                                 "name": "web"})
-        for _ in range(150):  # the collector deletes the pods, the kubelets stop them
-            if not await request(admin, s.api("pods", "list"), {}):
-                break
-            await asyncio.sleep(0.2)
         handles["manager"].stop()  # a test may have replaced it with its own
-        for node in nodes:
-            await node.halt()
+        for node in nodes:  # each kubelet stops and its podman pods go at once
+            await node.halt_and_clear()
         stop.set()
         await asyncio.wait_for(scheduler, 10)
 
