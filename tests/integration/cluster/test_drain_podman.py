@@ -48,6 +48,11 @@ async def on_node(admin, node: str) -> list[dict]:
         "namespace": None, "fieldSelector": f"spec.nodeName={node}"})
 
 
+async def bound(admin, selector: str, count: int) -> bool:
+    pods = await pods_of(admin, selector)
+    return len(pods) == count and all(p["spec"].get("nodeName") for p in pods)
+
+
 async def top_shows_them(cli, names: dict[str, str]) -> None:
     """``peapod top`` from the kubelets' podman stats, in kubectl's tables."""
     usage = r"\d+m\s+\d+Mi"
@@ -76,8 +81,14 @@ async def test_drain_refuses_then_evicts_and_owners_replace_elsewhere(fleet, tmp
     admin, cli = fleet["admin"], cli_for(fleet, tmp_path)
     rs = sleeper_rs(2)
     rs["spec"]["template"]["spec"]["volumes"] = [{"name": "scratch", "emptyDir": {}}]
-    await request(admin, s.api("replicasets", "create"), {"object": rs})
+    # one after the other, each placed before the next: the scheduler (no spread constraint)
+    # puts a web pod where fewer pods are, ties going to node-a. With an agent on each node,
+    # the first web pod goes to node-a, the second to node-b; made at once, the placement
+    # followed the controller manager's order (solo and both agents first: both on node-a)
     await request(admin, s.api("daemonsets", "create"), {"object": daemonset()})
+    await eventually(lambda: bound(admin, "app=agent", 2), "an agent bound on each node")
+    await request(admin, s.api("replicasets", "create"), {"object": rs})
+    await eventually(lambda: bound(admin, "app=web", 2), "both web pods bound")
     await request(admin, s.api("pods", "create"), {"object": bare("solo", grace=1)})
 
     async def started() -> list[dict] | None:
