@@ -233,6 +233,17 @@ class Api:
         """Delete a pod as Kubernetes does: at once if unbound (or grace 0), else gracefully;
         a pod that holds a finalizer stays (``deletionTimestamp``, grace 0) until it goes."""
         key, what = _pod_key(namespace, name)
+        # as Kubernetes' store: a delete without preconditions retries a concurrent write
+        # (the scheduler's Unschedulable condition, a kubelet's status) instead of failing
+        for _ in range(_STATUS_RETRIES):
+            try:
+                return await self._remove_pod(namespace, key, what, grace=grace)
+            except Conflict:
+                continue
+        raise Conflict(f"{what}: too many concurrent updates")
+
+    async def _remove_pod(self, namespace: str, key: str, what: str, *,
+                          grace: int | None) -> dict[str, Any]:
         current = await self.store.get(key, what=what)
         pod = Pod.model_validate(current.value)
         at_once = not pod.spec.node_name or grace == 0

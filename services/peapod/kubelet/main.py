@@ -129,8 +129,8 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     manifests = ManifestDir(Path(manifest_path), node_name=node_name) if manifest_path else None
 
     async def watch_manifests() -> None:
-        if manifests is not None:
-            await kubelet.watch_manifests(manifests, period=file_check_frequency)
+        assert manifests is not None  # started only with a manifest path
+        await kubelet.watch_manifests(manifests, period=file_check_frequency)
 
     if manifests is not None:  # static pods need no control plane: they start at once
         kubelet.run_static(manifests.read() or {})
@@ -165,11 +165,13 @@ async def run(creds: Credentials, *, node_name: str, stop: asyncio.Event, state_
     log.info("kubelet_ready", node=node_name, url=creds.url, podman_socket=podman_socket)
     asyncio.get_running_loop().call_later(TRIM_AFTER, release_freed_memory)
     try:
+        # a kubelet without --pod-manifest-path has no manifests task (one that returned at
+        # once would be restarted by supervise, with a warning, every back-off period)
         await supervise({"node-status": kubelet.post_node_status,
                          "lease": kubelet.renew_lease,
                          "partition": kubelet.watch_partition,
                          "relist": kubelet.relist,
-                         "manifests": watch_manifests,
+                         **({"manifests": watch_manifests} if manifests is not None else {}),
                          "mirrors": kubelet.sync_mirrors,
                          "events": events.resend,
                          "volumes": lambda: kubelet.configs.run(lambda: [

@@ -204,3 +204,39 @@ async def test_wrong_credentials_are_refused_with_a_clear_error(cluster_creds):
     nobody = Credentials(url=admin.url, user="mallory", seed=new_seed())
     with pytest.raises(Unavailable, match="refused user 'mallory'"):
         await connect(nobody, name="mallory", reconnect=False)
+
+
+async def test_a_delete_retries_a_write_made_meanwhile_instead_of_failing(apiserver):
+    # Kubernetes' store retries a delete without preconditions when the object changed
+    # under it (here a label writer stands in for the scheduler's Unschedulable condition,
+    # which made a user's delete fail with Conflict once in a test run).
+    admin = apiserver["admin"]
+
+    async def relabel(name: str, stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            try:
+                got = await request(admin, s.api("pods", "get"), {"namespace": "default",
+                                                                  "name": name})
+                got["metadata"]["labels"]["n"] = str(n := n + 1)
+                await request(admin, s.api("pods", "update"), {"object": got})
+            except (Conflict, NotFound):
+                pass
+
+    for i in range(20):
+        name = f"raced-{i}"
+        pod = json.loads(json.dumps(POD))
+        pod["metadata"]["name"] = name
+        await request(admin, s.api("pods", "create"), {"object": pod})
+        stop = asyncio.Event()
+        writers = [asyncio.create_task(relabel(name, stop)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        try:
+            done = await request(admin, s.api("pods", "delete"), {"namespace": "default",
+                                                                  "name": name})
+        finally:
+            stop.set()
+            await asyncio.gather(*writers)
+        assert done["finished"] is True
+        with pytest.raises(NotFound):
+            await request(admin, s.api("pods", "get"), {"namespace": "default", "name": name})
