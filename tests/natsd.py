@@ -15,11 +15,20 @@ import time
 import urllib.request
 from pathlib import Path
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, never one this process handed out before: the kernel
+    may give a port just closed again, and then a nats-server's client and monitor ports
+    were one (seen once: 'bind: address already in use' at the server's start)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def nats_server_binary() -> str:
