@@ -111,6 +111,11 @@ class NodeLifecycleController(QueuedController):
         self.events = events
         self.leases = leases
         self.eviction_seconds = eviction_seconds
+        # node -> when this controller first saw it: a node whose lease it has never seen
+        # (just registered, or the lease watch not caught up) is given the lease's duration
+        # from then, as Kubernetes' probeTimestamp does, rather than called unreachable at
+        # once; -inf once its lease was seen (a lease that then goes has expired)
+        self.first_seen: dict[str, float] = {}
         cache.on_event(self._on_event)
 
     def initial_keys(self) -> list[str]:
@@ -136,12 +141,16 @@ class NodeLifecycleController(QueuedController):
     async def reconcile(self, key: str) -> Outcome:
         node: Node | None = self.cache.get(key)
         if node is None:
+            self.first_seen.pop(s.parse_kv_key(key)[2], None)
             return Done()
         name = node.metadata.name or ""
         now = self.clock.now()
         renewed = self.leases.renewed.get(name)
+        if renewed is not None:  # its lease was seen: once gone (expired), it is unreachable
+            self.first_seen[name] = float("-inf")
+        heard = renewed if renewed is not None else self.first_seen.setdefault(name, now)
         taint = unreachable_taint(node)
-        alive = renewed is not None and now - renewed < s.LEASE_DURATION_SECONDS
+        alive = now - heard < s.LEASE_DURATION_SECONDS
         try:
             if alive and taint is not None:
                 await self._set_taint(node, None)
@@ -154,8 +163,8 @@ class NodeLifecycleController(QueuedController):
         except (Conflict, NotFound):
             return RetryAfter(RETRY_SECONDS)
         due = await self._evict(node, now=now)
-        if alive and renewed is not None:  # look again when the lease would run out
-            lease_due = renewed + s.LEASE_DURATION_SECONDS - now + 0.5
+        if alive:  # look again when the lease (or the grace of a node not heard yet) runs out
+            lease_due = heard + s.LEASE_DURATION_SECONDS - now + 0.5
             return RetryAfter(min(lease_due, due + 0.1) if due is not None else lease_due)
         # the next pod's turn, or a look for pods that show up later
         return RetryAfter(due + 0.1 if due is not None else self.eviction_seconds)

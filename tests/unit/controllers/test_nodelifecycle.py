@@ -73,6 +73,29 @@ async def test_a_live_node_is_left_alone_and_checked_when_its_lease_would_expire
     assert api.calls == []
 
 
+async def test_a_node_whose_lease_was_not_seen_yet_has_the_lease_duration_from_first_sight():
+    # just registered, or the lease watch not caught up: not unreachable at once (that
+    # made a NodeNotReady event and a NoExecute taint as a cluster started)
+    controller, api, leases, clock, key = setup()
+    assert await controller.reconcile(key) == RetryAfter(s.LEASE_DURATION_SECONDS + 0.5)
+    assert api.calls == []
+    clock.advance(s.LEASE_DURATION_SECONDS - 1)
+    leases.renewed["n1"] = clock.now()  # it comes
+    await controller.reconcile(key)
+    assert api.calls == []
+    del leases.renewed["n1"]  # a lease seen and then gone (expired): unreachable at once
+    assert await controller.reconcile(key) == Done()
+    [(verb, taints)] = api.calls
+    assert verb == "update_node" and taints[0]["key"] == UNREACHABLE
+
+    controller, api, leases, clock, key = setup()  # a node whose lease never comes
+    await controller.reconcile(key)
+    clock.advance(s.LEASE_DURATION_SECONDS + 1)
+    assert await controller.reconcile(key) == Done()
+    [(verb, taints)] = api.calls
+    assert verb == "update_node" and taints[0]["key"] == UNREACHABLE
+
+
 async def test_silence_taints_then_evicts_after_300_seconds_but_not_the_daemon():
     controller, api, leases, clock, key = setup()
     leases.renewed["n1"] = clock.now() - s.LEASE_DURATION_SECONDS - 1
