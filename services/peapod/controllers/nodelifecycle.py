@@ -152,7 +152,7 @@ class NodeLifecycleController(QueuedController):
         taint = unreachable_taint(node)
         alive = now - heard < s.LEASE_DURATION_SECONDS
         try:
-            if alive and taint is not None:
+            if alive and taint is not None and renewed is not None:  # heard from, not waited for
                 await self._set_taint(node, None)
                 return Done()  # the node's change brings its key back
             if not alive and taint is None:

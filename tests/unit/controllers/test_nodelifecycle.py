@@ -88,6 +88,15 @@ async def test_a_node_whose_lease_was_not_seen_yet_has_the_lease_duration_from_f
     [(verb, taints)] = api.calls
     assert verb == "update_node" and taints[0]["key"] == UNREACHABLE
 
+    controller, api, leases, clock, key = setup()  # after a restart: the taint stays
+    leases.renewed["n1"] = clock.now() - s.LEASE_DURATION_SECONDS - 1
+    await controller.reconcile(key)
+    assert len(api.calls) == 1  # tainted
+    controller.first_seen.clear()  # a new controller, the lease watch not caught up yet
+    leases.renewed.clear()
+    await controller.reconcile(key)
+    assert ("update_node", None) not in api.calls, "a node not heard from was untainted"
+
     controller, api, leases, clock, key = setup()  # a node whose lease never comes
     await controller.reconcile(key)
     clock.advance(s.LEASE_DURATION_SECONDS + 1)
